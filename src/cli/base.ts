@@ -1,0 +1,116 @@
+import {Command, Flags, Interfaces} from '@oclif/core'
+import type {Input, ParserOutput} from '@oclif/core/interfaces'
+type FlagOutput = {[name: string]: any} // eslint-disable-line @typescript-eslint/no-explicit-any
+type ArgOutput = {[name: string]: any} // eslint-disable-line @typescript-eslint/no-explicit-any
+import {readFileSync} from 'node:fs'
+import type {Level, Logger} from '../core/log.js'
+import {Tracer} from '../trace/tracer.js'
+import {makeLogger} from './output.js'
+import {UsageError} from './parse.js'
+
+export type BaseFlags = Interfaces.InferredFlags<typeof TunkitCommand['baseFlags']>
+
+/** Global flags, config-file defaults, one-line errors and signal handling for every command. */
+export abstract class TunkitCommand extends Command {
+  static override baseFlags = {
+    trace: Flags.boolean({summary: 'Print every frame sent and received, one line each, on stderr.', helpGroup: 'GLOBAL'}),
+    'trace-format': Flags.option({options: ['text', 'json'] as const, default: 'text' as const, summary: 'Trace as text or as JSON lines.', helpGroup: 'GLOBAL'})(),
+    json: Flags.boolean({summary: 'Print results and events as JSON lines on stdout.', helpGroup: 'GLOBAL'}),
+    'log-level': Flags.option({options: ['error', 'warn', 'info', 'debug'] as const, default: 'info' as const, summary: 'How much to log on stderr.', helpGroup: 'GLOBAL'})(),
+    config: Flags.string({summary: 'Read flags from a JSON file ({"flag-name": value}); command-line flags win.', helpGroup: 'GLOBAL'}),
+  }
+
+  protected logger!: Logger
+  protected tracer?: Tracer
+  private json = false
+
+  /** Inject flags from --config FILE for every flag not given on the command line. */
+  protected override async parse<F extends FlagOutput, B extends FlagOutput, A extends ArgOutput>(
+    options?: Input<F, B, A>, argv = this.argv,
+  ): Promise<ParserOutput<F, B, A>> {
+    const i = argv.findIndex((a) => a === '--config' || a.startsWith('--config='))
+    if (i >= 0) {
+      const file = argv[i].includes('=') ? argv[i].slice('--config='.length) : argv[i + 1]
+      if (!file) throw new UsageError('--config: missing file name')
+      argv = [...argv, ...configArgs(file, argv, options?.flags ?? {})]
+    }
+    const out = await super.parse(options, argv)
+    const f = out.flags as unknown as BaseFlags
+    this.json = f.json
+    this.logger = makeLogger(f['log-level'] as Level, f.json)
+    if (f.trace) this.tracer = new Tracer(f['trace-format'])
+    return out
+  }
+
+  /** Errors become one line on stderr: usage errors exit 2, runtime failures 1. */
+  protected override async catch(err: Error & {exitCode?: number; oclif?: {exit?: number}; code?: string}): Promise<unknown> {
+    if (err.code === 'EEXIT' || err.message === 'EEXIT: 0') throw err
+    const code = err.exitCode ?? err.oclif?.exit ?? 1
+    const msg = err.message.replace(/\s*\n\s*/g, ' ').replace(/ See more help with --help$/, '')
+    process.stderr.write(`tunkit ${this.id ?? ''}: error: ${msg}\n`)
+    process.exitCode = code
+    return undefined
+  }
+
+  /** Runs until SIGINT or SIGTERM, then stops cleanly. */
+  protected waitForSignal(): Promise<NodeJS.Signals> {
+    return new Promise((res) => {
+      const on = (sig: NodeJS.Signals): void => {
+        process.off('SIGINT', on)
+        process.off('SIGTERM', on)
+        res(sig)
+      }
+      process.on('SIGINT', on)
+      process.on('SIGTERM', on)
+    })
+  }
+
+  protected jsonMode(): boolean {
+    return this.json
+  }
+
+  protected interactive(): boolean {
+    return Boolean(process.stdin.isTTY) && !process.env.CI
+  }
+
+  /** Ask for a missing required value on a terminal; otherwise it is a usage error. */
+  protected async ask(flag: string, message: string, validate: (v: string) => unknown): Promise<string> {
+    if (!this.interactive()) throw new UsageError(`missing required flag --${flag}`)
+    const {input} = await import('@inquirer/prompts')
+    return input({
+      message,
+      validate: (v) => {
+        try {
+          validate(v)
+          return true
+        } catch (e) {
+          return (e as Error).message
+        }
+      },
+    })
+  }
+}
+
+function configArgs(file: string, argv: string[], flags: Record<string, {type: string; char?: string}>): string[] {
+  let data: unknown
+  try {
+    data = JSON.parse(readFileSync(file, 'utf8'))
+  } catch (e) {
+    throw new UsageError(`--config: cannot read ${file}: ${(e as Error).message}`)
+  }
+  if (typeof data !== 'object' || data === null || Array.isArray(data)) throw new UsageError(`--config: ${file} must hold a JSON object of flag names`)
+  const out: string[] = []
+  for (const [name, value] of Object.entries(data)) {
+    const def = flags[name]
+    if (!def || name === 'config') throw new UsageError(`--config: unknown flag "${name}" in ${file}`)
+    const given = argv.some((a) => a === `--${name}` || a.startsWith(`--${name}=`) || (def.char && a === `-${def.char}`))
+    if (given) continue
+    for (const v of Array.isArray(value) ? value : [value]) {
+      if (def.type === 'boolean') {
+        if (v === true) out.push(`--${name}`)
+        else if (v !== false) throw new UsageError(`--config: "${name}" must be true or false`)
+      } else out.push(`--${name}=${String(v)}`)
+    }
+  }
+  return out
+}

@@ -1,0 +1,24 @@
+import {Chalk} from 'chalk'
+import type {Level, Logger} from '../core/log.js'
+
+const ORDER: Level[] = ['error', 'warn', 'info', 'debug']
+
+/** Colours only on a terminal, and never with NO_COLOR set (https://no-color.org). */
+export function colourLevel(stream: NodeJS.WriteStream): 0 | 1 {
+  return stream.isTTY && !process.env.NO_COLOR ? 1 : 0
+}
+
+export function makeLogger(level: Level, json: boolean): Logger {
+  const chalk = new Chalk({level: colourLevel(process.stderr)})
+  const paint: Record<Level, (s: string) => string> = {error: chalk.red, warn: chalk.yellow, info: chalk.cyan, debug: chalk.gray}
+  const max = ORDER.indexOf(level)
+  return {
+    log(l, msg) {
+      if (ORDER.indexOf(l) > max) return
+      process.stderr.write(`${paint[l](l.padEnd(5))} ${msg}\n`)
+    },
+    event(name, fields) {
+      if (json) process.stdout.write(JSON.stringify({event: name, time: new Date().toISOString(), ...fields}) + '\n')
+    },
+  }
+}

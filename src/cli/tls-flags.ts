@@ -1,0 +1,20 @@
+import {Flags} from '@oclif/core'
+import {defaultFiles, loadTls, TlsConfigError, type TlsMaterial} from '../transport/tls-config.js'
+import {UsageError} from './parse.js'
+
+export const tlsFlags = {
+  cert: Flags.string({summary: 'Our certificate (PEM). Default: from the PKI directory.', helpGroup: 'TLS'}),
+  key: Flags.string({summary: 'Our private key (PEM). Default: from the PKI directory.', helpGroup: 'TLS'}),
+  ca: Flags.string({summary: 'CA certificate that signs the peer (PEM). Default: from the PKI directory.', helpGroup: 'TLS'}),
+  'pki-dir': Flags.string({summary: 'PKI directory written by "tunkit pki init".', env: 'TUNKIT_PKI', helpGroup: 'TLS'}),
+}
+
+export function tlsFromFlags(role: 'gate' | 'client', f: {cert?: string; key?: string; ca?: string; 'pki-dir'?: string}): TlsMaterial {
+  try {
+    const files = defaultFiles(role, {cert: f.cert, key: f.key, ca: f.ca}, f['pki-dir'])
+    return loadTls(files)
+  } catch (e) {
+    if (e instanceof TlsConfigError) throw new UsageError(e.message)
+    throw e
+  }
+}

@@ -1,0 +1,39 @@
+/** Address bytes for the wire codecs; inputs are already validated by net.isIPv4/isIPv6. */
+export function ipv4Bytes(ip: string): Buffer {
+  return Buffer.from(ip.split('.').map(Number))
+}
+
+export function ipv6Bytes(ip: string): Buffer {
+  // Expand "::" and any embedded IPv4 tail into eight 16-bit groups.
+  let s = ip
+  const v4 = s.match(/(\d+\.\d+\.\d+\.\d+)$/)
+  if (v4) {
+    const b = ipv4Bytes(v4[1])
+    s = s.slice(0, -v4[1].length) + `${b.readUInt16BE(0).toString(16)}:${b.readUInt16BE(2).toString(16)}`
+  }
+  const [left, right] = s.includes('::') ? s.split('::') : [s, undefined]
+  const l = left ? left.split(':') : []
+  const r = right ? right.split(':') : []
+  const groups = right === undefined ? l : [...l, ...Array(8 - l.length - r.length).fill('0'), ...r]
+  const out = Buffer.alloc(16)
+  groups.forEach((g, i) => out.writeUInt16BE(parseInt(g, 16), i * 2))
+  return out
+}
+
+export function formatIPv6(b: Buffer, off: number): string {
+  const groups: string[] = []
+  for (let i = 0; i < 8; i++) groups.push(b.readUInt16BE(off + i * 2).toString(16))
+  // Compress the longest run of zero groups (RFC 5952).
+  let best = -1
+  let bestLen = 1
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== '0') { i++; continue }
+    let j = i
+    while (j < 8 && groups[j] === '0') j++
+    if (j - i > bestLen) { best = i; bestLen = j - i }
+    i = j
+  }
+  if (best < 0) return groups.join(':')
+  return groups.slice(0, best).join(':') + '::' + groups.slice(best + bestLen).join(':')
+}
+

@@ -1,0 +1,87 @@
+import {Flags} from '@oclif/core'
+import {readFileSync} from 'node:fs'
+import {TunkitCommand} from '../cli/base.js'
+import {parseHostPort, parseSeconds, UsageError} from '../cli/parse.js'
+import {tlsFlags, tlsFromFlags} from '../cli/tls-flags.js'
+import {parseRule, Policy, PolicyError} from '../core/policy.js'
+import {hostPort} from '../transport/connect.js'
+import {Gate} from '../transport/gate.js'
+
+export default class GateCommand extends TunkitCommand {
+  static override summary = 'Accept authenticated tunnels from portals and open connections behind this host.'
+  static override description = `The server end of a tunkit tunnel (seed 001 "Gate"). Portals connect over TCP, send a RELAY frame, then
+TLS 1.3 with mutual certificate authentication; the client's identity is its certificate subject CN.
+With no --allow rules every authenticated client may open anything; with rules, only what they allow.`
+  static override examples = [
+    '<%= config.bin %> gate --listen 127.0.0.1:4433',
+    "<%= config.bin %> gate --listen 0.0.0.0:4433 --allow 'alice=198.18.0.0/15:22,443' --allow '*=intranet.example:80'",
+  ]
+
+  static override flags = {
+    ...tlsFlags,
+    listen: Flags.string({char: 'l', summary: 'Address and port to accept tunnels on.', default: '127.0.0.1:4433'}),
+    name: Flags.string({summary: 'Our node name: RELAY frames must end with it (default: accept any).'}),
+    allow: Flags.string({summary: "Access rule IDENTITY=TARGET[:PORTS] (repeatable), e.g. 'alice=198.18.0.0/15:22'.", multiple: true}),
+    policy: Flags.string({summary: 'File of access rules, one per line (# comments).'}),
+    'max-sessions': Flags.integer({summary: 'Sessions allowed on one tunnel.', default: 4096, min: 1, max: 32767}),
+    'max-tunnels': Flags.integer({summary: 'Tunnels allowed at once.', default: 1024, min: 1}),
+    'handshake-timeout': Flags.string({summary: 'Seconds a client has to finish RELAY, TLS and REQUEST.', default: '10'}),
+    'idle-timeout': Flags.string({summary: 'Close a tunnel with no sessions after this many seconds (0 = never).', default: '0'}),
+    'connect-timeout': Flags.string({summary: 'Seconds to wait for an outbound connection.', default: '10'}),
+    keepalive: Flags.string({summary: 'Seconds between keepalive pings (0 = off).', default: '15'}),
+    'dead-after': Flags.string({summary: 'Seconds of silence after which a tunnel is dropped.', default: '45'}),
+    'udp-idle': Flags.string({summary: 'Seconds after which an idle UDP session ends.', default: '120'}),
+  }
+
+  async run(): Promise<void> {
+    const {flags: f} = await this.parse(GateCommand)
+    const listen = parseHostPort(f.listen, '--listen')
+    const rules: string[] = [...(f.allow ?? [])]
+    if (f.policy) {
+      let text: string
+      try {
+        text = readFileSync(f.policy, 'utf8')
+      } catch (e) {
+        throw new UsageError(`--policy: cannot read ${f.policy}: ${(e as Error).message}`)
+      }
+      rules.push(...text.split('\n').map((l) => l.replace(/#.*/, '').trim()).filter(Boolean))
+    }
+    let policy: Policy
+    try {
+      policy = new Policy(rules.map(parseRule))
+    } catch (e) {
+      if (e instanceof PolicyError) throw new UsageError(`--allow: ${e.message}`)
+      throw e
+    }
+    const gate = new Gate({
+      host: listen.host,
+      port: listen.port,
+      tls: tlsFromFlags('gate', f),
+      name: f.name,
+      policy,
+      maxSessions: f['max-sessions'],
+      maxTunnels: f['max-tunnels'],
+      handshakeTimeout: parseSeconds(f['handshake-timeout'], '--handshake-timeout'),
+      idleTimeout: parseSeconds(f['idle-timeout'], '--idle-timeout'),
+      connectTimeout: parseSeconds(f['connect-timeout'], '--connect-timeout'),
+      keepalive: parseSeconds(f.keepalive, '--keepalive'),
+      deadAfter: parseSeconds(f['dead-after'], '--dead-after'),
+      udpIdle: parseSeconds(f['udp-idle'], '--udp-idle'),
+      log: this.logger,
+      tracer: this.tracer,
+    })
+    let bound
+    try {
+      bound = await gate.listen()
+    } catch (e) {
+      throw new UsageError(`--listen: cannot listen on ${hostPort(listen.host, listen.port)}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`)
+    }
+    const where = hostPort(bound.address, bound.port)
+    this.logger.log('info', `gate listening on ${where}${policy.open ? ' (no access rules: every authenticated client may open anything)' : ` with ${policy.rules.length} access rule(s)`}`)
+    this.logger.event('listening', {address: where, port: bound.port})
+    const sig = await this.waitForSignal()
+    this.logger.log('info', `${sig}: closing ${gate.tunnels} tunnel(s)`)
+    await gate.close()
+    this.logger.event('stopped', {signal: sig})
+  }
+}

@@ -1,0 +1,96 @@
+import {Flags} from '@oclif/core'
+import type {Server} from 'node:net'
+import type {Socket as UdpSocket} from 'node:dgram'
+import {TunkitCommand} from '../cli/base.js'
+import {parseForward, parseHostPort, parseSeconds, UsageError} from '../cli/parse.js'
+import {tlsFlags, tlsFromFlags} from '../cli/tls-flags.js'
+import {hostPort} from '../transport/connect.js'
+import {tcpForward, udpForward} from '../transport/forwards.js'
+import {boundPort} from '../transport/listen.js'
+import {FatalTunnelError, Portal} from '../transport/portal.js'
+import {socksServer} from '../transport/socks-server.js'
+
+export default class PortalCommand extends TunkitCommand {
+  static override summary = 'Connect to a gate and offer a SOCKS5 proxy, port forwards and UDP forwards through it.'
+  static override description = `The client end of a tunkit tunnel (seed 001 "Portal"): one TCP connection to the gate, TLS 1.3 with
+mutual authentication, and every local connection multiplexed over it. Host names are resolved by the
+gate, so DNS behind the gate works. The tunnel reconnects with backoff when it drops.`
+  static override examples = [
+    '<%= config.bin %> portal --gate 127.0.0.1:4433 --socks 127.0.0.1:1080',
+    '<%= config.bin %> portal --gate gate.example:4433 -L 127.0.0.1:8022:intranet.example:22 --trace',
+    '<%= config.bin %> portal --gate gate.example:4433 -U 127.0.0.1:5353:198.18.0.53:53 -R 8080:127.0.0.1:80',
+  ]
+
+  static override flags = {
+    ...tlsFlags,
+    gate: Flags.string({char: 'g', summary: 'Gate address, host:port.'}),
+    socks: Flags.string({char: 'D', summary: 'Run a SOCKS5 server on [host:]port.'}),
+    'socks-user': Flags.string({summary: 'Require this SOCKS5 user name (RFC 1929); the password comes from TUNKIT_SOCKS_PASSWORD.'}),
+    local: Flags.string({char: 'L', summary: 'Forward [bind:]port to host:port behind the gate (repeatable).', multiple: true}),
+    udp: Flags.string({char: 'U', summary: 'Forward UDP [bind:]port to host:port behind the gate (repeatable).', multiple: true}),
+    remote: Flags.string({char: 'R', summary: 'Ask the gate to listen on [bind:]port and forward to host:port on our side (repeatable).', multiple: true}),
+    'upstream-socks': Flags.string({summary: 'Reach the gate through this SOCKS5 proxy, host:port.'}),
+    keepalive: Flags.string({summary: 'Seconds between keepalive pings (0 = off).', default: '15'}),
+    'dead-after': Flags.string({summary: 'Seconds of silence after which the tunnel is reconnected.', default: '45'}),
+    'connect-timeout': Flags.string({summary: 'Seconds for TCP, TLS and the gate to answer.', default: '10'}),
+    'backoff-max': Flags.string({summary: 'Longest wait between reconnect attempts, in seconds.', default: '30'}),
+    'udp-idle': Flags.string({summary: 'Seconds after which an idle UDP flow ends.', default: '120'}),
+  }
+
+  async run(): Promise<void> {
+    const {flags: f} = await this.parse(PortalCommand)
+    const gateSpec = f.gate ?? (await this.ask('gate', 'Gate address (host:port):', (v) => parseHostPort(v, '--gate')))
+    const gate = parseHostPort(gateSpec, '--gate')
+    const socks = f.socks ? parseHostPort(f.socks, '--socks', '127.0.0.1') : undefined
+    const locals = (f.local ?? []).map((s) => parseForward(s, '-L'))
+    const udps = (f.udp ?? []).map((s) => parseForward(s, '-U'))
+    const remotes = (f.remote ?? []).map((s) => parseForward(s, '-R'))
+    const upstream = f['upstream-socks'] ? parseHostPort(f['upstream-socks'], '--upstream-socks') : undefined
+    let auth: {user: string; pass: string} | undefined
+    if (f['socks-user']) {
+      const pass = process.env.TUNKIT_SOCKS_PASSWORD
+      if (!pass) throw new UsageError('--socks-user: set the password in TUNKIT_SOCKS_PASSWORD')
+      auth = {user: f['socks-user'], pass}
+    }
+    const udpIdle = parseSeconds(f['udp-idle'], '--udp-idle')
+    const portal = new Portal({
+      gate,
+      upstreamSocks: upstream,
+      tls: tlsFromFlags('client', f),
+      remoteForwards: remotes,
+      keepalive: parseSeconds(f.keepalive, '--keepalive'),
+      deadAfter: parseSeconds(f['dead-after'], '--dead-after'),
+      connectTimeout: parseSeconds(f['connect-timeout'], '--connect-timeout'),
+      backoffMin: 0.5,
+      backoffMax: parseSeconds(f['backoff-max'], '--backoff-max'),
+      log: this.logger,
+      tracer: this.tracer,
+    })
+    try {
+      await portal.start()
+    } catch (e) {
+      if (e instanceof FatalTunnelError) throw new Error(`cannot open a tunnel to ${hostPort(gate.host, gate.port)}: ${e.message}`)
+      throw e
+    }
+    const servers: (Server | UdpSocket)[] = []
+    const announce = (kind: string, bind: string, s: Server | UdpSocket, to?: {host: string; port: number}): void => {
+      const where = hostPort(bind, boundPort(s))
+      this.logger.log('info', `${kind} listening on ${where}${to ? ` → ${hostPort(to.host, to.port)}` : ''}`)
+      this.logger.event('listening', {kind, address: where, port: boundPort(s), ...(to ? {to: hostPort(to.host, to.port)} : {})})
+      servers.push(s)
+    }
+    try {
+      if (socks) announce('socks', socks.host, await socksServer(portal, {...socks, auth, udpIdle, log: this.logger}))
+      for (const l of locals) announce('local', l.bind, await tcpForward(portal, l, this.logger), l.to)
+      for (const u of udps) announce('udp', u.bind, await udpForward(portal, u, udpIdle, this.logger), u.to)
+    } catch (e) {
+      await portal.stop()
+      throw new UsageError((e as Error).message)
+    }
+    const sig = await this.waitForSignal()
+    this.logger.log('info', `${sig}: closing the tunnel`)
+    for (const s of servers) s.close()
+    await portal.stop()
+    this.logger.event('stopped', {signal: sig})
+  }
+}

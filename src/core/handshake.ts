@@ -1,0 +1,80 @@
+import {decodeKv, encodeKv, type TunnelFrame} from '../codec/tunnel.js'
+
+/**
+ * What travels in REQUEST and RESPONSE (seed 000 Figs. 7-8) for the stream services. TLS 1.3
+ * has already exchanged keys; the "key exchange" string binds the REQUEST to this TLS session
+ * with an exporter value (RFC 8446 section 7.5), so a REQUEST cannot be replayed on another one.
+ */
+export const TRANSFORM_TLS13 = 1
+export const EXPORTER_LABEL = 'EXPORTER-tunkit-request'
+export const DEFAULT_KEY_LIFETIME = 0 // seconds; 0 = no forced rekey for stream tunnels
+
+export interface RemoteForward {
+  bind: string
+  port: number
+}
+
+export interface TunnelRequest {
+  user: string
+  destination: string
+  binding: string
+  remoteForwards: RemoteForward[]
+}
+
+export function requestFrame(r: TunnelRequest): Extract<TunnelFrame, {kind: 'request'}> {
+  return {
+    kind: 'request',
+    user: r.user,
+    destination: r.destination,
+    keyExchange: `tls13;exporter=${r.binding}`,
+    transforms: TRANSFORM_TLS13,
+    flags: 0,
+    clientData: encodeKv([['service', 'stream'], ...r.remoteForwards.map((f) => ['remote-forward', `${f.bind}:${f.port}`] as [string, string])]),
+  }
+}
+
+export class HandshakeError extends Error {}
+
+function parseBindPort(s: string): RemoteForward {
+  const i = s.lastIndexOf(':')
+  const port = Number(s.slice(i + 1))
+  let bind = s.slice(0, i)
+  if (bind.startsWith('[') && bind.endsWith(']')) bind = bind.slice(1, -1)
+  if (i <= 0 || !Number.isInteger(port) || port < 0 || port > 65535) throw new HandshakeError(`bad remote forward "${s}"`)
+  return {bind, port}
+}
+
+export function parseRequest(f: Extract<TunnelFrame, {kind: 'request'}>): TunnelRequest {
+  const m = f.keyExchange.match(/^tls13;exporter=([0-9a-f]{64})$/)
+  if (!m) throw new HandshakeError('REQUEST key exchange data is not a TLS 1.3 exporter binding')
+  const remoteForwards: RemoteForward[] = []
+  for (const [k, v] of decodeKv(f.clientData)) if (k === 'remote-forward') remoteForwards.push(parseBindPort(v))
+  if (remoteForwards.length > 64) throw new HandshakeError('too many remote forwards requested')
+  return {user: f.user, destination: f.destination, binding: m[1], remoteForwards}
+}
+
+export interface TunnelGrant {
+  identity: string
+  remoteForwards: {bind: string; port: number; error?: string}[]
+}
+
+export function responseFrame(g: TunnelGrant, keyLifetime = DEFAULT_KEY_LIFETIME): Extract<TunnelFrame, {kind: 'response'}> {
+  const pairs: [string, string][] = [['identity', g.identity]]
+  for (const f of g.remoteForwards) {
+    pairs.push(f.error ? ['remote-forward-error', `${f.bind}:${f.port} ${f.error}`] : ['remote-forward', `${f.bind}:${f.port}`])
+  }
+  return {kind: 'response', keyExchange: 'tls13', transforms: TRANSFORM_TLS13, flags: 0, clientData: encodeKv(pairs), keyLifetime}
+}
+
+export function parseResponse(f: Extract<TunnelFrame, {kind: 'response'}>): TunnelGrant {
+  const g: TunnelGrant = {identity: '', remoteForwards: []}
+  for (const [k, v] of decodeKv(f.clientData)) {
+    if (k === 'identity') g.identity = v
+    else if (k === 'remote-forward') g.remoteForwards.push(parseBindPort(v))
+    else if (k === 'remote-forward-error') {
+      const sp = v.indexOf(' ')
+      g.remoteForwards.push({...parseBindPort(sp < 0 ? v : v.slice(0, sp)), error: sp < 0 ? 'failed' : v.slice(sp + 1)})
+    }
+  }
+  return g
+}

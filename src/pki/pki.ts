@@ -1,0 +1,131 @@
+import 'reflect-metadata' // @peculiar/x509 needs it (tsyringe)
+import * as x509 from '@peculiar/x509'
+import {randomBytes, webcrypto} from 'node:crypto'
+import {chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync} from 'node:fs'
+import {homedir} from 'node:os'
+import {join} from 'node:path'
+import {isIP} from 'node:net'
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+x509.cryptoProvider.set(webcrypto as any)
+
+type CryptoKey = webcrypto.CryptoKey
+type CryptoKeyPair = webcrypto.CryptoKeyPair
+
+const ALG = {name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256'} as const
+const DAY = 86_400_000
+
+export class PkiError extends Error {}
+
+/** Where `pki init` writes and gate/portal look when no certificate flags are given. */
+export function defaultPkiDir(): string {
+  if (process.env.TUNKIT_PKI) return process.env.TUNKIT_PKI
+  const base = process.env.XDG_CONFIG_HOME || join(homedir(), '.config')
+  return join(base, 'tunkit', 'pki')
+}
+
+export interface Issued {
+  certPem: string
+  keyPem: string
+}
+
+interface Signer {
+  cert: x509.X509Certificate
+  key: CryptoKey
+}
+
+async function keyPem(key: CryptoKey): Promise<string> {
+  const der = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', key as webcrypto.CryptoKey))
+  return `-----BEGIN PRIVATE KEY-----\n${der.toString('base64').replace(/(.{64})/g, '$1\n').trimEnd()}\n-----END PRIVATE KEY-----\n`
+}
+
+function serial(): string {
+  const b = randomBytes(16)
+  b[0] &= 0x7f // positive INTEGER
+  return b.toString('hex')
+}
+
+function dnEscape(s: string): string {
+  return s.replace(/([,+"\\<>;=])/g, '\\$1')
+}
+
+export async function createCa(name: string, days: number): Promise<Issued & Signer> {
+  const keys = await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify']) as unknown as CryptoKeyPair
+  const now = Date.now()
+  const cert = await x509.X509CertificateGenerator.createSelfSigned({
+    serialNumber: serial(),
+    name: `CN=${dnEscape(name)}`,
+    notBefore: new Date(now - 60_000),
+    notAfter: new Date(now + days * DAY),
+    keys,
+    signingAlgorithm: ALG,
+    extensions: [
+      new x509.BasicConstraintsExtension(true, 0, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
+      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+    ],
+  })
+  return {cert, key: keys.privateKey, certPem: cert.toString('pem') + '\n', keyPem: await keyPem(keys.privateKey)}
+}
+
+export interface LeafOptions {
+  cn: string
+  role: 'server' | 'client'
+  sans?: string[]
+  days?: number
+  /** For tests of expiry: shift the validity window into the past. */
+  notBefore?: Date
+  notAfter?: Date
+}
+
+export async function issue(ca: Signer, o: LeafOptions): Promise<Issued> {
+  const keys = await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify']) as unknown as CryptoKeyPair
+  const now = Date.now()
+  const sans = (o.sans ?? []).map((s) => (isIP(s) ? {type: 'ip' as const, value: s} : {type: 'dns' as const, value: s}))
+  const extensions: x509.Extension[] = [
+    new x509.BasicConstraintsExtension(false, undefined, true),
+    new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+    new x509.ExtendedKeyUsageExtension([o.role === 'server' ? x509.ExtendedKeyUsage.serverAuth : x509.ExtendedKeyUsage.clientAuth], false),
+    await x509.AuthorityKeyIdentifierExtension.create(ca.cert, false),
+  ]
+  if (sans.length) extensions.push(new x509.SubjectAlternativeNameExtension(sans, false))
+  const cert = await x509.X509CertificateGenerator.create({
+    serialNumber: serial(),
+    subject: `CN=${dnEscape(o.cn)}`,
+    issuer: ca.cert.subject,
+    notBefore: o.notBefore ?? new Date(now - 60_000),
+    notAfter: o.notAfter ?? new Date(now + (o.days ?? 825) * DAY),
+    publicKey: keys.publicKey,
+    signingKey: ca.key,
+    signingAlgorithm: ALG,
+    extensions,
+  })
+  return {certPem: cert.toString('pem') + '\n', keyPem: await keyPem(keys.privateKey)}
+}
+
+export async function loadCa(dir: string): Promise<Signer> {
+  const certFile = join(dir, 'ca.crt')
+  const keyFile = join(dir, 'ca.key')
+  if (!existsSync(certFile) || !existsSync(keyFile)) throw new PkiError(`no CA in ${dir}: run "tunkit pki init" first`)
+  const cert = new x509.X509Certificate(readFileSync(certFile, 'utf8'))
+  const der = x509.PemConverter.decodeFirst(readFileSync(keyFile, 'utf8'))
+  const key = await webcrypto.subtle.importKey('pkcs8', der, ALG, false, ['sign']) as unknown as CryptoKey
+  return {cert, key}
+}
+
+/** Writes a certificate (0644) and its key (0600) as NAME.crt and NAME.key. */
+export function writePair(dir: string, name: string, p: Issued): {cert: string; key: string} {
+  mkdirSync(dir, {recursive: true, mode: 0o700})
+  const cert = join(dir, `${name}.crt`)
+  const key = join(dir, `${name}.key`)
+  writeFileSync(key, p.keyPem, {mode: 0o600})
+  chmodSync(key, 0o600)
+  writeFileSync(cert, p.certPem, {mode: 0o644})
+  return {cert, key}
+}
+
+/** The subject CN of a PEM certificate: the identity a gate sees. */
+export function subjectName(pem: string): string {
+  const cert = new x509.X509Certificate(pem)
+  return cert.subjectName.getField('CN')[0] ?? cert.subject
+}

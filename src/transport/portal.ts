@@ -1,0 +1,238 @@
+import {hostname} from 'node:os'
+import {isIP, type Socket} from 'node:net'
+import {connect as tlsConnect, type TLSSocket} from 'node:tls'
+import {SocksClient} from 'socks'
+import {CloseStatus, CLOSE_STATUS_NAMES, encodeTunnel} from '../codec/tunnel.js'
+import {EXPORTER_LABEL, parseResponse, requestFrame, type RemoteForward, type TunnelGrant} from '../core/handshake.js'
+import type {Logger} from '../core/log.js'
+import type {DatagramEndpoint, OpenRequest, Session, StreamEndpoint} from '../core/mux.js'
+import {tunnelFields} from '../trace/render.js'
+import type {Tracer} from '../trace/tracer.js'
+import {dialTcp, hostPort, OpenError} from './connect.js'
+import {Link} from './link.js'
+import {SocketEndpoint} from './stream-endpoint.js'
+import type {TlsMaterial} from './tls-config.js'
+
+export interface Target {
+  host: string
+  port: number
+}
+
+export interface RemoteForwardSpec extends RemoteForward {
+  to: Target
+}
+
+export interface PortalOptions {
+  gate: Target
+  upstreamSocks?: Target
+  tls: TlsMaterial
+  remoteForwards: RemoteForwardSpec[]
+  keepalive: number
+  deadAfter: number
+  connectTimeout: number
+  /** Reconnect backoff bounds in seconds. */
+  backoffMin: number
+  backoffMax: number
+  log: Logger
+  tracer?: Tracer
+}
+
+/** Thrown for failures that retrying cannot fix (wrong certificate, not authorised). */
+export class FatalTunnelError extends Error {}
+
+type State = 'idle' | 'tcp-open' | 'send-relay' | 'connect' | 'response-wait' | 'authorized' | 'reconnect' | 'dead'
+
+/**
+ * The portal (seed 001) / tunnel initiator (seed 000, Fig. 11): keeps one tunnel to the gate up,
+ * reconnecting with backoff, and opens sessions on it for the local listeners.
+ */
+export class Portal {
+  state: State = 'idle'
+  private link: Link | null = null
+  private stopping = false
+  private everUp = false
+  private retryTimer: NodeJS.Timeout | null = null
+  grant: TunnelGrant | null = null
+
+  constructor(private readonly o: PortalOptions) {}
+
+  /** Connects and resolves once the first tunnel is authorised; rejects on a fatal error. */
+  start(): Promise<void> {
+    return new Promise((res, rej) => this.attempt(0, res, rej))
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true
+    if (this.retryTimer) clearTimeout(this.retryTimer)
+    this.link?.close(CloseStatus.NORMAL, 'portal shutting down')
+    this.state = 'dead'
+  }
+
+  get up(): boolean {
+    return this.state === 'authorized' && this.link !== null && !this.link.isClosed
+  }
+
+  openStream(req: Target, ep: StreamEndpoint): Session | null {
+    return this.openOn({protocol: 'tcp', ...req}, ep)
+  }
+
+  openDatagram(req: Target, ep: DatagramEndpoint): Session | null {
+    return this.openOn({protocol: 'udp', ...req}, ep)
+  }
+
+  private openOn(req: OpenRequest, ep: StreamEndpoint | DatagramEndpoint): Session | null {
+    if (!this.up || !this.link?.mux) {
+      ep.opened(false, 'unavailable: the tunnel to the gate is down (reconnecting)')
+      return null
+    }
+    return this.link.mux.open(req, ep)
+  }
+
+  private attempt(n: number, res: () => void, rej: (e: Error) => void): void {
+    if (this.stopping) return
+    this.connectOnce().then(
+      () => {
+        this.everUp = true
+        res()
+      },
+      (e: Error) => {
+        if (this.stopping) return
+        if (e instanceof FatalTunnelError && !this.everUp) return rej(e)
+        const delay = Math.min(this.o.backoffMax, this.o.backoffMin * 2 ** n) * (0.75 + Math.random() * 0.5)
+        this.state = 'reconnect'
+        this.o.log.log('warn', `tunnel to ${hostPort(this.o.gate.host, this.o.gate.port)} failed: ${e.message}; retrying in ${delay.toFixed(1)} s`)
+        this.retryTimer = setTimeout(() => this.attempt(n + 1, res, rej), delay * 1000)
+      },
+    )
+  }
+
+  /** TCP Open → Send Relay → Connect → Response Wait → Authorized (Fig. 11). */
+  private async connectOnce(): Promise<void> {
+    const {gate, log} = this.o
+    const peer = hostPort(gate.host, gate.port)
+    this.state = 'tcp-open'
+    let raw: Socket
+    try {
+      raw = this.o.upstreamSocks ? await this.viaSocks() : await dialTcp(gate.host, gate.port, this.o.connectTimeout * 1000)
+    } catch (e) {
+      throw new Error((e as Error).message)
+    }
+    this.state = 'send-relay'
+    const relay = {kind: 'relay' as const, origin: hostname(), path: [gate.host]}
+    this.o.tracer?.emit('out', peer, tunnelFields(relay))
+    raw.write(encodeTunnel(relay))
+    this.state = 'connect'
+    const tls = await this.tlsHandshake(raw)
+    this.state = 'response-wait'
+    await new Promise<void>((resolve, reject) => {
+      let authorized = false
+      const timer = setTimeout(() => {
+        link.close(CloseStatus.TIMEOUT, 'no RESPONSE from the gate')
+      }, this.o.connectTimeout * 1000)
+      const link: Link = new Link({
+        socket: tls,
+        peer,
+        log,
+        tracer: this.o.tracer,
+        keepalive: this.o.keepalive,
+        deadAfter: this.o.deadAfter,
+        onFrame: (f) => {
+          if (f.kind !== 'response' || authorized) return link.close(CloseStatus.PROTOCOL_ERROR, `unexpected ${f.kind.toUpperCase()} frame`)
+          clearTimeout(timer)
+          authorized = true
+          this.grant = parseResponse(f)
+          this.link = link
+          this.state = 'authorized'
+          for (const r of this.grant.remoteForwards) {
+            if (r.error) log.log('warn', `gate refused remote forward ${hostPort(r.bind, r.port)}: ${r.error}`)
+            else log.log('info', `remote forward: gate listens on ${hostPort(r.bind, r.port)}`)
+          }
+          log.log('info', `tunnel up to ${peer} as ${this.grant.identity}`)
+          log.event('tunnel-up', {gate: peer, identity: this.grant.identity, remoteForwards: this.grant.remoteForwards})
+          resolve()
+        },
+        onClosed: (reason, status) => {
+          clearTimeout(timer)
+          if (!authorized) {
+            const fatal = status === CloseStatus.NOT_AUTHORIZED || /certificate|alert|unknown ca/i.test(reason)
+            return reject(fatal ? new FatalTunnelError(reason) : new Error(reason))
+          }
+          this.link = null
+          log.log(this.stopping ? 'info' : 'warn', `tunnel to ${peer} down: ${reason}`)
+          log.event('tunnel-down', {gate: peer, reason, status: status === undefined ? null : CLOSE_STATUS_NAMES[status]})
+          if (!this.stopping) this.attempt(0, () => {}, () => {})
+        },
+      })
+      link.startMux({onOpen: (req, s) => this.incoming(req, s)})
+      link.send(requestFrame({
+        user: this.o.tls.name,
+        destination: gate.host,
+        binding: tls.exportKeyingMaterial(32, EXPORTER_LABEL, Buffer.alloc(0)).toString('hex'),
+        remoteForwards: this.o.remoteForwards.map(({bind, port}) => ({bind, port})),
+      }))
+    })
+  }
+
+  private tlsHandshake(raw: Socket): Promise<TLSSocket> {
+    const {gate, tls: m} = this.o
+    return new Promise((resolve, reject) => {
+      const tls = tlsConnect({
+        socket: raw,
+        cert: m.cert,
+        key: m.key,
+        ca: m.ca,
+        minVersion: 'TLSv1.3',
+        servername: isIP(gate.host) ? undefined : gate.host,
+        host: gate.host,
+      })
+      const timer = setTimeout(() => {
+        tls.destroy()
+        reject(new Error('TLS handshake timed out'))
+      }, this.o.connectTimeout * 1000)
+      tls.once('secureConnect', () => {
+        clearTimeout(timer)
+        tls.removeAllListeners('error')
+        resolve(tls)
+      })
+      tls.once('error', (err: Error & {code?: string}) => {
+        clearTimeout(timer)
+        const cert = /CERT|SELF_SIGNED|ERR_TLS_CERT|UNABLE_TO/.test(err.code ?? '')
+        reject(cert ? new FatalTunnelError(`gate certificate rejected: ${err.message}`) : new Error(`TLS handshake failed: ${err.message}`))
+      })
+      raw.once('close', () => reject(new Error('gate closed the connection during the handshake')))
+    })
+  }
+
+  private async viaSocks(): Promise<Socket> {
+    const {upstreamSocks: p, gate} = this.o
+    try {
+      const {socket} = await SocksClient.createConnection({
+        proxy: {host: p!.host, port: p!.port, type: 5},
+        command: 'connect',
+        destination: {host: gate.host, port: gate.port},
+        timeout: this.o.connectTimeout * 1000,
+      })
+      socket.setNoDelay(true)
+      return socket
+    } catch (e) {
+      throw new OpenError('unreachable', `via SOCKS5 proxy ${hostPort(p!.host, p!.port)}: ${(e as Error).message}`)
+    }
+  }
+
+  /** The gate opens a session for one of our remote forwards. */
+  private incoming(req: OpenRequest, session: Session): void {
+    // The gate names the forward by the bind address and port we asked for.
+    const fwd = this.o.remoteForwards.find((f) => f.port === req.port && f.bind === req.host)
+    if (req.protocol !== 'tcp' || !fwd) return session.reject(`denied: no remote forward for ${hostPort(req.host, req.port)}`)
+    dialTcp(fwd.to.host, fwd.to.port, this.o.connectTimeout * 1000).then(
+      (sock) => {
+        if (session.state !== 'pending') return void sock.destroy()
+        const ep = new SocketEndpoint(sock)
+        session.acceptStream(ep)
+        ep.bind(session)
+        ep.opened(true)
+      },
+      (e: Error) => session.reject(e.message),
+    )
+  }
+}

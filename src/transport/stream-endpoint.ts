@@ -1,0 +1,57 @@
+import type {Socket} from 'node:net'
+import type {Session, StreamEndpoint} from '../core/mux.js'
+
+/**
+ * Binds a local TCP socket to an Usher session: socket data → session.send (paused by the
+ * multiplexer when the window is full), session data → socket with completion-driven acks.
+ * The socket is not read until the session is open.
+ */
+export class SocketEndpoint implements StreamEndpoint {
+  session: Session | null = null
+  private done = false
+
+  constructor(
+    private readonly socket: Socket,
+    private readonly onOpened: (ok: boolean, reason?: string) => void = () => {},
+  ) {
+    socket.pause()
+    socket.setNoDelay(true)
+    socket.on('error', (err) => this.session?.localError(`${(err as NodeJS.ErrnoException).code ?? 'error'}: ${err.message}`))
+    socket.on('close', () => {
+      if (!this.done) this.session?.localError('local connection closed')
+    })
+  }
+
+  /** Start relaying once the session exists and is open. */
+  bind(session: Session): void {
+    this.session = session
+    this.socket.on('data', (d: Buffer) => session.send(d))
+    this.socket.on('end', () => session.localEof())
+  }
+
+  opened(ok: boolean, reason?: string): void {
+    this.onOpened(ok, reason)
+    if (ok) this.socket.resume()
+  }
+
+  write(data: Buffer, done: (drained: boolean) => void): void {
+    this.socket.write(data, () => done(this.socket.writableLength === 0))
+  }
+
+  end(): void {
+    this.socket.end()
+  }
+
+  pause(): void {
+    this.socket.pause()
+  }
+
+  resume(): void {
+    this.socket.resume()
+  }
+
+  destroy(): void {
+    this.done = true
+    this.socket.destroy()
+  }
+}
