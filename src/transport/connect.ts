@@ -33,7 +33,7 @@ export async function resolve(host: string): Promise<{address: string; family: n
 /** The one place that dials TCP: no-delay on, bounded connect time, errors classified. */
 export function dialTcp(host: string, port: number, timeoutMs: number): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    const s = netConnect({host, port, noDelay: true})
+    const s = netConnect({host, port, noDelay: true, allowHalfOpen: true})
     const timer = setTimeout(() => {
       s.destroy()
       reject(new OpenError('timeout', `connect to ${host}:${port} timed out`))

@@ -283,7 +283,7 @@ export class Gate {
   private async openRemoteForwards(link: Link, identity: string, wanted: {bind: string; port: number}[], servers: Server[]): Promise<TunnelGrant> {
     const grant: TunnelGrant = {identity, remoteForwards: []}
     for (const f of wanted) {
-      const srv = createServer({noDelay: true}, (s) => {
+      const srv = createServer({noDelay: true, allowHalfOpen: true}, (s) => {
         const mux = link.mux
         if (!mux || link.isClosed) return void s.destroy()
         const ep = new SocketEndpoint(s)

@@ -3,7 +3,7 @@ import {createSocket, type Socket as UdpSocket, type RemoteInfo} from 'node:dgra
 import {hostPort} from './connect.js'
 
 export function listenTcp(host: string, port: number, onConn: (s: Socket) => void): Promise<Server> {
-  const srv = createServer({noDelay: true, pauseOnConnect: true}, onConn)
+  const srv = createServer({noDelay: true, pauseOnConnect: true, allowHalfOpen: true}, onConn)
   return new Promise((res, rej) => {
     srv.once('error', (e: NodeJS.ErrnoException) => rej(new Error(`cannot listen on ${hostPort(host, port)}: ${e.code ?? e.message}`)))
     srv.listen(port, host, () => {

@@ -1,0 +1,38 @@
+import {event, runCli, stop, tmpDir, tunkit, waitFor, type Proc} from './procs.js'
+
+export interface Pki {
+  dir: string
+  cleanup(): void
+}
+
+export async function makePki(tag: string, client = 'alice'): Promise<Pki> {
+  const t = tmpDir(tag)
+  const r = await runCli(['pki', 'init', '--dir', t.dir, '--client', client, '--san', 'localhost', '--san', '127.0.0.1'])
+  if (r.code !== 0) throw new Error(`pki init failed: ${r.stderr}`)
+  return {dir: t.dir, cleanup: t.cleanup}
+}
+
+export async function startGate(pki: Pki, extra: string[] = [], listen = '127.0.0.1:0'): Promise<Proc & {port: number}> {
+  const g = tunkit(['gate', '--listen', listen, '--pki-dir', pki.dir, '--json', ...extra])
+  const e = await event(g, 'listening')
+  return Object.assign(g, {port: e.port as number})
+}
+
+/** Starts a portal and waits until the tunnel is up and every listener is announced. */
+export async function startPortal(pki: Pki, gatePort: number, extra: string[], listeners: number): Promise<Proc & {ports: Record<string, number>}> {
+  const p = tunkit(['portal', '--gate', `127.0.0.1:${gatePort}`, '--pki-dir', pki.dir, '--json', ...extra])
+  await event(p, 'tunnel-up')
+  // Listeners are named by kind in announcement order: socks, local, local1, udp, ...
+  await waitFor('listeners', () => p.events.filter((e) => e.event === 'listening').length >= listeners)
+  const ports: Record<string, number> = {}
+  const seen: Record<string, number> = {}
+  for (const e of p.events.filter((ev) => ev.event === 'listening')) {
+    const kind = e.kind as string
+    const n = seen[kind] ?? 0
+    seen[kind] = n + 1
+    ports[n === 0 ? kind : `${kind}${n}`] = e.port as number
+  }
+  return Object.assign(p, {ports})
+}
+
+export {stop}
