@@ -135,16 +135,23 @@ export class Gate {
       tls.destroy()
     })
     tls.once('secure', () => {
+      // A server TLSSocket built by hand does not enforce rejectUnauthorized: check here.
       const cert = tls.getPeerCertificate() as PeerCertificate
+      const verifyError = (tls as unknown as {ssl?: {verifyError(): (Error & {code?: string}) | null}}).ssl?.verifyError()
+      let why: string | undefined
+      if (!cert || Object.keys(cert).length === 0) why = 'client sent no certificate'
+      else if (verifyError) why = describeTlsError(verifyError)
       const cn = cert?.subject?.CN
       const identity = Array.isArray(cn) ? cn[0] : cn
-      if (!identity) {
-        log.log('warn', `refused ${peer}: client certificate has no subject CN`)
-        tls.destroy()
+      if (!why && !identity) why = 'client certificate has no subject CN'
+      if (why) {
+        log.log('warn', `refused ${peer} (${origin}): ${why}`)
+        tls.end(encodeTunnel({kind: 'close', status: CloseStatus.NOT_AUTHORIZED, reason: why}))
+        setTimeout(() => tls.destroy(), 1000).unref()
         return
       }
       tls.removeAllListeners('error')
-      this.authorize(tls, raw, peer, identity, timer)
+      this.authorize(tls, raw, peer, identity!, timer)
     })
   }
 
@@ -311,7 +318,7 @@ export class Gate {
 export function describeTlsError(err: Error & {code?: string; reason?: string}): string {
   const m = err.message
   if (/peer did not return a certificate|certificate required/i.test(m)) return 'client sent no certificate'
-  if (/unknown ca|unable to get (local )?issuer|self.signed/i.test(m)) return `client certificate is not signed by our CA (${err.code ?? m})`
+  if (/unknown ca|unable to (get|verify)|issuer|self.signed|signature failure/i.test(m + (err.code ?? ''))) return `client certificate is not signed by our CA (${err.code ?? m})`
   if (/expired/i.test(m)) return `client certificate has expired (${err.code ?? m})`
   if (/not yet valid/i.test(m)) return `client certificate is not yet valid (${err.code ?? m})`
   return m

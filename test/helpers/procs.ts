@@ -81,6 +81,8 @@ export function freePort(): Promise<number> {
 
 export async function runCli(args: string[], env: Record<string, string> = {}): Promise<{code: number | null; stdout: string; stderr: string}> {
   const p = tunkit(args, env)
+  const t = setTimeout(() => p.child.kill('SIGKILL'), 20000)
   const code = await p.exited
+  clearTimeout(t)
   return {code, stdout: p.stdout, stderr: p.stderr}
 }
