@@ -9,8 +9,8 @@ export const TUNNEL_CAP = 32 * 1024 * 1024
 export const MIN_WINDOW = 256 * 1024
 /** UsherAck SIZE is 16 bits wide (seed 001). */
 export const MAX_ACK = 0xffff
-/** Acks are batched to this size unless the destination socket has drained. */
-export const ACK_BATCH = 256 * 1024
+/** Acks are sent in batches of this size; it must not exceed MIN_WINDOW. */
+export const ACK_BATCH = 128 * 1024
 /** Largest UsherSend payload we emit. */
 export const MAX_SEND = 64 * 1024
 /** Largest frame body we accept. */

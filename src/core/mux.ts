@@ -7,8 +7,8 @@ import {nextState, type SessionEvent, type SessionState} from './session-state.j
 export interface StreamEndpoint {
   /** The open this side asked for succeeded or failed; reason is "<code>: detail" on failure. */
   opened(ok: boolean, reason?: string): void
-  /** Write peer data to the local socket; done(drained) once it is handed to the kernel. */
-  write(data: Buffer, done: (drained: boolean) => void): void
+  /** Write peer data to the local socket; done() once it is handed to the kernel. */
+  write(data: Buffer, done: () => void): void
   /** The peer has finished writing: shut down our write side once queued data is flushed. */
   end(): void
   pause(): void
@@ -157,9 +157,12 @@ export class Session {
     this.bytesIn += data.length
     if (this.recvUnacked > WINDOW) return false
     const n = data.length
-    this.stream!.write(data, (drained) => {
+    this.stream!.write(data, () => {
       this.ackPending += n
-      if (drained || this.ackPending >= ACK_BATCH) this.flushAck()
+      // Acks only matter once the sender's window runs low (as SSH's window adjusts), so they go
+      // in batches. ACK_BATCH <= MIN_WINDOW, so a sender held back by the shared tunnel cap is
+      // always acked too.
+      if (this.ackPending >= ACK_BATCH) this.flushAck()
     })
     return true
   }

@@ -2,7 +2,7 @@ import {test} from 'uvu'
 import * as assert from 'uvu/assert'
 import {FrameSplitter} from '../../src/codec/frame.js'
 import {decodeUsher, encodeUsher} from '../../src/codec/usher.js'
-import {MIN_WINDOW, TUNNEL_CAP, WINDOW} from '../../src/core/flow.js'
+import {ACK_BATCH, MIN_WINDOW, TUNNEL_CAP, WINDOW} from '../../src/core/flow.js'
 import {Mux, type Session, type StreamEndpoint} from '../../src/core/mux.js'
 import {nextState} from '../../src/core/session-state.js'
 
@@ -16,10 +16,10 @@ class FakeEndpoint implements StreamEndpoint {
   openResult: [boolean, string | undefined] | null = null
   constructor(public autoFlush = true) {}
   opened(ok: boolean, reason?: string): void { this.openResult = [ok, reason] }
-  write(data: Buffer, done: (drained: boolean) => void): void {
+  write(data: Buffer, done: () => void): void {
     this.written.push(Buffer.from(data))
-    if (this.autoFlush) done(true)
-    else this.pending.push(() => done(true))
+    if (this.autoFlush) done()
+    else this.pending.push(done)
   }
   end(): void { this.ended = true }
   pause(): void { this.paused = true }
@@ -52,10 +52,13 @@ test('open, data both ways, acks bring in-flight back to zero, half-close ends t
   const s = a.open({protocol: 'tcp', host: 'intranet.example', port: 22}, near)!
   flush()
   assert.equal(near.openResult, [true, undefined])
-  s.send(Buffer.alloc(300_000, 1))
+  s.send(Buffer.alloc(4 * ACK_BATCH, 1))
   flush()
-  assert.is(far[0].bytes, 300_000)
+  assert.is(far[0].bytes, 4 * ACK_BATCH)
   assert.is(s.inFlight, 0, 'all acknowledged')
+  s.send(Buffer.alloc(100))
+  flush()
+  assert.is(s.inFlight, 100, 'small amounts wait for a full ack batch')
   const farSession = b.list()[0]
   farSession.send(Buffer.from('reply'))
   flush()

@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# tunkit stream benchmark, side by side in one run: direct, tunkit -L, ssh -L (OpenSSH, default
+# cipher and aes256-gcm), stunnel (TLS 1.3, mutual auth). iperf3 1 and 8 streams, 1000 sequential
+# short connections, and the gate's RSS with 1000 idle sessions. Loopback only.
+# Knobs: TK_REPS (3), TK_SECS (5), TK_PORT_BASE (47600), TK_METHODS.
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd); ROOT=$(dirname "$HERE")
+REPS=${TK_REPS:-3}; SECS=${TK_SECS:-5}; BASE=${TK_PORT_BASE:-47600}
+METHODS=${TK_METHODS:-"direct tunkit ssh-L ssh-L-aes256gcm stunnel"}
+W=$(mktemp -d /tmp/tkbench.XXXXXX); PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; sleep 0.3; for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done; rm -rf "$W"; }
+trap cleanup EXIT INT TERM
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+bg() { local f=$1; shift; setsid "$@" >"$W/$f.log" 2>&1 </dev/null & PIDS+=($!); }
+
+missing=()
+for p in iperf3 openssh-server openssh-client stunnel4; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p"); done
+if ((${#missing[@]})); then log "installing ${missing[*]}"; apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; fi
+[ -f "$ROOT/dist/src/index.js" ] || (cd "$ROOT" && npm run build --silent)
+
+TK="node $ROOT/bin/run.js"
+P_IPERF=$BASE; P_ECHO=$((BASE+1)); P_GATE=$((BASE+2)); P_SSHD=$((BASE+3)); P_ST_SRV=$((BASE+4))
+declare -A FWD_IPERF=([direct]=$P_IPERF [tunkit]=$((BASE+10)) [ssh-L]=$((BASE+20)) [ssh-L-aes256gcm]=$((BASE+30)) [stunnel]=$((BASE+40)))
+declare -A FWD_ECHO=([direct]=$P_ECHO [tunkit]=$((BASE+11)) [ssh-L]=$((BASE+21)) [ssh-L-aes256gcm]=$((BASE+31)) [stunnel]=$((BASE+41)))
+
+wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; log "port $1 never opened"; return 1; }
+
+log "work dir $W"
+bg iperf3 iperf3 -s -B 127.0.0.1 -p "$P_IPERF"
+bg echo node "$HERE/echo.mjs" "$P_ECHO"
+$TK pki init --dir "$W/pki" --client bench --san localhost --san 127.0.0.1 >/dev/null 2>&1
+
+# tunkit: gate + portal with two -L forwards
+bg gate $TK gate --listen 127.0.0.1:$P_GATE --pki-dir "$W/pki" --log-level warn
+GATE_PID=${PIDS[-1]}
+wait_port $P_GATE
+bg portal $TK portal --gate 127.0.0.1:$P_GATE --pki-dir "$W/pki" --log-level warn \
+  -L 127.0.0.1:${FWD_IPERF[tunkit]}:127.0.0.1:$P_IPERF -L 127.0.0.1:${FWD_ECHO[tunkit]}:127.0.0.1:$P_ECHO
+
+# OpenSSH: private sshd in its own mount namespace (see shared/lab/bench)
+mkdir -p "$W/ssh"; ssh-keygen -q -t ed25519 -N '' -f "$W/ssh/host_key"; ssh-keygen -q -t ed25519 -N '' -f "$W/ssh/id"
+cp "$W/ssh/id.pub" "$W/ssh/authorized_keys"
+cat >"$W/ssh/sshd_config" <<CFG
+Port $P_SSHD
+ListenAddress 127.0.0.1
+HostKey $W/ssh/host_key
+PidFile none
+AuthorizedKeysFile $W/ssh/authorized_keys
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin prohibit-password
+UsePAM no
+StrictModes no
+AllowTcpForwarding yes
+UseDNS no
+MaxStartups 100:30:200
+LogLevel ERROR
+CFG
+bg sshd unshare -m --propagation private sh -c "mount -t tmpfs -o size=1m,mode=0755 tk-sshd-run /run && mkdir -m 0755 /run/sshd && exec /usr/sbin/sshd -D -e -f $W/ssh/sshd_config"
+wait_port $P_SSHD
+echo "[127.0.0.1]:$P_SSHD $(cat "$W/ssh/host_key.pub")" >"$W/ssh/known_hosts"
+SSH=(ssh -N -p "$P_SSHD" -i "$W/ssh/id" -o IdentitiesOnly=yes -o IdentityAgent=none -o UserKnownHostsFile="$W/ssh/known_hosts" -o GlobalKnownHostsFile=/dev/null -o StrictHostKeyChecking=yes -o BatchMode=yes -o ExitOnForwardFailure=yes -o LogLevel=ERROR)
+bg ssh-L "${SSH[@]}" -L 127.0.0.1:${FWD_IPERF[ssh-L]}:127.0.0.1:$P_IPERF -L 127.0.0.1:${FWD_ECHO[ssh-L]}:127.0.0.1:$P_ECHO root@127.0.0.1
+bg ssh-L-aes "${SSH[@]}" -c aes256-gcm@openssh.com -L 127.0.0.1:${FWD_IPERF[ssh-L-aes256gcm]}:127.0.0.1:$P_IPERF -L 127.0.0.1:${FWD_ECHO[ssh-L-aes256gcm]}:127.0.0.1:$P_ECHO root@127.0.0.1
+
+# stunnel: client (plain in) -> server (TLS 1.3, mutual auth) -> backends, with tunkit's PKI
+cat >"$W/st-srv.conf" <<CFG
+foreground = yes
+pid =
+debug = 3
+[iperf]
+accept = 127.0.0.1:$P_ST_SRV
+connect = 127.0.0.1:$P_IPERF
+cert = $W/pki/gate.crt
+key = $W/pki/gate.key
+CAfile = $W/pki/ca.crt
+requireCert = yes
+verifyChain = yes
+sslVersionMin = TLSv1.3
+[echo]
+accept = 127.0.0.1:$((P_ST_SRV+100))
+connect = 127.0.0.1:$P_ECHO
+cert = $W/pki/gate.crt
+key = $W/pki/gate.key
+CAfile = $W/pki/ca.crt
+requireCert = yes
+verifyChain = yes
+sslVersionMin = TLSv1.3
+CFG
+cat >"$W/st-cli.conf" <<CFG
+foreground = yes
+pid =
+debug = 3
+[iperf]
+client = yes
+accept = 127.0.0.1:${FWD_IPERF[stunnel]}
+connect = 127.0.0.1:$P_ST_SRV
+cert = $W/pki/client.crt
+key = $W/pki/client.key
+CAfile = $W/pki/ca.crt
+verifyChain = yes
+checkHost = localhost
+sslVersionMin = TLSv1.3
+[echo]
+client = yes
+accept = 127.0.0.1:${FWD_ECHO[stunnel]}
+connect = 127.0.0.1:$((P_ST_SRV+100))
+cert = $W/pki/client.crt
+key = $W/pki/client.key
+CAfile = $W/pki/ca.crt
+verifyChain = yes
+checkHost = localhost
+sslVersionMin = TLSv1.3
+CFG
+bg st-srv stunnel4 "$W/st-srv.conf"; bg st-cli stunnel4 "$W/st-cli.conf"
+for m in $METHODS; do wait_port "${FWD_IPERF[$m]}"; wait_port "${FWD_ECHO[$m]}"; done
+sleep 1
+
+RES="$W/results.tsv"; : >"$RES"
+iperf() { iperf3 -c 127.0.0.1 -p "$1" -t "$SECS" -O 1 -P "$2" -J 2>/dev/null | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{try{console.log((JSON.parse(s).end.sum_received.bits_per_second/1e9).toFixed(3))}catch{console.log("nan")}})'; }
+for rep in $(seq "$REPS"); do
+  for m in $METHODS; do
+    for p in 1 8; do v=$(iperf "${FWD_IPERF[$m]}" $p); printf '%s\tiperf-P%s\t%s\n' "$m" "$p" "$v" >>"$RES"; log "rep $rep $m P=$p: $v Gbit/s"; done
+    c=$(node "$HERE/connloop.mjs" "${FWD_ECHO[$m]}" 1000 | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).seconds.toFixed(3)))')
+    printf '%s\tconn1000\t%s\n' "$m" "$c" >>"$RES"; log "rep $rep $m 1000 connections: $c s"
+  done
+done
+
+# Gate memory with 1000 idle sessions open through the tunnel
+rss() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+GATE_NODE=$(pgrep -P "$GATE_PID" -n node 2>/dev/null || echo "$GATE_PID")
+r0=$(rss "$GATE_NODE")
+coproc IDLE { node "$HERE/idle-sessions.mjs" "${FWD_ECHO[tunkit]}" 1000; }
+read -r ready <&"${IDLE[0]}"; sleep 1
+r1=$(rss "$GATE_NODE")
+eval "exec ${IDLE[1]}>&-"; wait "$IDLE_PID" 2>/dev/null || true
+printf 'tunkit\tgate-rss-idle-kB\t%s\ntunkit\tgate-rss-1000-sessions-kB\t%s\n' "$r0" "$r1" >>"$RES"
+log "gate RSS: ${r0} kB idle, ${r1} kB with 1000 open sessions ($ready)"
+
+node "$HERE/report.mjs" "$RES" "$REPS" "$SECS" | tee "$HERE/results/stream-$(date +%Y%m%d-%H%M%S).md"
