@@ -1,4 +1,4 @@
-import {encodeHeader} from '../codec/frame.js'
+import {encodeHeader, HEADER_LEN} from '../codec/frame.js'
 import {encodeUsher, UsherType, type UsherRecord} from '../codec/usher.js'
 import {ACK_BATCH, MAX_ACK, MAX_SEND, MAX_SESSION_ID, MIN_WINDOW, TUNNEL_CAP, WINDOW} from './flow.js'
 import {nextState, type SessionEvent, type SessionState} from './session-state.js'
@@ -36,7 +36,8 @@ export interface MuxHooks {
   onOpen(req: OpenRequest, session: Session): void
   /** The peer broke the protocol in a way that makes the tunnel unusable. */
   onFatal(reason: string): void
-  trace?(dir: 'in' | 'out', rec: UsherRecord): void
+  /** len is the record's body length on the wire. */
+  trace?(dir: 'in' | 'out', rec: UsherRecord, len: number): void
   /** Called whenever a session ends (for counters and logs). */
   onSessionEnd?(session: Session, reason: string): void
 }
@@ -225,9 +226,9 @@ export class Mux {
   }
 
   /** Feed one decoded Usher record from the tunnel. */
-  receive(r: UsherRecord): void {
+  receive(r: UsherRecord, len = 0): void {
     if (this.closed) return
-    this.hooks.trace?.('in', r)
+    this.hooks.trace?.('in', r, len)
     if (r.kind === 'open') return this.incomingOpen(r)
     const s = this.sessions.get(r.session)
     if (!s) return // late record for a session already released; harmless
@@ -294,12 +295,13 @@ export class Mux {
 
   sendRecord(r: UsherRecord): void {
     if (this.closed) return
-    this.hooks.trace?.('out', r)
-    this.hooks.write([encodeUsher(r)])
+    const wire = encodeUsher(r)
+    this.hooks.trace?.('out', r, wire.length - HEADER_LEN)
+    this.hooks.write([wire])
   }
 
   sendData(remoteId: number, data: Buffer): void {
-    this.hooks.trace?.('out', {kind: 'send', session: remoteId, data})
+    this.hooks.trace?.('out', {kind: 'send', session: remoteId, data}, data.length)
     this.totalInFlight += data.length
     this.hooks.write([encodeHeader(UsherType.SEND, remoteId, data.length), data])
   }

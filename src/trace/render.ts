@@ -9,21 +9,24 @@ const USHER_NAMES: Record<UsherRecord['kind'], string> = {
   'send-udp': 'UsherSendUdp', 'ack': 'UsherAck', 'end': 'UsherEnd', 'rst': 'UsherRST',
 }
 
-export function usherFields(r: UsherRecord): TraceFields {
-  const f: TraceFields = {type: USHER_NAMES[r.kind], session: r.session}
+export function usherFields(r: UsherRecord, len: number): TraceFields {
+  const f: TraceFields = {type: USHER_NAMES[r.kind], session: r.session, len}
   switch (r.kind) {
     case 'open': Object.assign(f, {proto: r.protocol, addr: r.host, port: r.port}); break
     case 'open-reply': f.rc = r.rc; if (r.reason) f.reason = r.reason; break
     case 'close': f.direction = r.direction; break
-    case 'send': f.len = r.data.length; break
-    case 'send-udp': Object.assign(f, {len: r.data.length, from: `${r.addr}:${r.port}`, to: `${r.remoteAddr}:${r.remotePort}`}); break
+    case 'send-udp': Object.assign(f, {data: r.data.length, from: `${r.addr}:${r.port}`, to: `${r.remoteAddr}:${r.remotePort}`}); break
     case 'ack': f.acked = r.size; break
     case 'end': case 'rst': f.reason = r.reason; break
   }
   return f
 }
 
-export function tunnelFields(t: TunnelFrame): TraceFields {
+export function tunnelFields(t: TunnelFrame, len: number): TraceFields {
+  return {...tunnelOnly(t), len}
+}
+
+function tunnelOnly(t: TunnelFrame): TraceFields {
   switch (t.kind) {
     case 'relay': return {type: 'RELAY', origin: t.origin, path: t.path}
     case 'request': return {type: 'REQUEST', user: t.user, destination: t.destination, transforms: t.transforms, flags: t.flags, clientData: t.clientData.split('\n').filter(Boolean)}

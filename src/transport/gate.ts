@@ -114,7 +114,7 @@ export class Gate {
       raw.pause()
       // Bytes after the RELAY frame are the start of the TLS handshake; TLSSocket reads them back.
       if (rest.length) raw.unshift(rest)
-      this.o.tracer?.emit('in', peer, tunnelFields(frame))
+      this.o.tracer?.emit('in', peer, tunnelFields(frame, buf.length - rest.length - HEADER_LEN))
       const relay = frame as Extract<TunnelFrame, {kind: 'relay'}>
       const last = relay.path[relay.path.length - 1]
       if (this.o.name && last !== this.o.name) {

@@ -1,7 +1,7 @@
 import {randomBytes} from 'node:crypto'
 import type {Socket} from 'node:net'
 import {CodecError} from '../codec/errors.js'
-import {FrameSplitter, type RawFrame} from '../codec/frame.js'
+import {FrameSplitter, HEADER_LEN, type RawFrame} from '../codec/frame.js'
 import {CloseStatus, CLOSE_STATUS_NAMES, decodeTunnel, encodeTunnel, isTunnelType, type TunnelFrame} from '../codec/tunnel.js'
 import {decodeUsher, isUsherType} from '../codec/usher.js'
 import {MAX_FRAME_BODY, TUNNEL_CAP} from '../core/flow.js'
@@ -61,14 +61,15 @@ export class Link {
       ...hooks,
       write: (chunks) => this.write(chunks),
       onFatal: (reason) => this.close(CloseStatus.PROTOCOL_ERROR, reason),
-      trace: tracer ? (dir, r) => tracer.emit(dir, this.o.peer, usherFields(r)) : undefined,
+      trace: tracer ? (dir, r, len) => tracer.emit(dir, this.o.peer, usherFields(r, len)) : undefined,
     }, maxSessions)
     return this.mux
   }
 
   send(f: TunnelFrame): void {
-    this.o.tracer?.emit('out', this.o.peer, tunnelFields(f))
-    this.write([encodeTunnel(f)])
+    const wire = encodeTunnel(f)
+    this.o.tracer?.emit('out', this.o.peer, tunnelFields(f, wire.length - HEADER_LEN))
+    this.write([wire])
   }
 
   /** Send CLOSE with a status (Fig. 10) and take the tunnel down. */
@@ -111,9 +112,9 @@ export class Link {
       try {
         if (isUsherType(f.type)) {
           if (!this.mux) throw new CodecError('UNEXPECTED', 'Usher record before the tunnel was authorised')
-          this.mux.receive(decodeUsher(f))
+          this.mux.receive(decodeUsher(f), f.body.length)
         } else if (isTunnelType(f.type)) {
-          this.onTunnelFrame(decodeTunnel(f))
+          this.onTunnelFrame(decodeTunnel(f), f.body.length)
         } else throw new CodecError('BAD_TYPE', `unknown frame type ${f.type}`)
       } catch (e) {
         return this.protocolError(e)
@@ -121,8 +122,8 @@ export class Link {
     }
   }
 
-  private onTunnelFrame(t: TunnelFrame): void {
-    this.o.tracer?.emit('in', this.o.peer, tunnelFields(t))
+  private onTunnelFrame(t: TunnelFrame, len: number): void {
+    this.o.tracer?.emit('in', this.o.peer, tunnelFields(t, len))
     if (t.kind === 'ping') return this.send({kind: 'pong', nonce: t.nonce})
     if (t.kind === 'pong') return
     if (t.kind === 'close') {

@@ -2,6 +2,7 @@ import {hostname} from 'node:os'
 import {isIP, type Socket} from 'node:net'
 import {connect as tlsConnect, type TLSSocket} from 'node:tls'
 import {SocksClient} from 'socks'
+import {HEADER_LEN} from '../codec/frame.js'
 import {CloseStatus, CLOSE_STATUS_NAMES, encodeTunnel} from '../codec/tunnel.js'
 import {EXPORTER_LABEL, parseResponse, requestFrame, type RemoteForward, type TunnelGrant} from '../core/handshake.js'
 import type {Logger} from '../core/log.js'
@@ -119,8 +120,9 @@ export class Portal {
     }
     this.state = 'send-relay'
     const relay = {kind: 'relay' as const, origin: hostname(), path: [gate.host]}
-    this.o.tracer?.emit('out', peer, tunnelFields(relay))
-    raw.write(encodeTunnel(relay))
+    const relayWire = encodeTunnel(relay)
+    this.o.tracer?.emit('out', peer, tunnelFields(relay, relayWire.length - HEADER_LEN))
+    raw.write(relayWire)
     this.state = 'connect'
     const tls = await this.tlsHandshake(raw)
     this.state = 'response-wait'

@@ -19,8 +19,8 @@ export async function startGate(pki: Pki, extra: string[] = [], listen = '127.0.
 }
 
 /** Starts a portal and waits until the tunnel is up and every listener is announced. */
-export async function startPortal(pki: Pki, gatePort: number, extra: string[], listeners: number): Promise<Proc & {ports: Record<string, number>}> {
-  const p = tunkit(['portal', '--gate', `127.0.0.1:${gatePort}`, '--pki-dir', pki.dir, '--json', ...extra])
+export async function startPortal(pki: Pki, gatePort: number, extra: string[], listeners: number, env: Record<string, string> = {}): Promise<Proc & {ports: Record<string, number>}> {
+  const p = tunkit(['portal', '--gate', `127.0.0.1:${gatePort}`, '--pki-dir', pki.dir, '--json', ...extra], env)
   await event(p, 'tunnel-up')
   // Listeners are named by kind in announcement order: socks, local, local1, udp, ...
   await waitFor('listeners', () => p.events.filter((e) => e.event === 'listening').length >= listeners)
