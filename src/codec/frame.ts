@@ -11,6 +11,12 @@ export interface RawFrame {
   type: number
   id: number
   body: Buffer
+  /** Set on a piece of a streamed body: more pieces of the same record follow. */
+  more?: boolean
+  /** Set on the second and later pieces of a streamed body. */
+  continued?: boolean
+  /** On the first piece of a streamed body: the whole body's length. */
+  total?: number
 }
 
 export function encodeHeader(type: number, id: number, bodyLength: number): Buffer {
@@ -43,16 +49,34 @@ export class FrameSplitter {
   private type = 0
   private id = 0
 
-  constructor(private readonly maxBody: number) {}
+  private streaming = false
+  private first = false
+  private left = 0
+
+  /**
+   * Bodies of `streamTypes` (byte-stream payloads such as UsherSend) that span chunks are emitted
+   * piece by piece (`more` set on all but the last) and never reassembled: no copy, no allocation.
+   */
+  constructor(private readonly maxBody: number, private readonly streamTypes: ReadonlySet<number> = new Set()) {}
 
   /** Bytes held for an incomplete frame. */
   get buffered(): number {
-    return this.headFill + this.bodyFill
+    return this.headFill + this.bodyFill + this.left
   }
 
   push(chunk: Buffer, out: RawFrame[] = []): RawFrame[] {
     let off = 0
     while (off < chunk.length) {
+      if (this.streaming) {
+        const n = Math.min(this.left, chunk.length - off)
+        const total = this.first ? this.left : undefined
+        this.left -= n
+        out.push({type: this.type, id: this.id, body: chunk.subarray(off, off + n), more: this.left > 0, continued: !this.first, total})
+        this.first = false
+        off += n
+        if (this.left === 0) this.streaming = false
+        continue
+      }
       if (this.body === null) {
         if (this.headFill === 0 && chunk.length - off >= HEADER_LEN) {
           const len = chunk.readUInt32BE(off)
@@ -65,6 +89,10 @@ export class FrameSplitter {
             off += len
             continue
           }
+          if (this.streamTypes.has(type)) {
+            this.startStream(len, type, id)
+            continue
+          }
           this.startBody(len, type, id)
         } else {
           const n = Math.min(HEADER_LEN - this.headFill, chunk.length - off)
@@ -73,7 +101,14 @@ export class FrameSplitter {
           off += n
           if (this.headFill < HEADER_LEN) break
           this.headFill = 0
-          this.startBody(this.head.readUInt32BE(0), this.head.readInt16BE(4), this.head.readUInt16BE(6))
+          const len = this.head.readUInt32BE(0)
+          const type = this.head.readInt16BE(4)
+          if (len > 0 && this.streamTypes.has(type)) {
+            this.checkLength(len)
+            this.startStream(len, type, this.head.readUInt16BE(6))
+            continue
+          }
+          this.startBody(len, type, this.head.readUInt16BE(6))
         }
         if (this.body!.length === 0) {
           out.push({type: this.type, id: this.id, body: this.body!})
@@ -97,6 +132,14 @@ export class FrameSplitter {
 
   private checkLength(len: number): void {
     if (len > this.maxBody) throw new CodecError('FRAME_TOO_LARGE', `frame body of ${len} bytes exceeds the limit of ${this.maxBody}`)
+  }
+
+  private startStream(len: number, type: number, id: number): void {
+    this.streaming = true
+    this.first = true
+    this.left = len
+    this.type = type
+    this.id = id
   }
 
   private startBody(len: number, type: number, id: number): void {

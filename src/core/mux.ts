@@ -8,7 +8,8 @@ export interface StreamEndpoint {
   /** The open this side asked for succeeded or failed; reason is "<code>: detail" on failure. */
   opened(ok: boolean, reason?: string): void
   /** Write peer data to the local socket; done() once it is handed to the kernel. */
-  write(data: Buffer, done: () => void): void
+  /** more: further pieces of the same record follow at once (flush after the last). */
+  write(data: Buffer, done: () => void, more?: boolean): void
   /** The peer has finished writing: shut down our write side once queued data is flushed. */
   end(): void
   pause(): void
@@ -153,7 +154,7 @@ export class Session {
     return this.held !== null
   }
 
-  onData(data: Buffer): boolean {
+  onData(data: Buffer, more = false): boolean {
     this.recvUnacked += data.length
     this.bytesIn += data.length
     if (this.recvUnacked > WINDOW) return false
@@ -164,7 +165,7 @@ export class Session {
       // in batches. ACK_BATCH <= MIN_WINDOW, so a sender held back by the shared tunnel cap is
       // always acked too.
       if (this.ackPending >= ACK_BATCH) this.flushAck()
-    })
+    }, more)
     return true
   }
 
@@ -226,9 +227,10 @@ export class Mux {
   }
 
   /** Feed one decoded Usher record from the tunnel. */
-  receive(r: UsherRecord, len = 0): void {
+  /** len < 0 marks a later piece of a streamed UsherSend, which is not traced again. */
+  receive(r: UsherRecord, len = 0, more = false): void {
     if (this.closed) return
-    this.hooks.trace?.('in', r, len)
+    if (len >= 0) this.hooks.trace?.('in', r, len)
     if (r.kind === 'open') return this.incomingOpen(r)
     const s = this.sessions.get(r.session)
     if (!s) return // late record for a session already released; harmless
@@ -247,7 +249,7 @@ export class Mux {
       }
       case 'send':
         if (!s.stream || (s.state !== 'active' && s.state !== 'write-active')) return
-        if (!s.onData(r.data)) {
+        if (!s.onData(r.data, more)) {
           this.sendRecord({kind: 'rst', session: s.remoteId, reason: 'flow control window exceeded'})
           this.finish(s, 'rst', 'peer exceeded the flow-control window')
         }

@@ -34,16 +34,21 @@ export class SocketEndpoint implements StreamEndpoint {
     if (ok) this.socket.resume()
   }
 
-  write(data: Buffer, done: () => void): void {
-    // Pieces that arrive in one tick leave in one writev.
+  write(data: Buffer, done: () => void, more = false): void {
+    // Pieces of one record, and records that arrive in one tick, leave in one writev.
     if (!this.corked) {
       this.corked = true
       this.socket.cork()
-      process.nextTick(this.uncork)
+      if (!more) process.nextTick(this.uncork)
     }
     this.socket.write(data, done)
+    if (!more && this.pieces) {
+      this.pieces = false
+      this.uncork()
+    } else if (more) this.pieces = true
   }
 
+  private pieces = false
   private corked = false
   private readonly uncork = (): void => {
     this.corked = false

@@ -43,6 +43,21 @@ test('the splitter reassembles frames cut at every byte boundary', () => {
   }
 })
 
+test('streamed UsherSend bodies come out in pieces that add up to the record, at every cut', () => {
+  const data = Buffer.from(Array.from({length: 300}, (_, i) => i & 255))
+  const wire = Buffer.concat([encodeUsher({kind: 'ack', session: 1, size: 5}), encodeUsher({kind: 'send', session: 4, data}), encodeUsher({kind: 'rst', session: 1, reason: 'x'})])
+  for (let cut = 1; cut < wire.length; cut += 7) {
+    const s = new FrameSplitter(1 << 16, new Set([3]))
+    const frames = [...s.push(wire.subarray(0, cut)), ...s.push(wire.subarray(cut, cut + 100)), ...s.push(wire.subarray(cut + 100))]
+    const pieces = frames.filter((f) => f.type === 3)
+    assert.equal(Buffer.concat(pieces.map((p) => p.body)), data, `cut at ${cut}`)
+    assert.ok(pieces.slice(0, -1).every((p) => p.more) && !pieces[pieces.length - 1].more)
+    if (pieces.length > 1) assert.is(pieces[0].total, 300)
+    assert.ok(pieces.slice(1).every((p) => p.continued))
+    assert.equal(frames.map((f) => f.type).filter((t) => t !== 3), [5, 7])
+  }
+})
+
 test('the splitter refuses an oversized frame before buffering it', () => {
   const s = new FrameSplitter(100)
   assert.throws(() => s.push(hex('00000065 0003 0001')), (e: Error) => e.name === 'CodecError' && /exceeds/.test(e.message))
