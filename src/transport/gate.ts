@@ -13,7 +13,7 @@ import type {Tracer} from '../trace/tracer.js'
 import {dialTcp, hostPort, OpenError, resolve} from './connect.js'
 import {Link} from './link.js'
 import {SocketEndpoint} from './stream-endpoint.js'
-import type {TlsMaterial} from './tls-config.js'
+import {CIPHERSUITES, type TlsMaterial} from './tls-config.js'
 
 export interface GateOptions {
   host: string
@@ -44,7 +44,7 @@ export class Gate {
   private ctx: ReturnType<typeof createSecureContext>
 
   constructor(private readonly o: GateOptions) {
-    this.ctx = createSecureContext({cert: o.tls.cert, key: o.tls.key, ca: o.tls.ca, minVersion: 'TLSv1.3'})
+    this.ctx = createSecureContext({cert: o.tls.cert, key: o.tls.key, ca: o.tls.ca, minVersion: 'TLSv1.3', ciphers: CIPHERSUITES, honorCipherOrder: true})
     this.server = createServer({noDelay: true}, (s) => this.accept(s))
   }
 

@@ -12,7 +12,7 @@ import type {Tracer} from '../trace/tracer.js'
 import {dialTcp, hostPort, OpenError} from './connect.js'
 import {Link} from './link.js'
 import {SocketEndpoint} from './stream-endpoint.js'
-import type {TlsMaterial} from './tls-config.js'
+import {CIPHERSUITES, type TlsMaterial} from './tls-config.js'
 
 export interface Target {
   host: string
@@ -149,8 +149,9 @@ export class Portal {
             if (r.error) log.log('warn', `gate refused remote forward ${hostPort(r.bind, r.port)}: ${r.error}`)
             else log.log('info', `remote forward: gate listens on ${hostPort(r.bind, r.port)}`)
           }
-          log.log('info', `tunnel up to ${peer} as ${this.grant.identity}`)
-          log.event('tunnel-up', {gate: peer, identity: this.grant.identity, remoteForwards: this.grant.remoteForwards})
+          const suite = `${tls.getProtocol()} ${tls.getCipher().standardName}`
+          log.log('info', `tunnel up to ${peer} as ${this.grant.identity} (${suite})`)
+          log.event('tunnel-up', {gate: peer, identity: this.grant.identity, tls: suite, remoteForwards: this.grant.remoteForwards})
           resolve()
         },
         onClosed: (reason, status) => {
@@ -184,6 +185,7 @@ export class Portal {
         key: m.key,
         ca: m.ca,
         minVersion: 'TLSv1.3',
+        ciphers: CIPHERSUITES,
         servername: isIP(gate.host) ? undefined : gate.host,
         host: gate.host,
       })
