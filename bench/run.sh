@@ -64,54 +64,13 @@ bg ssh-L "${SSH[@]}" -L 127.0.0.1:${FWD_IPERF[ssh-L]}:127.0.0.1:$P_IPERF -L 127.
 bg ssh-L-aes "${SSH[@]}" -c aes256-gcm@openssh.com -L 127.0.0.1:${FWD_IPERF[ssh-L-aes256gcm]}:127.0.0.1:$P_IPERF -L 127.0.0.1:${FWD_ECHO[ssh-L-aes256gcm]}:127.0.0.1:$P_ECHO root@127.0.0.1
 
 # stunnel: client (plain in) -> server (TLS 1.3, mutual auth) -> backends, with tunkit's PKI
-cat >"$W/st-srv.conf" <<CFG
-foreground = yes
-pid =
-debug = 3
-[iperf]
-accept = 127.0.0.1:$P_ST_SRV
-connect = 127.0.0.1:$P_IPERF
-cert = $W/pki/gate.crt
-key = $W/pki/gate.key
-CAfile = $W/pki/ca.crt
-requireCert = yes
-verifyChain = yes
-sslVersionMin = TLSv1.3
-[echo]
-accept = 127.0.0.1:$((P_ST_SRV+100))
-connect = 127.0.0.1:$P_ECHO
-cert = $W/pki/gate.crt
-key = $W/pki/gate.key
-CAfile = $W/pki/ca.crt
-requireCert = yes
-verifyChain = yes
-sslVersionMin = TLSv1.3
-CFG
-cat >"$W/st-cli.conf" <<CFG
-foreground = yes
-pid =
-debug = 3
-[iperf]
-client = yes
-accept = 127.0.0.1:${FWD_IPERF[stunnel]}
-connect = 127.0.0.1:$P_ST_SRV
-cert = $W/pki/client.crt
-key = $W/pki/client.key
-CAfile = $W/pki/ca.crt
-verifyChain = yes
-checkHost = localhost
-sslVersionMin = TLSv1.3
-[echo]
-client = yes
-accept = 127.0.0.1:${FWD_ECHO[stunnel]}
-connect = 127.0.0.1:$((P_ST_SRV+100))
-cert = $W/pki/client.crt
-key = $W/pki/client.key
-CAfile = $W/pki/ca.crt
-verifyChain = yes
-checkHost = localhost
-sslVersionMin = TLSv1.3
-CFG
+st_section() { # name accept connect role
+  printf '[%s]\naccept = 127.0.0.1:%s\nconnect = 127.0.0.1:%s\nCAfile = %s\nverifyChain = yes\nsslVersionMin = TLSv1.3\n' "$1" "$2" "$3" "$W/pki/ca.crt"
+  if [ "$4" = server ]; then printf 'cert = %s\nkey = %s\nrequireCert = yes\n' "$W/pki/gate.crt" "$W/pki/gate.key"
+  else printf 'client = yes\ncert = %s\nkey = %s\ncheckHost = localhost\n' "$W/pki/client.crt" "$W/pki/client.key"; fi
+}
+{ printf 'foreground = yes\npid =\ndebug = 3\n'; st_section iperf $P_ST_SRV $P_IPERF server; st_section echo $((P_ST_SRV+100)) $P_ECHO server; } >"$W/st-srv.conf"
+{ printf 'foreground = yes\npid =\ndebug = 3\n'; st_section iperf ${FWD_IPERF[stunnel]} $P_ST_SRV client; st_section echo ${FWD_ECHO[stunnel]} $((P_ST_SRV+100)) client; } >"$W/st-cli.conf"
 bg st-srv stunnel4 "$W/st-srv.conf"; bg st-cli stunnel4 "$W/st-cli.conf"
 for m in $METHODS; do wait_port "${FWD_IPERF[$m]}"; wait_port "${FWD_ECHO[$m]}"; done
 sleep 1
