@@ -19,6 +19,8 @@ export interface TunnelRequest {
   destination: string
   binding: string
   remoteForwards: RemoteForward[]
+  /** The portal can send UsherSend before UsherOpenReply (src/core/mux.ts, EarlyData). */
+  earlyData: boolean
 }
 
 export function requestFrame(r: TunnelRequest): Extract<TunnelFrame, {kind: 'request'}> {
@@ -29,7 +31,11 @@ export function requestFrame(r: TunnelRequest): Extract<TunnelFrame, {kind: 'req
     keyExchange: `tls13;exporter=${r.binding}`,
     transforms: TRANSFORM_TLS13,
     flags: 0,
-    clientData: encodeKv([['service', 'stream'], ...r.remoteForwards.map((f) => ['remote-forward', `${f.bind}:${f.port}`] as [string, string])]),
+    clientData: encodeKv([
+      ['service', 'stream'],
+      ...(r.earlyData ? [['early-data', '1'] as [string, string]] : []),
+      ...r.remoteForwards.map((f) => ['remote-forward', `${f.bind}:${f.port}`] as [string, string]),
+    ]),
   }
 }
 
@@ -48,18 +54,24 @@ export function parseRequest(f: Extract<TunnelFrame, {kind: 'request'}>): Tunnel
   const m = f.keyExchange.match(/^tls13;exporter=([0-9a-f]{64})$/)
   if (!m) throw new HandshakeError('REQUEST key exchange data is not a TLS 1.3 exporter binding')
   const remoteForwards: RemoteForward[] = []
-  for (const [k, v] of decodeKv(f.clientData)) if (k === 'remote-forward') remoteForwards.push(parseBindPort(v))
+  let earlyData = false
+  for (const [k, v] of decodeKv(f.clientData)) {
+    if (k === 'remote-forward') remoteForwards.push(parseBindPort(v))
+    else if (k === 'early-data') earlyData = v === '1'
+  }
   if (remoteForwards.length > 64) throw new HandshakeError('too many remote forwards requested')
-  return {user: f.user, destination: f.destination, binding: m[1], remoteForwards}
+  return {user: f.user, destination: f.destination, binding: m[1], remoteForwards, earlyData}
 }
 
 export interface TunnelGrant {
   identity: string
   remoteForwards: {bind: string; port: number; error?: string}[]
+  earlyData: boolean
 }
 
 export function responseFrame(g: TunnelGrant, keyLifetime = DEFAULT_KEY_LIFETIME): Extract<TunnelFrame, {kind: 'response'}> {
   const pairs: [string, string][] = [['identity', g.identity]]
+  if (g.earlyData) pairs.push(['early-data', '1'])
   for (const f of g.remoteForwards) {
     pairs.push(f.error ? ['remote-forward-error', `${f.bind}:${f.port} ${f.error}`] : ['remote-forward', `${f.bind}:${f.port}`])
   }
@@ -67,9 +79,10 @@ export function responseFrame(g: TunnelGrant, keyLifetime = DEFAULT_KEY_LIFETIME
 }
 
 export function parseResponse(f: Extract<TunnelFrame, {kind: 'response'}>): TunnelGrant {
-  const g: TunnelGrant = {identity: '', remoteForwards: []}
+  const g: TunnelGrant = {identity: '', remoteForwards: [], earlyData: false}
   for (const [k, v] of decodeKv(f.clientData)) {
     if (k === 'identity') g.identity = v
+    else if (k === 'early-data') g.earlyData = v === '1'
     else if (k === 'remote-forward') g.remoteForwards.push(parseBindPort(v))
     else if (k === 'remote-forward-error') {
       const sp = v.indexOf(' ')

@@ -3,6 +3,9 @@ import {encodeUsher, UsherType, type UsherRecord} from '../codec/usher.js'
 import {ACK_BATCH, MAX_ACK, MAX_SEND, MAX_SESSION_ID, MIN_WINDOW, TUNNEL_CAP, WINDOW} from './flow.js'
 import {nextState, type SessionEvent, type SessionState} from './session-state.js'
 
+/** With early data, portal-opened sessions use ids below HALF and gate-opened ones above. */
+const HALF = 0x4000
+
 /** The local side of a TCP session, as the transport gives it to the multiplexer. */
 export interface StreamEndpoint {
   /** The open this side asked for succeeded or failed; reason is "<code>: detail" on failure. */
@@ -28,6 +31,17 @@ export interface OpenRequest {
   protocol: 'tcp' | 'udp'
   host: string
   port: number
+}
+
+/**
+ * Early data (a tunkit extension, negotiated in REQUEST/RESPONSE): both sides use the same id for
+ * a session, chosen by the opener from its own half of the id space (portal below 0x4000, gate
+ * above), so the opener may send UsherSend right after UsherOpen, without waiting a round trip
+ * for UsherOpenReply. The responder holds such data (at most one window) until the open succeeds.
+ */
+export interface EarlyData {
+  /** Which half of the id space our own opens use. */
+  half: 'low' | 'high'
 }
 
 export interface MuxHooks {
@@ -72,6 +86,15 @@ export class Session {
   acceptStream(ep: StreamEndpoint): void {
     this.stream = ep
     this.mux.reply(this, true)
+    const q = this.earlyIn
+    this.earlyIn = null
+    if (q) {
+      for (const d of q.data) this.onData(d)
+      if (q.eof) {
+        ep.end()
+        this.mux.transition(this, 'remote-close', 'closed by both sides')
+      }
+    }
   }
 
   acceptDatagram(ep: DatagramEndpoint): void {
@@ -85,7 +108,7 @@ export class Session {
 
   /** Data read from the local socket. Pauses the endpoint when the window is full. */
   send(data: Buffer): void {
-    if (this.state !== 'active' && this.state !== 'session-active') return
+    if (this.state !== 'active' && this.state !== 'session-active' && !this.canSendEarly()) return
     if (this.held) {
       this.held = Buffer.concat([this.held, data])
     } else {
@@ -150,8 +173,23 @@ export class Session {
     return this.held === null
   }
 
-  hasHeld(): boolean {
-    return this.held !== null
+  /** Our own open, on a tunnel with early data: the peer's id is known before its reply. */
+  canSendEarly(): boolean {
+    return this.state === 'pending' && !this.incoming && this.mux.early !== null
+  }
+
+  /** Early data and an early CLOSE(WRITE) that arrived before we accepted the open. */
+  earlyIn: {data: Buffer[]; bytes: number; eof: boolean} | null = null
+
+  queueEarly(data: Buffer | null): boolean {
+    const q = (this.earlyIn ??= {data: [], bytes: 0, eof: false})
+    if (data === null) q.eof = true
+    else {
+      q.bytes += data.length
+      if (q.bytes > WINDOW) return false
+      q.data.push(Buffer.from(data)) // the frame may be a view of a reused chunk
+    }
+    return true
   }
 
   onData(data: Buffer, more = false): boolean {
@@ -197,6 +235,9 @@ export class Mux {
   private blocked = new Set<Session>()
   private closed = false
 
+  /** Set once the handshake has agreed on early data (before any session exists). */
+  early: EarlyData | null = null
+
   constructor(private readonly hooks: MuxHooks, private readonly maxSessions = 4096) {}
 
   get size(): number {
@@ -219,6 +260,7 @@ export class Mux {
       return null
     }
     const s = new Session(this, id, req, false)
+    if (this.early) s.remoteId = id
     if (req.protocol === 'tcp') s.stream = ep as StreamEndpoint
     else s.dgram = ep as DatagramEndpoint
     this.sessions.set(id, s)
@@ -242,12 +284,17 @@ export class Mux {
           ;(s.stream ?? s.dgram)!.opened(false, r.reason ?? 'failed')
           return
         }
+        if (this.early && r.rc !== s.localId) return this.hooks.onFatal(`UsherOpenReply for session ${r.session} gives id ${r.rc}, not the mirrored id`)
         s.remoteId = r.rc
         this.transition(s, 'open-ok', '')
         ;(s.stream ?? s.dgram)!.opened(true)
         return
       }
       case 'send':
+        if (s.state === 'pending' && s.incoming && this.early) {
+          if (!s.queueEarly(r.data)) this.refuseEarly(s)
+          return
+        }
         if (!s.stream || (s.state !== 'active' && s.state !== 'write-active')) return
         if (!s.onData(r.data, more)) {
           this.sendRecord({kind: 'rst', session: s.remoteId, reason: 'flow control window exceeded'})
@@ -269,6 +316,10 @@ export class Mux {
         return
       }
       case 'close':
+        if (s.state === 'pending' && s.incoming && this.early && r.direction === 'write') {
+          s.queueEarly(null)
+          return
+        }
         if (r.direction === 'read' || r.direction === 'both') {
           // The peer stopped reading: nothing more may be sent, so stop reading locally.
           s.stream?.pause()
@@ -310,7 +361,7 @@ export class Mux {
 
   /** Move held data of one session into the tunnel as far as the windows allow. */
   pump(s: Session): void {
-    if (this.closed || s.state === 'inactive' || s.state === 'pending') return
+    if (this.closed || s.state === 'inactive' || (s.state === 'pending' && !s.canSendEarly())) return
     const shared = TUNNEL_CAP - this.totalInFlight
     const budget = Math.max(shared, MIN_WINDOW - s.inFlight)
     const done = s.drain(budget)
@@ -362,7 +413,7 @@ export class Mux {
   }
 
   private incomingOpen(r: Extract<UsherRecord, {kind: 'open'}>): void {
-    const id = this.allocId()
+    const id = this.early ? this.mirrorId(r.session) : this.allocId()
     if (id < 0) {
       this.sendRecord({kind: 'open-reply', session: r.session, rc: -1, reason: 'limit: too many sessions on this tunnel'})
       return
@@ -373,12 +424,30 @@ export class Mux {
     this.hooks.onOpen(s.req, s)
   }
 
-  /** Ids count up and wrap, so an id is not reused until 32768 later opens: late records stay harmless. */
+  /**
+   * Ids count up and wrap, so an id is not reused until many later opens: late records stay
+   * harmless. With early data our opens take ids from our half of the space only.
+   */
   private allocId(): number {
-    if (this.sessions.size >= this.maxSessions || this.sessions.size > MAX_SESSION_ID) return -1
-    while (this.sessions.has(this.nextId)) this.nextId = (this.nextId + 1) & MAX_SESSION_ID
-    const id = this.nextId
-    this.nextId = (this.nextId + 1) & MAX_SESSION_ID
+    const [base, mask] = !this.early ? [0, MAX_SESSION_ID] : [this.early.half === 'low' ? 0 : HALF, HALF - 1]
+    if (this.sessions.size >= this.maxSessions || this.sessions.size > mask) return -1
+    for (let tries = 0; tries <= mask; tries++) {
+      const id = base + (this.nextId & mask)
+      this.nextId = (this.nextId + 1) & mask
+      if (!this.sessions.has(id)) return id
+    }
+    return -1
+  }
+
+  /** With early data the responder takes the opener's id, which must lie in the opener's half. */
+  private mirrorId(id: number): number {
+    const peerLow = this.early!.half === 'high'
+    if ((id < HALF) !== peerLow || this.sessions.has(id) || this.sessions.size >= this.maxSessions) return -1
     return id
+  }
+
+  private refuseEarly(s: Session): void {
+    this.sendRecord({kind: 'rst', session: s.remoteId, reason: 'early data over the window'})
+    this.finish(s, 'rst', 'peer sent more early data than one window')
   }
 }

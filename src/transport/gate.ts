@@ -181,8 +181,8 @@ export class Gate {
           clearTimeout(timer)
           this.pending.delete(raw)
           this.links.add(link)
-          this.startSessions(link, identity, peer)
-          void this.openRemoteForwards(link, identity, req.remoteForwards, forwards).then((g) => {
+          this.startSessions(link, identity, peer, req.earlyData)
+          void this.openRemoteForwards(link, identity, req.remoteForwards, forwards, req.earlyData).then((g) => {
             if (!link.isClosed) link.send(responseFrame(g))
           })
           log.log('info', `tunnel up: ${identity} from ${peer}`)
@@ -205,7 +205,7 @@ export class Gate {
     })
   }
 
-  private startSessions(link: Link, identity: string, peer: string): void {
+  private startSessions(link: Link, identity: string, peer: string, earlyData: boolean): void {
     let idleTimer: NodeJS.Timeout | null = null
     const armIdle = (): void => {
       if (this.o.idleTimeout <= 0) return
@@ -226,6 +226,7 @@ export class Gate {
         void s
       },
     }, this.o.maxSessions)
+    if (earlyData) link.mux!.early = {half: 'high'}
   }
 
   private async open(identity: string, peer: string, req: OpenRequest, session: Session): Promise<void> {
@@ -287,8 +288,8 @@ export class Gate {
     })
   }
 
-  private async openRemoteForwards(link: Link, identity: string, wanted: {bind: string; port: number}[], servers: Server[]): Promise<TunnelGrant> {
-    const grant: TunnelGrant = {identity, remoteForwards: []}
+  private async openRemoteForwards(link: Link, identity: string, wanted: {bind: string; port: number}[], servers: Server[], earlyData: boolean): Promise<TunnelGrant> {
+    const grant: TunnelGrant = {identity, remoteForwards: [], earlyData}
     for (const f of wanted) {
       const srv = createServer({noDelay: true, allowHalfOpen: true}, (s) => {
         const mux = link.mux

@@ -143,6 +143,7 @@ export class Portal {
           clearTimeout(timer)
           authorized = true
           this.grant = parseResponse(f)
+          if (this.grant.earlyData) link.mux!.early = {half: 'low'}
           this.link = link
           this.state = 'authorized'
           for (const r of this.grant.remoteForwards) {
@@ -172,6 +173,7 @@ export class Portal {
         destination: gate.host,
         binding: tls.exportKeyingMaterial(32, EXPORTER_LABEL, Buffer.alloc(0)).toString('hex'),
         remoteForwards: this.o.remoteForwards.map(({bind, port}) => ({bind, port})),
+        earlyData: true,
       }))
     })
   }

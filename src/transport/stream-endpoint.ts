@@ -27,11 +27,13 @@ export class SocketEndpoint implements StreamEndpoint {
     this.session = session
     this.socket.on('data', (d: Buffer) => session.send(d))
     this.socket.on('end', () => session.localEof())
+    if (session.canSendEarly()) this.socket.resume()
   }
 
   opened(ok: boolean, reason?: string): void {
     this.onOpened(ok, reason)
     if (ok) this.socket.resume()
+    else this.socket.end() // after any reply onOpened wrote (SOCKS5)
   }
 
   write(data: Buffer, done: () => void, more = false): void {

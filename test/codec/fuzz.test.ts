@@ -38,8 +38,8 @@ const seeds: Buffer[] = [
   encodeUsher({kind: 'send-udp', session: 1, addr: '198.18.0.1', port: 1, remoteAddr: '0.0.0.0', remotePort: 0, data: Buffer.from('x')}),
   encodeUsher({kind: 'close', session: 1, direction: 'both'}),
   encodeTunnel({kind: 'relay', origin: 'portal', path: ['relay-b', 'gate']}),
-  encodeTunnel(requestFrame({user: 'alice', destination: 'gate', binding: 'ab'.repeat(32), remoteForwards: [{bind: '127.0.0.1', port: 80}]})),
-  encodeTunnel(responseFrame({identity: 'alice', remoteForwards: [{bind: '127.0.0.1', port: 80, error: 'EADDRINUSE'}]})),
+  encodeTunnel(requestFrame({user: 'alice', destination: 'gate', binding: 'ab'.repeat(32), remoteForwards: [{bind: '127.0.0.1', port: 80}], earlyData: true})),
+  encodeTunnel(responseFrame({identity: 'alice', remoteForwards: [{bind: '127.0.0.1', port: 80, error: 'EADDRINUSE'}], earlyData: true})),
   encodeTunnel({kind: 'close', status: 3, reason: 'digest'}),
 ]
 
