@@ -159,4 +159,61 @@ test('Fig. 7 transitions', () => {
   }
 })
 
+
+function earlyPair(onOpen: (s: Session) => void) {
+  const p = pair(onOpen)
+  p.a.early = {half: 'low'}
+  p.b.early = {half: 'high'}
+  return p
+}
+
+test('early data: the opener sends before the reply; the responder holds it until it accepts', () => {
+  let pending: Session | null = null
+  const far = new FakeEndpoint()
+  const {a, b, flush} = earlyPair((s) => (pending = s))
+  const near = new FakeEndpoint()
+  const s = a.open({protocol: 'tcp', host: 'x.example', port: 1}, near)!
+  assert.ok(s.canSendEarly())
+  s.send(Buffer.from('early '))
+  s.send(Buffer.from('bird'))
+  s.localEof()
+  flush()
+  assert.is(pending!.localId, s.localId, 'the responder mirrors the id')
+  assert.is(far.bytes, 0, 'nothing is written before the open is accepted')
+  pending!.acceptStream(far)
+  flush()
+  assert.is(Buffer.concat(far.written).toString(), 'early bird')
+  assert.ok(far.ended, 'the early CLOSE(WRITE) is applied after the data')
+  assert.equal(near.openResult, [true, undefined])
+  assert.is(b.list()[0].state, 'session-active')
+})
+
+test('early data: a refused open drops the held data and tells the opener', () => {
+  let pending: Session | null = null
+  const {a, b, flush} = earlyPair((s) => (pending = s))
+  const near = new FakeEndpoint()
+  const s = a.open({protocol: 'tcp', host: 'x.example', port: 1}, near)!
+  s.send(Buffer.alloc(1000))
+  flush()
+  pending!.reject('refused: nobody home')
+  flush()
+  assert.equal(near.openResult, [false, 'refused: nobody home'])
+  assert.is(a.size, 0)
+  assert.is(b.size, 0)
+  assert.is(a.inFlight, 0, 'the window is released')
+})
+
+test('early data: an open with an id from the wrong half, or more early data than a window, is refused', () => {
+  const replies: string[] = []
+  const b = new Mux({write: (cs) => cs.forEach((c) => { const r = decodeUsher(new FrameSplitter(1 << 20).push(c)[0]); replies.push(r.kind === 'open-reply' ? `reply ${r.rc}` : r.kind) }), onOpen: () => {}, onFatal: () => {}})
+  b.early = {half: 'high'}
+  const push = (buf: Buffer): void => { for (const f of new FrameSplitter(1 << 20).push(buf)) b.receive(decodeUsher(f)) }
+  push(encodeUsher({kind: 'open', session: 0x4001, protocol: 'tcp', host: 'x.example', port: 1}))
+  assert.equal(replies, ['reply -1'], 'a portal may not use the gate\'s half')
+  push(encodeUsher({kind: 'open', session: 7, protocol: 'tcp', host: 'x.example', port: 1}))
+  for (let i = 0; i <= WINDOW / 65536; i++) push(encodeUsher({kind: 'send', session: 7, data: Buffer.alloc(65536)}))
+  assert.ok(replies.includes('rst'))
+  assert.is(b.size, 0)
+})
+
 test.run()
