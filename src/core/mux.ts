@@ -55,7 +55,12 @@ export interface MuxHooks {
   trace?(dir: 'in' | 'out', rec: UsherRecord, len: number): void
   /** Called whenever a session ends (for counters and logs). */
   onSessionEnd?(session: Session, reason: string): void
+  /** Bytes queued for the tunnel but not yet sent; datagrams are dropped when it is high. */
+  backlog?(): number
 }
+
+/** Above this tunnel backlog UDP datagrams are dropped rather than queued: UDP may lose packets. */
+export const DATAGRAM_DROP_BACKLOG = 4 * 1024 * 1024
 
 export class Session {
   state: SessionState = 'pending'
@@ -72,6 +77,8 @@ export class Session {
   dgram: DatagramEndpoint | null = null
   bytesIn = 0
   bytesOut = 0
+  /** Datagrams dropped because the tunnel was backed up. */
+  dropped = 0
 
   constructor(
     private readonly mux: Mux,
@@ -133,6 +140,10 @@ export class Session {
   /** A datagram from the local UDP side. */
   sendDatagram(data: Buffer, from: {addr: string; port: number}, to?: {addr: string; port: number}): void {
     if (this.state !== 'active') return
+    if (!this.mux.roomForDatagram()) {
+      this.dropped++
+      return
+    }
     this.bytesOut += data.length
     this.mux.sendRecord({
       kind: 'send-udp', session: this.remoteId,
@@ -345,6 +356,10 @@ export class Mux {
   }
 
   // ---- internals used by Session ----
+
+  roomForDatagram(): boolean {
+    return (this.hooks.backlog?.() ?? 0) < DATAGRAM_DROP_BACKLOG
+  }
 
   sendRecord(r: UsherRecord): void {
     if (this.closed) return

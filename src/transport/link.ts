@@ -61,6 +61,7 @@ export class Link {
     this.mux = new Mux({
       ...hooks,
       write: (chunks) => this.write(chunks),
+      backlog: () => this.socket.writableLength,
       onFatal: (reason) => this.close(CloseStatus.PROTOCOL_ERROR, reason),
       trace: tracer ? (dir, r, len) => tracer.emit(dir, this.o.peer, usherFields(r, len)) : undefined,
     }, maxSessions)

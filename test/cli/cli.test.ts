@@ -56,6 +56,22 @@ t('--config supplies flags; the command line wins; unknown keys are refused', as
   }
 })
 
+t('--policy reads rules from a file, ignoring comments and blank lines; a bad rule names itself', async (ctx) => {
+  const {dir, cleanup} = tmpDir('policy')
+  try {
+    const file = join(dir, 'policy')
+    writeFileSync(file, '# who may go where\nalice=198.18.0.0/15:22\n\n*=intranet.example:443  # everyone\n')
+    const g = tunkit(['gate', '--listen', '127.0.0.1:0', '--pki-dir', ctx.pki.dir, '--policy', file, '--json'])
+    await event(g, 'listening')
+    assert.match(g.stderr, /with 2 access rule\(s\)/)
+    assert.is(await stop(g), 0)
+    writeFileSync(file, 'alice=198.18.0.0/33\n')
+    oneLineError(await runCli(['gate', '--pki-dir', ctx.pki.dir, '--policy', file]), /198\.18\.0\.0\/33/)
+  } finally {
+    cleanup()
+  }
+})
+
 t('pki init writes keys 0600 and refuses to overwrite a CA', async (ctx) => {
   for (const k of ['ca.key', 'gate.key', 'client.key']) assert.is(statSync(join(ctx.pki.dir, k)).mode & 0o777, 0o600, k)
   oneLineError(await runCli(['pki', 'init', '--dir', ctx.pki.dir]), /already holds a CA/)

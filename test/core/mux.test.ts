@@ -216,4 +216,17 @@ test('early data: an open with an id from the wrong half, or more early data tha
   assert.is(b.size, 0)
 })
 
+test('datagrams are dropped, not queued, while the tunnel is backed up', () => {
+  let backlog = 0
+  const sent: string[] = []
+  const m = new Mux({write: (cs) => cs.forEach((c) => sent.push(decodeUsher(new FrameSplitter(1 << 20).push(c)[0]).kind)), onOpen: (_r, s) => s.acceptDatagram({opened() {}, deliver() {}, destroy() {}}), onFatal: () => {}, backlog: () => backlog})
+  for (const f of new FrameSplitter(1 << 20).push(encodeUsher({kind: 'open', session: 3, protocol: 'udp', host: '198.18.0.53', port: 53}))) m.receive(decodeUsher(f))
+  const s = m.list()[0]
+  s.sendDatagram(Buffer.from('a'), {addr: '198.18.0.53', port: 53})
+  backlog = 64 * 1024 * 1024
+  s.sendDatagram(Buffer.from('b'), {addr: '198.18.0.53', port: 53})
+  assert.equal(sent, ['open-reply', 'send-udp'])
+  assert.is(s.dropped, 1)
+})
+
 test.run()

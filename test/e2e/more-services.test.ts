@@ -104,6 +104,19 @@ t('the gate drops a client that never finishes the handshake', async (ctx) => {
   assert.match(ctx.gate.stderr, /handshake not finished within 1 s/)
 })
 
+t('--idle-timeout closes a tunnel that carries no sessions', async (ctx) => {
+  const gate = await startGate(ctx.pki, ['--idle-timeout', '1'])
+  const p = await startPortal(ctx.pki, gate.port, ['--socks', '127.0.0.1:0', '--backoff-max', '30'], 1)
+  try {
+    const down = await waitFor('idle close', () => p.events.find((e) => e.event === 'tunnel-down'))
+    assert.match(String(down.reason), /idle for 1 s/)
+    assert.is(down.status, 'timeout')
+  } finally {
+    await stop(p)
+    await stop(gate)
+  }
+})
+
 t('remote forwards are released on the gate when their portal goes away', async (ctx) => {
   const rport = await freePort()
   const p = await startPortal(ctx.pki, ctx.gate.port, ['-R', `127.0.0.1:${rport}:localhost:${ctx.http.port}`], 0)
