@@ -3,7 +3,8 @@ import {promisify} from 'node:util'
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
 import {freePort} from '../helpers/procs.js'
-import {blackHole, hashSink, helloHttp, httpBody, socksConnect, udpAsk, udpEcho, upload} from '../helpers/servers.js'
+import {Resolver} from 'node:dns/promises'
+import {blackHole, hashSink, helloHttp, httpBody, socksConnect, tinyDns, udpAsk, udpEcho, upload} from '../helpers/servers.js'
 import {makePki, startGate, startPortal, stop} from '../helpers/tunnel.js'
 
 const run = promisify(execFile)
@@ -11,8 +12,10 @@ const MB = 1 << 20
 
 /** One gate and one portal with SOCKS5, -L, -U and -R, shared by the tests of this file. */
 const t = suite<Record<string, any>>('portal ⇄ gate, end to end') // eslint-disable-line @typescript-eslint/no-explicit-any
+let ctx0: Record<string, any> // eslint-disable-line @typescript-eslint/no-explicit-any
 
 t.before(async (ctx) => {
+  ctx0 = ctx
   ctx.pki = await makePki('pg')
   ctx.http = await helloHttp()
   ctx.sink = await hashSink()
@@ -70,6 +73,22 @@ t('a UDP datagram makes the round trip through -U', async (ctx) => {
   assert.is(reply.toString(), 'echo:ping-1')
   const again = await udpAsk(ctx.portal.ports.udp, Buffer.from('ping-2'))
   assert.is(again.toString(), 'echo:ping-2')
+})
+
+t('DNS bridging: a real resolver asks through -U and gets the answer from behind the gate', async () => {
+  const dns = await tinyDns('db.intranet.example', '198.18.7.7')
+  const portal = await startPortal(ctx0.pki, ctx0.gate.port, ['-U', `127.0.0.1:0:127.0.0.1:${dns.port}`], 1)
+  try {
+    const r = new Resolver({timeout: 2000, tries: 2})
+    r.setServers([`127.0.0.1:${portal.ports.udp}`])
+    assert.equal(await r.resolve4('db.intranet.example'), ['198.18.7.7'])
+    const err = await r.resolve4('nope.intranet.example').catch((e) => e)
+    assert.is(err.code, 'ENOTFOUND')
+    assert.ok(dns.queries >= 2)
+  } finally {
+    await stop(portal)
+    dns.close()
+  }
 })
 
 t('a remote forward (-R): the gate listens and connections come back to the portal side', async (ctx) => {

@@ -103,3 +103,29 @@ export function socksConnect(proxyPort: number, host: string, port: number): Pro
     s.on('close', () => { if (stage < 2) rej(new Error('SOCKS server closed the connection')) })
   })
 }
+
+/**
+ * A minimal authoritative DNS responder (RFC 1035): answers A queries for `name` with `address`
+ * and NXDOMAIN otherwise. Enough for a real resolver to exercise UDP DNS through a tunnel.
+ */
+export function tinyDns(name: string, address: string): Promise<UdpSocket & {port: number; queries: number}> {
+  const s = Object.assign(createSocket('udp4'), {queries: 0})
+  s.on('message', (q, r) => {
+    if (q.length < 17) return
+    s.queries++
+    let off = 12
+    const labels: string[] = []
+    while (off < q.length && q[off] !== 0) { labels.push(q.toString('latin1', off + 1, off + 1 + q[off])); off += q[off] + 1 }
+    const question = q.subarray(12, off + 5)
+    const qtype = q.readUInt16BE(off + 1)
+    const hit = labels.join('.').toLowerCase() === name && qtype === 1
+    const head = Buffer.from(q.subarray(0, 12))
+    head.writeUInt16BE(0x8400 | (hit ? 0 : 3), 2) // QR, AA, RCODE
+    head.writeUInt16BE(1, 4)
+    head.writeUInt16BE(hit ? 1 : 0, 6)
+    head.writeUInt32BE(0, 8)
+    const answer = hit ? Buffer.concat([Buffer.from([0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4]), Buffer.from(address.split('.').map(Number))]) : Buffer.alloc(0)
+    s.send(Buffer.concat([head, question, answer]), r.port, r.address)
+  })
+  return new Promise((res) => s.bind(0, '127.0.0.1', () => res(Object.assign(s, {port: s.address().port}))))
+}
