@@ -221,9 +221,8 @@ export class Gate {
         if (idleTimer) clearTimeout(idleTimer)
         void this.open(identity, peer, req, session)
       },
-      onSessionEnd: (s) => {
+      onSessionEnd: () => {
         if (link.mux && link.mux.size === 0) armIdle()
-        void s
       },
     }, this.o.maxSessions)
     if (earlyData) link.mux!.early = {half: 'high'}
@@ -247,8 +246,10 @@ export class Gate {
       } else {
         session.acceptDatagram(await this.udpTo(address, req.port, session))
       }
-    } catch (e) {
-      if (!(e instanceof OpenError)) throw e
+    } catch (err) {
+      // Anything unexpected fails this one open, never the gate.
+      const e = err instanceof OpenError ? err : new OpenError('failed', (err as Error).message)
+      if (!(err instanceof OpenError)) this.o.log.log('error', `open ${req.protocol} ${target} for ${identity}: ${(err as Error).stack ?? err}`)
       if (e.code === 'denied') this.o.log.log('warn', `denied: ${identity} from ${peer} asked for ${req.protocol} ${target}`)
       else this.o.log.log('debug', `open ${req.protocol} ${target} for ${identity} failed: ${e.message}`)
       session.reject(e.message)

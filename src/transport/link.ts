@@ -136,8 +136,13 @@ export class Link {
     this.o.onFrame(t)
   }
 
+  /** Malformed input closes this tunnel with a reason; so does a bug, rather than the process. */
   private protocolError(e: unknown): void {
-    if (!(e instanceof CodecError)) throw e
+    if (!(e instanceof CodecError)) {
+      this.o.log.log('error', `internal error on the tunnel with ${this.o.peer}: ${(e as Error).stack ?? e}`)
+      this.close(CloseStatus.PROTOCOL_ERROR, 'internal error')
+      return
+    }
     this.o.log.log('warn', `protocol error from ${this.o.peer}: ${e.message}`)
     this.close(e.code === 'VERSION' ? CloseStatus.VERSION_MISMATCH : CloseStatus.PROTOCOL_ERROR, e.message)
   }

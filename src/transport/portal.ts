@@ -112,12 +112,7 @@ export class Portal {
     const {gate, log} = this.o
     const peer = hostPort(gate.host, gate.port)
     this.state = 'tcp-open'
-    let raw: Socket
-    try {
-      raw = this.o.upstreamSocks ? await this.viaSocks() : await dialTcp(gate.host, gate.port, this.o.connectTimeout * 1000)
-    } catch (e) {
-      throw new Error((e as Error).message)
-    }
+    const raw = this.o.upstreamSocks ? await this.viaSocks() : await dialTcp(gate.host, gate.port, this.o.connectTimeout * 1000)
     this.state = 'send-relay'
     const relay = {kind: 'relay' as const, origin: hostname(), path: [gate.host]}
     const relayWire = encodeTunnel(relay)
