@@ -1,0 +1,116 @@
+import {Flags} from '@oclif/core'
+import {lookup} from 'node:dns/promises'
+import {isIP} from 'node:net'
+import {TunkitCommand} from '../cli/base.js'
+import {parseHostPort, parseSeconds, UsageError} from '../cli/parse.js'
+import {hostPort} from '../transport/connect.js'
+import {discover, ServerUnreachable, type Discovery} from '../transport/stun-client.js'
+import {StunServer} from '../transport/stun-server.js'
+
+/** Exit status for scripts: 0 discovered, 2 bad arguments, 3 UDP blocked, 4 server unreachable. */
+export const EXIT = {OK: 0, BAD_ARGS: 2, UDP_BLOCKED: 3, UNREACHABLE: 4} as const
+
+export default class NatDiscover extends TunkitCommand {
+  static override summary = 'Discover the NAT in front of this host (STUN, RFC 5780) and which tunnel will get through; or serve STUN.'
+  static override description = `Client: RFC 5780 mapping, filtering, hairpinning and (with --lifetime) binding-lifetime tests against a
+STUN server, then a recommendation: "direct" (no NAT: plain IPsec works), "nat-t" (ESP in UDP 4500)
+or "wrap" (UDP blocked or bindings too short: use a TCP portal/gate tunnel or L2TP on a reachable port).
+Exit status: 0 discovered, 2 bad arguments, 3 UDP blocked, 4 server unreachable.
+Server (--serve): answers Binding requests on the primary and alternate addresses and ports,
+with CHANGE-REQUEST, RESPONSE-ORIGIN, OTHER-ADDRESS, RESPONSE-PORT and a per-source rate limit.`
+  static override examples = [
+    '<%= config.bin %> nat-discover --serve --listen 203.0.113.10:3478 --alt 203.0.113.11:3479',
+    '<%= config.bin %> nat-discover --server 203.0.113.10',
+    '<%= config.bin %> nat-discover --server 203.0.113.10 --json | jq .recommendation',
+  ]
+
+  static override flags = {
+    server: Flags.string({char: 's', summary: 'STUN server, host[:port] (port 3478 by default); repeat to try several.', multiple: true}),
+    bind: Flags.string({summary: 'Local address to send from.'}),
+    timeout: Flags.string({summary: 'Seconds the whole discovery may take (the lifetime test excepted).', default: '5'}),
+    lifetime: Flags.string({summary: 'Also measure how long an idle binding lives, up to this many seconds (0 = skip).', default: '0'}),
+    serve: Flags.boolean({summary: 'Run a STUN server instead.'}),
+    listen: Flags.string({summary: 'Server: primary address and port.', default: '0.0.0.0:3478'}),
+    alt: Flags.string({summary: 'Server: alternate address and port (needed for RFC 5780 tests).'}),
+    rate: Flags.integer({summary: 'Server: answers per second per source address.', default: 50, min: 1}),
+    burst: Flags.integer({summary: 'Server: burst of answers per source address.', default: 100, min: 1}),
+  }
+
+  async run(): Promise<void> {
+    const {flags: f} = await this.parse(NatDiscover)
+    if (f.serve) return this.serve(f)
+    if (!f.server?.length) throw new UsageError('missing required flag --server (or --serve to run a server)')
+    const timeout = parseSeconds(f.timeout, '--timeout')
+    const lifetime = parseSeconds(f.lifetime, '--lifetime')
+    const servers = f.server.map((s) => parseHostPort(/:\d+$/.test(s) || isIP(s) === 6 ? s : `${s}:3478`, '--server'))
+    let last: Error | null = null
+    for (const s of servers) {
+      let address = s.host
+      try {
+        if (!isIP(address)) address = (await lookup(address)).address
+      } catch {
+        last = new ServerUnreachable(`cannot resolve ${s.host}`)
+        continue
+      }
+      try {
+        const d = await discover({server: {address, port: s.port}, bind: f.bind, timeout, lifetime, log: this.logger, tracer: this.tracer})
+        this.report(d)
+        process.exitCode = d.mappedAddress === null ? EXIT.UDP_BLOCKED : EXIT.OK
+        return
+      } catch (e) {
+        if (!(e instanceof ServerUnreachable)) throw e
+        last = e
+        this.logger.log('warn', `STUN server ${hostPort(s.host, s.port)} unreachable: ${e.message}`)
+      }
+    }
+    if (this.jsonMode()) process.stdout.write(JSON.stringify({schema: 1, error: 'server-unreachable', message: last?.message}) + '\n')
+    else process.stderr.write(`tunkit nat-discover: error: no STUN server reachable (${last?.message})\n`)
+    process.exitCode = EXIT.UNREACHABLE
+  }
+
+  private report(d: Discovery): void {
+    if (this.jsonMode()) return void process.stdout.write(JSON.stringify(d) + '\n')
+    const lines = [
+      `server           ${d.server.address}${d.server.software ? ` (${d.server.software})` : ''}${d.server.rfc5780 ? `, RFC 5780, other address ${d.server.otherAddress}` : ', no RFC 5780 support'}`,
+      `local address    ${d.localAddress}`,
+      `mapped address   ${d.mappedAddress ?? 'none (no answer)'}`,
+      `NAT present      ${d.mappedAddress ? (d.natPresent ? 'yes' : 'no') : 'unknown'}`,
+      `mapping          ${d.mapping}`,
+      `filtering        ${d.filtering}`,
+      `hairpinning      ${d.hairpinning === null ? 'not tested' : d.hairpinning ? 'yes' : 'no'}`,
+      `port preserved   ${d.mappedAddress ? (d.portPreserved ? 'yes' : 'no') : 'unknown'}`,
+      `binding lifetime ${d.bindingLifetimeSec === null ? 'not tested' : `at least ${d.bindingLifetimeSec} s`}`,
+      `recommendation   ${d.recommendation}`,
+      ...d.reasons.map((r) => `  - ${r}`),
+      `(${d.durationMs} ms)`,
+    ]
+    process.stdout.write(lines.join('\n') + '\n')
+  }
+
+  private async serve(f: {listen: string; alt?: string; rate: number; burst: number}): Promise<void> {
+    const primary = parseHostPort(f.listen, '--listen')
+    const alt = f.alt ? parseHostPort(f.alt, '--alt') : undefined
+    if (alt && (alt.host === primary.host || alt.port === primary.port)) throw new UsageError('--alt: the alternate address and port must both differ from --listen')
+    const server = new StunServer({
+      primary: {address: primary.host, port: primary.port},
+      alternate: alt && {address: alt.host, port: alt.port},
+      software: 'tunkit',
+      rate: f.rate,
+      burst: f.burst,
+      log: this.logger,
+      tracer: this.tracer,
+    })
+    let bound
+    try {
+      bound = await server.listen()
+    } catch (e) {
+      throw new UsageError(`--listen/--alt: ${(e as Error).message}`)
+    }
+    const where = bound.map((b) => hostPort(b.address, b.port))
+    this.logger.log('info', `STUN server on ${where.join(', ')}${alt ? '' : ' (no --alt: RFC 5780 tests unavailable)'}`)
+    this.logger.event('listening', {addresses: where})
+    const sig = await this.waitForSignal()
+    server.close()
+    this.logger.event('stopped', {signal: sig, answered: server.answered, dropped: server.dropped})
+  }
+}
