@@ -1,0 +1,84 @@
+import {createSocket} from 'node:dgram'
+import {suite} from 'uvu'
+import * as assert from 'uvu/assert'
+import {event, runCli, stop, tunkit, type Proc} from '../helpers/procs.js'
+
+const t = suite<Record<string, any>>('nat-discover on loopback') // eslint-disable-line @typescript-eslint/no-explicit-any
+
+async function udpPorts(n: number): Promise<number[]> {
+  const socks = await Promise.all(Array.from({length: n}, () => new Promise<ReturnType<typeof createSocket>>((res) => {
+    const s = createSocket('udp4')
+    s.bind(0, '127.0.0.1', () => res(s))
+  })))
+  const ports = socks.map((s) => s.address().port)
+  socks.forEach((s) => s.close())
+  return ports
+}
+
+t.before(async (ctx) => {
+  const [p1, p2] = await udpPorts(2)
+  ctx.p1 = p1
+  ctx.server = tunkit(['nat-discover', '--serve', '--listen', `127.0.0.1:${p1}`, '--alt', `127.0.0.2:${p2}`, '--json'])
+  await event(ctx.server as Proc, 'listening')
+})
+
+t.after(async (ctx) => {
+  if (ctx.server) assert.is(await stop(ctx.server), 0)
+})
+
+t('no NAT on loopback: every key of the JSON schema, recommendation "direct", exit 0, well under 1.5 s', async (ctx) => {
+  const r = await runCli(['nat-discover', '--server', `127.0.0.1:${ctx.p1}`, '--json'])
+  assert.is(r.code, 0, r.stderr)
+  const d = JSON.parse(r.stdout)
+  for (const k of ['schema', 'localAddress', 'mappedAddress', 'natPresent', 'mapping', 'filtering', 'hairpinning', 'portPreserved', 'bindingLifetimeSec', 'recommendation', 'server']) assert.ok(k in d, k)
+  assert.is(d.schema, 1)
+  assert.is(d.natPresent, false)
+  assert.is(d.mapping, 'endpoint-independent')
+  assert.is(d.filtering, 'endpoint-independent')
+  assert.is(d.recommendation, 'direct')
+  assert.is(d.mappedAddress, d.localAddress)
+  assert.is(d.server.rfc5780, true)
+  assert.is(d.server.otherAddress, `127.0.0.2:${d.server.otherAddress.split(':')[1]}`)
+  assert.ok(d.durationMs < 1500, `${d.durationMs} ms`)
+})
+
+t('the human summary names every finding', async (ctx) => {
+  const r = await runCli(['nat-discover', '--server', `127.0.0.1:${ctx.p1}`])
+  assert.is(r.code, 0)
+  for (const w of ['mapped address', 'NAT present      no', 'mapping          endpoint-independent', 'filtering', 'hairpinning', 'port preserved', 'recommendation   direct']) assert.ok(r.stdout.includes(w), w)
+})
+
+t('silence means UDP blocked: exit 3 and "wrap"', async () => {
+  const sink = createSocket('udp4')
+  await new Promise<void>((res) => sink.bind(0, '127.0.0.1', () => res()))
+  try {
+    const r = await runCli(['nat-discover', '--server', `127.0.0.1:${sink.address().port}`, '--timeout', '1', '--json'])
+    assert.is(r.code, 3)
+    const d = JSON.parse(r.stdout)
+    assert.is(d.mappedAddress, null)
+    assert.is(d.recommendation, 'wrap')
+  } finally {
+    sink.close()
+  }
+})
+
+t('a closed port (ICMP unreachable) is "server unreachable": exit 4; bad arguments: exit 2', async () => {
+  const [dead] = await udpPorts(1)
+  const r = await runCli(['nat-discover', '--server', `127.0.0.1:${dead}`, '--timeout', '2', '--json'])
+  assert.is(r.code, 4)
+  assert.is(JSON.parse(r.stdout).error, 'server-unreachable')
+  assert.is((await runCli(['nat-discover'])).code, 2)
+  assert.is((await runCli(['nat-discover', '--serve', '--listen', '127.0.0.1:3478', '--alt', '127.0.0.1:3479'])).code, 2)
+  assert.is((await runCli(['nat-discover', '--server', '127.0.0.1:99999'])).code, 2)
+})
+
+t('the server shrugs off garbage and truncated STUN and keeps answering', async (ctx) => {
+  const s = createSocket('udp4')
+  await new Promise<void>((res) => s.bind(0, '127.0.0.1', () => res()))
+  for (const junk of ['not stun at all', '\x00\x01\x00\x08\x21\x12\xa4\x42short', '\x00\x01\xff\xfc\x21\x12\xa4\x42' + 'x'.repeat(12)]) s.send(Buffer.from(junk, 'latin1'), ctx.p1, '127.0.0.1')
+  s.close()
+  const r = await runCli(['nat-discover', '--server', `127.0.0.1:${ctx.p1}`, '--json'])
+  assert.is(r.code, 0)
+})
+
+t.run()
