@@ -15,8 +15,6 @@ export interface Observations {
   /** Filtering tests: a response came from the alternate address and port / only port. */
   filterChangeIpPort?: boolean
   filterChangePort?: boolean
-  /** Whether the local address is one of this host's own addresses. */
-  localIsOwn: boolean
   hairpinning: boolean | null
   bindingLifetimeSec: number | null
   otherAddressKnown: boolean
@@ -42,7 +40,7 @@ export function classify(o: Observations): Classification {
     return {natPresent: false, mapping: 'unknown', filtering: 'unknown', portPreserved: false, recommendation: 'wrap',
       reasons: ['no Binding response: UDP to the server is blocked or dropped; wrap the traffic (TCP portal/gate tunnel or L2TP over a reachable port)']}
   }
-  const natPresent = !(same(o.mapped1, o.local) && o.localIsOwn)
+  const natPresent = !same(o.mapped1, o.local)
   let mapping: Behaviour = 'unknown'
   if (!natPresent) mapping = 'endpoint-independent'
   else if (!o.otherAddressKnown) reasons.push('the server gave no OTHER-ADDRESS (no RFC 5780 support): mapping and filtering cannot be tested')

@@ -1,6 +1,5 @@
 import {randomBytes} from 'node:crypto'
 import {createSocket, type Socket} from 'node:dgram'
-import {networkInterfaces} from 'node:os'
 import {decodeStun, encodeStun, mappedOf, Method, type StunMessage, type TransportAddress} from '../codec/stun.js'
 import {CodecError} from '../codec/errors.js'
 import type {Logger} from '../core/log.js'
@@ -101,12 +100,6 @@ class Endpoint {
   }
 }
 
-function ownAddresses(): Set<string> {
-  const s = new Set<string>()
-  for (const list of Object.values(networkInterfaces())) for (const i of list ?? []) s.add(i.address)
-  return s
-}
-
 const fmt = (a?: TransportAddress): string | null => (a ? hostPort(a.address, a.port) : null)
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 
@@ -130,17 +123,18 @@ export async function discover(o: DiscoverOptions): Promise<Discovery> {
     if (!r1) {
       const icmp = await icmpCheck(o.server, family)
       if (icmp) throw new ServerUnreachable(`${hostPort(o.server.address, o.server.port)}: ${icmp}`)
-      const c = classify({local, localIsOwn: true, hairpinning: null, bindingLifetimeSec: null, otherAddressKnown: false})
+      const c = classify({local, hairpinning: null, bindingLifetimeSec: null, otherAddressKnown: false})
       return {schema: 1, ...c, server: {address: fmt(o.server)!, rfc5780: false, otherAddress: null, software: null},
         localAddress: fmt(local)!, mappedAddress: null, hairpinning: null, bindingLifetimeSec: null, durationMs: Date.now() - started}
     }
+    // `local` is the kernel's own source address for this path, so mapped === local means no NAT.
     // From here on the RTT is known: retransmit after 2 RTT (25 ms at least), give up after ~8 RTO.
     const rto = Math.min(500, Math.max(25, 2 * r1.rttMs))
     const quick = (ep: Endpoint, to: TransportAddress, extra: Partial<StunMessage> = {}, txid?: Buffer): Promise<Reply | null> =>
       ep.request(to, extra, rto, 3, 4, deadline, txid)
     const mapped1 = mappedOf(r1)
     const other = r1.otherAddress ?? r1.changedAddress
-    const obs: Observations = {local, mapped1, localIsOwn: ownAddresses().has(local.address), hairpinning: null, bindingLifetimeSec: null, otherAddressKnown: !!other}
+    const obs: Observations = {local, mapped1, hairpinning: null, bindingLifetimeSec: null, otherAddressKnown: !!other}
 
     const mappingTests = async (): Promise<void> => {
       if (!other) return

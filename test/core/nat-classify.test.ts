@@ -4,7 +4,7 @@ import {classify, type Observations} from '../../src/core/nat-classify.js'
 
 const local = {address: '198.18.0.2', port: 40000}
 const m = (address: string, port: number) => ({address, port})
-const base: Observations = {local, localIsOwn: true, hairpinning: null, bindingLifetimeSec: null, otherAddressKnown: true}
+const base: Observations = {local, hairpinning: null, bindingLifetimeSec: null, otherAddressKnown: true}
 
 test('no answer at all: UDP blocked, wrap', () => {
   const c = classify({...base})

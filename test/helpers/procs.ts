@@ -16,9 +16,13 @@ export interface Proc {
 
 const running = new Set<ChildProcess>()
 
-/** Start the real CLI; stdout JSON lines are collected as events. */
-export function tunkit(args: string[], env: Record<string, string> = {}): Proc {
-  const child = spawn(process.execPath, [BIN, ...args], {env: {...process.env, NO_COLOR: '1', CI: '1', ...env}, stdio: ['ignore', 'pipe', 'pipe']})
+/**
+ * Start the real CLI (inside network namespace `netns` if given: `ip netns exec` execs node in
+ * place, so the PID is node's); stdout JSON lines are collected as events.
+ */
+export function tunkit(args: string[], env: Record<string, string> = {}, netns?: string): Proc {
+  const [cmd, argv] = netns ? ['ip', ['netns', 'exec', netns, process.execPath, BIN, ...args]] : [process.execPath, [BIN, ...args]]
+  const child = spawn(cmd, argv, {env: {...process.env, NO_COLOR: '1', CI: '1', ...env}, stdio: ['ignore', 'pipe', 'pipe']})
   running.add(child)
   const p: Proc = {child, stdout: '', stderr: '', events: [], exited: new Promise((r) => child.on('exit', (c) => { running.delete(child); r(c) }))}
   let line = ''
