@@ -79,4 +79,16 @@ test('the rate limiter allows a burst, then the configured rate, per source', ()
   assert.not.ok(r.allow('a', 1100))
 })
 
+test('fuzz: mutated requests never throw and never get an answer larger than needed', () => {
+  let seed = 3478
+  const r = (): number => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x80000000)
+  const seeds = [req(), req({changeRequest: {ip: true, port: true}}), req({responsePort: 9}), req({padding: 64}), req({}, false, false)]
+  for (let i = 0; i < 20000; i++) {
+    const b = Buffer.from(seeds[Math.floor(r() * seeds.length)])
+    for (let k = 0; k < 1 + r() * 3; k++) b[Math.floor(r() * b.length)] = Math.floor(r() * 256)
+    const a = answer(cfg, b, client, P)
+    if (a) assert.ok(a.data.length <= 200, `answer of ${a.data.length} bytes`)
+  }
+})
+
 test.run()

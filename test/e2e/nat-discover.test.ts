@@ -81,4 +81,34 @@ t('the server shrugs off garbage and truncated STUN and keeps answering', async 
   assert.is(r.code, 0)
 })
 
+t('several --server: an unreachable one is skipped and the next answers', async (ctx) => {
+  const [dead] = await udpPorts(1)
+  const r = await runCli(['nat-discover', '--server', `127.0.0.1:${dead}`, '--server', `127.0.0.1:${ctx.p1}`, '--json', '--timeout', '2'])
+  assert.is(r.code, 0, r.stderr)
+  assert.is(JSON.parse(r.stdout).server.address, `127.0.0.1:${ctx.p1}`)
+  assert.match(r.stderr, /unreachable/)
+})
+
+t('a server without RFC 5780 (no --alt): the client reports what it can and says why', async () => {
+  const [p] = await udpPorts(1)
+  const plain = tunkit(['nat-discover', '--serve', '--listen', `127.0.0.1:${p}`, '--json'])
+  try {
+    await event(plain, 'listening')
+    const r = await runCli(['nat-discover', '--server', `127.0.0.1:${p}`, '--json'])
+    assert.is(r.code, 0)
+    const d = JSON.parse(r.stdout)
+    assert.is(d.server.rfc5780, false)
+    assert.is(d.mappedAddress, d.localAddress)
+    assert.is(d.filtering, 'unknown')
+  } finally {
+    await stop(plain)
+  }
+})
+
+t('--lifetime: an idle binding is probed through RESPONSE-PORT after the wait', async (ctx) => {
+  const r = await runCli(['nat-discover', '--server', `127.0.0.1:${ctx.p1}`, '--lifetime', '2', '--json'])
+  assert.is(r.code, 0)
+  assert.is(JSON.parse(r.stdout).bindingLifetimeSec, 2)
+})
+
 t.run()
