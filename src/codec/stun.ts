@@ -45,6 +45,8 @@ export interface StunMessage {
   transactionId: Buffer
   /** False for a classic RFC 3489 message (no magic cookie). */
   cookie: boolean
+  /** Classic messages only: the first 4 bytes of RFC 3489's 16-byte transaction id. */
+  txidHead?: Buffer
   mapped?: TransportAddress
   xorMapped?: TransportAddress
   responseOrigin?: TransportAddress
@@ -160,6 +162,7 @@ export function encodeStun(m: Omit<StunMessage, 'unknownRequired'> & {unknownReq
   out.writeUInt16BE(encodeType(m.method, m.klass), 0)
   out.writeUInt16BE(bodyLen, 2)
   if (m.cookie) out.writeUInt32BE(MAGIC_COOKIE, 4)
+  else if (m.txidHead?.length === 4) m.txidHead.copy(out, 4)
   m.transactionId.copy(out, 8)
   let off = HEADER
   for (const [type, v] of attrs) {
@@ -192,6 +195,7 @@ export function decodeStun(b: Buffer): StunMessage {
   const {method, klass} = decodeType(b.readUInt16BE(0))
   const cookie = b.readUInt32BE(4) === MAGIC_COOKIE
   const m: StunMessage = {method, klass, transactionId: Buffer.from(b.subarray(8, 20)), cookie, unknownRequired: []}
+  if (!cookie) m.txidHead = Buffer.from(b.subarray(4, 8))
   const pad = xorPad(m.transactionId)
   let off = HEADER
   while (off < b.length) {

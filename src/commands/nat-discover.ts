@@ -94,7 +94,7 @@ with CHANGE-REQUEST, RESPONSE-ORIGIN, OTHER-ADDRESS, RESPONSE-PORT and a per-sou
     const server = new StunServer({
       primary: {address: primary.host, port: primary.port},
       alternate: alt && {address: alt.host, port: alt.port},
-      software: 'tunkit',
+      software: `tunkit ${this.config.version}`.padEnd(12).slice(0, 12),
       rate: f.rate,
       burst: f.burst,
       log: this.logger,

@@ -35,7 +35,7 @@ export function answer(cfg: ServerConfig, datagram: Buffer, from: TransportAddre
     throw e
   }
   if (req.klass !== 'request') return null
-  const base = {method: req.method, transactionId: req.transactionId, cookie: req.cookie, software: cfg.software}
+  const base = {method: req.method, transactionId: req.transactionId, cookie: req.cookie, txidHead: req.txidHead, software: cfg.software}
   const error = (code: number, reason: string, extra: Partial<StunMessage> = {}): Answer => ({
     via: on, to: from, data: encodeStun({...base, klass: 'error', error: {code, reason}, ...extra}, {fingerprint: req.fingerprint}),
   })
@@ -50,8 +50,10 @@ export function answer(cfg: ServerConfig, datagram: Buffer, from: TransportAddre
   const to = req.responsePort !== undefined ? {address: from.address, port: req.responsePort} : from
   if (to.port === 0) return null
   const classic = !req.cookie
+  // RFC 3489 knew 0x8022 as SERVER-NAME with a length that is a multiple of 4; classic clients
+  // (Vovida stun 0.97) reject anything else, so they get no SOFTWARE at all.
   const reply: Parameters<typeof encodeStun>[0] = classic
-    ? {...base, klass: 'success', mapped: from, sourceAddress: origin, changedAddress: other}
+    ? {...base, software: undefined, klass: 'success', mapped: from, sourceAddress: origin, changedAddress: other}
     : {...base, klass: 'success', xorMapped: from, mapped: from, responseOrigin: origin, otherAddress: other}
   let data = encodeStun(reply, {fingerprint: req.fingerprint})
   // PADDING (RFC 5780 section 7.6) is echoed only as far as the answer stays no larger than the

@@ -53,8 +53,13 @@ test('PADDING never makes the answer larger than the request', () => {
   assert.is(decodeStun(small.data).padding, undefined)
 })
 
-test('a classic RFC 3489 request gets MAPPED-ADDRESS, SOURCE-ADDRESS and CHANGED-ADDRESS', () => {
-  const m = decodeStun(answer(cfg, req({}, false, false), client, P)!.data)
+test('a classic RFC 3489 request gets MAPPED-ADDRESS, SOURCE-ADDRESS and CHANGED-ADDRESS, and its whole 16-byte id back', () => {
+  const classic = req({}, false, false)
+  classic.write('\x02abc', 4, 'latin1') // Vovida's client keeps its test number in the first byte
+  const wire = answer(cfg, classic, client, P)!.data
+  assert.is(wire.subarray(4, 20).toString('hex'), classic.subarray(4, 20).toString('hex'))
+  const m = decodeStun(wire)
+  assert.is(m.software, undefined)
   assert.equal(m.mapped, client)
   assert.is(m.xorMapped, undefined)
   assert.equal(m.sourceAddress, cfg.primary)
