@@ -1,5 +1,6 @@
+import {crc32} from '../codec/crc32.js'
 import {CodecError} from '../codec/errors.js'
-import {decodeStun, encodeStun, Method, type StunMessage, type TransportAddress} from '../codec/stun.js'
+import {decodeStun, encodeStun, HEADER, MAGIC_COOKIE, Method, type StunMessage, type TransportAddress} from '../codec/stun.js'
 
 /**
  * The RFC 5780 server's answer to one datagram, sans-I/O. The server has up to four sockets:
@@ -63,6 +64,77 @@ export function answer(cfg: ServerConfig, datagram: Buffer, from: TransportAddre
     if (room >= 4) data = encodeStun({...reply, padding: room & ~3}, {fingerprint: req.fingerprint})
   }
   return {via, to, data}
+}
+
+/** Parses a dotted IPv4 address without regular expressions; -1 if it is not one. */
+function ipv4ToInt(a: string): number {
+  let n = 0
+  let part = 0
+  let dots = 0
+  let digits = 0
+  for (let i = 0; i < a.length; i++) {
+    const c = a.charCodeAt(i)
+    if (c === 46) {
+      if (!digits || ++dots > 3) return -1
+      n = n * 256 + part
+      part = 0
+      digits = 0
+    } else if (c >= 48 && c <= 57 && digits < 3) {
+      part = part * 10 + c - 48
+      digits++
+      if (part > 255) return -1
+    } else return -1
+  }
+  return dots === 3 && digits ? n * 256 + part : -1
+}
+
+/**
+ * The server's hot path: a plain IPv4 Binding request (no attributes, or FINGERPRINT only) is
+ * answered from a per-socket template, patched with the transaction id and the client's address.
+ * The bytes are exactly those answer() would produce; anything else goes to answer().
+ */
+export class Responder {
+  private templates = new Map<string, Buffer>()
+
+  constructor(readonly cfg: ServerConfig) {}
+
+  answer(datagram: Buffer, from: TransportAddress, on: Via): Answer | null {
+    const n = datagram.length
+    const plain = (n === HEADER || (n === HEADER + 8 && datagram.readUInt32BE(HEADER) === 0x80280004))
+      && datagram.readUInt16BE(0) === 0x0001 && datagram.readUInt16BE(2) === n - HEADER && datagram.readUInt32BE(4) === MAGIC_COOKIE
+    const ip = plain ? ipv4ToInt(from.address) : -1
+    if (ip < 0 || (n > HEADER && !fingerprintOk(datagram))) return answer(this.cfg, datagram, from, on)
+    const t = this.template(on)
+    const out = Buffer.allocUnsafe(t.length + (n > HEADER ? 8 : 0))
+    t.copy(out)
+    datagram.copy(out, 8, 8, 20)
+    // XOR-MAPPED-ADDRESS at 20, MAPPED-ADDRESS at 32 (as encodeStun orders them).
+    out.writeUInt16BE(from.port ^ (MAGIC_COOKIE >>> 16), 26)
+    out.writeUInt32BE((ip ^ MAGIC_COOKIE) >>> 0, 28)
+    out.writeUInt16BE(from.port, 38)
+    out.writeUInt32BE(ip, 40)
+    if (n > HEADER) {
+      out.writeUInt16BE(out.length - HEADER, 2)
+      out.writeUInt32BE(0x80280004, t.length)
+      out.writeUInt32BE((crc32(out, 0, t.length) ^ 0x5354554e) >>> 0, t.length + 4)
+    }
+    return {via: on, to: from, data: out}
+  }
+
+  private template(on: Via): Buffer {
+    const key = `${+on.altIp}${+on.altPort}`
+    let t = this.templates.get(key)
+    if (!t) {
+      const probe = encodeStun({method: Method.BINDING, klass: 'request', transactionId: Buffer.alloc(12), cookie: true})
+      t = answer(this.cfg, probe, {address: '0.0.0.0', port: 0xffff}, on)!.data
+      this.templates.set(key, t)
+    }
+    return t
+  }
+}
+
+function fingerprintOk(b: Buffer): boolean {
+  return ((crc32(b, 0, HEADER) ^ 0x5354554e) >>> 0) === b.readUInt32BE(HEADER + 4)
 }
 
 /** Token bucket per source address: `rate` answers per second, bursts of `burst`. */

@@ -1,7 +1,7 @@
 import {createSocket, type Socket} from 'node:dgram'
 import {decodeStun, looksLikeStun, type TransportAddress} from '../codec/stun.js'
 import type {Logger} from '../core/log.js'
-import {answer, RateLimiter, type ServerConfig, type Via} from '../core/stun-server.js'
+import {RateLimiter, Responder, type ServerConfig, type Via} from '../core/stun-server.js'
 import {stunFields} from '../trace/stun.js'
 import type {Tracer} from '../trace/tracer.js'
 import {hostPort} from './connect.js'
@@ -17,11 +17,13 @@ export interface StunServerOptions extends ServerConfig {
 export class StunServer {
   private sockets = new Map<string, Socket>()
   private limiter: RateLimiter
+  private responder: Responder
   answered = 0
   dropped = 0
 
   constructor(private readonly o: StunServerOptions) {
     this.limiter = new RateLimiter(o.rate, o.burst)
+    this.responder = new Responder(o)
   }
 
   private static key(v: Via): string {
@@ -63,7 +65,7 @@ export class StunServer {
     if (tracer) {
       try { tracer.emit('in', `${hostPort(from.address, from.port)} > ${local}`, stunFields(decodeStun(msg), msg.length)) } catch { /* traced below as dropped */ }
     }
-    const a = answer(this.o, msg, from, on)
+    const a = this.responder.answer(msg, from, on)
     if (!a) return void this.dropped++
     const sock = this.sockets.get(StunServer.key(a.via))
     if (!sock) return void this.dropped++

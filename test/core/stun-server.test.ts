@@ -1,7 +1,7 @@
 import {test} from 'uvu'
 import * as assert from 'uvu/assert'
 import {decodeStun, encodeStun, Method} from '../../src/codec/stun.js'
-import {answer, RateLimiter, type ServerConfig} from '../../src/core/stun-server.js'
+import {answer, RateLimiter, Responder, type ServerConfig} from '../../src/core/stun-server.js'
 
 const cfg: ServerConfig = {primary: {address: '203.0.113.10', port: 3478}, alternate: {address: '198.51.100.10', port: 3479}, software: 'tunkit'}
 const client = {address: '203.0.113.1', port: 40000}
@@ -94,6 +94,20 @@ test('fuzz: mutated requests never throw and never get an answer larger than nee
     const a = answer(cfg, b, client, P)
     if (a) assert.ok(a.data.length <= 200, `answer of ${a.data.length} bytes`)
   }
+})
+
+test('the template fast path gives exactly the bytes of the general path', () => {
+  const r = new Responder(cfg)
+  for (const fp of [false, true]) {
+    for (const via of [P, {altIp: true, altPort: true}, {altIp: false, altPort: true}]) {
+      for (const from of [client, {address: '198.18.255.1', port: 1}, {address: '0.0.0.1', port: 65535}]) {
+        const q = encodeStun({method: Method.BINDING, klass: 'request', transactionId: Buffer.from('0123456789ab'), cookie: true}, {fingerprint: fp})
+        assert.is(r.answer(q, from, via)!.data.toString('hex'), answer(cfg, q, from, via)!.data.toString('hex'), `fp=${fp} ${from.address}`)
+      }
+    }
+  }
+  const v6 = r.answer(req(), {address: '2001:db8::1', port: 5}, P)!
+  assert.equal(decodeStun(v6.data).xorMapped, {address: '2001:db8::1', port: 5}, 'IPv6 clients take the general path')
 })
 
 test.run()
