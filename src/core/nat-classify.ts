@@ -56,7 +56,7 @@ export function classify(o: Observations): Classification {
   else reasons.push('a NAT is present: IPsec needs NAT traversal (ESP in UDP 4500, RFC 3948)')
   if (natPresent && o.bindingLifetimeSec !== null && o.bindingLifetimeSec < NAT_T_KEEPALIVE) {
     recommendation = 'wrap'
-    reasons.push(`UDP bindings expire after ${o.bindingLifetimeSec} s, before NAT-T keepalives (${NAT_T_KEEPALIVE} s): wrap the traffic`)
+    reasons.push(`idle UDP bindings survived ${o.bindingLifetimeSec} s but not the next step: shorter than the ${NAT_T_KEEPALIVE} s between NAT-T keepalives, so wrap the traffic`)
   }
   return {natPresent, mapping, filtering, portPreserved: o.mapped1.port === o.local.port, recommendation, reasons}
 }

@@ -61,6 +61,14 @@ if (why) {
     })
   }
 
+  t('eim-apdf+t6: --lifetime measures bindings that die after 6 idle seconds, and recommends wrapping', async () => {
+    await run('bash', [LAB, 'up', 'eim-apdf+t6'])
+    const r = await run('ip', ['netns', 'exec', 'tkn-cli', process.execPath, BIN, 'nat-discover', '--server', '203.0.113.10', '--json', '--lifetime', '10'])
+    const d = JSON.parse(r.stdout)
+    assert.is(d.bindingLifetimeSec, 5, 'alive after 5 s, gone after 10 s')
+    assert.is(d.recommendation, 'wrap')
+  })
+
   t('udp-blocked: exit 3, no mapped address, recommendation "wrap"', async () => {
     await run('bash', [LAB, 'up', 'udp-blocked'])
     const r = await run('ip', ['netns', 'exec', 'tkn-cli', process.execPath, BIN, 'nat-discover', '--server', '203.0.113.10', '--json', '--timeout', '2']).then(

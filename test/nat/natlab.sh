@@ -2,7 +2,8 @@
 # tunkit's NAT test lab: a client behind a NAT router of a chosen RFC 4787 behaviour, and a server
 # with two public addresses. Rules follow ../shared/lab/nat (whose probes verified them).
 #   natlab.sh up TYPE     build (if needed) and apply TYPE; TYPE = none | eim-eif | eim-adf | eim-apdf
-#                         | apdm-apdf | udp-blocked, optionally +hairpin
+#                         | apdm-apdf | udp-blocked, optionally +hairpin and/or +tN (UDP bindings
+#                         expire after N idle seconds)
 #   natlab.sh down        remove every namespace this script made
 # Namespaces tkn-cli (198.18.0.2), tkn-nat (198.18.0.1 / 203.0.113.1), tkn-srv (203.0.113.10 and
 # 198.51.100.10). Nothing leaves the namespaces: none has a route to the host.
@@ -40,12 +41,12 @@ build() {
   nsx $NS_SRV ip link set $IF_PUB up
 }
 
-rules() { # MAPPING FILTERING HAIRPIN BLOCKED
-  local mapping=$1 filtering=$2 hairpin=$3 blocked=$4 snat
+rules() { # MAPPING FILTERING HAIRPIN BLOCKED TIMEOUT
+  local mapping=$1 filtering=$2 hairpin=$3 blocked=$4 timeout=$5 snat
   [ "$mapping" = apdm ] && snat="snat ip to $NAT_PUB fully-random" || snat="snat ip to $NAT_PUB"
   echo "table ip tknat {"
-  echo "  map fc { type inet_service : ipv4_addr . inet_service; flags dynamic,timeout; timeout 120s; size 65535; }"
-  echo "  set adf { type ipv4_addr . inet_service; flags dynamic,timeout; timeout 120s; size 65535; }"
+  echo "  map fc { type inet_service : ipv4_addr . inet_service; flags dynamic,timeout; timeout ${timeout}s; size 65535; }"
+  echo "  set adf { type ipv4_addr . inet_service; flags dynamic,timeout; timeout ${timeout}s; size 65535; }"
   if [ "$mapping" != nonat ]; then
     cat <<R
   chain record {
@@ -80,9 +81,18 @@ R
 }
 
 up() {
-  local spec=$1 base hairpin=0 blocked=0 mapping filtering
+  local spec=$1 base hairpin=0 blocked=0 timeout=120 mapping filtering suf
   base=${spec%%+*}
-  [ "$base" != "$spec" ] && [ "${spec#*+}" = hairpin ] && hairpin=1
+  if [ "$base" != "$spec" ]; then
+    IFS=+ read -r -a sufs <<<"${spec#*+}"
+    for suf in "${sufs[@]}"; do
+      case "$suf" in
+        hairpin) hairpin=1;;
+        t[0-9]*) timeout=${suf#t};;
+        *) echo "natlab: unknown modifier +$suf" >&2; exit 2;;
+      esac
+    done
+  fi
   case "$base" in
     none) mapping=nonat filtering=eif;;
     udp-blocked) mapping=eim filtering=apdf blocked=1;;
@@ -91,7 +101,8 @@ up() {
   esac
   [ -e /run/netns/$NS_NAT ] && [ -e /run/netns/$NS_CLI ] && [ -e /run/netns/$NS_SRV ] || build
   nsx $NS_NAT nft flush ruleset
-  rules $mapping $filtering $hairpin $blocked | nsx $NS_NAT nft -f -
+  rules $mapping $filtering $hairpin $blocked $timeout | nsx $NS_NAT nft -f -
+  nsx $NS_NAT sysctl -qw net.netfilter.nf_conntrack_udp_timeout=$timeout net.netfilter.nf_conntrack_udp_timeout_stream=$timeout
   if [ $mapping = nonat ]; then nsx $NS_SRV ip route replace $LAN_NET via $NAT_PUB; else nsx $NS_SRV ip route del $LAN_NET 2>/dev/null || true; fi
   nsx $NS_NAT conntrack -F >/dev/null 2>&1 || true
 }
