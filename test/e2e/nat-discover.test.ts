@@ -81,6 +81,16 @@ t('the server shrugs off garbage and truncated STUN and keeps answering', async 
   assert.is(r.code, 0)
 })
 
+t('--trace shows every request and response with its attributes', async (ctx) => {
+  const r = await runCli(['nat-discover', '--server', `127.0.0.1:${ctx.p1}`, '--trace', '--trace-format', 'json', '--json'])
+  const lines = r.stderr.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l))
+  const change = lines.find((l) => l.dir === 'out' && l.changeRequest === 'ip+port')
+  assert.ok(change, 'a CHANGE-REQUEST went out')
+  const resp = lines.find((l) => l.dir === 'in' && l.type === 'Binding success' && l.otherAddress)
+  assert.match(resp.xorMapped, /^127\.0\.0\.1:\d+$/)
+  assert.ok(resp.responseOrigin && resp.txid && resp.len > 20)
+})
+
 t('several --server: an unreachable one is skipped and the next answers', async (ctx) => {
   const [dead] = await udpPorts(1)
   const r = await runCli(['nat-discover', '--server', `127.0.0.1:${dead}`, '--server', `127.0.0.1:${ctx.p1}`, '--json', '--timeout', '2'])
