@@ -185,7 +185,7 @@ export async function discover(o: DiscoverOptions): Promise<Discovery> {
 /**
  * RFC 5780 section 4.6, in parallel: for each idle time T, bind, learn the mapping, stay silent
  * for T, then ask the server (from another socket, with RESPONSE-PORT) to answer the old mapping.
- * Returns the longest T whose binding survived.
+ * Returns the longest T before the first binding that did not survive.
  */
 async function lifetimeTest(o: DiscoverOptions, endpoint: () => Promise<[Endpoint, TransportAddress]>, rto: number): Promise<number | null> {
   const steps = [2, 5, 10, 20, 30, 45, 60, 90, 120, 180, 300].filter((t) => t <= o.lifetime)
@@ -210,9 +210,10 @@ async function lifetimeTest(o: DiscoverOptions, endpoint: () => Promise<[Endpoin
     await wait
     return alive
   }))
-  let best: number | null = null
-  results.forEach((ok, i) => { if (ok) best = steps[i] })
-  return best
+  // The lifetime is the last step before the first failure: a later success is noise, not proof.
+  const firstDead = results.indexOf(false)
+  if (firstDead === 0) return null
+  return steps[firstDead < 0 ? steps.length - 1 : firstDead - 1]
 }
 
 /** The kernel's choice of source address towards the server: connecting a UDP socket sends nothing. */
