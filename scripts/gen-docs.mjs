@@ -54,7 +54,9 @@ function manPage(c) {
     lines.push('.SH EXAMPLES')
     for (const e of c.examples) lines.push('.PP', '.nf', roff(typeof e === 'string' ? e : e.command), '.fi')
   }
-  lines.push('.SH EXIT STATUS', '0 on success or a clean stop by SIGINT/SIGTERM; 1 when the command fails at run time; 2 for bad flags or arguments.')
+  // A command that documents its own exit codes ("Exit status: ...") gets them here.
+  const exitText = (c.description ?? '').match(/Exit status: ([^\n]*)/)
+  lines.push('.SH EXIT STATUS', exitText ? roff(exitText[1]) : '0 on success or a clean stop by SIGINT/SIGTERM; 1 when the command fails at run time; 2 for bad flags or arguments.')
   lines.push('.SH SEE ALSO', `\\fB${bin}\\fR(1)`)
   files[join('man', `${name}.1`)] = lines.join('\n') + '\n'
 }
