@@ -71,6 +71,7 @@ complete -c tunkit -n '__fish_seen_subcommand_from portal' -l key -r -d 'Our pri
 complete -c tunkit -n '__fish_seen_subcommand_from portal' -l ca -r -d 'CA certificate that signs the peer (PEM). Default: from the PKI directory.'
 complete -c tunkit -n '__fish_seen_subcommand_from portal' -l pki-dir -r -d 'PKI directory written by "tunkit pki init".'
 complete -c tunkit -n '__fish_seen_subcommand_from portal' -l gate -s g -r -d 'Gate address, host:port.'
+complete -c tunkit -n '__fish_seen_subcommand_from portal' -l via -r -d 'Relays to pass through, comma-separated host:port list (first hop first).'
 complete -c tunkit -n '__fish_seen_subcommand_from portal' -l socks -s D -r -d 'Run a SOCKS5 server on [host:]port.'
 complete -c tunkit -n '__fish_seen_subcommand_from portal' -l socks-user -r -d 'Require this SOCKS5 user name (RFC 1929); the password comes from TUNKIT_SOCKS_PASSWORD.'
 complete -c tunkit -n '__fish_seen_subcommand_from portal' -l local -s L -r -d 'Forward [bind:]port to host:port behind the gate (repeatable).'

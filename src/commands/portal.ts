@@ -24,6 +24,7 @@ gate, so DNS behind the gate works. The tunnel reconnects with backoff when it d
   static override flags = {
     ...tlsFlags,
     gate: Flags.string({char: 'g', summary: 'Gate address, host:port.'}),
+    via: Flags.string({summary: 'Relays to pass through, comma-separated host:port list (first hop first).'}),
     socks: Flags.string({char: 'D', summary: 'Run a SOCKS5 server on [host:]port.'}),
     'socks-user': Flags.string({summary: 'Require this SOCKS5 user name (RFC 1929); the password comes from TUNKIT_SOCKS_PASSWORD.'}),
     local: Flags.string({char: 'L', summary: 'Forward [bind:]port to host:port behind the gate (repeatable).', multiple: true}),
@@ -41,6 +42,7 @@ gate, so DNS behind the gate works. The tunnel reconnects with backoff when it d
     const {flags: f} = await this.parse(PortalCommand)
     const gateSpec = f.gate ?? (await this.ask('gate', 'Gate address (host:port):', (v) => parseHostPort(v, '--gate')))
     const gate = parseHostPort(gateSpec, '--gate')
+    const via = (f.via ?? '').split(',').filter(Boolean).map((v) => parseHostPort(v.trim(), '--via'))
     const socks = f.socks ? parseHostPort(f.socks, '--socks', '127.0.0.1') : undefined
     const locals = (f.local ?? []).map((s) => parseForward(s, '-L'))
     const udps = (f.udp ?? []).map((s) => parseForward(s, '-U'))
@@ -55,6 +57,7 @@ gate, so DNS behind the gate works. The tunnel reconnects with backoff when it d
     const udpIdle = parseSeconds(f['udp-idle'], '--udp-idle')
     const portal = new Portal({
       gate,
+      via,
       upstreamSocks: upstream,
       tls: tlsFromFlags('client', f),
       remoteForwards: remotes,

@@ -2,8 +2,9 @@ import {createSocket, type Socket as UdpSocket} from 'node:dgram'
 import {createServer, type Server, type Socket} from 'node:net'
 import {TLSSocket, createSecureContext, type PeerCertificate} from 'node:tls'
 import {CodecError} from '../codec/errors.js'
+import {nodeMatches, readClearFrame} from './relay-frame.js'
 import {HEADER_LEN} from '../codec/frame.js'
-import {CloseStatus, decodeTunnel, encodeTunnel, TunnelType, type TunnelFrame} from '../codec/tunnel.js'
+import {CloseStatus, encodeTunnel, TunnelType, type TunnelFrame} from '../codec/tunnel.js'
 import {EXPORTER_LABEL, HandshakeError, parseRequest, responseFrame, type TunnelGrant} from '../core/handshake.js'
 import type {Logger} from '../core/log.js'
 import type {DatagramEndpoint, OpenRequest, Session} from '../core/mux.js'
@@ -34,7 +35,6 @@ export interface GateOptions {
   tracer?: Tracer
 }
 
-const MAX_RELAY_FRAME = 4096
 
 /** The gate (seed 001) / tunnel server (seed 000, Fig. 12). */
 export class Gate {
@@ -88,43 +88,30 @@ export class Gate {
       this.pending.delete(raw)
     })
     raw.on('error', () => {})
-    let buf: Buffer = Buffer.alloc(0)
-    const onData = (chunk: Buffer): void => {
-      let frame: TunnelFrame
-      let rest: Buffer
-      try {
-        buf = buf.length ? Buffer.concat([buf, chunk]) : chunk
-        if (buf[0] === 0x16) throw new CodecError('NO_RELAY', 'client started TLS without a RELAY frame (not a tunkit portal?)')
-        if (buf.length < HEADER_LEN) return
-        const len = buf.readUInt32BE(0)
-        if (len > MAX_RELAY_FRAME) throw new CodecError('FRAME_TOO_LARGE', `RELAY frame of ${len} bytes is over the ${MAX_RELAY_FRAME}-byte limit`)
-        const type = buf.readInt16BE(4)
-        if (type !== TunnelType.RELAY) throw new CodecError('NO_RELAY', `expected a RELAY frame, got type ${type}`)
-        if (buf.length < HEADER_LEN + len) return
-        frame = decodeTunnel({type, id: buf.readUInt16BE(6), body: buf.subarray(HEADER_LEN, HEADER_LEN + len)})
-        rest = buf.subarray(HEADER_LEN + len)
-      } catch (e) {
-        if (!(e instanceof CodecError)) throw e
-        raw.removeListener('data', onData)
-        log.log('warn', `refused ${peer}: ${e.message}`)
-        raw.end(encodeTunnel({kind: 'close', status: CloseStatus.BAD_RELAY_FRAME, reason: e.message}))
-        return
-      }
-      raw.removeListener('data', onData)
-      raw.pause()
-      // Bytes after the RELAY frame are the start of the TLS handshake; TLSSocket reads them back.
-      if (rest.length) raw.unshift(rest)
-      this.o.tracer?.emit('in', peer, tunnelFields(frame, buf.length - rest.length - HEADER_LEN))
+    readClearFrame(raw, [TunnelType.RELAY], 'RELAY frame').then(({frame, wire, rest}) => {
+      this.o.tracer?.emit('in', peer, tunnelFields(frame, wire.length - HEADER_LEN))
       const relay = frame as Extract<TunnelFrame, {kind: 'relay'}>
       const last = relay.path[relay.path.length - 1]
-      if (this.o.name && last !== this.o.name) {
+      if (this.o.name && !nodeMatches(last, this.o.name)) {
         log.log('warn', `refused ${peer}: RELAY path ends at "${last}", not at this gate ("${this.o.name}")`)
         raw.end(encodeTunnel({kind: 'close', status: CloseStatus.BAD_RELAY_FRAME, reason: `this is ${this.o.name}, not ${last}`}))
         return
       }
+      // The echo tells the portal that the whole path is up (docs/protocol.md); TLS follows.
+      raw.write(wire)
+      this.o.tracer?.emit('out', peer, tunnelFields(frame, wire.length - HEADER_LEN))
+      // Bytes after the RELAY frame are the start of the TLS handshake; TLSSocket reads them back.
+      if (rest.length) raw.unshift(rest)
       this.startTls(raw, peer, relay.origin, timer)
-    }
-    raw.on('data', onData)
+    }, (e: Error) => {
+      if (!(e instanceof CodecError)) {
+        log.log('error', `reading the RELAY frame from ${peer}: ${e.message}`)
+        return void raw.destroy()
+      }
+      if (e.code === 'CLOSED') return
+      log.log('warn', `refused ${peer}: ${e.message}`)
+      raw.end(encodeTunnel({kind: 'close', status: CloseStatus.BAD_RELAY_FRAME, reason: e.message}))
+    })
   }
 
   private startTls(raw: Socket, peer: string, origin: string, timer: NodeJS.Timeout): void {

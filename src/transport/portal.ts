@@ -3,7 +3,8 @@ import {isIP, type Socket} from 'node:net'
 import {connect as tlsConnect, type TLSSocket} from 'node:tls'
 import {SocksClient} from 'socks'
 import {HEADER_LEN} from '../codec/frame.js'
-import {CloseStatus, CLOSE_STATUS_NAMES, encodeTunnel} from '../codec/tunnel.js'
+import {CloseStatus, CLOSE_STATUS_NAMES, encodeTunnel, TunnelType} from '../codec/tunnel.js'
+import {readClearFrame} from './relay-frame.js'
 import {EXPORTER_LABEL, parseResponse, requestFrame, type RemoteForward, type TunnelGrant} from '../core/handshake.js'
 import type {Logger} from '../core/log.js'
 import type {DatagramEndpoint, OpenRequest, Session, StreamEndpoint} from '../core/mux.js'
@@ -25,6 +26,8 @@ export interface RemoteForwardSpec extends RemoteForward {
 
 export interface PortalOptions {
   gate: Target
+  /** Relays to pass through, in order (seed 000: the RELAY frame's path before the gate). */
+  via: Target[]
   upstreamSocks?: Target
   tls: TlsMaterial
   remoteForwards: RemoteForwardSpec[]
@@ -38,8 +41,11 @@ export interface PortalOptions {
   tracer?: Tracer
 }
 
-/** Thrown for failures that retrying cannot fix (wrong certificate, not authorised). */
+/** Thrown for failures that retrying cannot fix (wrong certificate, not authorised, a bad path). */
 export class FatalTunnelError extends Error {}
+
+/** CLOSE answers to the RELAY frame that mean the configuration is wrong, not that a hop is down. */
+const PATH_FATAL = new Set<number>([CloseStatus.HOP_NOT_ALLOWED, CloseStatus.BAD_RELAY_FRAME, CloseStatus.HOP_LIMIT, CloseStatus.NOT_AUTHORIZED, CloseStatus.VERSION_MISMATCH])
 
 type State = 'idle' | 'tcp-open' | 'send-relay' | 'connect' | 'response-wait' | 'authorized' | 'reconnect' | 'dead'
 
@@ -112,12 +118,29 @@ export class Portal {
     const {gate, log} = this.o
     const peer = hostPort(gate.host, gate.port)
     this.state = 'tcp-open'
-    const raw = this.o.upstreamSocks ? await this.viaSocks() : await dialTcp(gate.host, gate.port, this.o.connectTimeout * 1000)
+    const first = this.o.via[0] ?? gate
+    const raw = this.o.upstreamSocks ? await this.viaSocks(first) : await dialTcp(first.host, first.port, this.o.connectTimeout * 1000)
     this.state = 'send-relay'
-    const relay = {kind: 'relay' as const, origin: hostname(), path: [gate.host]}
+    const relay = {kind: 'relay' as const, origin: hostname(), path: [...this.o.via, gate].map((t) => hostPort(t.host, t.port))}
     const relayWire = encodeTunnel(relay)
     this.o.tracer?.emit('out', peer, tunnelFields(relay, relayWire.length - HEADER_LEN))
     raw.write(relayWire)
+    // The gate echoes the RELAY frame once the whole path is up; a relay that cannot forward
+    // answers CLOSE instead (docs/protocol.md). Either arrives before TLS starts.
+    let answer
+    try {
+      answer = await readClearFrame(raw, [TunnelType.RELAY, TunnelType.CLOSE], 'answer to the RELAY frame')
+    } catch (e) {
+      raw.destroy()
+      throw new Error(`${(e as Error).message} (path ${relay.path.join(' -> ')})`)
+    }
+    this.o.tracer?.emit('in', peer, tunnelFields(answer.frame, answer.wire.length - HEADER_LEN))
+    if (answer.frame.kind === 'close') {
+      raw.destroy()
+      const {status, reason} = answer.frame
+      const text = `path ${relay.path.join(' -> ')} refused: ${CLOSE_STATUS_NAMES[status] ?? `status ${status}`}${reason ? ` (${reason})` : ''}`
+      throw PATH_FATAL.has(status) ? new FatalTunnelError(text) : new Error(text)
+    }
     this.state = 'connect'
     const tls = await this.tlsHandshake(raw)
     this.state = 'response-wait'
@@ -204,8 +227,9 @@ export class Portal {
     })
   }
 
-  private async viaSocks(): Promise<Socket> {
-    const {upstreamSocks: p, gate} = this.o
+  private async viaSocks(first: Target): Promise<Socket> {
+    const {upstreamSocks: p} = this.o
+    const gate = first
     try {
       const {socket} = await SocksClient.createConnection({
         proxy: {host: p!.host, port: p!.port, type: 5},

@@ -92,7 +92,7 @@ t('--trace prints one line per frame, as text or JSON', async (ctx) => {
     const l = await event(portal, 'listening')
     await run('curl', ['-sS', '--max-time', '5', `http://127.0.0.1:${l.port}/`])
     await waitFor('trace lines', () => /<- \S+ UsherSend/.test(portal.stderr) && /"type":"UsherOpen"/.test(gate.stderr))
-    assert.match(portal.stderr, /-> 127\.0\.0\.1:\d+ RELAY origin=\S+ path=127\.0\.0\.1 len=\d+/)
+    assert.match(portal.stderr, /-> 127\.0\.0\.1:\d+ RELAY origin=\S+ path=127\.0\.0\.1:\d+ len=\d+/)
     assert.match(portal.stderr, /-> 127\.0\.0\.1:\d+ UsherOpen session=\d+ len=\d+ proto=tcp addr=localhost port=\d+/)
     assert.match(portal.stderr, /<- 127\.0\.0\.1:\d+ UsherOpenReply session=\d+ len=2 rc=\d+/)
     const open = gate.stderr.split('\n').filter((x) => x.startsWith('{')).map((x) => JSON.parse(x)).find((o) => o.type === 'UsherOpen')

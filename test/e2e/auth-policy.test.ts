@@ -48,6 +48,8 @@ t('a client without a certificate is refused', async (ctx) => {
   const raw = connect(ctx.gate.port, '127.0.0.1')
   await new Promise((r) => raw.once('connect', r))
   raw.write(encodeTunnel({kind: 'relay', origin: 'test', path: ['127.0.0.1']}))
+  await new Promise((r) => raw.once('data', r)) // the gate echoes the RELAY frame before TLS
+  raw.pause()
   const tls = tlsConnect({socket: raw, ca: readFileSync(join(ctx.pki.dir, 'ca.crt')), servername: 'localhost', minVersion: 'TLSv1.3'})
   tls.on('error', () => {})
   await waitFor('gate log', () => /client sent no certificate/.test(ctx.gate.stderr))
