@@ -1,0 +1,143 @@
+import {createServer, type Server, type Socket} from 'node:net'
+import {CodecError} from '../codec/errors.js'
+import {HEADER_LEN} from '../codec/frame.js'
+import {CloseStatus, CLOSE_STATUS_NAMES, encodeTunnel, TunnelType} from '../codec/tunnel.js'
+import type {Logger} from '../core/log.js'
+import {allowsAddress, allowsName, type HopRule} from '../core/next-hop.js'
+import {tunnelFields} from '../trace/render.js'
+import type {Tracer} from '../trace/tracer.js'
+import {dialTcp, hostPort, OpenError, resolve} from './connect.js'
+import {nodeMatches, readClearFrame} from './relay-frame.js'
+
+export interface RelayOptions {
+  host: string
+  port: number
+  name: string
+  allowNext: HopRule[]
+  maxHops: number
+  handshakeTimeout: number
+  connectTimeout: number
+  log: Logger
+  tracer?: Tracer
+}
+
+/** States of seed 000 Fig. 13, named in the log. */
+type State = 'accept-wait' | 'receive-relay' | 'forward-connect' | 'forward' | 'dying' | 'dead'
+
+class Refusal extends Error {
+  constructor(readonly status: number, message: string) {
+    super(message)
+  }
+}
+
+/**
+ * A tunnel relay (seed 000, Fig. 13): reads the RELAY frame, finds itself in the path, connects the
+ * next node, forwards the frame unchanged, then splices bytes both ways without reading them. TLS
+ * runs end to end between portal and gate, so a relay never sees plaintext.
+ */
+export class Relay {
+  private server: Server
+  private live = new Set<Socket>()
+  spliced = 0
+
+  constructor(private readonly o: RelayOptions) {
+    this.server = createServer({noDelay: true, allowHalfOpen: true}, (s) => void this.accept(s))
+  }
+
+  listen(): Promise<{address: string; port: number}> {
+    return new Promise((res, rej) => {
+      this.server.once('error', rej)
+      this.server.listen(this.o.port, this.o.host, () => {
+        this.server.on('error', (e) => this.o.log.log('error', `listener: ${e.message}`))
+        res(this.server.address() as {address: string; port: number})
+      })
+    })
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.live) s.destroy()
+    await new Promise<void>((r) => this.server.close(() => r()))
+  }
+
+  private async accept(prev: Socket): Promise<void> {
+    const peer = hostPort(prev.remoteAddress ?? '?', prev.remotePort ?? 0)
+    const log = this.o.log
+    let state: State = 'receive-relay'
+    prev.on('error', () => {})
+    this.live.add(prev)
+    prev.once('close', () => this.live.delete(prev))
+    const timer = setTimeout(() => {
+      log.log('warn', `${peer}: no RELAY frame within ${this.o.handshakeTimeout} s (${state})`)
+      prev.destroy()
+    }, this.o.handshakeTimeout * 1000)
+    let next: Socket | null = null
+    try {
+      let read
+      try {
+        read = await readClearFrame(prev, [TunnelType.RELAY], 'RELAY frame')
+      } catch (e) {
+        if (e instanceof CodecError && e.code === 'CLOSED') return
+        throw new Refusal(CloseStatus.BAD_RELAY_FRAME, (e as Error).message)
+      }
+      const {frame, wire, rest} = read
+      if (frame.kind !== 'relay') throw new Refusal(CloseStatus.BAD_RELAY_FRAME, 'not a RELAY frame')
+      this.o.tracer?.emit('in', peer, tunnelFields(frame, wire.length - HEADER_LEN))
+      const me = frame.path.findIndex((e) => nodeMatches(e, this.o.name))
+      if (me < 0) throw new Refusal(CloseStatus.BAD_RELAY_FRAME, `path ${frame.path.join(' -> ')} does not name this relay (${this.o.name})`)
+      if (me === frame.path.length - 1) throw new Refusal(CloseStatus.BAD_RELAY_FRAME, 'this relay is the last node: a path must end at a gate')
+      if (frame.path.length - 1 > this.o.maxHops) throw new Refusal(CloseStatus.HOP_LIMIT, `path of ${frame.path.length - 1} relays is over the limit of ${this.o.maxHops}`)
+      const hop = frame.path[me + 1]
+      const m = hop.match(/^\[?([^\]]+?)\]?:(\d+)$/)
+      if (!m) throw new Refusal(CloseStatus.BAD_RELAY_FRAME, `next hop "${hop}" is not host:port`)
+      const [host, port] = [m[1], Number(m[2])]
+      let verdict = allowsName(this.o.allowNext, host, port)
+      let address: string
+      try {
+        address = (await resolve(host)).address
+      } catch (e) {
+        throw new Refusal(CloseStatus.HOP_UNRESOLVABLE, `next hop ${hop}: ${(e as Error).message}`)
+      }
+      if (verdict === undefined) verdict = allowsAddress(this.o.allowNext, address, port)
+      if (!verdict) throw new Refusal(CloseStatus.HOP_NOT_ALLOWED, `next hop ${hop} is not allowed (--allow-next)`)
+      state = 'forward-connect'
+      try {
+        next = await dialTcp(address, port, this.o.connectTimeout * 1000)
+      } catch (e) {
+        if (!(e instanceof OpenError)) throw e
+        throw new Refusal(CloseStatus.HOP_UNREACHABLE, `next hop ${hop}: ${e.message}`)
+      }
+      clearTimeout(timer)
+      state = 'forward'
+      this.spliced++
+      this.live.add(next)
+      const n = next
+      n.on('error', () => {})
+      n.write(rest.length ? Buffer.concat([wire, rest]) : wire)
+      this.o.tracer?.emit('out', hostPort(host, port), tunnelFields(frame, wire.length - HEADER_LEN))
+      log.log('debug', `${peer} (${frame.origin}) -> ${hop}: forwarding`)
+      prev.pipe(n)
+      n.pipe(prev)
+      const dying = (): void => {
+        if (state === 'dead') return
+        state = 'dying'
+        prev.destroy()
+        n.destroy()
+        this.live.delete(n)
+        state = 'dead'
+      }
+      prev.once('close', dying)
+      n.once('close', dying)
+      prev.resume()
+    } catch (e) {
+      clearTimeout(timer)
+      next?.destroy()
+      if (!(e instanceof Refusal)) {
+        log.log('error', `${peer}: ${(e as Error).message}`)
+        return void prev.destroy()
+      }
+      log.log('warn', `refused ${peer} in ${state}: ${CLOSE_STATUS_NAMES[e.status]}: ${e.message}`)
+      prev.end(encodeTunnel({kind: 'close', status: e.status, reason: e.message}))
+      setTimeout(() => prev.destroy(), 2000).unref()
+    }
+  }
+}
