@@ -12,7 +12,7 @@ _tunkit() {
     "pki init") opts="--client --config --days --dir --force --json --log-level --san --trace --trace-format" ;;
     "pki issue") opts="--config --days --dir --force --json --log-level --san --server --trace --trace-format" ;;
     "portal") opts="--backoff-max --ca --cert --config --connect-timeout --dead-after --gate --json --keepalive --key --local --log-level --pki-dir --remote --socks --socks-user --trace --trace-format --udp --udp-idle --upstream-socks --via -D -L -R -U -g" ;;
-    "relay") opts="--allow-next --config --connect-timeout --handshake-timeout --json --listen --log-level --max-hops --name --trace --trace-format -l" ;;
+    "relay") opts="--allow-next --balance --config --connect-timeout --group --handshake-timeout --health-interval --json --listen --log-level --max-hops --name --trace --trace-format -l" ;;
   esac
   COMPREPLY=($(compgen -W "$opts" -- "$cur"))
 }

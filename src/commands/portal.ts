@@ -23,7 +23,7 @@ gate, so DNS behind the gate works. The tunnel reconnects with backoff when it d
 
   static override flags = {
     ...tlsFlags,
-    gate: Flags.string({char: 'g', summary: 'Gate address, host:port.'}),
+    gate: Flags.string({char: 'g', summary: 'Gate address, host:port, or group:NAME (a gate group of the last --via relay).'}),
     via: Flags.string({summary: 'Relays to pass through, comma-separated host:port list (first hop first).'}),
     socks: Flags.string({char: 'D', summary: 'Run a SOCKS5 server on [host:]port.'}),
     'socks-user': Flags.string({summary: 'Require this SOCKS5 user name (RFC 1929); the password comes from TUNKIT_SOCKS_PASSWORD.'}),
@@ -41,8 +41,10 @@ gate, so DNS behind the gate works. The tunnel reconnects with backoff when it d
   async run(): Promise<void> {
     const {flags: f} = await this.parse(PortalCommand)
     const gateSpec = f.gate ?? (await this.ask('gate', 'Gate address (host:port):', (v) => parseHostPort(v, '--gate')))
-    const gate = parseHostPort(gateSpec, '--gate')
     const via = (f.via ?? '').split(',').filter(Boolean).map((v) => parseHostPort(v.trim(), '--via'))
+    const gateGroup = gateSpec.startsWith('group:') ? gateSpec.slice(6) : undefined
+    if (gateGroup !== undefined && (!gateGroup || !via.length)) throw new UsageError('--gate: group:NAME needs a name and at least one --via relay that knows the group')
+    const gate = gateGroup ? {host: gateSpec, port: 0} : parseHostPort(gateSpec, '--gate')
     const socks = f.socks ? parseHostPort(f.socks, '--socks', '127.0.0.1') : undefined
     const locals = (f.local ?? []).map((s) => parseForward(s, '-L'))
     const udps = (f.udp ?? []).map((s) => parseForward(s, '-U'))
@@ -58,6 +60,7 @@ gate, so DNS behind the gate works. The tunnel reconnects with backoff when it d
     const portal = new Portal({
       gate,
       via,
+      gateGroup,
       upstreamSocks: upstream,
       tls: tlsFromFlags('client', f),
       remoteForwards: remotes,

@@ -92,7 +92,8 @@ export class Gate {
       this.o.tracer?.emit('in', peer, tunnelFields(frame, wire.length - HEADER_LEN))
       const relay = frame as Extract<TunnelFrame, {kind: 'relay'}>
       const last = relay.path[relay.path.length - 1]
-      if (this.o.name && !nodeMatches(last, this.o.name)) {
+      // A group name was resolved by the last relay, which picked us.
+      if (this.o.name && !last.startsWith('group:') && !nodeMatches(last, this.o.name)) {
         log.log('warn', `refused ${peer}: RELAY path ends at "${last}", not at this gate ("${this.o.name}")`)
         raw.end(encodeTunnel({kind: 'close', status: CloseStatus.BAD_RELAY_FRAME, reason: `this is ${this.o.name}, not ${last}`}))
         return

@@ -28,6 +28,8 @@ export interface PortalOptions {
   gate: Target
   /** Relays to pass through, in order (seed 000: the RELAY frame's path before the gate). */
   via: Target[]
+  /** Ask the last relay for one gate of this group instead of a fixed gate. */
+  gateGroup?: string
   upstreamSocks?: Target
   tls: TlsMaterial
   remoteForwards: RemoteForwardSpec[]
@@ -116,12 +118,13 @@ export class Portal {
   /** TCP Open → Send Relay → Connect → Response Wait → Authorized (Fig. 11). */
   private async connectOnce(): Promise<void> {
     const {gate, log} = this.o
-    const peer = hostPort(gate.host, gate.port)
+    const peer = this.o.gateGroup ? `group:${this.o.gateGroup}` : hostPort(gate.host, gate.port)
     this.state = 'tcp-open'
     const first = this.o.via[0] ?? gate
     const raw = this.o.upstreamSocks ? await this.viaSocks(first) : await dialTcp(first.host, first.port, this.o.connectTimeout * 1000)
     this.state = 'send-relay'
-    const relay = {kind: 'relay' as const, origin: hostname(), path: [...this.o.via, gate].map((t) => hostPort(t.host, t.port))}
+    const last = this.o.gateGroup ? `group:${this.o.gateGroup}` : hostPort(gate.host, gate.port)
+    const relay = {kind: 'relay' as const, origin: hostname(), path: [...this.o.via.map((t) => hostPort(t.host, t.port)), last]}
     const relayWire = encodeTunnel(relay)
     this.o.tracer?.emit('out', peer, tunnelFields(relay, relayWire.length - HEADER_LEN))
     raw.write(relayWire)
@@ -206,8 +209,10 @@ export class Portal {
         ca: m.ca,
         minVersion: 'TLSv1.3',
         ciphers: CIPHERSUITES,
-        servername: isIP(gate.host) ? undefined : gate.host,
+        servername: isIP(gate.host) || this.o.gateGroup ? undefined : gate.host,
         host: gate.host,
+        // Which gate of a group answers is the relay's choice: any gate our CA signed will do.
+        ...(this.o.gateGroup ? {checkServerIdentity: () => undefined} : {}),
       })
       const timer = setTimeout(() => {
         tls.destroy()

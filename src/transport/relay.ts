@@ -4,6 +4,7 @@ import {HEADER_LEN} from '../codec/frame.js'
 import {CloseStatus, CLOSE_STATUS_NAMES, encodeTunnel, TunnelType} from '../codec/tunnel.js'
 import type {Logger} from '../core/log.js'
 import {allowsAddress, allowsName, type HopRule} from '../core/next-hop.js'
+import type {GateGroup, Member} from '../core/gate-group.js'
 import {tunnelFields} from '../trace/render.js'
 import type {Tracer} from '../trace/tracer.js'
 import {dialTcp, hostPort, OpenError, resolve} from './connect.js'
@@ -14,6 +15,9 @@ export interface RelayOptions {
   port: number
   name: string
   allowNext: HopRule[]
+  groups: GateGroup[]
+  /** Seconds between health checks of group members (0 = none). */
+  healthInterval: number
   maxHops: number
   handshakeTimeout: number
   connectTimeout: number
@@ -40,8 +44,49 @@ export class Relay {
   private live = new Set<Socket>()
   spliced = 0
 
+  private healthTimer: NodeJS.Timeout | null = null
+
   constructor(private readonly o: RelayOptions) {
     this.server = createServer({noDelay: true, allowHalfOpen: true}, (s) => void this.accept(s))
+    if (o.healthInterval > 0 && o.groups.length) {
+      this.healthTimer = setInterval(() => this.checkHealth(), o.healthInterval * 1000)
+      this.healthTimer.unref()
+    }
+  }
+
+  /** Active health checks: a TCP connect to every member of every group. */
+  private checkHealth(): void {
+    for (const g of this.o.groups) {
+      for (const m of g.members) {
+        dialTcp(m.host, m.port, Math.min(2000, this.o.healthInterval * 1000)).then(
+          (s) => { s.destroy(); this.note(g, m, true) },
+          () => this.note(g, m, false),
+        )
+      }
+    }
+  }
+
+  private note(g: GateGroup, m: Member, ok: boolean): void {
+    const change = g.report(m, ok)
+    if (change) {
+      this.o.log.log(ok ? 'info' : 'warn', change)
+      this.o.log.event(ok ? 'gate-up' : 'gate-down', {group: g.name, gate: m.target})
+    }
+  }
+
+  /** Failover at set-up: try the group's candidates in order until one accepts. */
+  private async dialGroup(g: GateGroup): Promise<{sock: Socket; member: Member}> {
+    for (const m of g.candidates()) {
+      try {
+        const sock = await dialTcp(m.host, m.port, this.o.connectTimeout * 1000)
+        this.note(g, m, true)
+        return {sock, member: m}
+      } catch {
+        this.note(g, m, false)
+        this.o.log.log('warn', `gate ${m.target} of group ${g.name} did not accept; trying the next`)
+      }
+    }
+    throw new Refusal(CloseStatus.NO_HEALTHY_GATE, `no gate of group ${g.name} accepted the tunnel`)
   }
 
   listen(): Promise<{address: string; port: number}> {
@@ -55,6 +100,7 @@ export class Relay {
   }
 
   async close(): Promise<void> {
+    if (this.healthTimer) clearInterval(this.healthTimer)
     for (const s of this.live) s.destroy()
     await new Promise<void>((r) => this.server.close(() => r()))
   }
@@ -87,24 +133,45 @@ export class Relay {
       if (me === frame.path.length - 1) throw new Refusal(CloseStatus.BAD_RELAY_FRAME, 'this relay is the last node: a path must end at a gate')
       if (frame.path.length - 1 > this.o.maxHops) throw new Refusal(CloseStatus.HOP_LIMIT, `path of ${frame.path.length - 1} relays is over the limit of ${this.o.maxHops}`)
       const hop = frame.path[me + 1]
-      const m = hop.match(/^\[?([^\]]+?)\]?:(\d+)$/)
-      if (!m) throw new Refusal(CloseStatus.BAD_RELAY_FRAME, `next hop "${hop}" is not host:port`)
-      const [host, port] = [m[1], Number(m[2])]
-      let verdict = allowsName(this.o.allowNext, host, port)
-      let address: string
-      try {
-        address = (await resolve(host)).address
-      } catch (e) {
-        throw new Refusal(CloseStatus.HOP_UNRESOLVABLE, `next hop ${hop}: ${(e as Error).message}`)
+      let member: Member | null = null
+      let host: string
+      let port: number
+      if (hop.startsWith('group:')) {
+        // Our own groups are always allowed next hops.
+        const g = this.o.groups.find((x) => x.name === hop.slice(6))
+        if (!g) throw new Refusal(CloseStatus.HOP_NOT_ALLOWED, `this relay has no gate group "${hop.slice(6)}"`)
+        state = 'forward-connect'
+        const chosen = await this.dialGroup(g)
+        next = chosen.sock
+        member = chosen.member
+        ;({host, port} = member)
+      } else {
+        const m = hop.match(/^\[?([^\]]+?)\]?:(\d+)$/)
+        if (!m) throw new Refusal(CloseStatus.BAD_RELAY_FRAME, `next hop "${hop}" is not host:port`)
+        ;[host, port] = [m[1], Number(m[2])]
+        let verdict = allowsName(this.o.allowNext, host, port)
+        let address: string
+        try {
+          address = (await resolve(host)).address
+        } catch (e) {
+          throw new Refusal(CloseStatus.HOP_UNRESOLVABLE, `next hop ${hop}: ${(e as Error).message}`)
+        }
+        if (verdict === undefined) verdict = allowsAddress(this.o.allowNext, address, port)
+        if (!verdict) throw new Refusal(CloseStatus.HOP_NOT_ALLOWED, `next hop ${hop} is not allowed (--allow-next)`)
+        state = 'forward-connect'
+        try {
+          next = await dialTcp(address, port, this.o.connectTimeout * 1000)
+        } catch (e) {
+          if (!(e instanceof OpenError)) throw e
+          throw new Refusal(CloseStatus.HOP_UNREACHABLE, `next hop ${hop}: ${e.message}`)
+        }
       }
-      if (verdict === undefined) verdict = allowsAddress(this.o.allowNext, address, port)
-      if (!verdict) throw new Refusal(CloseStatus.HOP_NOT_ALLOWED, `next hop ${hop} is not allowed (--allow-next)`)
-      state = 'forward-connect'
-      try {
-        next = await dialTcp(address, port, this.o.connectTimeout * 1000)
-      } catch (e) {
-        if (!(e instanceof OpenError)) throw e
-        throw new Refusal(CloseStatus.HOP_UNREACHABLE, `next hop ${hop}: ${e.message}`)
+      if (member) {
+        const mm = member
+        mm.tunnels++
+        next.once('close', () => mm.tunnels--)
+        log.log('info', `${peer} (${frame.origin}) -> group ${hop.slice(6)}: gate ${mm.target}`)
+        log.event('tunnel', {origin: frame.origin, group: hop.slice(6), gate: mm.target})
       }
       clearTimeout(timer)
       state = 'forward'
