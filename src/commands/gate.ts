@@ -6,6 +6,8 @@ import {tlsFlags, tlsFromFlags} from '../cli/tls-flags.js'
 import {parseRule, Policy, PolicyError} from '../core/policy.js'
 import {hostPort} from '../transport/connect.js'
 import {Gate} from '../transport/gate.js'
+import {GateVpn} from '../transport/vpn.js'
+import ipaddr from 'ipaddr.js'
 
 export default class GateCommand extends TunkitCommand {
   static override summary = 'Accept authenticated tunnels from portals and open connections behind this host.'
@@ -31,6 +33,11 @@ With no --allow rules every authenticated client may open anything; with rules, 
     keepalive: Flags.string({summary: 'Seconds between keepalive pings (0 = off).', default: '15'}),
     'dead-after': Flags.string({summary: 'Seconds of silence after which a tunnel is dropped.', default: '45'}),
     'udp-idle': Flags.string({summary: 'Seconds after which an idle UDP session ends.', default: '120'}),
+    vpn: Flags.boolean({summary: 'Offer VPN mode: IP packets between portals\' pseudo adapters and this host (needs root).', helpGroup: 'VPN'}),
+    pool: Flags.string({summary: 'Address pool for VPN clients (CIDR); the first address is the gate\'s own.', helpGroup: 'VPN'}),
+    route: Flags.string({summary: 'Network the portals should route through the gate (repeatable).', multiple: true, helpGroup: 'VPN'}),
+    dns: Flags.string({summary: 'DNS server to hand to portals (repeatable).', multiple: true, helpGroup: 'VPN'}),
+    dev: Flags.string({summary: 'Name of the gate\'s TUN device.', default: 'tunkit-gate', helpGroup: 'VPN'}),
   }
 
   async run(): Promise<void> {
@@ -53,7 +60,23 @@ With no --allow rules every authenticated client may open anything; with rules, 
       if (e instanceof PolicyError) throw new UsageError(`--allow: ${e.message}`)
       throw e
     }
+    let vpn: GateVpn | undefined
+    if (f.vpn) {
+      if (!f.pool) throw new UsageError('--pool: VPN mode needs an address pool (CIDR)')
+      try {
+        ipaddr.IPv4.parseCIDR(f.pool)
+      } catch {
+        throw new UsageError(`--pool: "${f.pool}" is not an IPv4 CIDR`)
+      }
+      for (const r of f.route ?? []) if (!ipaddr.isValidCIDR(r)) throw new UsageError(`--route: "${r}" is not a CIDR`)
+      try {
+        vpn = GateVpn.open(f.pool, f.route ?? [], f.dns ?? [], f.dev, this.logger)
+      } catch (e) {
+        throw new Error(`cannot set up the VPN device: ${(e as Error).message}`)
+      }
+    }
     const gate = new Gate({
+      vpn,
       host: listen.host,
       port: listen.port,
       tls: tlsFromFlags('gate', f),
@@ -82,6 +105,7 @@ With no --allow rules every authenticated client may open anything; with rules, 
     const sig = await this.waitForSignal()
     this.logger.log('info', `${sig}: closing ${gate.tunnels} tunnel(s)`)
     await gate.close()
+    vpn?.close()
     this.logger.event('stopped', {signal: sig})
   }
 }

@@ -9,6 +9,7 @@ import {tcpForward, udpForward} from '../transport/forwards.js'
 import {boundPort} from '../transport/listen.js'
 import {FatalTunnelError, Portal} from '../transport/portal.js'
 import {socksServer} from '../transport/socks-server.js'
+import {PortalVpn} from '../transport/vpn.js'
 
 export default class PortalCommand extends TunkitCommand {
   static override summary = 'Connect to a gate and offer a SOCKS5 proxy, port forwards and UDP forwards through it.'
@@ -36,6 +37,9 @@ gate, so DNS behind the gate works. The tunnel reconnects with backoff when it d
     'connect-timeout': Flags.string({summary: 'Seconds for TCP, TLS and the gate to answer.', default: '10'}),
     'backoff-max': Flags.string({summary: 'Longest wait between reconnect attempts, in seconds.', default: '30'}),
     'udp-idle': Flags.string({summary: 'Seconds after which an idle UDP flow ends.', default: '120'}),
+    vpn: Flags.boolean({summary: 'VPN mode: a pseudo network adapter (TUN) carrying IP through the tunnel (needs root).', helpGroup: 'VPN'}),
+    dev: Flags.string({summary: 'Name of the TUN device.', default: 'tunkit0', helpGroup: 'VPN'}),
+    'no-routes': Flags.boolean({summary: 'Do not install the routes the gate announces.', helpGroup: 'VPN'}),
   }
 
   async run(): Promise<void> {
@@ -71,6 +75,7 @@ gate, so DNS behind the gate works. The tunnel reconnects with backoff when it d
       backoffMax: parseSeconds(f['backoff-max'], '--backoff-max'),
       log: this.logger,
       tracer: this.tracer,
+      vpn: f.vpn ? new PortalVpn(f.dev, !f['no-routes'], this.logger) : undefined,
     })
     try {
       await portal.start()

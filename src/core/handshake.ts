@@ -6,6 +6,8 @@ import {decodeKv, encodeKv, type TunnelFrame} from '../codec/tunnel.js'
  * with an exporter value (RFC 8446 section 7.5), so a REQUEST cannot be replayed on another one.
  */
 export const TRANSFORM_TLS13 = 1
+/** REQUEST/RESPONSE flags bit: VPN mode (DATA frames through a pseudo network adapter). */
+export const FLAG_VPN = 1
 export const EXPORTER_LABEL = 'EXPORTER-tunkit-request'
 export const DEFAULT_KEY_LIFETIME = 0 // seconds; 0 = no forced rekey for stream tunnels
 
@@ -21,6 +23,7 @@ export interface TunnelRequest {
   remoteForwards: RemoteForward[]
   /** The portal can send UsherSend before UsherOpenReply (src/core/mux.ts, EarlyData). */
   earlyData: boolean
+  vpn?: boolean
 }
 
 export function requestFrame(r: TunnelRequest): Extract<TunnelFrame, {kind: 'request'}> {
@@ -30,7 +33,7 @@ export function requestFrame(r: TunnelRequest): Extract<TunnelFrame, {kind: 'req
     destination: r.destination,
     keyExchange: `tls13;exporter=${r.binding}`,
     transforms: TRANSFORM_TLS13,
-    flags: 0,
+    flags: r.vpn ? FLAG_VPN : 0,
     clientData: encodeKv([
       ['service', 'stream'],
       ...(r.earlyData ? [['early-data', '1'] as [string, string]] : []),
@@ -60,22 +63,37 @@ export function parseRequest(f: Extract<TunnelFrame, {kind: 'request'}>): Tunnel
     else if (k === 'early-data') earlyData = v === '1'
   }
   if (remoteForwards.length > 64) throw new HandshakeError('too many remote forwards requested')
-  return {user: f.user, destination: f.destination, binding: m[1], remoteForwards, earlyData}
+  return {user: f.user, destination: f.destination, binding: m[1], remoteForwards, earlyData, vpn: (f.flags & FLAG_VPN) !== 0}
+}
+
+/** Client data of Fig. 23: what the portal's pseudo adapter needs. */
+export interface VpnConfig {
+  address: string
+  prefix: number
+  gateway: string
+  routes: string[]
+  dns: string[]
 }
 
 export interface TunnelGrant {
   identity: string
   remoteForwards: {bind: string; port: number; error?: string}[]
   earlyData: boolean
+  vpn?: VpnConfig
 }
 
 export function responseFrame(g: TunnelGrant, keyLifetime = DEFAULT_KEY_LIFETIME): Extract<TunnelFrame, {kind: 'response'}> {
   const pairs: [string, string][] = [['identity', g.identity]]
   if (g.earlyData) pairs.push(['early-data', '1'])
+  if (g.vpn) {
+    pairs.push(['vpn-address', `${g.vpn.address}/${g.vpn.prefix}`], ['vpn-gateway', g.vpn.gateway])
+    for (const r of g.vpn.routes) pairs.push(['route', r])
+    for (const d of g.vpn.dns) pairs.push(['dns', d])
+  }
   for (const f of g.remoteForwards) {
     pairs.push(f.error ? ['remote-forward-error', `${f.bind}:${f.port} ${f.error}`] : ['remote-forward', `${f.bind}:${f.port}`])
   }
-  return {kind: 'response', keyExchange: 'tls13', transforms: TRANSFORM_TLS13, flags: 0, clientData: encodeKv(pairs), keyLifetime}
+  return {kind: 'response', keyExchange: 'tls13', transforms: TRANSFORM_TLS13, flags: g.vpn ? FLAG_VPN : 0, clientData: encodeKv(pairs), keyLifetime}
 }
 
 export function parseResponse(f: Extract<TunnelFrame, {kind: 'response'}>): TunnelGrant {
@@ -83,6 +101,12 @@ export function parseResponse(f: Extract<TunnelFrame, {kind: 'response'}>): Tunn
   for (const [k, v] of decodeKv(f.clientData)) {
     if (k === 'identity') g.identity = v
     else if (k === 'early-data') g.earlyData = v === '1'
+    else if (k === 'vpn-address') {
+      const [address, prefix] = v.split('/')
+      g.vpn = {address, prefix: Number(prefix), gateway: g.vpn?.gateway ?? '', routes: g.vpn?.routes ?? [], dns: g.vpn?.dns ?? []}
+    } else if (k === 'vpn-gateway' && g.vpn) g.vpn.gateway = v
+    else if (k === 'route' && g.vpn) g.vpn.routes.push(v)
+    else if (k === 'dns' && g.vpn) g.vpn.dns.push(v)
     else if (k === 'remote-forward') g.remoteForwards.push(parseBindPort(v))
     else if (k === 'remote-forward-error') {
       const sp = v.indexOf(' ')

@@ -5,7 +5,8 @@ import {CodecError} from '../codec/errors.js'
 import {nodeMatches, readClearFrame} from './relay-frame.js'
 import {HEADER_LEN} from '../codec/frame.js'
 import {CloseStatus, encodeTunnel, TunnelType, type TunnelFrame} from '../codec/tunnel.js'
-import {EXPORTER_LABEL, HandshakeError, parseRequest, responseFrame, type TunnelGrant} from '../core/handshake.js'
+import {EXPORTER_LABEL, HandshakeError, parseRequest, responseFrame, type TunnelGrant, type VpnConfig} from '../core/handshake.js'
+import type {GateVpn} from './vpn.js'
 import type {Logger} from '../core/log.js'
 import type {DatagramEndpoint, OpenRequest, Session} from '../core/mux.js'
 import {Policy} from '../core/policy.js'
@@ -33,6 +34,8 @@ export interface GateOptions {
   udpIdle: number
   log: Logger
   tracer?: Tracer
+  /** VPN mode (seed 000): the pseudo network adapter on the gate's side. */
+  vpn?: GateVpn
 }
 
 
@@ -148,6 +151,7 @@ export class Gate {
     const log = this.o.log
     const forwards: Server[] = []
     let authorized = false
+    let vpn: VpnConfig | null = null
     const link: Link = new Link({
       socket: tls,
       peer: `${peer} ${identity}`,
@@ -165,12 +169,19 @@ export class Gate {
           if (req.user !== identity) throw new HandshakeError(`REQUEST names user "${req.user}" but the certificate is "${identity}"`)
           const expected = tls.exportKeyingMaterial(32, EXPORTER_LABEL, Buffer.alloc(0)).toString('hex')
           if (req.binding !== expected) throw new HandshakeError('REQUEST is not bound to this TLS session')
+          if (req.vpn) {
+            if (!this.o.vpn) throw new HandshakeError('this gate offers no VPN mode (start it with --vpn --pool CIDR)')
+            vpn = this.o.vpn.lease(identity)
+            if (!vpn) throw new HandshakeError('the VPN address pool is exhausted')
+          }
           authorized = true
           clearTimeout(timer)
           this.pending.delete(raw)
           this.links.add(link)
           this.startSessions(link, identity, peer, req.earlyData)
+          if (vpn) this.o.vpn!.attach(vpn.address, link, tls)
           void this.openRemoteForwards(link, identity, req.remoteForwards, forwards, req.earlyData).then((g) => {
+            if (vpn) g.vpn = vpn
             if (!link.isClosed) link.send(responseFrame(g))
           })
           log.log('info', `tunnel up: ${identity} from ${peer}`)
@@ -184,6 +195,7 @@ export class Gate {
       onClosed: (reason) => {
         clearTimeout(timer)
         for (const s of forwards) s.close()
+        if (vpn) this.o.vpn?.detach(vpn.address, link)
         this.links.delete(link)
         if (authorized) {
           log.log('info', `tunnel down: ${identity} from ${peer}: ${reason}`)

@@ -2,7 +2,7 @@ import {randomBytes} from 'node:crypto'
 import type {Socket} from 'node:net'
 import {CodecError} from '../codec/errors.js'
 import {FrameSplitter, HEADER_LEN, type RawFrame} from '../codec/frame.js'
-import {CloseStatus, CLOSE_STATUS_NAMES, decodeTunnel, encodeTunnel, isTunnelType, type TunnelFrame} from '../codec/tunnel.js'
+import {CloseStatus, CLOSE_STATUS_NAMES, decodeTunnel, encodeTunnel, isTunnelType, TunnelType, type TunnelFrame} from '../codec/tunnel.js'
 import {decodeUsher, isUsherType, UsherType} from '../codec/usher.js'
 import {MAX_FRAME_BODY, TUNNEL_CAP} from '../core/flow.js'
 import type {Logger} from '../core/log.js'
@@ -25,12 +25,16 @@ export interface LinkOptions {
   onClosed(reason: string, status: number | undefined): void
 }
 
+/** VPN mode: DATA frame bodies go here (set once the tunnel is authorised). */
+export type DataHandler = (body: Buffer) => void
+
 /**
  * One established tunnel (already inside TLS): frames in and out, the Usher multiplexer,
  * keepalive pings and the CLOSE frame. Shared by portal and gate.
  */
 export class Link {
   mux: Mux | null = null
+  onDataFrame: DataHandler | null = null
   // UsherSend bodies stream through in pieces: no reassembly copy (about +20% throughput).
   private splitter = new FrameSplitter(MAX_FRAME_BODY, new Set([UsherType.SEND]))
   private corked = false
@@ -74,6 +78,11 @@ export class Link {
     this.write([wire])
   }
 
+  /** An already encoded frame (DATA frames are built by the data channel). */
+  sendRaw(frame: Buffer): void {
+    this.write([frame])
+  }
+
   /** Send CLOSE with a status (Fig. 10) and take the tunnel down. */
   close(status: number, reason: string): void {
     if (this.closed) return
@@ -112,7 +121,10 @@ export class Link {
     for (const f of frames) {
       if (this.closed) return
       try {
-        if (isUsherType(f.type)) {
+        if (f.type === TunnelType.DATA) {
+          if (!this.onDataFrame) throw new CodecError('UNEXPECTED', 'DATA frame on a tunnel without VPN mode')
+          this.onDataFrame(f.body)
+        } else if (isUsherType(f.type)) {
           if (!this.mux) throw new CodecError('UNEXPECTED', 'Usher record before the tunnel was authorised')
           this.mux.receive(decodeUsher(f), f.continued ? -1 : f.total ?? f.body.length, f.more)
         } else if (isTunnelType(f.type)) {

@@ -14,6 +14,7 @@ import {dialTcp, hostPort, OpenError} from './connect.js'
 import {Link} from './link.js'
 import {SocketEndpoint} from './stream-endpoint.js'
 import {CIPHERSUITES, type TlsMaterial} from './tls-config.js'
+import type {PortalVpn} from './vpn.js'
 
 export interface Target {
   host: string
@@ -41,6 +42,8 @@ export interface PortalOptions {
   backoffMax: number
   log: Logger
   tracer?: Tracer
+  /** VPN mode: the pseudo network adapter (seed 000). */
+  vpn?: PortalVpn
 }
 
 /** Thrown for failures that retrying cannot fix (wrong certificate, not authorised, a bad path). */
@@ -74,6 +77,7 @@ export class Portal {
     this.stopping = true
     if (this.retryTimer) clearTimeout(this.retryTimer)
     this.link?.close(CloseStatus.NORMAL, 'portal shutting down')
+    this.o.vpn?.close()
     this.state = 'dead'
   }
 
@@ -165,6 +169,14 @@ export class Portal {
           authorized = true
           this.grant = parseResponse(f)
           if (this.grant.earlyData) link.mux!.early = {half: 'low'}
+          if (this.o.vpn) {
+            if (!this.grant.vpn) return link.close(CloseStatus.NOT_AUTHORIZED, 'the gate did not grant VPN mode')
+            try {
+              this.o.vpn.attach(this.grant.vpn, link, tls)
+            } catch (e) {
+              return link.close(CloseStatus.RESOURCE_LIMIT, `cannot set up the VPN device: ${(e as Error).message}`)
+            }
+          }
           this.link = link
           this.state = 'authorized'
           for (const r of this.grant.remoteForwards) {
@@ -195,6 +207,7 @@ export class Portal {
         binding: tls.exportKeyingMaterial(32, EXPORTER_LABEL, Buffer.alloc(0)).toString('hex'),
         remoteForwards: this.o.remoteForwards.map(({bind, port}) => ({bind, port})),
         earlyData: true,
+        vpn: !!this.o.vpn,
       }))
     })
   }

@@ -1,0 +1,148 @@
+import {execFileSync} from 'node:child_process'
+import ipaddr from 'ipaddr.js'
+import {CodecError} from '../codec/errors.js'
+import {CloseStatus} from '../codec/tunnel.js'
+import {DATA_EXPORTER_LABEL, DataReceiver, DataSender, IntegrityError, splitKeys} from '../core/data-channel.js'
+import type {VpnConfig} from '../core/handshake.js'
+import type {Logger} from '../core/log.js'
+import type {Link} from './link.js'
+import {TunDevice} from './tun.js'
+
+const IPV4 = 0x0800
+
+function ip(cmd: string[]): void {
+  try {
+    execFileSync('ip', cmd, {stdio: ['ignore', 'ignore', 'pipe']})
+  } catch (e) {
+    throw new Error(`ip ${cmd.join(' ')}: ${String((e as {stderr?: Buffer}).stderr ?? e).trim()}`)
+  }
+}
+
+const dst = (p: Buffer): string => `${p[16]}.${p[17]}.${p[18]}.${p[19]}`
+const src = (p: Buffer): string => `${p[12]}.${p[13]}.${p[14]}.${p[15]}`
+
+/** Keys for this tunnel's DATA frames, from the TLS exporter (docs/protocol.md). */
+function channel(link: Link, tls: {exportKeyingMaterial(n: number, l: string, c: Buffer): Buffer}, role: 'portal' | 'gate', onDatagram: (d: Buffer) => void): DataSender {
+  const keys = splitKeys(tls.exportKeyingMaterial(64, DATA_EXPORTER_LABEL, Buffer.alloc(0)), role)
+  const rx = new DataReceiver(keys.receive)
+  link.onDataFrame = (body) => {
+    try {
+      const {protocol, datagram} = rx.open(body)
+      if (protocol === IPV4 && datagram.length >= 20 && datagram[0] >> 4 === 4) onDatagram(datagram)
+    } catch (e) {
+      if (e instanceof IntegrityError) return link.close(CloseStatus.INTEGRITY_FAILURE, e.message)
+      if (e instanceof CodecError) return link.close(CloseStatus.PROTOCOL_ERROR, e.message)
+      throw e
+    }
+  }
+  return new DataSender(keys.send)
+}
+
+/** The gate's side of VPN mode: one TUN device, addresses leased by identity from the pool. */
+export class GateVpn {
+  private leases = new Map<string, string>()
+  private used = new Set<string>()
+  private byIp = new Map<string, {link: Link; tx: DataSender}>()
+  readonly gateway: string
+  readonly prefix: number
+  private first: number
+  private last: number
+
+  private constructor(private readonly dev: TunDevice, pool: string, private readonly routes: string[], private readonly dns: string[], private readonly log: Logger) {
+    const [net, prefix] = ipaddr.IPv4.parseCIDR(pool)
+    const base = net.toByteArray().reduce((n, b) => n * 256 + b, 0) & (prefix === 0 ? 0 : (~0 << (32 - prefix)) >>> 0)
+    this.prefix = prefix
+    this.first = base + 2
+    this.last = base + 2 ** (32 - prefix) - 2
+    this.gateway = GateVpn.str(base + 1)
+    dev.on('packets', (ps: Buffer[]) => {
+      for (const p of ps) {
+        if (p.length < 20 || p[0] >> 4 !== 4) continue
+        const t = this.byIp.get(dst(p))
+        if (t) t.link.sendRaw(t.tx.frame(IPV4, p))
+      }
+    })
+  }
+
+  private static str(n: number): string {
+    return `${(n >>> 24) & 255}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`
+  }
+
+  static open(pool: string, routes: string[], dns: string[], devName: string, log: Logger): GateVpn {
+    const dev = TunDevice.open(devName, 'tun')
+    const v = new GateVpn(dev, pool, routes, dns, log)
+    ip(['addr', 'add', `${v.gateway}/${v.prefix}`, 'dev', dev.name])
+    ip(['link', 'set', dev.name, 'up'])
+    log.log('info', `VPN: device ${dev.name} with ${v.gateway}/${v.prefix}; routes for clients: ${routes.join(', ') || 'none'}`)
+    return v
+  }
+
+  /** The same identity gets the same address after a reconnect. */
+  lease(identity: string): VpnConfig | null {
+    let a = this.leases.get(identity)
+    if (!a) {
+      for (let n = this.first; n <= this.last; n++) {
+        const cand = GateVpn.str(n)
+        if (!this.used.has(cand)) { a = cand; break }
+      }
+      if (!a) return null
+      this.leases.set(identity, a)
+      this.used.add(a)
+    }
+    return {address: a, prefix: this.prefix, gateway: this.gateway, routes: this.routes, dns: this.dns}
+  }
+
+  attach(address: string, link: Link, tls: Parameters<typeof channel>[1]): void {
+    const tx = channel(link, tls, 'gate', (d) => {
+      // A client may only send from its own address.
+      if (src(d) === address) this.dev.write(d)
+    })
+    this.byIp.set(address, {link, tx})
+  }
+
+  detach(address: string, link: Link): void {
+    if (this.byIp.get(address)?.link === link) this.byIp.delete(address)
+  }
+
+  close(): void {
+    this.dev.close()
+  }
+}
+
+/**
+ * The portal's pseudo network adapter (TUN). The device, its address and routes outlive a tunnel,
+ * so a reconnect (key lifetime, gate restart) keeps them.
+ */
+export class PortalVpn {
+  private dev: TunDevice | null = null
+  private current: {link: Link; tx: DataSender} | null = null
+  private configured = ''
+
+  constructor(private readonly devName: string, private readonly installRoutes: boolean, private readonly log: Logger) {}
+
+  attach(cfg: VpnConfig, link: Link, tls: Parameters<typeof channel>[1]): void {
+    if (!this.dev) {
+      this.dev = TunDevice.open(this.devName, 'tun')
+      this.dev.on('packets', (ps: Buffer[]) => {
+        const c = this.current
+        if (c && !c.link.isClosed) for (const p of ps) c.link.sendRaw(c.tx.frame(IPV4, p))
+      })
+    }
+    const dev = this.dev
+    const key = `${cfg.address}/${cfg.prefix} ${cfg.gateway} ${cfg.routes.join(',')}`
+    if (this.configured !== key) {
+      ip(['addr', 'flush', 'dev', dev.name])
+      ip(['addr', 'add', `${cfg.address}/${cfg.prefix}`, 'dev', dev.name])
+      ip(['link', 'set', dev.name, 'up'])
+      if (this.installRoutes) for (const r of cfg.routes) ip(['route', 'replace', r, 'via', cfg.gateway, 'dev', dev.name])
+      this.configured = key
+      this.log.log('info', `VPN: ${dev.name} ${cfg.address}/${cfg.prefix}, gateway ${cfg.gateway}${this.installRoutes ? `, routes ${cfg.routes.join(', ') || 'none'}` : ''}`)
+    }
+    this.current = {link, tx: channel(link, tls, 'portal', (d) => dev.write(d))}
+  }
+
+  close(): void {
+    this.dev?.close()
+    this.dev = null
+  }
+}

@@ -1,0 +1,90 @@
+import {execFile, execFileSync, spawn, type ChildProcess} from 'node:child_process'
+import {promisify} from 'node:util'
+import {suite} from 'uvu'
+import * as assert from 'uvu/assert'
+import {event, runCli, stop, tmpDir, tunkit, type Proc} from '../helpers/procs.js'
+
+const run = promisify(execFile)
+const [P, G, H] = ['tkv-p', 'tkv-g', 'tkv-h']
+
+function missing(): string | null {
+  if (process.getuid?.() !== 0) return 'needs root (namespaces, TUN devices)'
+  try {
+    execFileSync('sh', ['-c', 'test -c /dev/net/tun && command -v ip && command -v ping'], {stdio: 'ignore'})
+  } catch {
+    return 'needs /dev/net/tun, iproute2 and ping'
+  }
+  return null
+}
+
+async function sh(...cmds: string[][]): Promise<void> {
+  for (const c of cmds) await run(c[0], c.slice(1))
+}
+
+async function down(): Promise<void> {
+  for (const ns of [P, G, H]) await run('ip', ['netns', 'del', ns]).catch(() => {})
+}
+
+/** portal host 203.0.113.1 — 203.0.113.2 gate 198.18.20.1 — 198.18.20.5 LAN host; VPN pool 198.18.10.0/24. */
+async function up(): Promise<void> {
+  await down()
+  for (const ns of [P, G, H]) await sh(['ip', 'netns', 'add', ns], ['ip', '-n', ns, 'link', 'set', 'lo', 'up'])
+  await sh(
+    ['ip', 'link', 'add', 'tkv-p0', 'netns', P, 'type', 'veth', 'peer', 'name', 'tkv-g0', 'netns', G],
+    ['ip', 'link', 'add', 'tkv-g1', 'netns', G, 'type', 'veth', 'peer', 'name', 'tkv-h0', 'netns', H],
+    ['ip', '-n', P, 'addr', 'add', '203.0.113.1/24', 'dev', 'tkv-p0'], ['ip', '-n', P, 'link', 'set', 'tkv-p0', 'up'],
+    ['ip', '-n', G, 'addr', 'add', '203.0.113.2/24', 'dev', 'tkv-g0'], ['ip', '-n', G, 'link', 'set', 'tkv-g0', 'up'],
+    ['ip', '-n', G, 'addr', 'add', '198.18.20.1/24', 'dev', 'tkv-g1'], ['ip', '-n', G, 'link', 'set', 'tkv-g1', 'up'],
+    ['ip', '-n', H, 'addr', 'add', '198.18.20.5/24', 'dev', 'tkv-h0'], ['ip', '-n', H, 'link', 'set', 'tkv-h0', 'up'],
+    ['ip', '-n', H, 'route', 'add', '198.18.10.0/24', 'via', '198.18.20.1'],
+    ['ip', 'netns', 'exec', G, 'sysctl', '-qw', 'net.ipv4.ip_forward=1'],
+  )
+}
+
+const t = suite<{gate?: Proc; portal?: Proc; sink?: ChildProcess; pki?: {dir: string; cleanup(): void}}>('VPN mode: portal -> gate -> private LAN (namespaces)')
+const why = missing()
+
+if (why) {
+  t(`skipped: ${why}`, () => console.log(`  skipped VPN tests: ${why}`))
+} else {
+  t.before(async (ctx) => {
+    await up()
+    ctx.pki = tmpDir('vpn')
+    const r = await runCli(['pki', 'init', '--dir', ctx.pki.dir, '--client', 'alice', '--san', '203.0.113.2'])
+    assert.is(r.code, 0, r.stderr)
+    ctx.gate = tunkit(['gate', '--listen', '203.0.113.2:4433', '--pki-dir', ctx.pki.dir, '--json', '--vpn', '--pool', '198.18.10.0/24', '--route', '198.18.20.0/24', '--dns', '198.18.20.53'], {}, G)
+    await event(ctx.gate, 'listening')
+    ctx.portal = tunkit(['portal', '--gate', '203.0.113.2:4433', '--pki-dir', ctx.pki.dir, '--json', '--vpn', '--dev', 'tkv-tun0'], {}, P)
+    await event(ctx.portal, 'tunnel-up')
+  })
+
+  t.after(async (ctx) => {
+    ctx.sink?.kill('SIGTERM')
+    if (ctx.portal) await stop(ctx.portal)
+    if (ctx.gate) await stop(ctx.gate)
+    await down()
+    ctx.pki?.cleanup()
+  })
+
+  t('the portal gets its address and the announced route on its TUN device', async () => {
+    const addr = await run('ip', ['-n', P, '-4', 'addr', 'show', 'dev', 'tkv-tun0'])
+    assert.match(addr.stdout, /inet 198\.18\.10\.2\/24/)
+    const routes = await run('ip', ['-n', P, 'route', 'show'])
+    assert.match(routes.stdout, /198\.18\.20\.0\/24 via 198\.18\.10\.1 dev tkv-tun0/)
+  })
+
+  t('ping from the portal host reaches a host on the gate\'s private LAN', async () => {
+    const r = await run('ip', ['netns', 'exec', P, 'ping', '-c', '5', '-i', '0.2', '-W', '2', '198.18.20.5'])
+    assert.match(r.stdout, /5 packets transmitted, 5 received/)
+  })
+
+  t('a 50 MB TCP transfer through VPN mode arrives intact (SHA-256)', async (ctx) => {
+    ctx.sink = spawn('ip', ['netns', 'exec', H, process.execPath, 'test/fixtures/xfer.mjs', 'sink', '5001'], {stdio: ['ignore', 'pipe', 'ignore']})
+    await new Promise<void>((res) => ctx.sink!.stdout!.once('data', () => res()))
+    const r = await run('ip', ['netns', 'exec', P, process.execPath, 'test/fixtures/xfer.mjs', 'send', '198.18.20.5', '5001', '50'], {timeout: 120000})
+    const {sent, reply} = JSON.parse(r.stdout)
+    assert.is(reply, sent)
+  })
+}
+
+t.run()
