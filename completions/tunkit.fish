@@ -28,6 +28,7 @@ complete -c tunkit -n '__fish_seen_subcommand_from gate' -l connect-timeout -r -
 complete -c tunkit -n '__fish_seen_subcommand_from gate' -l keepalive -r -d 'Seconds between keepalive pings (0 = off).'
 complete -c tunkit -n '__fish_seen_subcommand_from gate' -l dead-after -r -d 'Seconds of silence after which a tunnel is dropped.'
 complete -c tunkit -n '__fish_seen_subcommand_from gate' -l udp-idle -r -d 'Seconds after which an idle UDP session ends.'
+complete -c tunkit -n '__fish_seen_subcommand_from gate' -l key-lifetime -r -d 'Seconds a tunnel\'s keys live; portals reconnect before then (0 = forever).'
 complete -c tunkit -n '__fish_seen_subcommand_from gate' -l vpn -d 'Offer VPN mode: IP packets between portals\' pseudo adapters and this host (needs root).'
 complete -c tunkit -n '__fish_seen_subcommand_from gate' -l pool -r -d 'Address pool for VPN clients (CIDR); the first address is the gate\'s own.'
 complete -c tunkit -n '__fish_seen_subcommand_from gate' -l route -r -d 'Network the portals should route through the gate (repeatable).'

@@ -36,6 +36,8 @@ export interface GateOptions {
   tracer?: Tracer
   /** VPN mode (seed 000): the pseudo network adapter on the gate's side. */
   vpn?: GateVpn
+  /** Seconds a tunnel's keys live; the portal must reconnect before then (0 = forever). */
+  keyLifetime: number
 }
 
 
@@ -182,7 +184,12 @@ export class Gate {
           if (vpn) this.o.vpn!.attach(vpn.address, link, tls)
           void this.openRemoteForwards(link, identity, req.remoteForwards, forwards, req.earlyData).then((g) => {
             if (vpn) g.vpn = vpn
-            if (!link.isClosed) link.send(responseFrame(g))
+            if (link.isClosed) return
+            link.send(responseFrame(g, this.o.keyLifetime))
+            if (this.o.keyLifetime > 0) {
+              // The portal reconnects at expiry; one that does not is dropped after a grace period.
+              setTimeout(() => link.close(CloseStatus.KEY_EXPIRED, 'key lifetime exceeded'), (this.o.keyLifetime + 5) * 1000).unref()
+            }
           })
           log.log('info', `tunnel up: ${identity} from ${peer}`)
           log.event('tunnel-up', {identity, peer})

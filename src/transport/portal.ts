@@ -153,6 +153,7 @@ export class Portal {
     this.state = 'response-wait'
     await new Promise<void>((resolve, reject) => {
       let authorized = false
+      let keyTimer: NodeJS.Timeout | undefined
       const timer = setTimeout(() => {
         link.close(CloseStatus.TIMEOUT, 'no RESPONSE from the gate')
       }, this.o.connectTimeout * 1000)
@@ -167,6 +168,15 @@ export class Portal {
           if (f.kind !== 'response' || authorized) return link.close(CloseStatus.PROTOCOL_ERROR, `unexpected ${f.kind.toUpperCase()} frame`)
           clearTimeout(timer)
           authorized = true
+          if (f.keyLifetime > 0) {
+            // Fig. 11, Reconnect: at key expiry send CLOSE, drop the connection and open a new one
+            // at once; the VPN device and its address stay, so traffic pauses only briefly.
+            keyTimer = setTimeout(() => {
+              log.log('info', `key lifetime of ${f.keyLifetime} s reached: reconnecting`)
+              link.close(CloseStatus.KEY_EXPIRED, 'key lifetime reached')
+            }, f.keyLifetime * 1000)
+            keyTimer.unref()
+          }
           this.grant = parseResponse(f)
           if (this.grant.earlyData) link.mux!.early = {half: 'low'}
           if (this.o.vpn) {
@@ -190,12 +200,13 @@ export class Portal {
         },
         onClosed: (reason, status) => {
           clearTimeout(timer)
+          clearTimeout(keyTimer)
           if (!authorized) {
             const fatal = status === CloseStatus.NOT_AUTHORIZED || /certificate|alert|unknown ca/i.test(reason)
             return reject(fatal ? new FatalTunnelError(reason) : new Error(reason))
           }
           this.link = null
-          log.log(this.stopping ? 'info' : 'warn', `tunnel to ${peer} down: ${reason}`)
+          log.log(this.stopping || status === CloseStatus.KEY_EXPIRED ? 'info' : 'warn', `tunnel to ${peer} down: ${reason}`)
           log.event('tunnel-down', {gate: peer, reason, status: status === undefined ? null : CLOSE_STATUS_NAMES[status]})
           if (!this.stopping) this.attempt(0, () => {}, () => {})
         },

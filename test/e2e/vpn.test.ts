@@ -52,7 +52,7 @@ if (why) {
     ctx.pki = tmpDir('vpn')
     const r = await runCli(['pki', 'init', '--dir', ctx.pki.dir, '--client', 'alice', '--san', '203.0.113.2'])
     assert.is(r.code, 0, r.stderr)
-    ctx.gate = tunkit(['gate', '--listen', '203.0.113.2:4433', '--pki-dir', ctx.pki.dir, '--json', '--vpn', '--pool', '198.18.10.0/24', '--route', '198.18.20.0/24', '--dns', '198.18.20.53'], {}, G)
+    ctx.gate = tunkit(['gate', '--listen', '203.0.113.2:4433', '--pki-dir', ctx.pki.dir, '--json', '--vpn', '--pool', '198.18.10.0/24', '--route', '198.18.20.0/24', '--dns', '198.18.20.53', '--key-lifetime', '3'], {}, G)
     await event(ctx.gate, 'listening')
     ctx.portal = tunkit(['portal', '--gate', '203.0.113.2:4433', '--pki-dir', ctx.pki.dir, '--json', '--vpn', '--dev', 'tkv-tun0'], {}, P)
     await event(ctx.portal, 'tunnel-up')
@@ -76,6 +76,18 @@ if (why) {
   t('ping from the portal host reaches a host on the gate\'s private LAN', async () => {
     const r = await run('ip', ['netns', 'exec', P, 'ping', '-c', '5', '-i', '0.2', '-W', '2', '198.18.20.5'])
     assert.match(r.stdout, /5 packets transmitted, 5 received/)
+  })
+
+  t('key-lifetime expiry: the portal reconnects, keeps its device and address, and a running ping loses at most a few packets', async (ctx) => {
+    const before = ctx.portal!.events.filter((e) => e.event === 'tunnel-up').length
+    const r = await run('ip', ['netns', 'exec', P, 'ping', '-c', '30', '-i', '0.2', '-W', '1', '198.18.20.5']).catch((e) => e)
+    const m = String(r.stdout).match(/(\d+) packets transmitted, (\d+) received/)
+    assert.ok(m, r.stdout)
+    assert.ok(Number(m![1]) - Number(m![2]) <= 3, `lost ${Number(m![1]) - Number(m![2])} of 30`)
+    assert.ok(ctx.portal!.events.filter((e) => e.event === 'tunnel-up').length > before, 'at least one reconnect happened')
+    assert.match(ctx.portal!.stderr, /key lifetime of 3 s reached: reconnecting/)
+    const addr = await run('ip', ['-n', P, '-4', 'addr', 'show', 'dev', 'tkv-tun0'])
+    assert.match(addr.stdout, /inet 198\.18\.10\.2\/24/, 'same address after the reconnect')
   })
 
   t('a 50 MB TCP transfer through VPN mode arrives intact (SHA-256)', async (ctx) => {
