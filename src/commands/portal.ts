@@ -38,12 +38,14 @@ gate, so DNS behind the gate works. The tunnel reconnects with backoff when it d
     'backoff-max': Flags.string({summary: 'Longest wait between reconnect attempts, in seconds.', default: '30'}),
     'udp-idle': Flags.string({summary: 'Seconds after which an idle UDP flow ends.', default: '120'}),
     vpn: Flags.boolean({summary: 'VPN mode: a pseudo network adapter (TUN) carrying IP through the tunnel (needs root).', helpGroup: 'VPN'}),
-    dev: Flags.string({summary: 'Name of the TUN device.', default: 'tunkit0', helpGroup: 'VPN'}),
+    tap: Flags.boolean({summary: 'With --vpn: an Ethernet (TAP) adapter with DHCP and ARP server emulators instead of TUN.', helpGroup: 'VPN'}),
+    dev: Flags.string({summary: 'Name of the TUN/TAP device.', default: 'tunkit0', helpGroup: 'VPN'}),
     'no-routes': Flags.boolean({summary: 'Do not install the routes the gate announces.', helpGroup: 'VPN'}),
   }
 
   async run(): Promise<void> {
     const {flags: f} = await this.parse(PortalCommand)
+    if (f.tap && !f.vpn) throw new UsageError('--tap: only with --vpn')
     const gateSpec = f.gate ?? (await this.ask('gate', 'Gate address (host:port):', (v) => parseHostPort(v, '--gate')))
     const via = (f.via ?? '').split(',').filter(Boolean).map((v) => parseHostPort(v.trim(), '--via'))
     const gateGroup = gateSpec.startsWith('group:') ? gateSpec.slice(6) : undefined
@@ -75,7 +77,7 @@ gate, so DNS behind the gate works. The tunnel reconnects with backoff when it d
       backoffMax: parseSeconds(f['backoff-max'], '--backoff-max'),
       log: this.logger,
       tracer: this.tracer,
-      vpn: f.vpn ? new PortalVpn(f.dev, !f['no-routes'], this.logger) : undefined,
+      vpn: f.vpn ? new PortalVpn(f.dev, !f['no-routes'], this.logger, f.tap ? 'tap' : 'tun') : undefined,
     })
     try {
       await portal.start()

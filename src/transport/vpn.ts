@@ -7,6 +7,8 @@ import type {VpnConfig} from '../core/handshake.js'
 import type {Logger} from '../core/log.js'
 import type {Link} from './link.js'
 import {TunDevice} from './tun.js'
+import {decodeEth, encodeEth, ETH_HEADER, EtherType} from '../codec/ethernet.js'
+import {emulate, GATEWAY_MAC, type AdapterConfig} from '../core/adapter-emulators.js'
 
 const IPV4 = 0x0800
 
@@ -110,35 +112,70 @@ export class GateVpn {
 }
 
 /**
- * The portal's pseudo network adapter (TUN). The device, its address and routes outlive a tunnel,
- * so a reconnect (key lifetime, gate restart) keeps them.
+ * The portal's pseudo network adapter. TUN: IP packets both ways, and the portal sets the address
+ * and routes itself. TAP (seed 000 Fig. 15): the host's own DHCP client gets the address, router
+ * and routes from the DHCP server emulator, its ARP learns the gate's reserved MAC from the ARP
+ * server emulator, and Ethernet headers are stripped on the way out and rebuilt on the way in.
+ * The device, its address and routes outlive a tunnel, so a reconnect keeps them.
  */
 export class PortalVpn {
   private dev: TunDevice | null = null
   private current: {link: Link; tx: DataSender} | null = null
   private configured = ''
+  private adapter: AdapterConfig | null = null
+  /** TAP: the host side's MAC, learned from the frames it sends. */
+  private hostMac: string | null = null
 
-  constructor(private readonly devName: string, private readonly installRoutes: boolean, private readonly log: Logger) {}
+  constructor(private readonly devName: string, private readonly installRoutes: boolean, private readonly log: Logger, private readonly mode: 'tun' | 'tap' = 'tun') {}
 
   attach(cfg: VpnConfig, link: Link, tls: Parameters<typeof channel>[1]): void {
     if (!this.dev) {
-      this.dev = TunDevice.open(this.devName, 'tun')
-      this.dev.on('packets', (ps: Buffer[]) => {
-        const c = this.current
-        if (c && !c.link.isClosed) for (const p of ps) c.link.sendRaw(c.tx.frame(IPV4, p))
-      })
+      this.dev = TunDevice.open(this.devName, this.mode)
+      this.dev.on('packets', (ps: Buffer[]) => (this.mode === 'tap' ? this.fromTap(ps) : this.send(ps)))
     }
     const dev = this.dev
     const key = `${cfg.address}/${cfg.prefix} ${cfg.gateway} ${cfg.routes.join(',')}`
     if (this.configured !== key) {
-      ip(['addr', 'flush', 'dev', dev.name])
-      ip(['addr', 'add', `${cfg.address}/${cfg.prefix}`, 'dev', dev.name])
+      // Up first: a route via the gateway needs the device's connected route to exist.
+      if (this.mode === 'tun') {
+        ip(['addr', 'flush', 'dev', dev.name])
+        ip(['addr', 'add', `${cfg.address}/${cfg.prefix}`, 'dev', dev.name])
+      }
       ip(['link', 'set', dev.name, 'up'])
-      if (this.installRoutes) for (const r of cfg.routes) ip(['route', 'replace', r, 'via', cfg.gateway, 'dev', dev.name])
+      if (this.mode === 'tun' && this.installRoutes) for (const r of cfg.routes) ip(['route', 'replace', r, 'via', cfg.gateway, 'dev', dev.name])
+      this.adapter = {address: cfg.address, prefix: cfg.prefix, gateway: cfg.gateway, routes: this.installRoutes ? cfg.routes : [], dns: cfg.dns, leaseSec: 3600}
       this.configured = key
-      this.log.log('info', `VPN: ${dev.name} ${cfg.address}/${cfg.prefix}, gateway ${cfg.gateway}${this.installRoutes ? `, routes ${cfg.routes.join(', ') || 'none'}` : ''}`)
+      this.log.log('info', this.mode === 'tun'
+        ? `VPN: ${dev.name} ${cfg.address}/${cfg.prefix}, gateway ${cfg.gateway}${this.installRoutes ? `, routes ${cfg.routes.join(', ') || 'none'}` : ''}`
+        : `VPN: TAP ${dev.name}; its DHCP client will get ${cfg.address}/${cfg.prefix}, router ${cfg.gateway}`)
     }
-    this.current = {link, tx: channel(link, tls, 'portal', (d) => dev.write(d))}
+    this.current = {link, tx: channel(link, tls, 'portal', (d) => this.toDevice(d))}
+  }
+
+  private send(packets: Buffer[]): void {
+    const c = this.current
+    if (c && !c.link.isClosed) for (const p of packets) c.link.sendRaw(c.tx.frame(IPV4, p))
+  }
+
+  private fromTap(frames: Buffer[]): void {
+    const out: Buffer[] = []
+    for (const f of frames) {
+      const r = this.adapter ? emulate(this.adapter, f) : {handled: false as const}
+      if (r.handled) {
+        for (const reply of r.replies) this.dev?.write(reply)
+        continue
+      }
+      if (f.length > ETH_HEADER && f.readUInt16BE(12) === EtherType.IPV4) {
+        this.hostMac = decodeEth(f).src
+        out.push(f.subarray(ETH_HEADER))
+      }
+    }
+    if (out.length) this.send(out)
+  }
+
+  private toDevice(datagram: Buffer): void {
+    if (this.mode === 'tun') return void this.dev?.write(datagram)
+    if (this.hostMac) this.dev?.write(encodeEth({dst: this.hostMac, src: GATEWAY_MAC, type: EtherType.IPV4, payload: datagram}))
   }
 
   close(): void {

@@ -1,18 +1,19 @@
 import {execFile, execFileSync, spawn, type ChildProcess} from 'node:child_process'
+import {readFileSync} from 'node:fs'
 import {promisify} from 'node:util'
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
 import {event, runCli, stop, tmpDir, tunkit, type Proc} from '../helpers/procs.js'
 
 const run = promisify(execFile)
-const [P, G, H] = ['tkv-p', 'tkv-g', 'tkv-h']
+const [P, G, H, Q] = ['tkv-p', 'tkv-g', 'tkv-h', 'tkv-q']
 
 function missing(): string | null {
   if (process.getuid?.() !== 0) return 'needs root (namespaces, TUN devices)'
   try {
-    execFileSync('sh', ['-c', 'test -c /dev/net/tun && command -v ip && command -v ping'], {stdio: 'ignore'})
+    execFileSync('sh', ['-c', 'test -c /dev/net/tun && command -v ip && command -v ping && command -v udhcpc && command -v busybox'], {stdio: 'ignore'})
   } catch {
-    return 'needs /dev/net/tun, iproute2 and ping'
+    return 'needs /dev/net/tun, iproute2, ping, udhcpc and busybox'
   }
   return null
 }
@@ -22,13 +23,13 @@ async function sh(...cmds: string[][]): Promise<void> {
 }
 
 async function down(): Promise<void> {
-  for (const ns of [P, G, H]) await run('ip', ['netns', 'del', ns]).catch(() => {})
+  for (const ns of [P, G, H, Q]) await run('ip', ['netns', 'del', ns]).catch(() => {})
 }
 
 /** portal host 203.0.113.1 — 203.0.113.2 gate 198.18.20.1 — 198.18.20.5 LAN host; VPN pool 198.18.10.0/24. */
 async function up(): Promise<void> {
   await down()
-  for (const ns of [P, G, H]) await sh(['ip', 'netns', 'add', ns], ['ip', '-n', ns, 'link', 'set', 'lo', 'up'])
+  for (const ns of [P, G, H, Q]) await sh(['ip', 'netns', 'add', ns], ['ip', '-n', ns, 'link', 'set', 'lo', 'up'])
   await sh(
     ['ip', 'link', 'add', 'tkv-p0', 'netns', P, 'type', 'veth', 'peer', 'name', 'tkv-g0', 'netns', G],
     ['ip', 'link', 'add', 'tkv-g1', 'netns', G, 'type', 'veth', 'peer', 'name', 'tkv-h0', 'netns', H],
@@ -38,16 +39,31 @@ async function up(): Promise<void> {
     ['ip', '-n', H, 'addr', 'add', '198.18.20.5/24', 'dev', 'tkv-h0'], ['ip', '-n', H, 'link', 'set', 'tkv-h0', 'up'],
     ['ip', '-n', H, 'route', 'add', '198.18.10.0/24', 'via', '198.18.20.1'],
     ['ip', 'netns', 'exec', G, 'sysctl', '-qw', 'net.ipv4.ip_forward=1'],
+    // A second portal host on another "public" link, for the TAP adapter.
+    ['ip', 'link', 'add', 'tkv-q0', 'netns', Q, 'type', 'veth', 'peer', 'name', 'tkv-g2', 'netns', G],
+    ['ip', '-n', Q, 'addr', 'add', '198.51.100.1/24', 'dev', 'tkv-q0'], ['ip', '-n', Q, 'link', 'set', 'tkv-q0', 'up'],
+    ['ip', '-n', G, 'addr', 'add', '198.51.100.2/24', 'dev', 'tkv-g2'], ['ip', '-n', G, 'link', 'set', 'tkv-g2', 'up'],
+    ['ip', '-n', Q, 'route', 'add', '203.0.113.0/24', 'via', '198.51.100.2'],
   )
 }
 
-const t = suite<{gate?: Proc; portal?: Proc; sink?: ChildProcess; pki?: {dir: string; cleanup(): void}}>('VPN mode: portal -> gate -> private LAN (namespaces)')
+const t = suite<{gate?: Proc; portal?: Proc; tap?: Proc; sink?: ChildProcess; pki?: {dir: string; cleanup(): void}}>('VPN mode: portal -> gate -> private LAN (namespaces)')
 const why = missing()
 
 if (why) {
   t(`skipped: ${why}`, () => console.log(`  skipped VPN tests: ${why}`))
 } else {
   t.before(async (ctx) => {
+    try {
+      await setUp(ctx)
+    } catch (e) {
+      // uvu does not report errors thrown by hooks: say it here, then fail the suite.
+      console.error(`VPN suite set-up failed: ${(e as Error).stack}\n${ctx.gate?.stderr ?? ''}\n${ctx.portal?.stderr ?? ''}`)
+      throw e
+    }
+  })
+
+  const setUp = async (ctx: {gate?: Proc; portal?: Proc; pki?: {dir: string; cleanup(): void}}): Promise<void> => {
     await up()
     ctx.pki = tmpDir('vpn')
     const r = await runCli(['pki', 'init', '--dir', ctx.pki.dir, '--client', 'alice', '--san', '203.0.113.2'])
@@ -56,10 +72,11 @@ if (why) {
     await event(ctx.gate, 'listening')
     ctx.portal = tunkit(['portal', '--gate', '203.0.113.2:4433', '--pki-dir', ctx.pki.dir, '--json', '--vpn', '--dev', 'tkv-tun0'], {}, P)
     await event(ctx.portal, 'tunnel-up')
-  })
+  }
 
   t.after(async (ctx) => {
     ctx.sink?.kill('SIGTERM')
+    if (ctx.tap) await stop(ctx.tap)
     if (ctx.portal) await stop(ctx.portal)
     if (ctx.gate) await stop(ctx.gate)
     await down()
@@ -96,6 +113,21 @@ if (why) {
     const r = await run('ip', ['netns', 'exec', P, process.execPath, 'test/fixtures/xfer.mjs', 'send', '198.18.20.5', '5001', '50'], {timeout: 120000})
     const {sent, reply} = JSON.parse(r.stdout)
     assert.is(reply, sent)
+  })
+  t('TAP adapter: busybox udhcpc gets its lease from the emulator, and the LAN host answers pings through it', async (ctx) => {
+    const dir = ctx.pki!.dir
+    assert.is((await runCli(['pki', 'issue', 'bob', '--dir', dir])).code, 0)
+    ctx.tap = tunkit(['portal', '--gate', '203.0.113.2:4433', '--cert', `${dir}/bob.crt`, '--key', `${dir}/bob.key`, '--ca', `${dir}/ca.crt`, '--json', '--vpn', '--tap', '--dev', 'tkv-tap0'], {}, Q)
+    await event(ctx.tap, 'tunnel-up')
+    const out = `${dir}/lease`
+    await run('ip', ['netns', 'exec', Q, 'udhcpc', '-i', 'tkv-tap0', '-n', '-q', '-f', '-t', '4', '-T', '1', '-s', `${process.cwd()}/test/fixtures/udhcpc.sh`], {env: {...process.env, UDHCPC_OUT: out}, timeout: 20000})
+    const lease = readFileSync(out, 'utf8')
+    assert.match(lease, /ip=198\.18\.10\.3 subnet=255\.255\.255\.0 router=198\.18\.10\.1 dns=198\.18\.20\.53/)
+    assert.match(lease, /staticroutes=198\.18\.20\.0\/24 198\.18\.10\.1/)
+    const r = await run('ip', ['netns', 'exec', Q, 'ping', '-c', '5', '-i', '0.2', '-W', '2', '198.18.20.5'])
+    assert.match(r.stdout, /5 packets transmitted, 5 received/)
+    const neigh = await run('ip', ['-n', Q, 'neigh', 'show', '198.18.10.1', 'dev', 'tkv-tap0'])
+    assert.match(neigh.stdout, /lladdr 02:74:6b:00:00:01/)
   })
 }
 
