@@ -3,10 +3,52 @@ import {readFileSync} from 'node:fs'
 import {promisify} from 'node:util'
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
-import {event, runCli, stop, tmpDir, tunkit, type Proc} from '../helpers/procs.js'
+import {event, runCli, stop, tmpDir, tunkit, waitFor, type Proc} from '../helpers/procs.js'
 
 const run = promisify(execFile)
 const [P, G, H, Q] = ['tkv-p', 'tkv-g', 'tkv-h', 'tkv-q']
+
+/**
+ * A portal that speaks the protocol itself from the portal namespace: RELAY, TLS, a VPN REQUEST,
+ * then one DATA frame that is either altered or sent twice. Returns the gate's CLOSE status.
+ */
+async function hostileVpnPortal(dir: string, attack: 'tamper' | 'replay'): Promise<string> {
+  const script = `
+    import {connect} from 'node:net'
+    import {connect as tls} from 'node:tls'
+    import {readFileSync} from 'node:fs'
+    import {encodeTunnel, decodeTunnel, CLOSE_STATUS_NAMES} from '${process.cwd()}/dist/src/codec/tunnel.js'
+    import {FrameSplitter} from '${process.cwd()}/dist/src/codec/frame.js'
+    import {requestFrame, EXPORTER_LABEL} from '${process.cwd()}/dist/src/core/handshake.js'
+    import {DataSender, splitKeys, DATA_EXPORTER_LABEL} from '${process.cwd()}/dist/src/core/data-channel.js'
+    const raw = connect(4433, '203.0.113.2')
+    await new Promise((r) => raw.once('connect', r))
+    raw.write(encodeTunnel({kind: 'relay', origin: 'hostile', path: ['203.0.113.2:4433']}))
+    await new Promise((r) => raw.once('data', r))
+    raw.pause()
+    const s = tls({socket: raw, cert: readFileSync('${dir}/client.crt'), key: readFileSync('${dir}/client.key'), ca: readFileSync('${dir}/ca.crt'), host: '203.0.113.2', minVersion: 'TLSv1.3'})
+    await new Promise((r) => s.once('secureConnect', r))
+    s.write(encodeTunnel(requestFrame({user: 'alice', destination: 'gate', binding: s.exportKeyingMaterial(32, EXPORTER_LABEL, Buffer.alloc(0)).toString('hex'), remoteForwards: [], earlyData: false, vpn: true})))
+    const splitter = new FrameSplitter(1 << 20)
+    let sent = false
+    s.on('data', (chunk) => {
+      for (const f of splitter.push(chunk)) {
+        if (f.type === 18 && !sent) {
+          sent = true
+          const tx = new DataSender(splitKeys(s.exportKeyingMaterial(64, DATA_EXPORTER_LABEL, Buffer.alloc(0)), 'portal').send)
+          // An ICMP echo from our leased address to the LAN host.
+          const pkt = Buffer.from('4500001c0000000040010000c6120a02c612140508000000000000000000', 'hex').subarray(0, 28)
+          const frame = tx.frame(0x0800, pkt)
+          if ('${attack}' === 'tamper') { frame[frame.length - 1] ^= 1; s.write(frame) } else { s.write(frame); s.write(frame) }
+        }
+        if (f.type === 20) { console.log(CLOSE_STATUS_NAMES[decodeTunnel(f).status]); process.exit(0) }
+      }
+    })
+    setTimeout(() => { console.log('no CLOSE'); process.exit(1) }, 5000)
+  `
+  const r = await run('ip', ['netns', 'exec', P, process.execPath, '--input-type=module', '-e', script], {timeout: 15000}).catch((e) => e)
+  return String(r.stdout).trim() || `no output: ${String(r.stderr ?? r.message).slice(0, 600)}`
+}
 
 function missing(): string | null {
   if (process.getuid?.() !== 0) return 'needs root (namespaces, TUN devices)'
@@ -114,6 +156,14 @@ if (why) {
     const {sent, reply} = JSON.parse(r.stdout)
     assert.is(reply, sent)
   })
+  t('a tampered DATA frame, and a replayed one, close the tunnel with integrity-failure', async (ctx) => {
+    for (const attack of ['tamper', 'replay'] as const) {
+      const status = await hostileVpnPortal(ctx.pki!.dir, attack)
+      assert.is(status, 'integrity-failure', attack)
+    }
+    await waitFor('gate log', () => /integrity check/.test(ctx.gate!.stderr) || (ctx.gate!.stderr.match(/integrity-failure/g) ?? []).length >= 2)
+  })
+
   t('TAP adapter: busybox udhcpc gets its lease from the emulator, and the LAN host answers pings through it', async (ctx) => {
     const dir = ctx.pki!.dir
     assert.is((await runCli(['pki', 'issue', 'bob', '--dir', dir])).code, 0)
