@@ -1,24 +1,13 @@
-import {execFile, execFileSync} from 'node:child_process'
+import {execFile} from 'node:child_process'
 import {promisify} from 'node:util'
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
+import {missing} from '../helpers/requires.js'
 import {BIN, stop, tunkit, waitFor, type Proc} from '../helpers/procs.js'
 
 const run = promisify(execFile)
 const LAB = 'test/nat/natlab.sh'
 
-/** Why these tests cannot run here, or null when they can. */
-function missing(): string | null {
-  if (process.getuid?.() !== 0) return 'needs root (network namespaces and nftables)'
-  for (const tool of ['ip', 'nft']) {
-    try {
-      execFileSync('sh', ['-c', `command -v ${tool}`], {stdio: 'ignore'})
-    } catch {
-      return `needs ${tool} (apt-get install iproute2 nftables)`
-    }
-  }
-  return null
-}
 
 // Ground truth: the same nftables rules, verified by ../shared/lab/nat's independent probes.
 const expected: [string, {natPresent: boolean; mapping: string; filtering: string; hairpinning: boolean | null; portPreserved: boolean; recommendation: string}][] = [
@@ -31,7 +20,7 @@ const expected: [string, {natPresent: boolean; mapping: string; filtering: strin
 ]
 
 const t = suite<{server?: Proc}>('nat-discover against NATs of each behaviour (namespaces)')
-const why = missing()
+const why = missing(['ip', 'nft'])
 
 if (why) {
   t(`skipped: ${why}`, () => {

@@ -1,25 +1,17 @@
-import {execFile, execFileSync, spawn} from 'node:child_process'
+import {execFile, spawn} from 'node:child_process'
 import {mkdtempSync, readFileSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join, resolve} from 'node:path'
 import {promisify} from 'node:util'
 import {test} from 'uvu'
 import * as assert from 'uvu/assert'
+import {missing} from '../helpers/requires.js'
 
 const run = promisify(execFile)
 const NS = 'tkd-dhcp'
 
-function missing(): string | null {
-  if (process.getuid?.() !== 0) return 'needs root (network namespace and /dev/net/tun)'
-  try {
-    execFileSync('sh', ['-c', 'test -c /dev/net/tun && command -v ip && command -v udhcpc && command -v busybox && command -v ping'], {stdio: 'ignore'})
-  } catch {
-    return 'needs /dev/net/tun, iproute2, udhcpc, busybox and ping'
-  }
-  return null
-}
 
-const why = missing()
+const why = missing(['/dev/net/tun', 'ip', 'udhcpc', 'busybox', 'ping'])
 if (why) {
   test(`pseudo adapter: skipped: ${why}`, () => console.log(`  skipped pseudo-adapter test: ${why}`))
 } else {

@@ -1,31 +1,20 @@
-import {execFile, execFileSync, spawn, type ChildProcess} from 'node:child_process'
+import {execFile, spawn, type ChildProcess} from 'node:child_process'
 import {mkdtempSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {promisify} from 'node:util'
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
+import {missing} from '../helpers/requires.js'
 import {BIN, stop, tunkit, waitFor, type Proc} from '../helpers/procs.js'
 
 const run = promisify(execFile)
 const LAB = 'test/nat/natlab.sh'
-const PEERS = ['turnserver', 'turnutils_natdiscovery', 'stun', 'stund', 'nft']
 
-function missing(): string | null {
-  if (process.getuid?.() !== 0) return 'needs root (network namespaces)'
-  for (const tool of PEERS) {
-    try {
-      execFileSync('sh', ['-c', `command -v ${tool}`], {stdio: 'ignore'})
-    } catch {
-      return `needs ${tool} (apt-get install coturn stun-client stun-server nftables)`
-    }
-  }
-  return null
-}
 
 /** Interoperability with coturn (RFC 5780), stund (RFC 3489) and their clients, behind an EIM/APDF NAT. */
 const t = suite<{peers: ChildProcess[]; server?: Proc; dir: string}>('STUN interoperability with coturn and stund')
-const why = missing()
+const why = missing(['ip', 'nft', 'turnserver', 'turnutils_natdiscovery', 'stun', 'stund'])
 
 const inCli = (args: string[]): Promise<{stdout: string; code: number}> =>
   run('ip', ['netns', 'exec', 'tkn-cli', ...args], {timeout: 60000}).then((r) => ({stdout: r.stdout, code: 0}), (e) => ({stdout: String(e.stdout), code: e.code}))

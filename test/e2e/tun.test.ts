@@ -1,22 +1,14 @@
-import {execFile, execFileSync, spawn} from 'node:child_process'
+import {execFile, spawn} from 'node:child_process'
 import {promisify} from 'node:util'
 import {test} from 'uvu'
 import * as assert from 'uvu/assert'
+import {missing} from '../helpers/requires.js'
 
 const run = promisify(execFile)
 const NS = 'tkt-tun'
 
-function missing(): string | null {
-  if (process.getuid?.() !== 0) return 'needs root (network namespace and /dev/net/tun)'
-  try {
-    execFileSync('sh', ['-c', 'test -c /dev/net/tun && command -v ip && command -v ping'], {stdio: 'ignore'})
-  } catch {
-    return 'needs /dev/net/tun, iproute2 and ping'
-  }
-  return null
-}
 
-const why = missing()
+const why = missing(['/dev/net/tun', 'ip', 'ping'])
 if (why) {
   test(`TUN binding: skipped: ${why}`, () => console.log(`  skipped TUN test: ${why}`))
 } else {

@@ -1,8 +1,9 @@
-import {execFile, execFileSync, spawn, type ChildProcess} from 'node:child_process'
+import {execFile, spawn, type ChildProcess} from 'node:child_process'
 import {readFileSync} from 'node:fs'
 import {promisify} from 'node:util'
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
+import {missing} from '../helpers/requires.js'
 import {event, runCli, stop, tmpDir, tunkit, waitFor, type Proc} from '../helpers/procs.js'
 
 const run = promisify(execFile)
@@ -50,15 +51,6 @@ async function hostileVpnPortal(dir: string, attack: 'tamper' | 'replay'): Promi
   return String(r.stdout).trim() || `no output: ${String(r.stderr ?? r.message).slice(0, 600)}`
 }
 
-function missing(): string | null {
-  if (process.getuid?.() !== 0) return 'needs root (namespaces, TUN devices)'
-  try {
-    execFileSync('sh', ['-c', 'test -c /dev/net/tun && command -v ip && command -v ping && command -v udhcpc && command -v busybox'], {stdio: 'ignore'})
-  } catch {
-    return 'needs /dev/net/tun, iproute2, ping, udhcpc and busybox'
-  }
-  return null
-}
 
 async function sh(...cmds: string[][]): Promise<void> {
   for (const c of cmds) await run(c[0], c.slice(1))
@@ -90,7 +82,7 @@ async function up(): Promise<void> {
 }
 
 const t = suite<{gate?: Proc; portal?: Proc; tap?: Proc; sink?: ChildProcess; pki?: {dir: string; cleanup(): void}}>('VPN mode: portal -> gate -> private LAN (namespaces)')
-const why = missing()
+const why = missing(['/dev/net/tun', 'ip', 'ping', 'udhcpc', 'busybox'])
 
 if (why) {
   t(`skipped: ${why}`, () => console.log(`  skipped VPN tests: ${why}`))
