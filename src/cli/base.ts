@@ -65,6 +65,15 @@ export abstract class TunkitCommand extends Command {
     })
   }
 
+  /** Binds a listener; failure is a usage error naming the flag (address in use, not ours…). */
+  protected async listenOn<T>(flag: string, where: string, listen: () => Promise<T>): Promise<T> {
+    try {
+      return await listen()
+    } catch (e) {
+      throw new UsageError(`${flag}: cannot listen on ${where}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`)
+    }
+  }
+
   protected jsonMode(): boolean {
     return this.json
   }

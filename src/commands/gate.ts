@@ -95,12 +95,7 @@ With no --allow rules every authenticated client may open anything; with rules, 
       log: this.logger,
       tracer: this.tracer,
     })
-    let bound
-    try {
-      bound = await gate.listen()
-    } catch (e) {
-      throw new UsageError(`--listen: cannot listen on ${hostPort(listen.host, listen.port)}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`)
-    }
+    const bound = await this.listenOn('--listen', hostPort(listen.host, listen.port), () => gate.listen())
     const where = hostPort(bound.address, bound.port)
     this.logger.log('info', `gate listening on ${where}${policy.open ? ' (no access rules: every authenticated client may open anything)' : ` with ${policy.rules.length} access rule(s)`}`)
     this.logger.event('listening', {address: where, port: bound.port})

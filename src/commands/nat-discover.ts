@@ -100,12 +100,7 @@ with CHANGE-REQUEST, RESPONSE-ORIGIN, OTHER-ADDRESS, RESPONSE-PORT and a per-sou
       log: this.logger,
       tracer: this.tracer,
     })
-    let bound
-    try {
-      bound = await server.listen()
-    } catch (e) {
-      throw new UsageError(`--listen/--alt: ${(e as Error).message}`)
-    }
+    const bound = await this.listenOn('--listen/--alt', hostPort(primary.host, primary.port), () => server.listen())
     const where = bound.map((b) => hostPort(b.address, b.port))
     this.logger.log('info', `STUN server on ${where.join(', ')}${alt ? '' : ' (no --alt: RFC 5780 tests unavailable)'}`)
     this.logger.event('listening', {addresses: where})

@@ -52,7 +52,6 @@ export function readClearFrame(sock: Socket, accept: number[], what: string): Pr
   })
 }
 
-export {TunnelType}
 
 /** A path entry ("host:port" or a name) names a node when it equals its name or its host does. */
 export function nodeMatches(entry: string, name: string): boolean {
