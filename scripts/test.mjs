@@ -2,7 +2,7 @@
 import {spawn} from 'node:child_process'
 
 const which = process.argv[2] // "unit" | "e2e" | undefined (all)
-const pattern = which === 'unit' ? '(codec|core|cli)/.*\\.test\\.js$' : which === 'e2e' ? 'e2e/.*\\.test\\.js$' : '\\.test\\.js$'
+const pattern = which === 'unit' ? '(codec|core|cli|trace)/.*\\.test\\.js$' : which === 'e2e' ? 'e2e/.*\\.test\\.js$' : '\\.test\\.js$'
 const child = spawn(process.execPath, ['node_modules/uvu/bin.js', 'dist/test', pattern], {stdio: ['ignore', 'pipe', 'inherit']})
 let out = ''
 child.stdout.on('data', (d) => {

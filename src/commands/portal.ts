@@ -77,7 +77,7 @@ gate, so DNS behind the gate works. The tunnel reconnects with backoff when it d
       backoffMax: parseSeconds(f['backoff-max'], '--backoff-max'),
       log: this.logger,
       tracer: this.tracer,
-      vpn: f.vpn ? new PortalVpn(f.dev, !f['no-routes'], this.logger, f.tap ? 'tap' : 'tun') : undefined,
+      vpn: f.vpn ? new PortalVpn(f.dev, !f['no-routes'], this.logger, f.tap ? 'tap' : 'tun', this.tracer) : undefined,
     })
     try {
       await portal.start()

@@ -7,8 +7,8 @@ import {decodeUsher, isUsherType, UsherType} from '../codec/usher.js'
 import {MAX_FRAME_BODY, TUNNEL_CAP} from '../core/flow.js'
 import type {Logger} from '../core/log.js'
 import {Mux, type MuxHooks} from '../core/mux.js'
-import {tunnelFields, usherFields} from '../trace/render.js'
-import type {Tracer} from '../trace/tracer.js'
+import {tunnelFields, usherFields, type TraceFields} from '../trace/render.js'
+import type {Dir, Tracer} from '../trace/tracer.js'
 
 /** Beyond this much unsent data the peer is not reading and the tunnel is dropped. */
 const MAX_WRITE_BACKLOG = TUNNEL_CAP + 8 * 1024 * 1024
@@ -81,6 +81,11 @@ export class Link {
   /** An already encoded frame (DATA frames are built by the data channel). */
   sendRaw(frame: Buffer): void {
     this.write([frame])
+  }
+
+  /** Traces a frame whose fields cost something to work out only when --trace is on. */
+  trace(dir: Dir, fields: () => TraceFields): void {
+    this.o.tracer?.emit(dir, this.o.peer, fields())
   }
 
   /** Send CLOSE with a status (Fig. 10) and take the tunnel down. */

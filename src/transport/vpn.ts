@@ -9,6 +9,9 @@ import type {Link} from './link.js'
 import {TunDevice} from './tun.js'
 import {decodeEth, encodeEth, ETH_HEADER, EtherType} from '../codec/ethernet.js'
 import {emulate, GATEWAY_MAC, type AdapterConfig} from '../core/adapter-emulators.js'
+import {HEADER_LEN} from '../codec/frame.js'
+import {ethFields, ipFields} from '../trace/packet.js'
+import type {Tracer} from '../trace/tracer.js'
 
 const IPV4 = 0x0800
 
@@ -20,16 +23,22 @@ function ip(cmd: string[]): void {
   }
 }
 
+const hex4 = (n: number): string => `0x${n.toString(16).padStart(4, '0')}`
 const dst = (p: Buffer): string => `${p[16]}.${p[17]}.${p[18]}.${p[19]}`
 const src = (p: Buffer): string => `${p[12]}.${p[13]}.${p[14]}.${p[15]}`
 
+/** One tunnel's DATA channel: sends a datagram, and has the link hand received ones to onDatagram. */
+type Channel = {link: Link; send(datagram: Buffer): void}
+
 /** Keys for this tunnel's DATA frames, from the TLS exporter (docs/protocol.md). */
-function channel(link: Link, tls: {exportKeyingMaterial(n: number, l: string, c: Buffer): Buffer}, role: 'portal' | 'gate', onDatagram: (d: Buffer) => void): DataSender {
+function channel(link: Link, tls: {exportKeyingMaterial(n: number, l: string, c: Buffer): Buffer}, role: 'portal' | 'gate', onDatagram: (d: Buffer) => void): Channel {
   const keys = splitKeys(tls.exportKeyingMaterial(64, DATA_EXPORTER_LABEL, Buffer.alloc(0)), role)
   const rx = new DataReceiver(keys.receive)
+  const tx = new DataSender(keys.send)
   link.onDataFrame = (body) => {
     try {
       const {protocol, datagram} = rx.open(body)
+      link.trace('in', () => ({type: 'DATA', len: body.length, proto: hex4(protocol), ...ipFields(datagram)}))
       if (protocol === IPV4 && datagram.length >= 20 && datagram[0] >> 4 === 4) onDatagram(datagram)
     } catch (e) {
       if (e instanceof IntegrityError) return link.close(CloseStatus.INTEGRITY_FAILURE, e.message)
@@ -37,14 +46,21 @@ function channel(link: Link, tls: {exportKeyingMaterial(n: number, l: string, c:
       throw e
     }
   }
-  return new DataSender(keys.send)
+  return {
+    link,
+    send(datagram) {
+      const frame = tx.frame(IPV4, datagram)
+      link.trace('out', () => ({type: 'DATA', len: frame.length - HEADER_LEN, proto: hex4(IPV4), ...ipFields(datagram)}))
+      link.sendRaw(frame)
+    },
+  }
 }
 
 /** The gate's side of VPN mode: one TUN device, addresses leased by identity from the pool. */
 export class GateVpn {
   private leases = new Map<string, string>()
   private used = new Set<string>()
-  private byIp = new Map<string, {link: Link; tx: DataSender}>()
+  private byIp = new Map<string, Channel>()
   readonly gateway: string
   readonly prefix: number
   private first: number
@@ -60,8 +76,7 @@ export class GateVpn {
     dev.on('packets', (ps: Buffer[]) => {
       for (const p of ps) {
         if (p.length < 20 || p[0] >> 4 !== 4) continue
-        const t = this.byIp.get(dst(p))
-        if (t) t.link.sendRaw(t.tx.frame(IPV4, p))
+        this.byIp.get(dst(p))?.send(p)
       }
     })
   }
@@ -95,11 +110,10 @@ export class GateVpn {
   }
 
   attach(address: string, link: Link, tls: Parameters<typeof channel>[1]): void {
-    const tx = channel(link, tls, 'gate', (d) => {
+    this.byIp.set(address, channel(link, tls, 'gate', (d) => {
       // A client may only send from its own address.
       if (src(d) === address) this.dev.write(d)
-    })
-    this.byIp.set(address, {link, tx})
+    }))
   }
 
   detach(address: string, link: Link): void {
@@ -120,13 +134,13 @@ export class GateVpn {
  */
 export class PortalVpn {
   private dev: TunDevice | null = null
-  private current: {link: Link; tx: DataSender} | null = null
+  private current: Channel | null = null
   private configured = ''
   private adapter: AdapterConfig | null = null
   /** TAP: the host side's MAC, learned from the frames it sends. */
   private hostMac: string | null = null
 
-  constructor(private readonly devName: string, private readonly installRoutes: boolean, private readonly log: Logger, private readonly mode: 'tun' | 'tap' = 'tun') {}
+  constructor(private readonly devName: string, private readonly installRoutes: boolean, private readonly log: Logger, private readonly mode: 'tun' | 'tap' = 'tun', private readonly tracer?: Tracer) {}
 
   attach(cfg: VpnConfig, link: Link, tls: Parameters<typeof channel>[1]): void {
     if (!this.dev) {
@@ -149,12 +163,12 @@ export class PortalVpn {
         ? `VPN: ${dev.name} ${cfg.address}/${cfg.prefix}, gateway ${cfg.gateway}${this.installRoutes ? `, routes ${cfg.routes.join(', ') || 'none'}` : ''}`
         : `VPN: TAP ${dev.name}; its DHCP client will get ${cfg.address}/${cfg.prefix}, router ${cfg.gateway}`)
     }
-    this.current = {link, tx: channel(link, tls, 'portal', (d) => this.toDevice(d))}
+    this.current = channel(link, tls, 'portal', (d) => this.toDevice(d))
   }
 
   private send(packets: Buffer[]): void {
     const c = this.current
-    if (c && !c.link.isClosed) for (const p of packets) c.link.sendRaw(c.tx.frame(IPV4, p))
+    if (c && !c.link.isClosed) for (const p of packets) c.send(p)
   }
 
   private fromTap(frames: Buffer[]): void {
@@ -162,7 +176,12 @@ export class PortalVpn {
     for (const f of frames) {
       const r = this.adapter ? emulate(this.adapter, f) : {handled: false as const}
       if (r.handled) {
-        for (const reply of r.replies) this.dev?.write(reply)
+        const peer = `adapter ${this.devName}`
+        this.tracer?.emit('in', peer, {type: 'ETHERNET', len: f.length, ...ethFields(f)})
+        for (const reply of r.replies) {
+          this.tracer?.emit('out', peer, {type: 'ETHERNET', len: reply.length, ...ethFields(reply)})
+          this.dev?.write(reply)
+        }
         continue
       }
       if (f.length > ETH_HEADER && f.readUInt16BE(12) === EtherType.IPV4) {

@@ -159,7 +159,7 @@ if (why) {
   t('TAP adapter: busybox udhcpc gets its lease from the emulator, and the LAN host answers pings through it', async (ctx) => {
     const dir = ctx.pki!.dir
     assert.is((await runCli(['pki', 'issue', 'bob', '--dir', dir])).code, 0)
-    ctx.tap = tunkit(['portal', '--gate', '203.0.113.2:4433', '--cert', `${dir}/bob.crt`, '--key', `${dir}/bob.key`, '--ca', `${dir}/ca.crt`, '--json', '--vpn', '--tap', '--dev', 'tkv-tap0'], {}, Q)
+    ctx.tap = tunkit(['portal', '--gate', '203.0.113.2:4433', '--cert', `${dir}/bob.crt`, '--key', `${dir}/bob.key`, '--ca', `${dir}/ca.crt`, '--json', '--vpn', '--tap', '--dev', 'tkv-tap0', '--trace', '--trace-format', 'json'], {}, Q)
     await event(ctx.tap, 'tunnel-up')
     const out = `${dir}/lease`
     await run('ip', ['netns', 'exec', Q, 'udhcpc', '-i', 'tkv-tap0', '-n', '-q', '-f', '-t', '4', '-T', '1', '-s', `${process.cwd()}/test/fixtures/udhcpc.sh`], {env: {...process.env, UDHCPC_OUT: out}, timeout: 20000})
@@ -170,6 +170,17 @@ if (why) {
     assert.match(r.stdout, /5 packets transmitted, 5 received/)
     const neigh = await run('ip', ['-n', Q, 'neigh', 'show', '198.18.10.1', 'dev', 'tkv-tap0'])
     assert.match(neigh.stdout, /lladdr 02:74:6b:00:00:01/)
+  })
+
+  t('--trace decodes the emulators\' DHCP and ARP exchanges and the IP/ICMP inside DATA frames', (ctx) => {
+    const lines = ctx.tap!.stderr.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>)
+    const has = (what: string, pred: (l: Record<string, unknown>) => boolean): void => assert.ok(lines.some(pred), `no trace line for ${what}`)
+    has('DHCP DISCOVER in', (l) => l.type === 'ETHERNET' && l.dir === 'in' && l.dhcp === 'DISCOVER' && l.dport === 67)
+    has('DHCP ACK out with the address', (l) => l.type === 'ETHERNET' && l.dir === 'out' && l.dhcp === 'ACK' && l.yiaddr === '198.18.10.3')
+    has('ARP request for the gateway', (l) => l.arp === 'request' && l.targetIp === '198.18.10.1')
+    has('ARP reply with the reserved MAC', (l) => l.arp === 'reply' && l.senderMac === '02:74:6b:00:00:01')
+    has('ICMP echo request in a DATA frame', (l) => l.type === 'DATA' && l.dir === 'out' && l.ipProto === 'icmp' && l.icmp === 'echo-request' && l.dst === '198.18.20.5')
+    has('ICMP echo reply in a DATA frame', (l) => l.type === 'DATA' && l.dir === 'in' && l.icmp === 'echo-reply' && l.src === '198.18.20.5' && l.dst === '198.18.10.3')
   })
 }
 
