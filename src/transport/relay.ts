@@ -170,9 +170,10 @@ export class Relay {
         const mm = member
         mm.tunnels++
         next.once('close', () => mm.tunnels--)
-        log.log('info', `${peer} (${frame.origin}) -> group ${hop.slice(6)}: gate ${mm.target}`)
-        log.event('tunnel', {origin: frame.origin, group: hop.slice(6), gate: mm.target})
       }
+      const to = member ? `group ${hop.slice(6)}: gate ${member.target}` : hostPort(host, port)
+      log.log('info', `${peer} (${frame.origin}) -> ${to}: forwarding`)
+      log.event('tunnel', {origin: frame.origin, next: hop, ...(member ? {group: hop.slice(6), gate: member.target} : {address: hostPort(host, port)})})
       clearTimeout(timer)
       state = 'forward'
       this.spliced++
@@ -181,7 +182,6 @@ export class Relay {
       n.on('error', () => {})
       n.write(rest.length ? Buffer.concat([wire, rest]) : wire)
       this.o.tracer?.emit('out', hostPort(host, port), tunnelFields(frame, wire.length - HEADER_LEN))
-      log.log('debug', `${peer} (${frame.origin}) -> ${hop}: forwarding`)
       prev.pipe(n)
       n.pipe(prev)
       const dying = (): void => {
