@@ -1,6 +1,6 @@
 // TUN/TAP devices for Node (the role node-tun would have had): open a device, read packets in
 // batches on the main loop when the descriptor is readable (uv_poll, no thread pool), write packets
-// with one non-blocking write(2) each. Linux only.
+// with one non-blocking write(2) each. Linux only. The addon also holds the DATA frame digest (mac.c).
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/if.h>
@@ -8,6 +8,7 @@
 #include <node_api.h>
 #include <stdlib.h>
 #include <string.h>
+#include "mac.h"
 #include <sys/ioctl.h>
 #include <unistd.h>
 #include <uv.h>
@@ -198,6 +199,7 @@ static napi_value Init(napi_env env, napi_value exports) {
     {"close", NULL, Close, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  register_mac(env, exports);
   return exports;
 }
 

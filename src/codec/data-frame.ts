@@ -1,5 +1,5 @@
 import {CodecError, need} from './errors.js'
-import {encodeFrame} from './frame.js'
+import {HEADER_LEN} from './frame.js'
 import {TunnelType, TUNNEL_VERSION} from './tunnel.js'
 
 /**
@@ -22,19 +22,27 @@ export interface DataFrame {
 }
 
 export const DATA_FIXED = 8
+/** Where the digest starts in an encoded frame (so a sender can write it in place). */
+export const DATA_DIGEST_OFFSET = HEADER_LEN + DATA_FIXED
 
+/** The whole frame, header included, in one allocation: this runs once per VPN packet. */
 export function encodeData(f: DataFrame): Buffer {
   if (f.digest.length > 255 || f.padding > 255) throw new CodecError('TOO_LARGE', 'digest and padding are at most 255 bytes')
   if (f.datagram.length > 0xffff) throw new CodecError('TOO_LARGE', 'datagram over 64 KiB')
-  const body = Buffer.alloc(DATA_FIXED + f.digest.length + f.datagram.length + f.padding)
-  body.writeUInt16BE(f.protocol, 0)
-  body.writeUInt16BE(f.flags, 2)
-  body.writeUInt16BE(f.datagram.length, 4)
-  body[6] = f.padding
-  body[7] = f.digest.length
-  f.digest.copy(body, DATA_FIXED)
-  f.datagram.copy(body, DATA_FIXED + f.digest.length)
-  return encodeFrame(TunnelType.DATA, TUNNEL_VERSION, body)
+  const bodyLen = DATA_FIXED + f.digest.length + f.datagram.length + f.padding
+  const b = Buffer.allocUnsafe(HEADER_LEN + bodyLen)
+  b.writeUInt32BE(bodyLen, 0)
+  b.writeInt16BE(TunnelType.DATA, 4)
+  b.writeUInt16BE(TUNNEL_VERSION, 6)
+  b.writeUInt16BE(f.protocol, 8)
+  b.writeUInt16BE(f.flags, 10)
+  b.writeUInt16BE(f.datagram.length, 12)
+  b[14] = f.padding
+  b[15] = f.digest.length
+  f.digest.copy(b, DATA_DIGEST_OFFSET)
+  f.datagram.copy(b, DATA_DIGEST_OFFSET + f.digest.length)
+  b.fill(0, b.length - f.padding)
+  return b
 }
 
 export function decodeData(body: Buffer): DataFrame {

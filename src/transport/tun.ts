@@ -1,28 +1,5 @@
 import {EventEmitter} from 'node:events'
-import {createRequire} from 'node:module'
-
-/** The native binding (native/tun.c, built by node-gyp at install). */
-interface Native {
-  open(name: string, tap: boolean): [number, string]
-  write(fd: number, packet: Buffer): number
-  startReading(fd: number, cb: (err: string | null, packets: Buffer[]) => void): object
-  stopReading(handle: object): void
-  close(fd: number): void
-}
-
-let native: Native | null = null
-
-function binding(): Native {
-  if (!native) {
-    const require = createRequire(import.meta.url)
-    try {
-      native = require('../../../build/Release/tunkit_tun.node') as Native
-    } catch (e) {
-      throw new Error(`the TUN/TAP binding is not built (run "npm ci" or "npx node-gyp rebuild"): ${(e as Error).message}`)
-    }
-  }
-  return native
-}
+import {nativeBinding as binding} from '../native.js'
 
 /**
  * A TUN (layer 3) or TAP (Ethernet) device: the role node-tun would have had. Packets arrive in

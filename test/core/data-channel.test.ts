@@ -3,7 +3,8 @@ import {test} from 'uvu'
 import * as assert from 'uvu/assert'
 import {CodecError} from '../../src/codec/errors.js'
 import {decodeData, encodeData} from '../../src/codec/data-frame.js'
-import {DataReceiver, DataSender, IntegrityError, splitKeys} from '../../src/core/data-channel.js'
+import {DataReceiver, DataSender, IntegrityError, referenceDigest, splitKeys} from '../../src/core/data-channel.js'
+import {tryNative} from '../../src/native.js'
 
 const body = (frame: Buffer): Buffer => frame.subarray(8)
 const hex = (s: string): string => s.replace(/\s+/g, '')
@@ -46,6 +47,16 @@ test('fuzz: mutated DATA frames raise only CodecError or IntegrityError', () => 
     } catch (e) {
       if (!(e instanceof CodecError || e instanceof IntegrityError)) assert.unreachable(String(e))
     }
+  }
+})
+
+test('the digest is HMAC-SHA-256-128 over datagram and u64 counter, from the native addon', () => {
+  assert.ok(tryNative(), 'the native addon is built')
+  const key = randomBytes(32)
+  const tx = new DataSender(key)
+  for (let i = 0; i < 300; i++) {
+    const d = randomBytes(i * 5)
+    assert.equal(decodeData(body(tx.frame(0x0800, d))).digest, referenceDigest(key, d, i), `frame ${i}`)
   }
 })
 

@@ -1,0 +1,33 @@
+import {createRequire} from 'node:module'
+
+/** The native addon (native/*.c, built by node-gyp at install): TUN/TAP I/O and the DATA digest. */
+export interface Native {
+  open(name: string, tap: boolean): [number, string]
+  write(fd: number, packet: Buffer): number
+  startReading(fd: number, cb: (err: string | null, packets: Buffer[]) => void): object
+  stopReading(handle: object): void
+  close(fd: number): void
+  macKey(key: Buffer): object
+  macSign(handle: object, data: Buffer, counter: number, out: Buffer, offset: number): void
+  macCheck(handle: object, data: Buffer, counter: number, digest: Buffer, offset: number): boolean
+}
+
+let native: Native | Error | undefined
+
+/** The addon, or null with the reason in `nativeError()` when it was not built. */
+export function tryNative(): Native | null {
+  if (native === undefined) {
+    try {
+      native = createRequire(import.meta.url)('../../build/Release/tunkit_tun.node') as Native
+    } catch (e) {
+      native = e as Error
+    }
+  }
+  return native instanceof Error ? null : native
+}
+
+export function nativeBinding(): Native {
+  const n = tryNative()
+  if (!n) throw new Error(`the native addon is not built (run "npm ci" or "npx node-gyp rebuild"): ${(native as Error).message}`)
+  return n
+}
