@@ -7,7 +7,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <string.h>
-#include "mac.h"
+#include "addon.h"
 
 #define DIGEST_LEN 16
 #define CHECK(call) do { if ((call) != napi_ok) return NULL; } while (0)

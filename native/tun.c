@@ -8,7 +8,7 @@
 #include <node_api.h>
 #include <stdlib.h>
 #include <string.h>
-#include "mac.h"
+#include "addon.h"
 #include <sys/ioctl.h>
 #include <unistd.h>
 #include <uv.h>
@@ -200,6 +200,7 @@ static napi_value Init(napi_env env, napi_value exports) {
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   register_mac(env, exports);
+  register_malloc(env, exports);
   return exports;
 }
 

@@ -1,6 +1,6 @@
 import {createRequire} from 'node:module'
 
-/** The native addon (native/*.c, built by node-gyp at install): TUN/TAP I/O and the DATA digest. */
+/** The native addon (native/*.c, built by node-gyp at install): TUN/TAP I/O, the DATA digest, malloc tuning. */
 export interface Native {
   open(name: string, tap: boolean): [number, string]
   write(fd: number, packet: Buffer): number
@@ -10,6 +10,7 @@ export interface Native {
   macKey(key: Buffer): object
   macSign(handle: object, data: Buffer, counter: number, out: Buffer, offset: number): void
   macCheck(handle: object, data: Buffer, counter: number, digest: Buffer, offset: number): boolean
+  setMmapThreshold(bytes: number): boolean
 }
 
 let native: Native | Error | undefined
