@@ -13,5 +13,5 @@ const out = [`# tunkit VPN and relay benchmark (${new Date().toISOString()}, ${r
   ...table('TCP forwards through two relays (target ≥ 0.8× the socat chain)', ['tunkit-L', 'tunkit-L-2-relays', 'tunkit-L-2-socat-hops', 'socat-chain'], 'tunkit-L-2-socat-hops'),
   `Two tunkit relays against two socat hops carrying the same tunnel: ${ratio('tunkit-L-2-relays', 'tunkit-L-2-socat-hops', 'P1')}× (1 stream), ${ratio('tunkit-L-2-relays', 'tunkit-L-2-socat-hops', 'P4')}× (4 streams).`,
   `The whole tunkit chain (portal, two relays, gate, TLS) against a plain two-hop socat chain (no tunnel, no crypto): ${ratio('tunkit-L-2-relays', 'socat-chain', 'P1')}× (1 stream), ${ratio('tunkit-L-2-relays', 'socat-chain', 'P4')}× (4 streams).`, '']
-if (data.relay) out.push(`Relay RSS: ${(data.relay['rss-idle-kB'][0] / 1024).toFixed(0)} MB idle, ${(data.relay['rss-1000-kB'][0] / 1024).toFixed(0)} MB with 1000 spliced tunnels (target < 100 MB).`)
+if (data.relay) out.push(`Relay RSS: ${(data.relay['rss-after-traffic-kB'][0] / 1024).toFixed(0)} MB after the throughput runs, ${(data.relay['rss-1000-kB'][0] / 1024).toFixed(0)} MB with 1000 spliced tunnels (target < 100 MB).`)
 console.log(out.join('\n'))

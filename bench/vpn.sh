@@ -113,7 +113,7 @@ coproc IDLE { ip netns exec $A node "$HERE/relay-idle.mjs" 203.0.113.2 4500 198.
 read -r ready <&"${IDLE[0]}"; sleep 1
 r1=$(rss "$RELAY_B")
 eval "exec ${IDLE[1]}>&-"; wait "$IDLE_PID" 2>/dev/null || true
-printf 'relay\trss-idle-kB\t%s\nrelay\trss-1000-kB\t%s\n' "$r0" "$r1" >>"$RES"
-log "relay RSS: ${r0} kB idle, ${r1} kB with 1000 spliced tunnels ($ready)"
+printf 'relay\trss-after-traffic-kB\t%s\nrelay\trss-1000-kB\t%s\n' "$r0" "$r1" >>"$RES"
+log "relay RSS: ${r0} kB after the throughput runs, ${r1} kB with 1000 spliced tunnels ($ready)"
 
 node "$HERE/vpn-report.mjs" "$RES" "$REPS" "$SECS" | tee "$HERE/results/vpn-$(date +%Y%m%d-%H%M%S).md"
