@@ -5,6 +5,7 @@
 # Knobs: TK_REPS (3), TK_SECS (5), TK_PORT_BASE (47600), TK_METHODS.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd); ROOT=$(dirname "$HERE")
+. "$HERE/lib.sh"
 REPS=${TK_REPS:-3}; SECS=${TK_SECS:-5}; BASE=${TK_PORT_BASE:-47600}
 METHODS=${TK_METHODS:-"direct tunkit ssh-L ssh-L-aes256gcm stunnel"}
 W=$(mktemp -d /tmp/tkbench.XXXXXX); PIDS=()
@@ -86,14 +87,9 @@ for rep in $(seq "$REPS"); do
 done
 
 # Gate memory with 1000 idle sessions open through the tunnel
-rss() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 GATE_NODE=$(pgrep -P "$GATE_PID" -n node 2>/dev/null || echo "$GATE_PID")
-r0=$(rss "$GATE_NODE")
-coproc IDLE { node "$HERE/idle-sessions.mjs" "${FWD_ECHO[tunkit]}" 1000; }
-read -r ready <&"${IDLE[0]}"; sleep 1
-r1=$(rss "$GATE_NODE")
-eval "exec ${IDLE[1]}>&-"; wait "$IDLE_PID" 2>/dev/null || true
-printf 'tunkit\tgate-rss-idle-kB\t%s\ntunkit\tgate-rss-1000-sessions-kB\t%s\n' "$r0" "$r1" >>"$RES"
-log "gate RSS: ${r0} kB idle, ${r1} kB with 1000 open sessions ($ready)"
+rss_while "$GATE_NODE" node "$HERE/idle-sessions.mjs" "${FWD_ECHO[tunkit]}" 1000
+printf 'tunkit\tgate-rss-idle-kB\t%s\ntunkit\tgate-rss-1000-sessions-kB\t%s\n' "$RSS0" "$RSS1" >>"$RES"
+log "gate RSS: ${RSS0} kB idle, ${RSS1} kB with 1000 open sessions ($READY)"
 
 node "$HERE/report.mjs" "$RES" "$REPS" "$SECS" | tee "$HERE/results/stream-$(date +%Y%m%d-%H%M%S).md"

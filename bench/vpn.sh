@@ -11,6 +11,7 @@
 # Knobs: TK_REPS (3), TK_SECS (5).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd); ROOT=$(dirname "$HERE")
+. "$HERE/lib.sh"
 REPS=${TK_REPS:-3}; SECS=${TK_SECS:-5}
 A=tkb-a R=tkb-r B=tkb-b
 W=$(mktemp -d /tmp/tkvpnbench.XXXXXX); PIDS=()
@@ -107,13 +108,8 @@ for rep in $(seq "$REPS"); do
 done
 
 # Relay RSS: 1000 tunnels spliced through relay-b to the echo backend in tkb-b
-rss() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
-r0=$(rss "$RELAY_B")
-coproc IDLE { ip netns exec $A node "$HERE/relay-idle.mjs" 203.0.113.2 4500 198.51.100.2:5300 1000; }
-read -r ready <&"${IDLE[0]}"; sleep 1
-r1=$(rss "$RELAY_B")
-eval "exec ${IDLE[1]}>&-"; wait "$IDLE_PID" 2>/dev/null || true
-printf 'relay\trss-after-traffic-kB\t%s\nrelay\trss-1000-kB\t%s\n' "$r0" "$r1" >>"$RES"
-log "relay RSS: ${r0} kB after the throughput runs, ${r1} kB with 1000 spliced tunnels ($ready)"
+rss_while "$RELAY_B" ip netns exec $A node "$HERE/relay-idle.mjs" 203.0.113.2 4500 198.51.100.2:5300 1000
+printf 'relay\trss-after-traffic-kB\t%s\nrelay\trss-1000-kB\t%s\n' "$RSS0" "$RSS1" >>"$RES"
+log "relay RSS: ${RSS0} kB after the throughput runs, ${RSS1} kB with 1000 spliced tunnels ($READY)"
 
 node "$HERE/vpn-report.mjs" "$RES" "$REPS" "$SECS" | tee "$HERE/results/vpn-$(date +%Y%m%d-%H%M%S).md"

@@ -1,9 +1,10 @@
-import {execFile, spawn, type ChildProcess} from 'node:child_process'
+import {execFile} from 'node:child_process'
 import {mkdirSync, rmSync, writeFileSync} from 'node:fs'
 import {promisify} from 'node:util'
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
 import {missing} from '../helpers/requires.js'
+import {transfer} from '../helpers/xfer.js'
 import {event, runCli, stop, tmpDir, tunkit, type Proc} from '../helpers/procs.js'
 
 /**
@@ -42,7 +43,7 @@ async function up(): Promise<void> {
   }
 }
 
-type Ctx = {procs: Proc[]; portal?: Proc; relayB?: Proc; relayC?: Proc; sink?: ChildProcess; pki?: {dir: string; cleanup(): void}}
+type Ctx = {procs: Proc[]; portal?: Proc; relayB?: Proc; relayC?: Proc; pki?: {dir: string; cleanup(): void}}
 const t = suite<Ctx>('VPN through a relay chain: portal -> relay -> relay -> gate -> LAN host (five namespaces)', {procs: []})
 const why = missing(['/dev/net/tun', 'ip', 'ping'])
 
@@ -78,7 +79,6 @@ if (why) {
   })
 
   t.after(async (ctx) => {
-    ctx.sink?.kill('SIGTERM')
     for (const p of ctx.procs.reverse()) await stop(p)
     await down()
     ctx.pki?.cleanup()
@@ -94,11 +94,8 @@ if (why) {
     assert.match(r.stdout, /5 packets transmitted, 5 received/)
   })
 
-  t('a 50 MB TCP transfer from the portal host to the LAN host arrives intact (SHA-256)', async (ctx) => {
-    ctx.sink = spawn('ip', ['netns', 'exec', H, process.execPath, 'test/fixtures/xfer.mjs', 'sink', '5001'], {stdio: ['ignore', 'pipe', 'ignore']})
-    await new Promise<void>((res) => ctx.sink!.stdout!.once('data', () => res()))
-    const r = await run('ip', ['netns', 'exec', P, process.execPath, 'test/fixtures/xfer.mjs', 'send', '198.18.20.5', '5001', '50'], {timeout: 120000})
-    const {sent, reply} = JSON.parse(r.stdout)
+  t('a 50 MB TCP transfer from the portal host to the LAN host arrives intact (SHA-256)', async () => {
+    const {sent, reply} = await transfer(P, H, '198.18.20.5', 5001, 50)
     assert.is(reply, sent)
   })
 }

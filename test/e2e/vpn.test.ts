@@ -1,9 +1,10 @@
-import {execFile, spawn, type ChildProcess} from 'node:child_process'
+import {execFile} from 'node:child_process'
 import {readFileSync} from 'node:fs'
 import {promisify} from 'node:util'
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
 import {missing} from '../helpers/requires.js'
+import {transfer} from '../helpers/xfer.js'
 import {event, runCli, stop, tmpDir, tunkit, waitFor, type Proc} from '../helpers/procs.js'
 
 const run = promisify(execFile)
@@ -81,7 +82,7 @@ async function up(): Promise<void> {
   )
 }
 
-const t = suite<{gate?: Proc; portal?: Proc; tap?: Proc; sink?: ChildProcess; pki?: {dir: string; cleanup(): void}}>('VPN mode: portal -> gate -> private LAN (namespaces)')
+const t = suite<{gate?: Proc; portal?: Proc; tap?: Proc; pki?: {dir: string; cleanup(): void}}>('VPN mode: portal -> gate -> private LAN (namespaces)')
 const why = missing(['/dev/net/tun', 'ip', 'ping', 'udhcpc', 'busybox'])
 
 if (why) {
@@ -109,7 +110,6 @@ if (why) {
   }
 
   t.after(async (ctx) => {
-    ctx.sink?.kill('SIGTERM')
     if (ctx.tap) await stop(ctx.tap)
     if (ctx.portal) await stop(ctx.portal)
     if (ctx.gate) await stop(ctx.gate)
@@ -141,11 +141,8 @@ if (why) {
     assert.match(addr.stdout, /inet 198\.18\.10\.2\/24/, 'same address after the reconnect')
   })
 
-  t('a 50 MB TCP transfer through VPN mode arrives intact (SHA-256)', async (ctx) => {
-    ctx.sink = spawn('ip', ['netns', 'exec', H, process.execPath, 'test/fixtures/xfer.mjs', 'sink', '5001'], {stdio: ['ignore', 'pipe', 'ignore']})
-    await new Promise<void>((res) => ctx.sink!.stdout!.once('data', () => res()))
-    const r = await run('ip', ['netns', 'exec', P, process.execPath, 'test/fixtures/xfer.mjs', 'send', '198.18.20.5', '5001', '50'], {timeout: 120000})
-    const {sent, reply} = JSON.parse(r.stdout)
+  t('a 50 MB TCP transfer through VPN mode arrives intact (SHA-256)', async () => {
+    const {sent, reply} = await transfer(P, H, '198.18.20.5', 5001, 50)
     assert.is(reply, sent)
   })
   t('a tampered DATA frame, and a replayed one, close the tunnel with integrity-failure', async (ctx) => {
