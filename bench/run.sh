@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # tunkit stream benchmark, side by side in one run: direct, tunkit -L, ssh -L (OpenSSH, default
 # cipher and aes256-gcm), stunnel (TLS 1.3, mutual auth). iperf3 1 and 8 streams, 1000 sequential
-# short connections, and the gate's RSS with 1000 idle sessions. Loopback only.
-# Knobs: TK_REPS (3), TK_SECS (5), TK_PORT_BASE (47600), TK_METHODS.
+# short connections, and the gate's RSS with 1000 idle sessions. Loopback only. node-proxy is a bare
+# Node.js forwarder (no TLS, no mux), the floor for any Node.js tool.
+# Knobs: TK_REPS (3), TK_SECS (5), TK_PORT_BASE (27600, below the ephemeral range so leftover TIME-WAITs never block a listener), TK_METHODS.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd); ROOT=$(dirname "$HERE")
 . "$HERE/lib.sh"
-REPS=${TK_REPS:-3}; SECS=${TK_SECS:-5}; BASE=${TK_PORT_BASE:-47600}
-METHODS=${TK_METHODS:-"direct tunkit ssh-L ssh-L-aes256gcm stunnel"}
+REPS=${TK_REPS:-3}; SECS=${TK_SECS:-5}; BASE=${TK_PORT_BASE:-27600}
+METHODS=${TK_METHODS:-"direct tunkit ssh-L ssh-L-aes256gcm stunnel node-proxy"}
 W=$(mktemp -d /tmp/tkbench.XXXXXX); PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; sleep 0.3; for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done; rm -rf "$W"; }
 trap cleanup EXIT INT TERM
@@ -21,8 +22,8 @@ if ((${#missing[@]})); then log "installing ${missing[*]}"; apt-get update -qq; 
 
 TK="node $ROOT/bin/run.js"
 P_IPERF=$BASE; P_ECHO=$((BASE+1)); P_GATE=$((BASE+2)); P_SSHD=$((BASE+3)); P_ST_SRV=$((BASE+4))
-declare -A FWD_IPERF=([direct]=$P_IPERF [tunkit]=$((BASE+10)) [ssh-L]=$((BASE+20)) [ssh-L-aes256gcm]=$((BASE+30)) [stunnel]=$((BASE+40)))
-declare -A FWD_ECHO=([direct]=$P_ECHO [tunkit]=$((BASE+11)) [ssh-L]=$((BASE+21)) [ssh-L-aes256gcm]=$((BASE+31)) [stunnel]=$((BASE+41)))
+declare -A FWD_IPERF=([direct]=$P_IPERF [tunkit]=$((BASE+10)) [ssh-L]=$((BASE+20)) [ssh-L-aes256gcm]=$((BASE+30)) [stunnel]=$((BASE+40)) [node-proxy]=$((BASE+50)))
+declare -A FWD_ECHO=([direct]=$P_ECHO [tunkit]=$((BASE+11)) [ssh-L]=$((BASE+21)) [ssh-L-aes256gcm]=$((BASE+31)) [stunnel]=$((BASE+41)) [node-proxy]=$((BASE+51)))
 
 wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; log "port $1 never opened"; return 1; }
 
@@ -72,6 +73,8 @@ st_section() { # name accept connect role
 }
 { printf 'foreground = yes\npid =\ndebug = 3\n'; st_section iperf $P_ST_SRV $P_IPERF server; st_section echo $((P_ST_SRV+100)) $P_ECHO server; } >"$W/st-srv.conf"
 { printf 'foreground = yes\npid =\ndebug = 3\n'; st_section iperf ${FWD_IPERF[stunnel]} $P_ST_SRV client; st_section echo ${FWD_ECHO[stunnel]} $((P_ST_SRV+100)) client; } >"$W/st-cli.conf"
+# The floor of any Node.js forwarder: bare accept + connect + pipe (bench/node-proxy.mjs)
+bg node-proxy-iperf node "$HERE/node-proxy.mjs" ${FWD_IPERF[node-proxy]} $P_IPERF; bg node-proxy-echo node "$HERE/node-proxy.mjs" ${FWD_ECHO[node-proxy]} $P_ECHO
 bg st-srv stunnel4 "$W/st-srv.conf"; bg st-cli stunnel4 "$W/st-cli.conf"
 for m in $METHODS; do wait_port "${FWD_IPERF[$m]}"; wait_port "${FWD_ECHO[$m]}"; done
 sleep 1

@@ -1,4 +1,4 @@
-// glibc malloc tuning for long-running splicers. A relay's socket reads allocate 64 KiB buffers;
+// glibc malloc tuning for processes that carry bulk streams (gate, relay). Socket reads allocate 64 KiB buffers;
 // below glibc's mmap threshold they come from the heap, and after a traffic burst glibc keeps the
 // freed pages (RSS stayed ~35 MB higher). Served by mmap instead, they go back to the OS on free.
 #include <malloc.h>

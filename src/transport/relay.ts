@@ -9,7 +9,7 @@ import {tunnelFields} from '../trace/render.js'
 import type {Tracer} from '../trace/tracer.js'
 import {dialTcp, hostPort, OpenError, resolve} from './connect.js'
 import {nodeMatches, readClearFrame} from './relay-frame.js'
-import {tryNative} from '../native.js'
+import {returnFreedBuffersToOs} from '../native.js'
 
 export interface RelayOptions {
   host: string
@@ -91,9 +91,7 @@ export class Relay {
   }
 
   listen(): Promise<{address: string; port: number}> {
-    // Spliced streams' 64 KiB read buffers from mmap, so a traffic burst's pages go back to the
-    // OS once freed (native/malloc.c); without the addon the relay just keeps a larger RSS.
-    tryNative()?.setMmapThreshold(32 * 1024)
+    returnFreedBuffersToOs()
     return new Promise((res, rej) => {
       this.server.once('error', rej)
       this.server.listen(this.o.port, this.o.host, () => {
