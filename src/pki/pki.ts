@@ -2,7 +2,6 @@ import 'reflect-metadata' // @peculiar/x509 needs it (tsyringe)
 import * as x509 from '@peculiar/x509'
 import {randomBytes, webcrypto} from 'node:crypto'
 import {chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync} from 'node:fs'
-import {homedir} from 'node:os'
 import {join} from 'node:path'
 import {isIP} from 'node:net'
 
@@ -16,13 +15,6 @@ const ALG = {name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256'} as const
 const DAY = 86_400_000
 
 export class PkiError extends Error {}
-
-/** Where `pki init` writes and gate/portal look when no certificate flags are given. */
-export function defaultPkiDir(): string {
-  if (process.env.TUNKIT_PKI) return process.env.TUNKIT_PKI
-  const base = process.env.XDG_CONFIG_HOME || join(homedir(), '.config')
-  return join(base, 'tunkit', 'pki')
-}
 
 export interface Issued {
   certPem: string
@@ -122,10 +114,4 @@ export function writePair(dir: string, name: string, p: Issued): {cert: string; 
   chmodSync(key, 0o600)
   writeFileSync(cert, p.certPem, {mode: 0o644})
   return {cert, key}
-}
-
-/** The subject CN of a PEM certificate: the identity a gate sees. */
-export function subjectName(pem: string): string {
-  const cert = new x509.X509Certificate(pem)
-  return cert.subjectName.getField('CN')[0] ?? cert.subject
 }

@@ -1,6 +1,6 @@
 import {existsSync, readFileSync} from 'node:fs'
 import {join} from 'node:path'
-import {defaultPkiDir, subjectName} from '../pki/pki.js'
+import {defaultPkiDir, subjectName} from '../pki/names.js'
 
 export interface TlsFiles {
   cert: string

@@ -4,7 +4,8 @@ import {hostname, userInfo} from 'node:os'
 import {join} from 'node:path'
 import {TunkitCommand} from '../../cli/base.js'
 import {UsageError} from '../../cli/parse.js'
-import {createCa, defaultPkiDir, issue, writePair} from '../../pki/pki.js'
+import {defaultPkiDir} from '../../pki/names.js'
+import {createCa, issue, writePair} from '../../pki/pki.js'
 
 export default class PkiInit extends TunkitCommand {
   static override summary = 'Create a CA, a gate certificate and a client certificate.'

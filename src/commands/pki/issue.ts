@@ -3,7 +3,8 @@ import {existsSync} from 'node:fs'
 import {join} from 'node:path'
 import {TunkitCommand} from '../../cli/base.js'
 import {UsageError} from '../../cli/parse.js'
-import {defaultPkiDir, issue, loadCa, PkiError, writePair} from '../../pki/pki.js'
+import {defaultPkiDir} from '../../pki/names.js'
+import {issue, loadCa, PkiError, writePair} from '../../pki/pki.js'
 
 export default class PkiIssue extends TunkitCommand {
   static override summary = 'Issue another client certificate from the local CA.'
