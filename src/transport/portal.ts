@@ -126,6 +126,9 @@ export class Portal {
     this.state = 'tcp-open'
     const first = this.o.via[0] ?? gate
     const raw = this.o.upstreamSocks ? await this.viaSocks(first) : await dialTcp(first.host, first.port, this.o.connectTimeout * 1000)
+    // A reset (a gate that exits, say) is also emitted on this socket under the TLS one; the
+    // tunnel learns of it from 'close', and it must never be an unhandled error.
+    raw.on('error', () => {})
     this.state = 'send-relay'
     const last = this.o.gateGroup ? `group:${this.o.gateGroup}` : hostPort(gate.host, gate.port)
     const relay = {kind: 'relay' as const, origin: hostname(), path: [...this.o.via.map((t) => hostPort(t.host, t.port)), last]}
@@ -244,7 +247,9 @@ export class Portal {
       }, this.o.connectTimeout * 1000)
       tls.once('secureConnect', () => {
         clearTimeout(timer)
+        // Until the Link takes the socket over (after an await), an error must not go unhandled.
         tls.removeAllListeners('error')
+        tls.on('error', () => {})
         resolve(tls)
       })
       tls.once('error', (err: Error & {code?: string}) => {
