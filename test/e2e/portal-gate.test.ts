@@ -59,12 +59,15 @@ t('a 100 MB upload through -L arrives intact (SHA-256) and half-close returns th
 t('a stalled session does not stall another one', async (ctx) => {
   const stalledPort = ctx.portal.ports.local1
   // Fill the stalled session's window and the black hole's socket buffers.
-  const stalled = upload(stalledPort, 64 * MB).catch(() => null)
+  let stalledDone = false
+  const stalled = upload(stalledPort, 64 * MB).catch(() => null).finally(() => (stalledDone = true))
   await new Promise((r) => setTimeout(r, 500))
+  // The other session moves all its 50 MB while the first is still stuck. (Its speed beside a
+  // stalled session is a benchmark figure, not a test assertion: it depends on the machine's load.)
   const r = await upload(ctx.portal.ports.local, 50 * MB)
   assert.is(r.reply, r.sent)
-  assert.ok(50 / r.seconds > 20, `other session ran at ${(50 / r.seconds).toFixed(1)} MB/s`)
   assert.ok(ctx.hole.sockets.length >= 1, 'the stalled session reached its server')
+  assert.not.ok(stalledDone, 'the stalled upload is still stalled')
   void stalled
 })
 
