@@ -1,7 +1,6 @@
 import {hostname} from 'node:os'
 import {isIP, type Socket} from 'node:net'
 import {connect as tlsConnect, type TLSSocket} from 'node:tls'
-import {SocksClient} from 'socks'
 import {HEADER_LEN} from '../codec/frame.js'
 import {CloseStatus, CLOSE_STATUS_NAMES, encodeTunnel, TunnelType} from '../codec/tunnel.js'
 import {readClearFrame} from './relay-frame.js'
@@ -265,6 +264,8 @@ export class Portal {
     const {upstreamSocks: p} = this.o
     const gate = first
     try {
+      // Loaded only when used: every module kept in the heap is marked again by each major GC.
+      const {SocksClient} = await import('socks')
       const {socket} = await SocksClient.createConnection({
         proxy: {host: p!.host, port: p!.port, type: 5},
         command: 'connect',
