@@ -168,7 +168,9 @@ export class PortalVpn {
 
   private send(packets: Buffer[]): void {
     const c = this.current
-    if (c && !c.link.isClosed) for (const p of packets) c.send(p)
+    // IPv4 only: the kernel also sends IPv6 (router solicitations, MLD) on the device, which the
+    // gate would only drop.
+    if (c && !c.link.isClosed) for (const p of packets) if (p.length >= 20 && p[0] >> 4 === 4) c.send(p)
   }
 
   private fromTap(frames: Buffer[]): void {
