@@ -200,7 +200,8 @@ static napi_value Init(napi_env env, napi_value exports) {
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   register_mac(env, exports);
-  register_malloc(env, exports);
+  register_process(env, exports);
+  register_splice(env, exports);
   return exports;
 }
 

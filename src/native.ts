@@ -1,6 +1,7 @@
 import {createRequire} from 'node:module'
 
-/** The native addon (native/*.c, built by node-gyp at install): TUN/TAP I/O, the DATA digest, malloc tuning. */
+/** The native addon (native/*.c, built by node-gyp at install): TUN/TAP I/O, the DATA digest, malloc
+ * tuning and kernel splicing for relays. */
 export interface Native {
   open(name: string, tap: boolean): [number, string]
   write(fd: number, packet: Buffer): number
@@ -11,6 +12,9 @@ export interface Native {
   macSign(handle: object, data: Buffer, counter: number, out: Buffer, offset: number): void
   macCheck(handle: object, data: Buffer, counter: number, digest: Buffer, offset: number): boolean
   setMmapThreshold(bytes: number): boolean
+  raiseFdLimit(): number
+  splice(fdA: number, fdB: number, done: (err: string | null, aToB: number, bToA: number) => void): object
+  spliceAbort(handle: object): void
 }
 
 let native: Native | Error | undefined
@@ -40,4 +44,9 @@ export function nativeBinding(): Native {
  */
 export function returnFreedBuffersToOs(): void {
   tryNative()?.setMmapThreshold(32 * 1024)
+}
+
+/** Soft descriptor limit up to the hard one, for servers holding many connections. */
+export function raiseFdLimit(): void {
+  tryNative()?.raiseFdLimit()
 }

@@ -15,7 +15,7 @@ import type {Tracer} from '../trace/tracer.js'
 import {dialTcp, hostPort, OpenError, resolve} from './connect.js'
 import {Link} from './link.js'
 import {SocketEndpoint} from './stream-endpoint.js'
-import {returnFreedBuffersToOs} from '../native.js'
+import {raiseFdLimit, returnFreedBuffersToOs} from '../native.js'
 import {CIPHERSUITES, type TlsMaterial} from './tls-config.js'
 
 export interface GateOptions {
@@ -56,6 +56,7 @@ export class Gate {
 
   listen(): Promise<{address: string; port: number}> {
     returnFreedBuffersToOs()
+    raiseFdLimit()
     return new Promise((res, rej) => {
       this.server.once('error', rej)
       this.server.listen(this.o.port, this.o.host, () => {

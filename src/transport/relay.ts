@@ -9,7 +9,8 @@ import {tunnelFields} from '../trace/render.js'
 import type {Tracer} from '../trace/tracer.js'
 import {dialTcp, hostPort, OpenError, resolve} from './connect.js'
 import {nodeMatches, readClearFrame} from './relay-frame.js'
-import {returnFreedBuffersToOs} from '../native.js'
+import {raiseFdLimit, returnFreedBuffersToOs} from '../native.js'
+import {joinSockets} from './join.js'
 
 export interface RelayOptions {
   host: string
@@ -42,7 +43,8 @@ class Refusal extends Error {
  */
 export class Relay {
   private server: Server
-  private live = new Set<Socket>()
+  /** Closers for accepted connections and running joins (relay shutdown calls them all). */
+  private live = new Set<() => void>()
   spliced = 0
 
   private healthTimer: NodeJS.Timeout | null = null
@@ -92,6 +94,7 @@ export class Relay {
 
   listen(): Promise<{address: string; port: number}> {
     returnFreedBuffersToOs()
+    raiseFdLimit()
     return new Promise((res, rej) => {
       this.server.once('error', rej)
       this.server.listen(this.o.port, this.o.host, () => {
@@ -103,7 +106,7 @@ export class Relay {
 
   async close(): Promise<void> {
     if (this.healthTimer) clearInterval(this.healthTimer)
-    for (const s of this.live) s.destroy()
+    for (const stop of this.live) stop()
     await new Promise<void>((r) => this.server.close(() => r()))
   }
 
@@ -112,8 +115,9 @@ export class Relay {
     const log = this.o.log
     let state: State = 'receive-relay'
     prev.on('error', () => {})
-    this.live.add(prev)
-    prev.once('close', () => this.live.delete(prev))
+    const drop = (): void => void prev.destroy()
+    this.live.add(drop)
+    prev.once('close', () => this.live.delete(drop))
     const timer = setTimeout(() => {
       log.log('warn', `${peer}: no RELAY frame within ${this.o.handshakeTimeout} s (${state})`)
       prev.destroy()
@@ -168,35 +172,24 @@ export class Relay {
           throw new Refusal(CloseStatus.HOP_UNREACHABLE, `next hop ${hop}: ${e.message}`)
         }
       }
-      if (member) {
-        const mm = member
-        mm.tunnels++
-        next.once('close', () => mm.tunnels--)
-      }
+      if (member) member.tunnels++
       const to = member ? `group ${hop.slice(6)}: gate ${member.target}` : hostPort(host, port)
       log.log('info', `${peer} (${frame.origin}) -> ${to}: forwarding`)
       log.event('tunnel', {origin: frame.origin, next: hop, ...(member ? {group: hop.slice(6), gate: member.target} : {address: hostPort(host, port)})})
       clearTimeout(timer)
       state = 'forward'
       this.spliced++
-      this.live.add(next)
       const n = next
       n.on('error', () => {})
-      n.write(rest.length ? Buffer.concat([wire, rest]) : wire)
       this.o.tracer?.emit('out', hostPort(host, port), tunnelFields(frame, wire.length - HEADER_LEN))
-      prev.pipe(n)
-      n.pipe(prev)
-      const dying = (): void => {
-        if (state === 'dead') return
-        state = 'dying'
-        prev.destroy()
-        n.destroy()
-        this.live.delete(n)
+      const m = member
+      const stop = joinSockets(prev, n, rest.length ? Buffer.concat([wire, rest]) : wire, () => {
+        // Dying -> Dead (Fig. 13): both directions have ended, or one side failed.
         state = 'dead'
-      }
-      prev.once('close', dying)
-      n.once('close', dying)
-      prev.resume()
+        this.live.delete(stop)
+        if (m) m.tunnels--
+      })
+      this.live.add(stop)
     } catch (e) {
       clearTimeout(timer)
       next?.destroy()
