@@ -49,6 +49,13 @@ static void finish(splice_t* s, int err) {
   if (s->finished) return;
   s->finished = 1;
   s->err = err;
+  // Polls first: closing them takes the descriptors out of the loop's epoll set while they are
+  // still ours (a descriptor number closed first could be reused before that).
+  s->closing = 2;
+  for (int i = 0; i < 2; i++) {
+    uv_poll_stop(&s->poll[i]);
+    uv_close((uv_handle_t*)&s->poll[i], free_box);
+  }
   for (int i = 0; i < 2; i++) {
     close(s->flow[i].pipe[0]);
     close(s->flow[i].pipe[1]);
@@ -65,12 +72,8 @@ static void finish(splice_t* s, int err) {
   napi_create_double(s->env, s->flow[1].bytes, &args[2]);
   napi_delete_reference(s->env, s->cb);
   napi_delete_reference(s->env, s->self);
-  s->closing = 2;
-  for (int i = 0; i < 2; i++) {
-    uv_poll_stop(&s->poll[i]);
-    uv_close((uv_handle_t*)&s->poll[i], free_box);
-  }
-  napi_call_function(s->env, global, cb, 3, args, &ignored);
+  // make_callback, not call_function: Node then runs the nextTick and microtask queues.
+  napi_make_callback(s->env, NULL, global, cb, 3, args, &ignored);
   napi_close_handle_scope(s->env, scope);
 }
 
