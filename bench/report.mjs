@@ -9,12 +9,12 @@ const span = (a) => `[${Math.min(...a).toFixed(2)}–${Math.max(...a).toFixed(2)
 const methods = Object.keys(data).filter((m) => data[m]['iperf-P1'])
 const ref = data['ssh-L']
 const out = [`# tunkit stream benchmark (${new Date().toISOString()}, ${reps} reps, iperf3 -t ${secs})`, '',
-  '| method | 1 stream Gbit/s | vs ssh -L | 8 streams Gbit/s | vs ssh -L | 1000 conns (s) | vs ssh -L (time ratio, >1 = faster) |',
-  '|---|---|---|---|---|---|---|']
+  '| method | 1 stream Gbit/s | vs ssh -L | 8 streams Gbit/s | vs ssh -L | download, 1 stream (-R) | vs ssh -L | 1000 conns (s) | vs ssh -L (time ratio, >1 = faster) |',
+  '|---|---|---|---|---|---|---|---|---|']
 for (const m of methods) {
   const d = data[m]
   const r = (k, inv = false) => (ref ? (inv ? med(ref[k]) / med(d[k]) : med(d[k]) / med(ref[k])).toFixed(2) : 'n/a')
-  out.push(`| ${m} | ${med(d['iperf-P1']).toFixed(2)} ${span(d['iperf-P1'])} | ${r('iperf-P1')} | ${med(d['iperf-P8']).toFixed(2)} ${span(d['iperf-P8'])} | ${r('iperf-P8')} | ${med(d.conn1000).toFixed(3)} ${span(d.conn1000)} | ${r('conn1000', true)} |`)
+  out.push(`| ${m} | ${med(d['iperf-P1']).toFixed(2)} ${span(d['iperf-P1'])} | ${r('iperf-P1')} | ${med(d['iperf-P8']).toFixed(2)} ${span(d['iperf-P8'])} | ${r('iperf-P8')} | ${d['iperf-R1'] ? `${med(d['iperf-R1']).toFixed(2)} ${span(d['iperf-R1'])} | ${r('iperf-R1')}` : 'n/a | n/a'} | ${med(d.conn1000).toFixed(3)} ${span(d.conn1000)} | ${r('conn1000', true)} |`)
 }
 if (data.tunkit?.['gate-rss-1000-sessions-kB']) {
   out.push('', `Gate RSS: ${(data.tunkit['gate-rss-idle-kB'][0] / 1024).toFixed(0)} MB with the tunnel idle, ${(data.tunkit['gate-rss-1000-sessions-kB'][0] / 1024).toFixed(0)} MB with 1000 open idle sessions (target < 150 MB).`)

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # tunkit stream benchmark, side by side in one run: direct, tunkit -L, ssh -L (OpenSSH, default
-# cipher and aes256-gcm), stunnel (TLS 1.3, mutual auth). iperf3 1 and 8 streams, 1000 sequential
-# short connections, and the gate's RSS with 1000 idle sessions. Loopback only. node-proxy is a bare
-# Node.js forwarder (no TLS, no mux), the floor for any Node.js tool.
+# cipher and aes256-gcm), stunnel (TLS 1.3, mutual auth). iperf3 1 and 8 streams and 1 stream
+# downloading (-R), 1000 sequential short connections, and the gate's RSS with 1000 idle sessions.
+# Loopback only. node-proxy is a bare Node.js forwarder (no TLS, no mux), the floor for any
+# Node.js tool.
 # Knobs: TK_REPS (3), TK_SECS (5), TK_PORT_BASE (27600, below the ephemeral range so leftover TIME-WAITs never block a listener), TK_METHODS.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd); ROOT=$(dirname "$HERE")
@@ -80,10 +81,11 @@ for m in $METHODS; do wait_port "${FWD_IPERF[$m]}"; wait_port "${FWD_ECHO[$m]}";
 sleep 1
 
 RES="$W/results.tsv"; : >"$RES"
-iperf() { iperf3 -c 127.0.0.1 -p "$1" -t "$SECS" -O 1 -P "$2" -J 2>/dev/null | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{try{console.log((JSON.parse(s).end.sum_received.bits_per_second/1e9).toFixed(3))}catch{console.log("nan")}})'; }
+iperf() { iperf3 -c 127.0.0.1 -p "$1" -t "$SECS" -O 1 -P "$2" ${3:+"$3"} -J 2>/dev/null | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{try{console.log((JSON.parse(s).end.sum_received.bits_per_second/1e9).toFixed(3))}catch{console.log("nan")}})'; }
 for rep in $(seq "$REPS"); do
   for m in $METHODS; do
     for p in 1 8; do v=$(iperf "${FWD_IPERF[$m]}" $p); printf '%s\tiperf-P%s\t%s\n' "$m" "$p" "$v" >>"$RES"; log "rep $rep $m P=$p: $v Gbit/s"; done
+    v=$(iperf "${FWD_IPERF[$m]}" 1 -R); printf '%s\tiperf-R1\t%s\n' "$m" "$v" >>"$RES"; log "rep $rep $m download (-R): $v Gbit/s"
     c=$(node "$HERE/connloop.mjs" "${FWD_ECHO[$m]}" 1000 | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).seconds.toFixed(3)))')
     printf '%s\tconn1000\t%s\n' "$m" "$c" >>"$RES"; log "rep $rep $m 1000 connections: $c s"
   done
