@@ -1,5 +1,5 @@
 import type {Socket} from 'node:net'
-import {tryNative} from '../native.js'
+import {tryNative, type Native} from '../native.js'
 
 const fdOf = (s: Socket): number => (s as unknown as {_handle?: {fd?: number}})._handle?.fd ?? -1
 
@@ -8,9 +8,9 @@ const fdOf = (s: Socket): number => (s as unknown as {_handle?: {fd?: number}}).
  * for a relay that forwards bytes without reading them. With the native addon the kernel moves
  * the bytes (splice(2), native/splice.c) and JavaScript never sees them; otherwise stream pipes.
  * Both sockets must be paused. `first` is written to `b` before anything else. `done` runs once;
- * the returned function tears the join down early.
+ * the returned function tears the join down early. (`native` is a parameter for the tests.)
  */
-export function joinSockets(a: Socket, b: Socket, first: Buffer, done: () => void): () => void {
+export function joinSockets(a: Socket, b: Socket, first: Buffer, done: () => void, native: Native | null = tryNative()): () => void {
   let ended = false
   const end = (): void => {
     if (!ended) {
@@ -43,7 +43,7 @@ export function joinSockets(a: Socket, b: Socket, first: Buffer, done: () => voi
     for (let c: Buffer | null; (c = b.read() as Buffer | null) !== null;) early.push(c)
     a.write(early.length ? Buffer.concat(early) : Buffer.alloc(0), (err2) => {
       if (failed(err2)) return
-      const n = tryNative()
+      const n = native
       const fa = fdOf(a)
       const fb = fdOf(b)
       if (!n || ended || fa < 0 || fb < 0 || a.readableLength || b.readableLength || a.writableLength || b.writableLength) return pipes()

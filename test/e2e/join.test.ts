@@ -39,27 +39,29 @@ test('the native splice is available (CI builds the addon)', () => {
   assert.ok(tryNative(), 'addon built')
 })
 
-test('bytes both ways, the first chunk first, half-close passed on each way, done once', async () => {
-  const big = Buffer.alloc(8 << 20, 7)
-  let right!: Promise<Buffer>
-  const {l, a, b, close} = await pair((r) => {
-    right = collect(r)
-    r.write('early ') // before the join: must still reach L, first
-    right.then(() => r.end('bye'))
+for (const [how, native] of [['kernel splice', tryNative()], ['stream pipes', null]] as const) {
+  test(`${how}: bytes both ways, the first chunk first, half-close passed on each way, done once`, async () => {
+    const big = Buffer.alloc(8 << 20, 7)
+    let right!: Promise<Buffer>
+    const {l, a, b, close} = await pair((r) => {
+      right = collect(r)
+      r.write('early ') // before the join: must still reach L, first
+      right.then(() => r.end('bye'))
+    })
+    let dones = 0
+    const ended = new Promise<void>((res) => joinSockets(a, b, Buffer.from('first '), () => { dones++; res() }, native))
+    const left = collect(l)
+    l.end(big)
+    const got = await right
+    assert.is(got.subarray(0, 6).toString(), 'first ')
+    assert.ok(got.subarray(6).equals(big), 'the 8 MB arrived intact after the first chunk')
+    assert.is((await left).toString(), 'early bye')
+    await ended
+    await new Promise((r) => setTimeout(r, 50))
+    assert.is(dones, 1)
+    close()
   })
-  let dones = 0
-  const ended = new Promise<void>((res) => joinSockets(a, b, Buffer.from('first '), () => { dones++; res() }))
-  const left = collect(l)
-  l.end(big)
-  const got = await right
-  assert.is(got.subarray(0, 6).toString(), 'first ')
-  assert.ok(got.subarray(6).equals(big), 'the 8 MB arrived intact after the first chunk')
-  assert.is((await left).toString(), 'early bye')
-  await ended
-  await new Promise((r) => setTimeout(r, 50))
-  assert.is(dones, 1)
-  close()
-})
+}
 
 test('stopping a join ends both connections', async () => {
   let rEnded!: Promise<unknown>
