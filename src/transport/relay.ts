@@ -183,11 +183,15 @@ export class Relay {
       n.on('error', () => {})
       this.o.tracer?.emit('out', hostPort(host, port), tunnelFields(frame, wire.length - HEADER_LEN))
       const m = member
-      const stop = joinSockets(prev, n, rest.length ? Buffer.concat([wire, rest]) : wire, () => {
+      const since = Date.now()
+      const stop = joinSockets(prev, n, rest.length ? Buffer.concat([wire, rest]) : wire, (how) => {
         // Dying -> Dead (Fig. 13): both directions have ended, or one side failed.
         state = 'dead'
         this.live.delete(stop)
         if (m) m.tunnels--
+        const secs = (Date.now() - since) / 1000
+        log.log('info', `${peer} (${frame.origin}) -> ${to}: closed after ${secs.toFixed(1)} s, ${how.aToB} bytes out, ${how.bToA} back${how.error ? ` (${how.error})` : ''}`)
+        log.event('tunnel-end', {origin: frame.origin, next: hop, seconds: secs, bytesOut: how.aToB, bytesBack: how.bToA, ...(how.error ? {error: how.error} : {})})
       })
       this.live.add(stop)
     } catch (e) {

@@ -2,7 +2,7 @@ import {connect, createServer, type Server, type Socket} from 'node:net'
 import {once} from 'node:events'
 import {test} from 'uvu'
 import * as assert from 'uvu/assert'
-import {joinSockets} from '../../src/transport/join.js'
+import {joinSockets, type JoinEnd} from '../../src/transport/join.js'
 import {tryNative} from '../../src/native.js'
 
 /**
@@ -49,7 +49,8 @@ for (const [how, native] of [['kernel splice', tryNative()], ['stream pipes', nu
       right.then(() => r.end('bye'))
     })
     let dones = 0
-    const ended = new Promise<void>((res) => joinSockets(a, b, Buffer.from('first '), () => { dones++; res() }, native))
+    let how: JoinEnd | undefined
+    const ended = new Promise<void>((res) => joinSockets(a, b, Buffer.from('first '), (h) => { dones++; how = h; res() }, native))
     const left = collect(l)
     l.end(big)
     const got = await right
@@ -59,6 +60,7 @@ for (const [how, native] of [['kernel splice', tryNative()], ['stream pipes', nu
     await ended
     await new Promise((r) => setTimeout(r, 50))
     assert.is(dones, 1)
+    assert.ok(how!.aToB >= big.length && how!.bToA >= 3 && !how!.error, JSON.stringify(how))
     close()
   })
 }

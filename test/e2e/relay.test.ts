@@ -65,6 +65,11 @@ t('portal -> relay -> relay -> gate: curl through SOCKS5 and a 50 MB transfer ch
   } finally {
     assert.is(await stop(p), 0)
   }
+  // Each relay reports the tunnel's end with what it carried (TLS records: a little over 50 MB).
+  for (const relay of [ctx.relayB, ctx.relayC]) {
+    const e = await event(relay, 'tunnel-end')
+    assert.ok((e.bytesOut as number) > 50 * MB && (e.bytesBack as number) > 0, JSON.stringify(e))
+  }
 })
 
 t('a hop the relay may not forward to: the portal says so and exits 1; the relay logs why', async (ctx) => {
