@@ -112,9 +112,9 @@ static napi_value MacCheck(napi_env env, napi_callback_info info) {
 
 void register_mac(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
-    {"macKey", NULL, MacKey, NULL, NULL, NULL, napi_default, NULL},
-    {"macSign", NULL, MacSign, NULL, NULL, NULL, napi_default, NULL},
-    {"macCheck", NULL, MacCheck, NULL, NULL, NULL, napi_default, NULL},
+    EXPORT("macKey", MacKey),
+    EXPORT("macSign", MacSign),
+    EXPORT("macCheck", MacCheck),
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
 }

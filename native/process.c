@@ -34,8 +34,8 @@ static napi_value RaiseFdLimit(napi_env env, napi_callback_info info) {
 
 void register_process(napi_env env, napi_value exports) {
   napi_property_descriptor p[] = {
-    {"setMmapThreshold", NULL, SetMmapThreshold, NULL, NULL, NULL, napi_default, NULL},
-    {"raiseFdLimit", NULL, RaiseFdLimit, NULL, NULL, NULL, napi_default, NULL},
+    EXPORT("setMmapThreshold", SetMmapThreshold),
+    EXPORT("raiseFdLimit", RaiseFdLimit),
   };
   napi_define_properties(env, exports, 2, p);
 }

@@ -188,8 +188,8 @@ static napi_value SpliceAbort(napi_env env, napi_callback_info info) {
 
 void register_splice(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
-    {"splice", NULL, Splice, NULL, NULL, NULL, napi_default, NULL},
-    {"spliceAbort", NULL, SpliceAbort, NULL, NULL, NULL, napi_default, NULL},
+    EXPORT("splice", Splice),
+    EXPORT("spliceAbort", SpliceAbort),
   };
   napi_define_properties(env, exports, 2, props);
 }

@@ -192,11 +192,11 @@ static napi_value Close(napi_env env, napi_callback_info info) {
 
 static napi_value Init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
-    {"open", NULL, Open, NULL, NULL, NULL, napi_default, NULL},
-    {"write", NULL, Write, NULL, NULL, NULL, napi_default, NULL},
-    {"startReading", NULL, StartReading, NULL, NULL, NULL, napi_default, NULL},
-    {"stopReading", NULL, StopReading, NULL, NULL, NULL, napi_default, NULL},
-    {"close", NULL, Close, NULL, NULL, NULL, napi_default, NULL},
+    EXPORT("open", Open),
+    EXPORT("write", Write),
+    EXPORT("startReading", StartReading),
+    EXPORT("stopReading", StopReading),
+    EXPORT("close", Close),
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   register_mac(env, exports);

@@ -38,15 +38,14 @@ export function nativeBinding(): Native {
 }
 
 /**
- * For processes that carry bulk streams (gate, relay): socket reads allocate 64 KiB buffers, and
- * glibc keeps the freed pages after a traffic burst (RSS stayed ~35 MB higher). Served by mmap,
- * they go back to the OS when freed. Without the addon this is skipped: the RSS is just larger.
+ * Settings for long-running servers that carry bulk streams and many connections (gate, relay),
+ * skipped without the addon:
+ * - socket reads allocate 64 KiB buffers, and glibc keeps the freed pages after a traffic burst
+ *   (RSS stayed ~35 MB higher); served by mmap, they go back to the OS when freed;
+ * - the soft descriptor limit goes up to the hard one (a spliced tunnel holds six descriptors).
  */
-export function returnFreedBuffersToOs(): void {
-  tryNative()?.setMmapThreshold(32 * 1024)
-}
-
-/** Soft descriptor limit up to the hard one, for servers holding many connections. */
-export function raiseFdLimit(): void {
-  tryNative()?.raiseFdLimit()
+export function tuneServerProcess(): void {
+  const n = tryNative()
+  n?.setMmapThreshold(32 * 1024)
+  n?.raiseFdLimit()
 }

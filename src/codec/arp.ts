@@ -1,6 +1,6 @@
 import {CodecError, need} from './errors.js'
 import {macBytes, macString} from './ethernet.js'
-import {ipv4Bytes} from './ip.js'
+import {formatIPv4, ipv4Bytes} from './ip.js'
 
 /** ARP for IPv4 over Ethernet (RFC 826). */
 export interface Arp {
@@ -11,14 +11,12 @@ export interface Arp {
   targetIp: string
 }
 
-const ip = (b: Buffer, o: number): string => `${b[o]}.${b[o + 1]}.${b[o + 2]}.${b[o + 3]}`
-
 export function decodeArp(b: Buffer): Arp {
   need(b, 0, 28, 'ARP')
   if (b.readUInt16BE(0) !== 1 || b.readUInt16BE(2) !== 0x0800 || b[4] !== 6 || b[5] !== 4) throw new CodecError('ARP_TYPE', 'not ARP for IPv4 over Ethernet')
   const op = b.readUInt16BE(6)
   if (op !== 1 && op !== 2) throw new CodecError('ARP_OP', `unknown ARP operation ${op}`)
-  return {op: op === 1 ? 'request' : 'reply', senderMac: macString(b, 8), senderIp: ip(b, 14), targetMac: macString(b, 18), targetIp: ip(b, 24)}
+  return {op: op === 1 ? 'request' : 'reply', senderMac: macString(b, 8), senderIp: formatIPv4(b, 14), targetMac: macString(b, 18), targetIp: formatIPv4(b, 24)}
 }
 
 export function encodeArp(a: Arp): Buffer {

@@ -41,7 +41,7 @@ export function encodeData(f: DataFrame): Buffer {
   b[15] = f.digest.length
   f.digest.copy(b, DATA_DIGEST_OFFSET)
   f.datagram.copy(b, DATA_DIGEST_OFFSET + f.digest.length)
-  b.fill(0, b.length - f.padding)
+  if (f.padding) b.fill(0, b.length - f.padding)
   return b
 }
 

@@ -1,6 +1,6 @@
 import {CodecError, need} from './errors.js'
 import {macBytes, macString} from './ethernet.js'
-import {ipv4Bytes} from './ip.js'
+import {formatIPv4, ipv4Bytes} from './ip.js'
 
 /** DHCP (RFC 2131) messages with the options of RFC 2132 and RFC 3442 the pseudo adapter uses. */
 export const DHCP_SERVER_PORT = 67
@@ -27,8 +27,6 @@ export interface Dhcp {
   options: Map<number, Buffer>
 }
 
-const ip = (b: Buffer, o: number): string => `${b[o]}.${b[o + 1]}.${b[o + 2]}.${b[o + 3]}`
-
 export function decodeDhcp(b: Buffer): Dhcp {
   need(b, 0, 240, 'DHCP message')
   if (b[1] !== 1 || b[2] !== 6) throw new CodecError('DHCP_HW', 'DHCP over something other than Ethernet')
@@ -47,7 +45,7 @@ export function decodeDhcp(b: Buffer): Dhcp {
     options.set(code, b.subarray(off, off + len))
     off += len
   }
-  return {op, xid: b.readUInt32BE(4), flags: b.readUInt16BE(10), ciaddr: ip(b, 12), yiaddr: ip(b, 16), siaddr: ip(b, 20), giaddr: ip(b, 24), chaddr: macString(b, 28), options}
+  return {op, xid: b.readUInt32BE(4), flags: b.readUInt16BE(10), ciaddr: formatIPv4(b, 12), yiaddr: formatIPv4(b, 16), siaddr: formatIPv4(b, 20), giaddr: formatIPv4(b, 24), chaddr: macString(b, 28), options}
 }
 
 export function encodeDhcp(m: Dhcp): Buffer {

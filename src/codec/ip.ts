@@ -3,6 +3,16 @@ export function ipv4Bytes(ip: string): Buffer {
   return Buffer.from(ip.split('.').map(Number))
 }
 
+/** Dotted quad of the four bytes at `off`. */
+export function formatIPv4(b: Buffer, off: number): string {
+  return `${b[off]}.${b[off + 1]}.${b[off + 2]}.${b[off + 3]}`
+}
+
+/** Dotted quad of a 32-bit address held as a number. */
+export function ipv4FromU32(n: number): string {
+  return `${(n >>> 24) & 255}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`
+}
+
 export function ipv6Bytes(ip: string): Buffer {
   // Expand "::" and any embedded IPv4 tail into eight 16-bit groups.
   let s = ip

@@ -1,5 +1,5 @@
 import {CodecError, need} from './errors.js'
-import {ipv4Bytes} from './ip.js'
+import {formatIPv4, ipv4Bytes} from './ip.js'
 
 /** IPv4 (RFC 791) and UDP (RFC 768) headers, enough for the pseudo adapter's emulators and --trace. */
 export interface Ipv4 {
@@ -11,8 +11,6 @@ export interface Ipv4 {
 }
 
 export const PROTO_UDP = 17
-
-const ip = (b: Buffer, o: number): string => `${b[o]}.${b[o + 1]}.${b[o + 2]}.${b[o + 3]}`
 
 export function checksum(b: Buffer, start = 0, end = b.length, seed = 0): number {
   let s = seed
@@ -27,7 +25,7 @@ export function decodeIpv4(b: Buffer): Ipv4 {
   const ihl = (b[0] & 15) * 4
   const total = b.readUInt16BE(2)
   if (ihl < 20 || total < ihl || total > b.length) throw new CodecError('BAD_LENGTH', 'IPv4 lengths do not fit the packet')
-  return {src: ip(b, 12), dst: ip(b, 16), protocol: b[9], ttl: b[8], payload: b.subarray(ihl, total)}
+  return {src: formatIPv4(b, 12), dst: formatIPv4(b, 16), protocol: b[9], ttl: b[8], payload: b.subarray(ihl, total)}
 }
 
 export function encodeIpv4(p: Ipv4): Buffer {

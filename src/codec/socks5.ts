@@ -1,6 +1,6 @@
 import {isIPv4, isIPv6} from 'node:net'
 import {CodecError} from './errors.js'
-import {formatIPv6, ipv4Bytes, ipv6Bytes} from './ip.js'
+import {formatIPv4, formatIPv6, ipv4Bytes, ipv6Bytes} from './ip.js'
 
 /** SOCKS5 wire messages, RFC 1928, with username/password auth of RFC 1929. */
 export const SOCKS_VERSION = 5
@@ -47,7 +47,7 @@ function parseAddr(b: Buffer, off: number): Parsed<{host: string; port: number; 
   if (atyp === ATYP_IPV4) {
     end = off + 5
     if (b.length < end + 2) return null
-    host = `${b[off + 1]}.${b[off + 2]}.${b[off + 3]}.${b[off + 4]}`
+    host = formatIPv4(b, off + 1)
   } else if (atyp === ATYP_IPV6) {
     end = off + 17
     if (b.length < end + 2) return null

@@ -1,7 +1,7 @@
 import {isIPv4, isIPv6} from 'node:net'
 import {crc32} from './crc32.js'
 import {CodecError, need} from './errors.js'
-import {formatIPv6, ipv4Bytes, ipv6Bytes} from './ip.js'
+import {formatIPv4, formatIPv6, ipv4Bytes, ipv6Bytes} from './ip.js'
 
 /** STUN messages (RFC 8489) with the RFC 5780 and classic RFC 3489 attributes. */
 export const MAGIC_COOKIE = 0x2112a442
@@ -99,7 +99,7 @@ function decodeAddress(v: Buffer, xor: Buffer | null, what: string): TransportAd
   const ip = Buffer.alloc(len)
   for (let i = 0; i < len; i++) ip[i] = xor ? v[4 + i] ^ xor[i] : v[4 + i]
   const port = v.readUInt16BE(2) ^ (xor ? MAGIC_COOKIE >>> 16 : 0)
-  return {address: len === 4 ? `${ip[0]}.${ip[1]}.${ip[2]}.${ip[3]}` : formatIPv6(ip, 0), port}
+  return {address: len === 4 ? formatIPv4(ip, 0) : formatIPv6(ip, 0), port}
 }
 
 /** The XOR pad for XOR-MAPPED-ADDRESS: the cookie, then the transaction id (for IPv6). */

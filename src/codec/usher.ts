@@ -1,7 +1,7 @@
 import {isIPv4, isIPv6} from 'node:net'
 import {CodecError, cString, need, readCString} from './errors.js'
 import {encodeFrame, encodeHeader, type RawFrame} from './frame.js'
-import {ipv4Bytes, ipv6Bytes, formatIPv6} from './ip.js'
+import {ipv4Bytes, ipv4FromU32, ipv6Bytes, formatIPv6} from './ip.js'
 
 /** Usher record types, seed 001 "Description of Data Structures". */
 export const UsherType = {
@@ -45,10 +45,6 @@ function u32ip(ip: string): number {
   if (ip === '' || ip === '0.0.0.0') return 0
   if (!isIPv4(ip)) throw new CodecError('BAD_ADDRESS', `UsherSendUdp carries IPv4 addresses only, got ${ip}`)
   return ipv4Bytes(ip).readUInt32BE(0)
-}
-
-function ipFromU32(n: number): string {
-  return `${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`
 }
 
 export function encodeUsher(r: UsherRecord): Buffer {
@@ -117,7 +113,7 @@ export function decodeUsher(f: RawFrame): UsherRecord {
       let host: string
       if (addrType === ADDR_IPV4) {
         need(b, 6, 4, 'UsherOpen IPv4 address')
-        host = ipFromU32(b.readUInt32BE(6))
+        host = ipv4FromU32(b.readUInt32BE(6))
       } else if (addrType === ADDR_IPV6) {
         need(b, 6, 16, 'UsherOpen IPv6 address')
         host = formatIPv6(b, 6)
@@ -147,8 +143,8 @@ export function decodeUsher(f: RawFrame): UsherRecord {
       need(b, 0, 12, 'UsherSendUdp')
       return {
         kind: 'send-udp', session,
-        addr: ipFromU32(b.readUInt32BE(0)), port: b.readUInt16BE(4),
-        remoteAddr: ipFromU32(b.readUInt32BE(6)), remotePort: b.readUInt16BE(10),
+        addr: ipv4FromU32(b.readUInt32BE(0)), port: b.readUInt16BE(4),
+        remoteAddr: ipv4FromU32(b.readUInt32BE(6)), remotePort: b.readUInt16BE(10),
         data: b.subarray(12),
       }
     case UsherType.ACK:

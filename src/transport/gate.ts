@@ -15,7 +15,8 @@ import type {Tracer} from '../trace/tracer.js'
 import {dialTcp, hostPort, OpenError, resolve} from './connect.js'
 import {Link} from './link.js'
 import {SocketEndpoint} from './stream-endpoint.js'
-import {raiseFdLimit, returnFreedBuffersToOs} from '../native.js'
+import {tuneServerProcess} from '../native.js'
+import {serve} from './listen.js'
 import {CIPHERSUITES, type TlsMaterial} from './tls-config.js'
 
 export interface GateOptions {
@@ -55,16 +56,8 @@ export class Gate {
   }
 
   listen(): Promise<{address: string; port: number}> {
-    returnFreedBuffersToOs()
-    raiseFdLimit()
-    return new Promise((res, rej) => {
-      this.server.once('error', rej)
-      this.server.listen(this.o.port, this.o.host, () => {
-        const a = this.server.address() as {address: string; port: number}
-        this.server.on('error', (e) => this.o.log.log('error', `listener error: ${e.message}`))
-        res(a)
-      })
-    })
+    tuneServerProcess()
+    return serve(this.server, this.o.host, this.o.port, this.o.log)
   }
 
   get tunnels(): number {

@@ -83,9 +83,13 @@ export class Link {
     this.write([frame])
   }
 
-  /** Traces a frame whose fields cost something to work out only when --trace is on. */
-  trace(dir: Dir, fields: () => TraceFields): void {
-    this.o.tracer?.emit(dir, this.o.peer, fields())
+  /** Whether --trace is on: callers on a per-packet path check it before building fields. */
+  get tracing(): boolean {
+    return this.o.tracer !== undefined
+  }
+
+  trace(dir: Dir, fields: TraceFields): void {
+    this.o.tracer?.emit(dir, this.o.peer, fields)
   }
 
   /** Send CLOSE with a status (Fig. 10) and take the tunnel down. */

@@ -1,5 +1,6 @@
 import {createServer, type Server, type Socket} from 'node:net'
 import {createSocket, type Socket as UdpSocket, type RemoteInfo} from 'node:dgram'
+import type {Logger} from '../core/log.js'
 import {hostPort} from './connect.js'
 
 export function listenTcp(host: string, port: number, onConn: (s: Socket) => void): Promise<Server> {
@@ -10,6 +11,21 @@ export function listenTcp(host: string, port: number, onConn: (s: Socket) => voi
       srv.removeAllListeners('error')
       srv.on('error', () => {})
       res(srv)
+    })
+  })
+}
+
+/**
+ * Listens with a long-lived server (gate, relay): rejects with the raw error (the CLI names the
+ * flag), and afterwards logs listener errors instead of throwing.
+ */
+export function serve(srv: Server, host: string, port: number, log: Logger): Promise<{address: string; port: number}> {
+  return new Promise((res, rej) => {
+    srv.once('error', rej)
+    srv.listen(port, host, () => {
+      srv.removeListener('error', rej)
+      srv.on('error', (e) => log.log('error', `listener error: ${e.message}`))
+      res(srv.address() as {address: string; port: number})
     })
   })
 }

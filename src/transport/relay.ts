@@ -9,7 +9,8 @@ import {tunnelFields} from '../trace/render.js'
 import type {Tracer} from '../trace/tracer.js'
 import {dialTcp, hostPort, OpenError, resolve} from './connect.js'
 import {nodeMatches, readClearFrame} from './relay-frame.js'
-import {raiseFdLimit, returnFreedBuffersToOs} from '../native.js'
+import {tuneServerProcess} from '../native.js'
+import {serve} from './listen.js'
 import {joinSockets} from './join.js'
 
 export interface RelayOptions {
@@ -93,15 +94,8 @@ export class Relay {
   }
 
   listen(): Promise<{address: string; port: number}> {
-    returnFreedBuffersToOs()
-    raiseFdLimit()
-    return new Promise((res, rej) => {
-      this.server.once('error', rej)
-      this.server.listen(this.o.port, this.o.host, () => {
-        this.server.on('error', (e) => this.o.log.log('error', `listener: ${e.message}`))
-        res(this.server.address() as {address: string; port: number})
-      })
-    })
+    tuneServerProcess()
+    return serve(this.server, this.o.host, this.o.port, this.o.log)
   }
 
   async close(): Promise<void> {

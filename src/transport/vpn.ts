@@ -10,6 +10,7 @@ import {TunDevice} from './tun.js'
 import {decodeEth, encodeEth, ETH_HEADER, EtherType} from '../codec/ethernet.js'
 import {emulate, GATEWAY_MAC, type AdapterConfig} from '../core/adapter-emulators.js'
 import {HEADER_LEN} from '../codec/frame.js'
+import {formatIPv4, ipv4FromU32} from '../codec/ip.js'
 import {ethFields, ipFields} from '../trace/packet.js'
 import type {Tracer} from '../trace/tracer.js'
 
@@ -24,8 +25,8 @@ function ip(cmd: string[]): void {
 }
 
 const hex4 = (n: number): string => `0x${n.toString(16).padStart(4, '0')}`
-const dst = (p: Buffer): string => `${p[16]}.${p[17]}.${p[18]}.${p[19]}`
-const src = (p: Buffer): string => `${p[12]}.${p[13]}.${p[14]}.${p[15]}`
+const dst = (p: Buffer): string => formatIPv4(p, 16)
+const src = (p: Buffer): string => formatIPv4(p, 12)
 
 /** One tunnel's DATA channel: sends a datagram, and has the link hand received ones to onDatagram. */
 type Channel = {link: Link; send(datagram: Buffer): void}
@@ -38,7 +39,7 @@ function channel(link: Link, tls: {exportKeyingMaterial(n: number, l: string, c:
   link.onDataFrame = (body) => {
     try {
       const {protocol, datagram} = rx.open(body)
-      link.trace('in', () => ({type: 'DATA', len: body.length, proto: hex4(protocol), ...ipFields(datagram)}))
+      if (link.tracing) link.trace('in', {type: 'DATA', len: body.length, proto: hex4(protocol), ...ipFields(datagram)})
       if (protocol === IPV4 && datagram.length >= 20 && datagram[0] >> 4 === 4) onDatagram(datagram)
     } catch (e) {
       if (e instanceof IntegrityError) return link.close(CloseStatus.INTEGRITY_FAILURE, e.message)
@@ -50,7 +51,7 @@ function channel(link: Link, tls: {exportKeyingMaterial(n: number, l: string, c:
     link,
     send(datagram) {
       const frame = tx.frame(IPV4, datagram)
-      link.trace('out', () => ({type: 'DATA', len: frame.length - HEADER_LEN, proto: hex4(IPV4), ...ipFields(datagram)}))
+      if (link.tracing) link.trace('out', {type: 'DATA', len: frame.length - HEADER_LEN, proto: hex4(IPV4), ...ipFields(datagram)})
       link.sendRaw(frame)
     },
   }
@@ -72,17 +73,13 @@ export class GateVpn {
     this.prefix = prefix
     this.first = base + 2
     this.last = base + 2 ** (32 - prefix) - 2
-    this.gateway = GateVpn.str(base + 1)
+    this.gateway = ipv4FromU32(base + 1)
     dev.on('packets', (ps: Buffer[]) => {
       for (const p of ps) {
         if (p.length < 20 || p[0] >> 4 !== 4) continue
         this.byIp.get(dst(p))?.send(p)
       }
     })
-  }
-
-  private static str(n: number): string {
-    return `${(n >>> 24) & 255}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`
   }
 
   static open(pool: string, routes: string[], dns: string[], devName: string, log: Logger): GateVpn {
@@ -99,7 +96,7 @@ export class GateVpn {
     let a = this.leases.get(identity)
     if (!a) {
       for (let n = this.first; n <= this.last; n++) {
-        const cand = GateVpn.str(n)
+        const cand = ipv4FromU32(n)
         if (!this.used.has(cand)) { a = cand; break }
       }
       if (!a) return null
