@@ -2,7 +2,7 @@
 // and holds them open until stdin closes. A tunnel counts once the backend's echo of the RELAY
 // frame comes back, i.e. the relay has connected the next hop and spliced. Prints "ready N".
 import {connect} from 'node:net'
-import {encodeTunnel} from '../dist/src/codec/tunnel.js'
+import {encodeTunnel} from '../dist/src/tunnel/codec/tunnel.js'
 const [host, port, next, n = '1000'] = process.argv.slice(2)
 const frame = encodeTunnel({kind: 'relay', origin: 'bench', path: [`${host}:${port}`, next]})
 const socks = []

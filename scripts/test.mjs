@@ -2,7 +2,9 @@
 import {spawn} from 'node:child_process'
 
 const which = process.argv[2] // "unit" | "e2e" | undefined (all)
-const pattern = which === 'unit' ? '(codec|core|cli|trace)/.*\\.test\\.js$' : which === 'e2e' ? 'e2e/.*\\.test\\.js$' : '\\.test\\.js$'
+// End-to-end: test/e2e/ and the tests of I/O modules (real sockets and devices); unit: the rest.
+const e2e = '(^|/)(e2e|io)/'
+const pattern = which === 'unit' ? `^(?!.*${e2e}).*\\.test\\.js$` : which === 'e2e' ? `${e2e}.*\\.test\\.js$` : '\\.test\\.js$'
 const child = spawn(process.execPath, ['node_modules/uvu/bin.js', 'dist/test', pattern], {stdio: ['ignore', 'pipe', 'inherit']})
 let out = ''
 child.stdout.on('data', (d) => {

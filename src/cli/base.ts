@@ -3,8 +3,8 @@ import type {Input, ParserOutput} from '@oclif/core/interfaces'
 type FlagOutput = {[name: string]: any} // eslint-disable-line @typescript-eslint/no-explicit-any
 type ArgOutput = {[name: string]: any} // eslint-disable-line @typescript-eslint/no-explicit-any
 import {readFileSync} from 'node:fs'
-import type {Level, Logger} from '../core/log.js'
-import {Tracer} from '../trace/tracer.js'
+import type {Level, Logger} from '../lib/log.js'
+import {Tracer} from '../lib/trace/tracer.js'
 import {makeLogger} from './output.js'
 import {UsageError} from './parse.js'
 

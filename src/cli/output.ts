@@ -1,5 +1,5 @@
 import {Chalk} from 'chalk'
-import type {Level, Logger} from '../core/log.js'
+import type {Level, Logger} from '../lib/log.js'
 
 const ORDER: Level[] = ['error', 'warn', 'info', 'debug']
 

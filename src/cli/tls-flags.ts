@@ -1,5 +1,5 @@
 import {Flags} from '@oclif/core'
-import {defaultFiles, loadTls, TlsConfigError, type TlsMaterial} from '../transport/tls-config.js'
+import {defaultFiles, loadTls, TlsConfigError, type TlsMaterial} from '../lib/io/tls-config.js'
 import {UsageError} from './parse.js'
 
 export const tlsFlags = {

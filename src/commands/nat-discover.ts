@@ -3,9 +3,9 @@ import {lookup} from 'node:dns/promises'
 import {isIP} from 'node:net'
 import {TunkitCommand} from '../cli/base.js'
 import {parseHostPort, parseSeconds, UsageError} from '../cli/parse.js'
-import {hostPort} from '../transport/connect.js'
-import {discover, ServerUnreachable, type Discovery} from '../transport/stun-client.js'
-import {StunServer} from '../transport/stun-server.js'
+import {hostPort} from '../lib/io/connect.js'
+import {discover, ServerUnreachable, type Discovery} from '../stun/io/client.js'
+import {StunServer} from '../stun/io/server.js'
 
 /** Exit status for scripts: 0 discovered, 2 bad arguments, 3 UDP blocked, 4 server unreachable. */
 export const EXIT = {OK: 0, BAD_ARGS: 2, UDP_BLOCKED: 3, UNREACHABLE: 4} as const

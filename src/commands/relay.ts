@@ -1,10 +1,10 @@
 import {Flags} from '@oclif/core'
 import {TunkitCommand} from '../cli/base.js'
 import {parseHostPort, parseSeconds, UsageError} from '../cli/parse.js'
-import {GateGroup} from '../core/gate-group.js'
-import {HopRuleError, parseHopRule} from '../core/next-hop.js'
-import {hostPort} from '../transport/connect.js'
-import {Relay} from '../transport/relay.js'
+import {GateGroup} from '../tunnel/core/gate-group.js'
+import {HopRuleError, parseHopRule} from '../tunnel/core/next-hop.js'
+import {hostPort} from '../lib/io/connect.js'
+import {Relay} from '../tunnel/io/relay.js'
 
 export default class RelayCommand extends TunkitCommand {
   static override summary = 'Forward tunnels hop by hop without seeing their contents (a bastion between portals and gates).'

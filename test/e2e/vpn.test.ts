@@ -19,10 +19,10 @@ async function hostileVpnPortal(dir: string, attack: 'tamper' | 'replay'): Promi
     import {connect} from 'node:net'
     import {connect as tls} from 'node:tls'
     import {readFileSync} from 'node:fs'
-    import {encodeTunnel, decodeTunnel, CLOSE_STATUS_NAMES} from '${process.cwd()}/dist/src/codec/tunnel.js'
-    import {FrameSplitter} from '${process.cwd()}/dist/src/codec/frame.js'
-    import {requestFrame, EXPORTER_LABEL} from '${process.cwd()}/dist/src/core/handshake.js'
-    import {DataSender, splitKeys, DATA_EXPORTER_LABEL} from '${process.cwd()}/dist/src/core/data-channel.js'
+    import {encodeTunnel, decodeTunnel, CLOSE_STATUS_NAMES} from '${process.cwd()}/dist/src/tunnel/codec/tunnel.js'
+    import {FrameSplitter} from '${process.cwd()}/dist/src/tunnel/codec/frame.js'
+    import {requestFrame, EXPORTER_LABEL} from '${process.cwd()}/dist/src/tunnel/core/handshake.js'
+    import {DataSender, splitKeys, DATA_EXPORTER_LABEL} from '${process.cwd()}/dist/src/tunnel/core/data-channel.js'
     const raw = connect(4433, '203.0.113.2')
     await new Promise((r) => raw.once('connect', r))
     raw.write(encodeTunnel({kind: 'relay', origin: 'hostile', path: ['203.0.113.2:4433']}))

@@ -1,0 +1,79 @@
+import {createSocket, type Socket} from 'node:dgram'
+import {decodeStun, looksLikeStun, type TransportAddress} from '../codec/message.js'
+import type {Logger} from '../../lib/log.js'
+import {RateLimiter, Responder, type ServerConfig, type Via} from '../core/responder.js'
+import {stunFields} from '../trace.js'
+import type {Tracer} from '../../lib/trace/tracer.js'
+import {hostPort} from '../../lib/io/connect.js'
+
+export interface StunServerOptions extends ServerConfig {
+  rate: number
+  burst: number
+  log: Logger
+  tracer?: Tracer
+}
+
+/** An RFC 5780 STUN server: one UDP socket per (address, port) pair it serves. */
+export class StunServer {
+  private sockets = new Map<string, Socket>()
+  private limiter: RateLimiter
+  private responder: Responder
+  answered = 0
+  dropped = 0
+
+  constructor(private readonly o: StunServerOptions) {
+    this.limiter = new RateLimiter(o.rate, o.burst)
+    this.responder = new Responder(o)
+  }
+
+  private static key(v: Via): string {
+    return `${v.altIp ? 'A' : 'P'}${v.altPort ? 'A' : 'P'}`
+  }
+
+  async listen(): Promise<TransportAddress[]> {
+    const vias: Via[] = this.o.alternate
+      ? [{altIp: false, altPort: false}, {altIp: false, altPort: true}, {altIp: true, altPort: false}, {altIp: true, altPort: true}]
+      : [{altIp: false, altPort: false}]
+    const bound: TransportAddress[] = []
+    for (const via of vias) {
+      const alt = this.o.alternate ?? this.o.primary
+      const address = via.altIp ? alt.address : this.o.primary.address
+      const port = via.altPort ? alt.port : this.o.primary.port
+      const s = createSocket({type: address.includes(':') ? 'udp6' : 'udp4'})
+      await new Promise<void>((res, rej) => {
+        s.once('error', (e: NodeJS.ErrnoException) => rej(new Error(`cannot bind UDP ${hostPort(address, port)}: ${e.code ?? e.message}`)))
+        s.bind(port, address, () => res())
+      })
+      s.removeAllListeners('error')
+      s.on('error', (e) => this.o.log.log('warn', `UDP ${hostPort(address, port)}: ${e.message}`))
+      s.on('message', (msg, rinfo) => this.onMessage(msg, {address: rinfo.address, port: rinfo.port}, via, hostPort(address, port)))
+      this.sockets.set(StunServer.key(via), s)
+      bound.push({address, port: (s.address() as {port: number}).port})
+    }
+    return bound
+  }
+
+  close(): void {
+    for (const s of this.sockets.values()) s.close()
+    this.sockets.clear()
+  }
+
+  private onMessage(msg: Buffer, from: TransportAddress, on: Via, local: string): void {
+    if (!looksLikeStun(msg)) return void this.dropped++
+    if (!this.limiter.allow(from.address, Date.now())) return void this.dropped++
+    const tracer = this.o.tracer
+    if (tracer) {
+      try { tracer.emit('in', `${hostPort(from.address, from.port)} > ${local}`, stunFields(decodeStun(msg), msg.length)) } catch { /* traced below as dropped */ }
+    }
+    const a = this.responder.answer(msg, from, on)
+    if (!a) return void this.dropped++
+    const sock = this.sockets.get(StunServer.key(a.via))
+    if (!sock) return void this.dropped++
+    this.answered++
+    if (tracer) {
+      const via = sock.address()
+      tracer.emit('out', `${hostPort(a.to.address, a.to.port)} < ${hostPort(via.address, via.port)}`, stunFields(decodeStun(a.data), a.data.length))
+    }
+    sock.send(a.data, a.to.port, a.to.address)
+  }
+}

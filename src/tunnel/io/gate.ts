@@ -1,0 +1,330 @@
+import {createSocket, type Socket as UdpSocket} from 'node:dgram'
+import {createServer, type Server, type Socket} from 'node:net'
+import {TLSSocket, createSecureContext, type PeerCertificate} from 'node:tls'
+import {CodecError} from '../../lib/errors.js'
+import {nodeMatches, readClearFrame} from './relay-frame.js'
+import {HEADER_LEN} from '../codec/frame.js'
+import {CloseStatus, encodeTunnel, TunnelType, type TunnelFrame} from '../codec/tunnel.js'
+import {EXPORTER_LABEL, HandshakeError, parseRequest, responseFrame, type TunnelGrant, type VpnConfig} from '../core/handshake.js'
+import type {GateVpn} from '../../vpn/io/vpn.js'
+import type {Logger} from '../../lib/log.js'
+import type {DatagramEndpoint, OpenRequest, Session} from '../core/mux.js'
+import {Policy} from '../core/policy.js'
+import {tunnelFields} from '../trace.js'
+import type {Tracer} from '../../lib/trace/tracer.js'
+import {dialTcp, hostPort, OpenError, resolve} from '../../lib/io/connect.js'
+import {Link} from './link.js'
+import {SocketEndpoint} from './stream-endpoint.js'
+import {tuneServerProcess} from '../../lib/io/native.js'
+import {serve} from '../../lib/io/listen.js'
+import {CIPHERSUITES, type TlsMaterial} from '../../lib/io/tls-config.js'
+
+export interface GateOptions {
+  host: string
+  port: number
+  tls: TlsMaterial
+  /** Our node name in RELAY paths; when set, a RELAY frame must end with it. */
+  name?: string
+  policy: Policy
+  maxSessions: number
+  maxTunnels: number
+  handshakeTimeout: number
+  idleTimeout: number
+  connectTimeout: number
+  keepalive: number
+  deadAfter: number
+  udpIdle: number
+  log: Logger
+  tracer?: Tracer
+  /** VPN mode (seed 000): the pseudo network adapter on the gate's side. */
+  vpn?: GateVpn
+  /** Seconds a tunnel's keys live; the portal must reconnect before then (0 = forever). */
+  keyLifetime: number
+}
+
+
+/** The gate (seed 001) / tunnel server (seed 000, Fig. 12). */
+export class Gate {
+  private server: Server
+  private links = new Set<Link>()
+  private pending = new Set<Socket>()
+  private ctx: ReturnType<typeof createSecureContext>
+
+  constructor(private readonly o: GateOptions) {
+    this.ctx = createSecureContext({cert: o.tls.cert, key: o.tls.key, ca: o.tls.ca, minVersion: 'TLSv1.3', ciphers: CIPHERSUITES, honorCipherOrder: true})
+    this.server = createServer({noDelay: true}, (s) => this.accept(s))
+  }
+
+  listen(): Promise<{address: string; port: number}> {
+    tuneServerProcess()
+    return serve(this.server, this.o.host, this.o.port, this.o.log)
+  }
+
+  get tunnels(): number {
+    return this.links.size
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.pending) s.destroy()
+    for (const l of this.links) l.close(CloseStatus.SHUTDOWN, 'gate shutting down')
+    await new Promise<void>((r) => this.server.close(() => r()))
+  }
+
+  /** Accept Wait → Receive Relay (Fig. 12). */
+  private accept(raw: Socket): void {
+    const peer = hostPort(raw.remoteAddress ?? '?', raw.remotePort ?? 0)
+    const log = this.o.log
+    if (this.links.size + this.pending.size >= this.o.maxTunnels) {
+      log.log('warn', `refused ${peer}: tunnel limit of ${this.o.maxTunnels} reached`)
+      raw.end(encodeTunnel({kind: 'close', status: CloseStatus.RESOURCE_LIMIT, reason: 'gate is at its tunnel limit'}))
+      return
+    }
+    this.pending.add(raw)
+    const timer = setTimeout(() => {
+      log.log('warn', `dropped ${peer}: handshake not finished within ${this.o.handshakeTimeout} s`)
+      raw.destroy()
+    }, this.o.handshakeTimeout * 1000)
+    raw.once('close', () => {
+      clearTimeout(timer)
+      this.pending.delete(raw)
+    })
+    raw.on('error', () => {})
+    readClearFrame(raw, [TunnelType.RELAY], 'RELAY frame').then(({frame, wire, rest}) => {
+      this.o.tracer?.emit('in', peer, tunnelFields(frame, wire.length - HEADER_LEN))
+      const relay = frame as Extract<TunnelFrame, {kind: 'relay'}>
+      const last = relay.path[relay.path.length - 1]
+      // A group name was resolved by the last relay, which picked us.
+      if (this.o.name && !last.startsWith('group:') && !nodeMatches(last, this.o.name)) {
+        log.log('warn', `refused ${peer}: RELAY path ends at "${last}", not at this gate ("${this.o.name}")`)
+        raw.end(encodeTunnel({kind: 'close', status: CloseStatus.BAD_RELAY_FRAME, reason: `this is ${this.o.name}, not ${last}`}))
+        return
+      }
+      // The echo tells the portal that the whole path is up (docs/protocol.md); TLS follows.
+      raw.write(wire)
+      this.o.tracer?.emit('out', peer, tunnelFields(frame, wire.length - HEADER_LEN))
+      // Bytes after the RELAY frame are the start of the TLS handshake; TLSSocket reads them back.
+      if (rest.length) raw.unshift(rest)
+      this.startTls(raw, peer, relay.origin, timer)
+    }, (e: Error) => {
+      if (!(e instanceof CodecError)) {
+        log.log('error', `reading the RELAY frame from ${peer}: ${e.message}`)
+        return void raw.destroy()
+      }
+      if (e.code === 'CLOSED') return
+      log.log('warn', `refused ${peer}: ${e.message}`)
+      raw.end(encodeTunnel({kind: 'close', status: CloseStatus.BAD_RELAY_FRAME, reason: e.message}))
+    })
+  }
+
+  private startTls(raw: Socket, peer: string, origin: string, timer: NodeJS.Timeout): void {
+    const log = this.o.log
+    const tls = new TLSSocket(raw, {isServer: true, secureContext: this.ctx, requestCert: true, rejectUnauthorized: true})
+    tls.on('error', (err) => {
+      log.log('warn', `TLS handshake with ${peer} (${origin}) failed: ${describeTlsError(err)}`)
+      tls.destroy()
+    })
+    tls.once('secure', () => {
+      // A server TLSSocket built by hand does not enforce rejectUnauthorized: check here.
+      const cert = tls.getPeerCertificate() as PeerCertificate
+      const verifyError = (tls as unknown as {ssl?: {verifyError(): (Error & {code?: string}) | null}}).ssl?.verifyError()
+      let why: string | undefined
+      if (!cert || Object.keys(cert).length === 0) why = 'client sent no certificate'
+      else if (verifyError) why = describeTlsError(verifyError)
+      const cn = cert?.subject?.CN
+      const identity = Array.isArray(cn) ? cn[0] : cn
+      if (!why && !identity) why = 'client certificate has no subject CN'
+      if (why) {
+        log.log('warn', `refused ${peer} (${origin}): ${why}`)
+        tls.end(encodeTunnel({kind: 'close', status: CloseStatus.NOT_AUTHORIZED, reason: why}))
+        setTimeout(() => tls.destroy(), 1000).unref()
+        return
+      }
+      tls.removeAllListeners('error')
+      this.authorize(tls, raw, peer, identity!, timer)
+    })
+  }
+
+  /** Connect Wait → Authorized or Close (Fig. 12). */
+  private authorize(tls: TLSSocket, raw: Socket, peer: string, identity: string, timer: NodeJS.Timeout): void {
+    const log = this.o.log
+    const forwards: Server[] = []
+    let authorized = false
+    let vpn: VpnConfig | null = null
+    const link: Link = new Link({
+      socket: tls,
+      peer: `${peer} ${identity}`,
+      log,
+      tracer: this.o.tracer,
+      keepalive: this.o.keepalive,
+      deadAfter: this.o.deadAfter,
+      onFrame: (f) => {
+        if (f.kind !== 'request' || authorized) {
+          link.close(CloseStatus.PROTOCOL_ERROR, `unexpected ${f.kind.toUpperCase()} frame`)
+          return
+        }
+        try {
+          const req = parseRequest(f)
+          if (req.user !== identity) throw new HandshakeError(`REQUEST names user "${req.user}" but the certificate is "${identity}"`)
+          const expected = tls.exportKeyingMaterial(32, EXPORTER_LABEL, Buffer.alloc(0)).toString('hex')
+          if (req.binding !== expected) throw new HandshakeError('REQUEST is not bound to this TLS session')
+          if (req.vpn) {
+            if (!this.o.vpn) throw new HandshakeError('this gate offers no VPN mode (start it with --vpn --pool CIDR)')
+            vpn = this.o.vpn.lease(identity)
+            if (!vpn) throw new HandshakeError('the VPN address pool is exhausted')
+          }
+          authorized = true
+          clearTimeout(timer)
+          this.pending.delete(raw)
+          this.links.add(link)
+          this.startSessions(link, identity, peer, req.earlyData)
+          if (vpn) this.o.vpn!.attach(vpn.address, link, tls)
+          void this.openRemoteForwards(link, identity, req.remoteForwards, forwards, req.earlyData).then((g) => {
+            if (vpn) g.vpn = vpn
+            if (link.isClosed) return
+            link.send(responseFrame(g, this.o.keyLifetime))
+            if (this.o.keyLifetime > 0) {
+              // The portal reconnects at expiry; one that does not is dropped after a grace period.
+              setTimeout(() => link.close(CloseStatus.KEY_EXPIRED, 'key lifetime exceeded'), (this.o.keyLifetime + 5) * 1000).unref()
+            }
+          })
+          log.log('info', `tunnel up: ${identity} from ${peer}`)
+          log.event('tunnel-up', {identity, peer})
+        } catch (e) {
+          if (!(e instanceof HandshakeError)) throw e
+          log.log('warn', `refused ${identity} from ${peer}: ${e.message}`)
+          link.close(CloseStatus.NOT_AUTHORIZED, e.message)
+        }
+      },
+      onClosed: (reason) => {
+        clearTimeout(timer)
+        for (const s of forwards) s.close()
+        if (vpn) this.o.vpn?.detach(vpn.address, link)
+        this.links.delete(link)
+        if (authorized) {
+          log.log('info', `tunnel down: ${identity} from ${peer}: ${reason}`)
+          log.event('tunnel-down', {identity, peer, reason})
+        }
+      },
+    })
+  }
+
+  private startSessions(link: Link, identity: string, peer: string, earlyData: boolean): void {
+    let idleTimer: NodeJS.Timeout | null = null
+    const armIdle = (): void => {
+      if (this.o.idleTimeout <= 0) return
+      if (idleTimer) clearTimeout(idleTimer)
+      idleTimer = setTimeout(() => {
+        if (link.mux && link.mux.size === 0) link.close(CloseStatus.TIMEOUT, `idle for ${this.o.idleTimeout} s`)
+      }, this.o.idleTimeout * 1000)
+      idleTimer.unref()
+    }
+    armIdle()
+    link.startMux({
+      onOpen: (req, session) => {
+        if (idleTimer) clearTimeout(idleTimer)
+        void this.open(identity, peer, req, session)
+      },
+      onSessionEnd: () => {
+        if (link.mux && link.mux.size === 0) armIdle()
+      },
+    }, this.o.maxSessions)
+    if (earlyData) link.mux!.early = {half: 'high'}
+  }
+
+  private async open(identity: string, peer: string, req: OpenRequest, session: Session): Promise<void> {
+    const target = hostPort(req.host, req.port)
+    try {
+      const policy = this.o.policy
+      let verdict = policy.allowsName(identity, req.host, req.port)
+      const {address} = await resolve(req.host)
+      if (verdict === undefined) verdict = policy.allowsAddress(identity, address, req.port)
+      if (!verdict) throw new OpenError('denied', `${identity} may not open ${req.protocol} ${target} (gate policy)`)
+      if (req.protocol === 'tcp') {
+        const sock = await dialTcp(address, req.port, this.o.connectTimeout * 1000)
+        if (session.state !== 'pending') return void sock.destroy()
+        const ep = new SocketEndpoint(sock)
+        session.acceptStream(ep)
+        ep.bind(session)
+        ep.opened(true)
+      } else {
+        session.acceptDatagram(await this.udpTo(address, req.port, session))
+      }
+    } catch (err) {
+      // Anything unexpected fails this one open, never the gate.
+      const e = err instanceof OpenError ? err : new OpenError('failed', (err as Error).message)
+      if (!(err instanceof OpenError)) this.o.log.log('error', `open ${req.protocol} ${target} for ${identity}: ${(err as Error).stack ?? err}`)
+      if (e.code === 'denied') this.o.log.log('warn', `denied: ${identity} from ${peer} asked for ${req.protocol} ${target}`)
+      else this.o.log.log('debug', `open ${req.protocol} ${target} for ${identity} failed: ${e.message}`)
+      session.reject(e.message)
+    }
+  }
+
+  private udpTo(address: string, port: number, session: Session): Promise<DatagramEndpoint> {
+    const sock: UdpSocket = createSocket(address.includes(':') ? 'udp6' : 'udp4')
+    let idle: NodeJS.Timeout
+    const touch = (): void => {
+      clearTimeout(idle)
+      idle = setTimeout(() => session.close(`UDP session idle for ${this.o.udpIdle} s`), this.o.udpIdle * 1000)
+      idle.unref()
+    }
+    return new Promise((res, rej) => {
+      sock.once('error', (e) => rej(new OpenError('failed', e.message)))
+      sock.connect(port, address, () => {
+        sock.removeAllListeners('error')
+        sock.on('error', () => {}) // ICMP unreachable and the like: UDP is best effort
+        sock.on('message', (msg, rinfo) => {
+          touch()
+          session.sendDatagram(msg, {addr: rinfo.address, port: rinfo.port})
+        })
+        touch()
+        res({
+          opened() {},
+          deliver: (data) => {
+            touch()
+            sock.send(data)
+          },
+          destroy: () => {
+            clearTimeout(idle)
+            sock.close()
+          },
+        })
+      })
+    })
+  }
+
+  private async openRemoteForwards(link: Link, identity: string, wanted: {bind: string; port: number}[], servers: Server[], earlyData: boolean): Promise<TunnelGrant> {
+    const grant: TunnelGrant = {identity, remoteForwards: [], earlyData}
+    for (const f of wanted) {
+      const srv = createServer({noDelay: true, allowHalfOpen: true}, (s) => {
+        const mux = link.mux
+        if (!mux || link.isClosed) return void s.destroy()
+        const ep = new SocketEndpoint(s)
+        const session = mux.open({protocol: 'tcp', host: f.bind, port: f.port}, ep)
+        if (session) ep.bind(session)
+      })
+      try {
+        await new Promise<void>((res, rej) => {
+          srv.once('error', rej)
+          srv.listen(f.port, f.bind, () => res())
+        })
+        srv.on('error', () => {})
+        servers.push(srv)
+        const port = (srv.address() as {port: number}).port
+        grant.remoteForwards.push({bind: f.bind, port: f.port === 0 ? port : f.port})
+        this.o.log.log('info', `remote forward for ${identity}: listening on ${hostPort(f.bind, port)}`)
+      } catch (e) {
+        grant.remoteForwards.push({...f, error: (e as NodeJS.ErrnoException).code ?? 'failed'})
+      }
+    }
+    return grant
+  }
+}
+
+export function describeTlsError(err: Error & {code?: string; reason?: string}): string {
+  const m = err.message
+  if (/peer did not return a certificate|certificate required/i.test(m)) return 'client sent no certificate'
+  if (/unknown ca|unable to (get|verify)|issuer|self.signed|signature failure/i.test(m + (err.code ?? ''))) return `client certificate is not signed by our CA (${err.code ?? m})`
+  if (/expired/i.test(m)) return `client certificate has expired (${err.code ?? m})`
+  if (/not yet valid/i.test(m)) return `client certificate is not yet valid (${err.code ?? m})`
+  return m
+}

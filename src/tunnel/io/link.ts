@@ -1,0 +1,188 @@
+import {randomBytes} from 'node:crypto'
+import type {Socket} from 'node:net'
+import {CodecError} from '../../lib/errors.js'
+import {FrameSplitter, HEADER_LEN, type RawFrame} from '../codec/frame.js'
+import {CloseStatus, CLOSE_STATUS_NAMES, decodeTunnel, encodeTunnel, isTunnelType, TunnelType, type TunnelFrame} from '../codec/tunnel.js'
+import {decodeUsher, isUsherType, UsherType} from '../codec/usher.js'
+import {MAX_FRAME_BODY, TUNNEL_CAP} from '../core/flow.js'
+import type {Logger} from '../../lib/log.js'
+import {Mux, type MuxHooks} from '../core/mux.js'
+import {tunnelFields, usherFields, type TraceFields} from '../trace.js'
+import type {Dir, Tracer} from '../../lib/trace/tracer.js'
+
+/** Beyond this much unsent data the peer is not reading and the tunnel is dropped. */
+const MAX_WRITE_BACKLOG = TUNNEL_CAP + 8 * 1024 * 1024
+
+export interface LinkOptions {
+  socket: Socket
+  peer: string
+  log: Logger
+  tracer?: Tracer
+  /** Seconds between keepalive pings, and of silence before the tunnel counts as dead. */
+  keepalive: number
+  deadAfter: number
+  onFrame(f: TunnelFrame): void
+  onClosed(reason: string, status: number | undefined): void
+}
+
+/** VPN mode: DATA frame bodies go here (set once the tunnel is authorised). */
+export type DataHandler = (body: Buffer) => void
+
+/**
+ * One established tunnel (already inside TLS): frames in and out, the Usher multiplexer,
+ * keepalive pings and the CLOSE frame. Shared by portal and gate.
+ */
+export class Link {
+  mux: Mux | null = null
+  onDataFrame: DataHandler | null = null
+  // UsherSend bodies stream through in pieces: no reassembly copy (about +20% throughput).
+  private splitter = new FrameSplitter(MAX_FRAME_BODY, new Set([UsherType.SEND]))
+  private corked = false
+  private closed = false
+  private lastRx = Date.now()
+  private timer: NodeJS.Timeout | null = null
+  private readonly socket: Socket
+
+  constructor(private readonly o: LinkOptions) {
+    const s = (this.socket = o.socket)
+    s.setNoDelay(true)
+    s.on('data', (chunk: Buffer) => this.onData(chunk))
+    s.on('error', (err) => this.teardown(`connection error: ${err.message}`, undefined))
+    s.on('close', () => this.teardown('connection closed by peer', undefined))
+    s.on('end', () => this.teardown('connection closed by peer', undefined))
+    if (o.keepalive > 0) {
+      this.timer = setInterval(() => this.tick(), o.keepalive * 1000)
+      this.timer.unref()
+    }
+  }
+
+  get isClosed(): boolean {
+    return this.closed
+  }
+
+  startMux(hooks: Omit<MuxHooks, 'write' | 'onFatal' | 'trace'>, maxSessions?: number): Mux {
+    const tracer = this.o.tracer
+    this.mux = new Mux({
+      ...hooks,
+      write: (chunks) => this.write(chunks),
+      backlog: () => this.socket.writableLength,
+      onFatal: (reason) => this.close(CloseStatus.PROTOCOL_ERROR, reason),
+      trace: tracer ? (dir, r, len) => tracer.emit(dir, this.o.peer, usherFields(r, len)) : undefined,
+    }, maxSessions)
+    return this.mux
+  }
+
+  send(f: TunnelFrame): void {
+    const wire = encodeTunnel(f)
+    this.o.tracer?.emit('out', this.o.peer, tunnelFields(f, wire.length - HEADER_LEN))
+    this.write([wire])
+  }
+
+  /** An already encoded frame (DATA frames are built by the data channel). */
+  sendRaw(frame: Buffer): void {
+    this.write([frame])
+  }
+
+  /** Whether --trace is on: callers on a per-packet path check it before building fields. */
+  get tracing(): boolean {
+    return this.o.tracer !== undefined
+  }
+
+  trace(dir: Dir, fields: TraceFields): void {
+    this.o.tracer?.emit(dir, this.o.peer, fields)
+  }
+
+  /** Send CLOSE with a status (Fig. 10) and take the tunnel down. */
+  close(status: number, reason: string): void {
+    if (this.closed) return
+    this.send({kind: 'close', status, reason})
+    this.socket.end()
+    this.teardown(reason, status)
+    // A peer that never acknowledges our FIN must not keep the socket forever.
+    setTimeout(() => this.socket.destroy(), 2000).unref()
+  }
+
+  private write(chunks: Buffer[]): void {
+    if (this.closed) return
+    if (!this.corked) {
+      this.corked = true
+      this.socket.cork()
+      process.nextTick(() => {
+        this.corked = false
+        this.socket.uncork()
+      })
+    }
+    for (const c of chunks) this.socket.write(c)
+    if (this.socket.writableLength > MAX_WRITE_BACKLOG) {
+      this.teardown('peer is not reading: write backlog over limit', CloseStatus.RESOURCE_LIMIT)
+      this.socket.destroy()
+    }
+  }
+
+  private onData(chunk: Buffer): void {
+    this.lastRx = Date.now()
+    let frames: RawFrame[]
+    try {
+      frames = this.splitter.push(chunk)
+    } catch (e) {
+      return this.protocolError(e)
+    }
+    for (const f of frames) {
+      if (this.closed) return
+      try {
+        if (f.type === TunnelType.DATA) {
+          if (!this.onDataFrame) throw new CodecError('UNEXPECTED', 'DATA frame on a tunnel without VPN mode')
+          this.onDataFrame(f.body)
+        } else if (isUsherType(f.type)) {
+          if (!this.mux) throw new CodecError('UNEXPECTED', 'Usher record before the tunnel was authorised')
+          this.mux.receive(decodeUsher(f), f.continued ? -1 : f.total ?? f.body.length, f.more)
+        } else if (isTunnelType(f.type)) {
+          this.onTunnelFrame(decodeTunnel(f), f.body.length)
+        } else throw new CodecError('BAD_TYPE', `unknown frame type ${f.type}`)
+      } catch (e) {
+        return this.protocolError(e)
+      }
+    }
+  }
+
+  private onTunnelFrame(t: TunnelFrame, len: number): void {
+    this.o.tracer?.emit('in', this.o.peer, tunnelFields(t, len))
+    if (t.kind === 'ping') return this.send({kind: 'pong', nonce: t.nonce})
+    if (t.kind === 'pong') return
+    if (t.kind === 'close') {
+      const name = CLOSE_STATUS_NAMES[t.status] ?? `status ${t.status}`
+      this.socket.end()
+      return this.teardown(`peer closed the tunnel (${name}${t.reason ? ': ' + t.reason : ''})`, t.status)
+    }
+    this.o.onFrame(t)
+  }
+
+  /** Malformed input closes this tunnel with a reason; so does a bug, rather than the process. */
+  private protocolError(e: unknown): void {
+    if (!(e instanceof CodecError)) {
+      this.o.log.log('error', `internal error on the tunnel with ${this.o.peer}: ${(e as Error).stack ?? e}`)
+      this.close(CloseStatus.PROTOCOL_ERROR, 'internal error')
+      return
+    }
+    this.o.log.log('warn', `protocol error from ${this.o.peer}: ${e.message}`)
+    this.close(e.code === 'VERSION' ? CloseStatus.VERSION_MISMATCH : CloseStatus.PROTOCOL_ERROR, e.message)
+  }
+
+  private tick(): void {
+    const silent = (Date.now() - this.lastRx) / 1000
+    if (silent >= this.o.deadAfter) {
+      this.close(CloseStatus.TIMEOUT, `no data from peer for ${Math.round(silent)} s`)
+      this.socket.destroy()
+      return
+    }
+    this.send({kind: 'ping', nonce: randomBytes(8)})
+  }
+
+  private teardown(reason: string, status: number | undefined): void {
+    if (this.closed) return
+    this.closed = true
+    if (this.timer) clearInterval(this.timer)
+    this.mux?.shutdown(reason)
+    this.o.onClosed(reason, status)
+  }
+}

@@ -1,0 +1,298 @@
+import {hostname} from 'node:os'
+import {isIP, type Socket} from 'node:net'
+import {connect as tlsConnect, type TLSSocket} from 'node:tls'
+import {HEADER_LEN} from '../codec/frame.js'
+import {CloseStatus, CLOSE_STATUS_NAMES, encodeTunnel, TunnelType} from '../codec/tunnel.js'
+import {readClearFrame} from './relay-frame.js'
+import {EXPORTER_LABEL, parseResponse, requestFrame, type RemoteForward, type TunnelGrant} from '../core/handshake.js'
+import type {Logger} from '../../lib/log.js'
+import type {DatagramEndpoint, OpenRequest, Session, StreamEndpoint} from '../core/mux.js'
+import {tunnelFields} from '../trace.js'
+import type {Tracer} from '../../lib/trace/tracer.js'
+import {dialTcp, hostPort, OpenError} from '../../lib/io/connect.js'
+import {Link} from './link.js'
+import {SocketEndpoint} from './stream-endpoint.js'
+import {CIPHERSUITES, type TlsMaterial} from '../../lib/io/tls-config.js'
+import type {PortalVpn} from '../../vpn/io/vpn.js'
+
+export interface Target {
+  host: string
+  port: number
+}
+
+export interface RemoteForwardSpec extends RemoteForward {
+  to: Target
+}
+
+export interface PortalOptions {
+  gate: Target
+  /** Relays to pass through, in order (seed 000: the RELAY frame's path before the gate). */
+  via: Target[]
+  /** Ask the last relay for one gate of this group instead of a fixed gate. */
+  gateGroup?: string
+  upstreamSocks?: Target
+  tls: TlsMaterial
+  remoteForwards: RemoteForwardSpec[]
+  keepalive: number
+  deadAfter: number
+  connectTimeout: number
+  /** Reconnect backoff bounds in seconds. */
+  backoffMin: number
+  backoffMax: number
+  log: Logger
+  tracer?: Tracer
+  /** VPN mode: the pseudo network adapter (seed 000). */
+  vpn?: PortalVpn
+}
+
+/** Thrown for failures that retrying cannot fix (wrong certificate, not authorised, a bad path). */
+export class FatalTunnelError extends Error {}
+
+/** CLOSE answers to the RELAY frame that mean the configuration is wrong, not that a hop is down. */
+const PATH_FATAL = new Set<number>([CloseStatus.HOP_NOT_ALLOWED, CloseStatus.BAD_RELAY_FRAME, CloseStatus.HOP_LIMIT, CloseStatus.NOT_AUTHORIZED, CloseStatus.VERSION_MISMATCH])
+
+type State = 'idle' | 'tcp-open' | 'send-relay' | 'connect' | 'response-wait' | 'authorized' | 'reconnect' | 'dead'
+
+/**
+ * The portal (seed 001) / tunnel initiator (seed 000, Fig. 11): keeps one tunnel to the gate up,
+ * reconnecting with backoff, and opens sessions on it for the local listeners.
+ */
+export class Portal {
+  state: State = 'idle'
+  private link: Link | null = null
+  private stopping = false
+  private everUp = false
+  private retryTimer: NodeJS.Timeout | null = null
+  grant: TunnelGrant | null = null
+
+  constructor(private readonly o: PortalOptions) {}
+
+  /** Connects and resolves once the first tunnel is authorised; rejects on a fatal error. */
+  start(): Promise<void> {
+    return new Promise((res, rej) => this.attempt(0, res, rej))
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true
+    if (this.retryTimer) clearTimeout(this.retryTimer)
+    this.link?.close(CloseStatus.NORMAL, 'portal shutting down')
+    this.o.vpn?.close()
+    this.state = 'dead'
+  }
+
+  get up(): boolean {
+    return this.state === 'authorized' && this.link !== null && !this.link.isClosed
+  }
+
+  openStream(req: Target, ep: StreamEndpoint): Session | null {
+    return this.openOn({protocol: 'tcp', ...req}, ep)
+  }
+
+  openDatagram(req: Target, ep: DatagramEndpoint): Session | null {
+    return this.openOn({protocol: 'udp', ...req}, ep)
+  }
+
+  private openOn(req: OpenRequest, ep: StreamEndpoint | DatagramEndpoint): Session | null {
+    if (!this.up || !this.link?.mux) {
+      ep.opened(false, 'unavailable: the tunnel to the gate is down (reconnecting)')
+      return null
+    }
+    return this.link.mux.open(req, ep)
+  }
+
+  private attempt(n: number, res: () => void, rej: (e: Error) => void): void {
+    if (this.stopping) return
+    this.connectOnce().then(
+      () => {
+        this.everUp = true
+        res()
+      },
+      (e: Error) => {
+        if (this.stopping) return
+        if (e instanceof FatalTunnelError && !this.everUp) return rej(e)
+        const delay = Math.min(this.o.backoffMax, this.o.backoffMin * 2 ** n) * (0.75 + Math.random() * 0.5)
+        this.state = 'reconnect'
+        this.o.log.log('warn', `tunnel to ${hostPort(this.o.gate.host, this.o.gate.port)} failed: ${e.message}; retrying in ${delay.toFixed(1)} s`)
+        this.retryTimer = setTimeout(() => this.attempt(n + 1, res, rej), delay * 1000)
+      },
+    )
+  }
+
+  /** TCP Open → Send Relay → Connect → Response Wait → Authorized (Fig. 11). */
+  private async connectOnce(): Promise<void> {
+    const {gate, log} = this.o
+    const peer = this.o.gateGroup ? `group:${this.o.gateGroup}` : hostPort(gate.host, gate.port)
+    this.state = 'tcp-open'
+    const first = this.o.via[0] ?? gate
+    const raw = this.o.upstreamSocks ? await this.viaSocks(first) : await dialTcp(first.host, first.port, this.o.connectTimeout * 1000)
+    // A reset (a gate that exits, say) is also emitted on this socket under the TLS one; the
+    // tunnel learns of it from 'close', and it must never be an unhandled error.
+    raw.on('error', () => {})
+    this.state = 'send-relay'
+    const last = this.o.gateGroup ? `group:${this.o.gateGroup}` : hostPort(gate.host, gate.port)
+    const relay = {kind: 'relay' as const, origin: hostname(), path: [...this.o.via.map((t) => hostPort(t.host, t.port)), last]}
+    const relayWire = encodeTunnel(relay)
+    this.o.tracer?.emit('out', peer, tunnelFields(relay, relayWire.length - HEADER_LEN))
+    raw.write(relayWire)
+    // The gate echoes the RELAY frame once the whole path is up; a relay that cannot forward
+    // answers CLOSE instead (docs/protocol.md). Either arrives before TLS starts.
+    let answer
+    try {
+      answer = await readClearFrame(raw, [TunnelType.RELAY, TunnelType.CLOSE], 'answer to the RELAY frame')
+    } catch (e) {
+      raw.destroy()
+      throw new Error(`${(e as Error).message} (path ${relay.path.join(' -> ')})`)
+    }
+    this.o.tracer?.emit('in', peer, tunnelFields(answer.frame, answer.wire.length - HEADER_LEN))
+    if (answer.frame.kind === 'close') {
+      raw.destroy()
+      const {status, reason} = answer.frame
+      const text = `path ${relay.path.join(' -> ')} refused: ${CLOSE_STATUS_NAMES[status] ?? `status ${status}`}${reason ? ` (${reason})` : ''}`
+      throw PATH_FATAL.has(status) ? new FatalTunnelError(text) : new Error(text)
+    }
+    this.state = 'connect'
+    const tls = await this.tlsHandshake(raw)
+    this.state = 'response-wait'
+    await new Promise<void>((resolve, reject) => {
+      let authorized = false
+      let keyTimer: NodeJS.Timeout | undefined
+      const timer = setTimeout(() => {
+        link.close(CloseStatus.TIMEOUT, 'no RESPONSE from the gate')
+      }, this.o.connectTimeout * 1000)
+      const link: Link = new Link({
+        socket: tls,
+        peer,
+        log,
+        tracer: this.o.tracer,
+        keepalive: this.o.keepalive,
+        deadAfter: this.o.deadAfter,
+        onFrame: (f) => {
+          if (f.kind !== 'response' || authorized) return link.close(CloseStatus.PROTOCOL_ERROR, `unexpected ${f.kind.toUpperCase()} frame`)
+          clearTimeout(timer)
+          authorized = true
+          if (f.keyLifetime > 0) {
+            // Fig. 11, Reconnect: at key expiry send CLOSE, drop the connection and open a new one
+            // at once; the VPN device and its address stay, so traffic pauses only briefly.
+            keyTimer = setTimeout(() => {
+              log.log('info', `key lifetime of ${f.keyLifetime} s reached: reconnecting`)
+              link.close(CloseStatus.KEY_EXPIRED, 'key lifetime reached')
+            }, f.keyLifetime * 1000)
+            keyTimer.unref()
+          }
+          this.grant = parseResponse(f)
+          if (this.grant.earlyData) link.mux!.early = {half: 'low'}
+          if (this.o.vpn) {
+            if (!this.grant.vpn) return link.close(CloseStatus.NOT_AUTHORIZED, 'the gate did not grant VPN mode')
+            try {
+              this.o.vpn.attach(this.grant.vpn, link, tls)
+            } catch (e) {
+              return link.close(CloseStatus.RESOURCE_LIMIT, `cannot set up the VPN device: ${(e as Error).message}`)
+            }
+          }
+          this.link = link
+          this.state = 'authorized'
+          for (const r of this.grant.remoteForwards) {
+            if (r.error) log.log('warn', `gate refused remote forward ${hostPort(r.bind, r.port)}: ${r.error}`)
+            else log.log('info', `remote forward: gate listens on ${hostPort(r.bind, r.port)}`)
+          }
+          const suite = `${tls.getProtocol()} ${tls.getCipher().standardName}`
+          log.log('info', `tunnel up to ${peer} as ${this.grant.identity} (${suite})`)
+          log.event('tunnel-up', {gate: peer, identity: this.grant.identity, tls: suite, remoteForwards: this.grant.remoteForwards})
+          resolve()
+        },
+        onClosed: (reason, status) => {
+          clearTimeout(timer)
+          clearTimeout(keyTimer)
+          if (!authorized) {
+            const fatal = status === CloseStatus.NOT_AUTHORIZED || /certificate|alert|unknown ca/i.test(reason)
+            return reject(fatal ? new FatalTunnelError(reason) : new Error(reason))
+          }
+          this.link = null
+          log.log(this.stopping || status === CloseStatus.KEY_EXPIRED ? 'info' : 'warn', `tunnel to ${peer} down: ${reason}`)
+          log.event('tunnel-down', {gate: peer, reason, status: status === undefined ? null : CLOSE_STATUS_NAMES[status]})
+          if (!this.stopping) this.attempt(0, () => {}, () => {})
+        },
+      })
+      link.startMux({onOpen: (req, s) => this.incoming(req, s)})
+      link.send(requestFrame({
+        user: this.o.tls.name,
+        destination: gate.host,
+        binding: tls.exportKeyingMaterial(32, EXPORTER_LABEL, Buffer.alloc(0)).toString('hex'),
+        remoteForwards: this.o.remoteForwards.map(({bind, port}) => ({bind, port})),
+        earlyData: true,
+        vpn: !!this.o.vpn,
+      }))
+    })
+  }
+
+  private tlsHandshake(raw: Socket): Promise<TLSSocket> {
+    const {gate, tls: m} = this.o
+    return new Promise((resolve, reject) => {
+      const tls = tlsConnect({
+        socket: raw,
+        cert: m.cert,
+        key: m.key,
+        ca: m.ca,
+        minVersion: 'TLSv1.3',
+        ciphers: CIPHERSUITES,
+        servername: isIP(gate.host) || this.o.gateGroup ? undefined : gate.host,
+        host: gate.host,
+        // Which gate of a group answers is the relay's choice: any gate our CA signed will do.
+        ...(this.o.gateGroup ? {checkServerIdentity: () => undefined} : {}),
+      })
+      const timer = setTimeout(() => {
+        tls.destroy()
+        reject(new Error('TLS handshake timed out'))
+      }, this.o.connectTimeout * 1000)
+      tls.once('secureConnect', () => {
+        clearTimeout(timer)
+        // Until the Link takes the socket over (after an await), an error must not go unhandled.
+        tls.removeAllListeners('error')
+        tls.on('error', () => {})
+        resolve(tls)
+      })
+      tls.once('error', (err: Error & {code?: string}) => {
+        clearTimeout(timer)
+        const cert = /CERT|SELF_SIGNED|ERR_TLS_CERT|UNABLE_TO/.test(err.code ?? '')
+        reject(cert ? new FatalTunnelError(`gate certificate rejected: ${err.message}`) : new Error(`TLS handshake failed: ${err.message}`))
+      })
+      raw.once('close', () => reject(new Error('gate closed the connection during the handshake')))
+    })
+  }
+
+  private async viaSocks(first: Target): Promise<Socket> {
+    const {upstreamSocks: p} = this.o
+    const gate = first
+    try {
+      // Loaded only when used: every module kept in the heap is marked again by each major GC.
+      const {SocksClient} = await import('socks')
+      const {socket} = await SocksClient.createConnection({
+        proxy: {host: p!.host, port: p!.port, type: 5},
+        command: 'connect',
+        destination: {host: gate.host, port: gate.port},
+        timeout: this.o.connectTimeout * 1000,
+      })
+      socket.setNoDelay(true)
+      return socket
+    } catch (e) {
+      throw new OpenError('unreachable', `via SOCKS5 proxy ${hostPort(p!.host, p!.port)}: ${(e as Error).message}`)
+    }
+  }
+
+  /** The gate opens a session for one of our remote forwards. */
+  private incoming(req: OpenRequest, session: Session): void {
+    // The gate names the forward by the bind address and port we asked for.
+    const fwd = this.o.remoteForwards.find((f) => f.port === req.port && f.bind === req.host)
+    if (req.protocol !== 'tcp' || !fwd) return session.reject(`denied: no remote forward for ${hostPort(req.host, req.port)}`)
+    dialTcp(fwd.to.host, fwd.to.port, this.o.connectTimeout * 1000).then(
+      (sock) => {
+        if (session.state !== 'pending') return void sock.destroy()
+        const ep = new SocketEndpoint(sock)
+        session.acceptStream(ep)
+        ep.bind(session)
+        ep.opened(true)
+      },
+      (e: Error) => session.reject(e.message),
+    )
+  }
+}

@@ -1,0 +1,203 @@
+import {createServer, type Server, type Socket} from 'node:net'
+import {CodecError} from '../../lib/errors.js'
+import {HEADER_LEN} from '../codec/frame.js'
+import {CloseStatus, CLOSE_STATUS_NAMES, encodeTunnel, TunnelType} from '../codec/tunnel.js'
+import type {Logger} from '../../lib/log.js'
+import {allowsAddress, allowsName, type HopRule} from '../core/next-hop.js'
+import type {GateGroup, Member} from '../core/gate-group.js'
+import {tunnelFields} from '../trace.js'
+import type {Tracer} from '../../lib/trace/tracer.js'
+import {dialTcp, hostPort, OpenError, resolve} from '../../lib/io/connect.js'
+import {nodeMatches, readClearFrame} from './relay-frame.js'
+import {tuneServerProcess} from '../../lib/io/native.js'
+import {serve} from '../../lib/io/listen.js'
+import {joinSockets} from '../../lib/io/join.js'
+
+export interface RelayOptions {
+  host: string
+  port: number
+  name: string
+  allowNext: HopRule[]
+  groups: GateGroup[]
+  /** Seconds between health checks of group members (0 = none). */
+  healthInterval: number
+  maxHops: number
+  handshakeTimeout: number
+  connectTimeout: number
+  log: Logger
+  tracer?: Tracer
+}
+
+/** States of seed 000 Fig. 13, named in the log. */
+type State = 'accept-wait' | 'receive-relay' | 'forward-connect' | 'forward' | 'dying' | 'dead'
+
+class Refusal extends Error {
+  constructor(readonly status: number, message: string) {
+    super(message)
+  }
+}
+
+/**
+ * A tunnel relay (seed 000, Fig. 13): reads the RELAY frame, finds itself in the path, connects the
+ * next node, forwards the frame unchanged, then splices bytes both ways without reading them. TLS
+ * runs end to end between portal and gate, so a relay never sees plaintext.
+ */
+export class Relay {
+  private server: Server
+  /** Closers for accepted connections and running joins (relay shutdown calls them all). */
+  private live = new Set<() => void>()
+  spliced = 0
+
+  private healthTimer: NodeJS.Timeout | null = null
+
+  constructor(private readonly o: RelayOptions) {
+    this.server = createServer({noDelay: true, allowHalfOpen: true}, (s) => void this.accept(s))
+    if (o.healthInterval > 0 && o.groups.length) {
+      this.healthTimer = setInterval(() => this.checkHealth(), o.healthInterval * 1000)
+      this.healthTimer.unref()
+    }
+  }
+
+  /** Active health checks: a TCP connect to every member of every group. */
+  private checkHealth(): void {
+    for (const g of this.o.groups) {
+      for (const m of g.members) {
+        dialTcp(m.host, m.port, Math.min(2000, this.o.healthInterval * 1000)).then(
+          (s) => { s.destroy(); this.note(g, m, true) },
+          () => this.note(g, m, false),
+        )
+      }
+    }
+  }
+
+  private note(g: GateGroup, m: Member, ok: boolean): void {
+    const change = g.report(m, ok)
+    if (change) {
+      this.o.log.log(ok ? 'info' : 'warn', change)
+      this.o.log.event(ok ? 'gate-up' : 'gate-down', {group: g.name, gate: m.target})
+    }
+  }
+
+  /** Failover at set-up: try the group's candidates in order until one accepts. */
+  private async dialGroup(g: GateGroup): Promise<{sock: Socket; member: Member}> {
+    for (const m of g.candidates()) {
+      try {
+        const sock = await dialTcp(m.host, m.port, this.o.connectTimeout * 1000)
+        this.note(g, m, true)
+        return {sock, member: m}
+      } catch {
+        this.note(g, m, false)
+        this.o.log.log('warn', `gate ${m.target} of group ${g.name} did not accept; trying the next`)
+      }
+    }
+    throw new Refusal(CloseStatus.NO_HEALTHY_GATE, `no gate of group ${g.name} accepted the tunnel`)
+  }
+
+  listen(): Promise<{address: string; port: number}> {
+    tuneServerProcess()
+    return serve(this.server, this.o.host, this.o.port, this.o.log)
+  }
+
+  async close(): Promise<void> {
+    if (this.healthTimer) clearInterval(this.healthTimer)
+    for (const stop of this.live) stop()
+    await new Promise<void>((r) => this.server.close(() => r()))
+  }
+
+  private async accept(prev: Socket): Promise<void> {
+    const peer = hostPort(prev.remoteAddress ?? '?', prev.remotePort ?? 0)
+    const log = this.o.log
+    let state: State = 'receive-relay'
+    prev.on('error', () => {})
+    const drop = (): void => void prev.destroy()
+    this.live.add(drop)
+    prev.once('close', () => this.live.delete(drop))
+    const timer = setTimeout(() => {
+      log.log('warn', `${peer}: no RELAY frame within ${this.o.handshakeTimeout} s (${state})`)
+      prev.destroy()
+    }, this.o.handshakeTimeout * 1000)
+    let next: Socket | null = null
+    try {
+      let read
+      try {
+        read = await readClearFrame(prev, [TunnelType.RELAY], 'RELAY frame')
+      } catch (e) {
+        if (e instanceof CodecError && e.code === 'CLOSED') return
+        throw new Refusal(CloseStatus.BAD_RELAY_FRAME, (e as Error).message)
+      }
+      const {frame, wire, rest} = read
+      if (frame.kind !== 'relay') throw new Refusal(CloseStatus.BAD_RELAY_FRAME, 'not a RELAY frame')
+      this.o.tracer?.emit('in', peer, tunnelFields(frame, wire.length - HEADER_LEN))
+      const me = frame.path.findIndex((e) => nodeMatches(e, this.o.name))
+      if (me < 0) throw new Refusal(CloseStatus.BAD_RELAY_FRAME, `path ${frame.path.join(' -> ')} does not name this relay (${this.o.name})`)
+      if (me === frame.path.length - 1) throw new Refusal(CloseStatus.BAD_RELAY_FRAME, 'this relay is the last node: a path must end at a gate')
+      if (frame.path.length - 1 > this.o.maxHops) throw new Refusal(CloseStatus.HOP_LIMIT, `path of ${frame.path.length - 1} relays is over the limit of ${this.o.maxHops}`)
+      const hop = frame.path[me + 1]
+      let member: Member | null = null
+      let host: string
+      let port: number
+      if (hop.startsWith('group:')) {
+        // Our own groups are always allowed next hops.
+        const g = this.o.groups.find((x) => x.name === hop.slice(6))
+        if (!g) throw new Refusal(CloseStatus.HOP_NOT_ALLOWED, `this relay has no gate group "${hop.slice(6)}"`)
+        state = 'forward-connect'
+        const chosen = await this.dialGroup(g)
+        next = chosen.sock
+        member = chosen.member
+        ;({host, port} = member)
+      } else {
+        const m = hop.match(/^\[?([^\]]+?)\]?:(\d+)$/)
+        if (!m) throw new Refusal(CloseStatus.BAD_RELAY_FRAME, `next hop "${hop}" is not host:port`)
+        ;[host, port] = [m[1], Number(m[2])]
+        let verdict = allowsName(this.o.allowNext, host, port)
+        let address: string
+        try {
+          address = (await resolve(host)).address
+        } catch (e) {
+          throw new Refusal(CloseStatus.HOP_UNRESOLVABLE, `next hop ${hop}: ${(e as Error).message}`)
+        }
+        if (verdict === undefined) verdict = allowsAddress(this.o.allowNext, address, port)
+        if (!verdict) throw new Refusal(CloseStatus.HOP_NOT_ALLOWED, `next hop ${hop} is not allowed (--allow-next)`)
+        state = 'forward-connect'
+        try {
+          next = await dialTcp(address, port, this.o.connectTimeout * 1000)
+        } catch (e) {
+          if (!(e instanceof OpenError)) throw e
+          throw new Refusal(CloseStatus.HOP_UNREACHABLE, `next hop ${hop}: ${e.message}`)
+        }
+      }
+      if (member) member.tunnels++
+      const to = member ? `group ${hop.slice(6)}: gate ${member.target}` : hostPort(host, port)
+      log.log('info', `${peer} (${frame.origin}) -> ${to}: forwarding`)
+      log.event('tunnel', {origin: frame.origin, next: hop, ...(member ? {group: hop.slice(6), gate: member.target} : {address: hostPort(host, port)})})
+      clearTimeout(timer)
+      state = 'forward'
+      this.spliced++
+      const n = next
+      n.on('error', () => {})
+      this.o.tracer?.emit('out', hostPort(host, port), tunnelFields(frame, wire.length - HEADER_LEN))
+      const m = member
+      const since = Date.now()
+      const stop = joinSockets(prev, n, rest.length ? Buffer.concat([wire, rest]) : wire, (how) => {
+        // Dying -> Dead (Fig. 13): both directions have ended, or one side failed.
+        state = 'dead'
+        this.live.delete(stop)
+        if (m) m.tunnels--
+        const secs = (Date.now() - since) / 1000
+        log.log('info', `${peer} (${frame.origin}) -> ${to}: closed after ${secs.toFixed(1)} s, ${how.aToB} bytes out, ${how.bToA} back${how.error ? ` (${how.error})` : ''}`)
+        log.event('tunnel-end', {origin: frame.origin, next: hop, seconds: secs, bytesOut: how.aToB, bytesBack: how.bToA, ...(how.error ? {error: how.error} : {})})
+      })
+      this.live.add(stop)
+    } catch (e) {
+      clearTimeout(timer)
+      next?.destroy()
+      if (!(e instanceof Refusal)) {
+        log.log('error', `${peer}: ${(e as Error).message}`)
+        return void prev.destroy()
+      }
+      log.log('warn', `refused ${peer} in ${state}: ${CLOSE_STATUS_NAMES[e.status]}: ${e.message}`)
+      prev.end(encodeTunnel({kind: 'close', status: e.status, reason: e.message}))
+      setTimeout(() => prev.destroy(), 2000).unref()
+    }
+  }
+}

@@ -1,0 +1,113 @@
+import {test} from 'uvu'
+import * as assert from 'uvu/assert'
+import {decodeStun, encodeStun, Method} from '../../../src/stun/codec/message.js'
+import {answer, RateLimiter, Responder, type ServerConfig} from '../../../src/stun/core/responder.js'
+
+const cfg: ServerConfig = {primary: {address: '203.0.113.10', port: 3478}, alternate: {address: '198.51.100.10', port: 3479}, software: 'tunkit'}
+const client = {address: '203.0.113.1', port: 40000}
+const P = {altIp: false, altPort: false}
+const req = (extra: object = {}, cookie = true, fingerprint = true): Buffer =>
+  encodeStun({method: Method.BINDING, klass: 'request', transactionId: Buffer.alloc(12, 7), cookie, ...extra}, {fingerprint})
+
+test('a plain Binding request is answered from the same socket with all RFC 5780 addresses', () => {
+  const a = answer(cfg, req(), client, P)!
+  assert.equal(a.via, P)
+  assert.equal(a.to, client)
+  const m = decodeStun(a.data)
+  assert.is(m.klass, 'success')
+  assert.equal(m.xorMapped, client)
+  assert.equal(m.responseOrigin, cfg.primary)
+  assert.equal(m.otherAddress, cfg.alternate)
+  assert.ok(m.fingerprint)
+})
+
+test('CHANGE-REQUEST selects the socket that answers', () => {
+  const both = answer(cfg, req({changeRequest: {ip: true, port: true}}), client, P)!
+  assert.equal(both.via, {altIp: true, altPort: true})
+  assert.equal(decodeStun(both.data).responseOrigin, cfg.alternate)
+  const port = answer(cfg, req({changeRequest: {ip: false, port: true}}), client, P)!
+  assert.equal(port.via, {altIp: false, altPort: true})
+  assert.equal(decodeStun(port.data).responseOrigin, {address: cfg.primary.address, port: cfg.alternate!.port})
+  // Asked on the alternate socket, "change IP" flips back to the primary IP.
+  const fromAlt = answer(cfg, req({changeRequest: {ip: true, port: false}}), client, {altIp: true, altPort: false})!
+  assert.equal(fromAlt.via, {altIp: false, altPort: false})
+})
+
+test('without an alternate address CHANGE-REQUEST gets error 420', () => {
+  const a = answer({primary: cfg.primary}, req({changeRequest: {ip: true, port: false}}), client, P)!
+  assert.is(decodeStun(a.data).error?.code, 420)
+})
+
+test('RESPONSE-PORT moves the port, never the address; port 0 is not answered', () => {
+  const a = answer(cfg, req({responsePort: 5555}), client, P)!
+  assert.equal(a.to, {address: client.address, port: 5555})
+  assert.is(answer(cfg, req({responsePort: 0}), client, P), null)
+})
+
+test('PADDING never makes the answer larger than the request', () => {
+  const padded = req({padding: 400})
+  const a = answer(cfg, padded, client, P)!
+  assert.ok(a.data.length <= padded.length, `${a.data.length} <= ${padded.length}`)
+  assert.ok((decodeStun(a.data).padding ?? 0) > 0)
+  const small = answer(cfg, req({padding: 4}), client, P)!
+  assert.is(decodeStun(small.data).padding, undefined)
+})
+
+test('a classic RFC 3489 request gets MAPPED-ADDRESS, SOURCE-ADDRESS and CHANGED-ADDRESS, and its whole 16-byte id back', () => {
+  const classic = req({}, false, false)
+  classic.write('\x02abc', 4, 'latin1') // Vovida's client keeps its test number in the first byte
+  const wire = answer(cfg, classic, client, P)!.data
+  assert.is(wire.subarray(4, 20).toString('hex'), classic.subarray(4, 20).toString('hex'))
+  const m = decodeStun(wire)
+  assert.is(m.software, undefined)
+  assert.equal(m.mapped, client)
+  assert.is(m.xorMapped, undefined)
+  assert.equal(m.sourceAddress, cfg.primary)
+  assert.equal(m.changedAddress, cfg.alternate)
+})
+
+test('unknown comprehension-required attributes get 420 with UNKNOWN-ATTRIBUTES; garbage and responses get nothing', () => {
+  const wire = Buffer.from('000100082112a442070707070707070707070707003100040000000000', 'hex').subarray(0, 28)
+  const a = answer(cfg, wire, client, P)!
+  assert.equal(decodeStun(a.data).unknown, [0x31])
+  assert.is(answer(cfg, Buffer.from('hello, world, this is not STUN'), client, P), null)
+  assert.is(answer(cfg, encodeStun({method: Method.BINDING, klass: 'success', transactionId: Buffer.alloc(12), cookie: true}), client, P), null)
+})
+
+test('the rate limiter allows a burst, then the configured rate, per source', () => {
+  const r = new RateLimiter(10, 5)
+  let ok = 0
+  for (let i = 0; i < 20; i++) if (r.allow('a', 1000)) ok++
+  assert.is(ok, 5)
+  assert.ok(r.allow('b', 1000), 'another source has its own bucket')
+  assert.ok(r.allow('a', 1100), 'one token back after 100 ms at 10/s')
+  assert.not.ok(r.allow('a', 1100))
+})
+
+test('fuzz: mutated requests never throw and never get an answer larger than needed', () => {
+  let seed = 3478
+  const r = (): number => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x80000000)
+  const seeds = [req(), req({changeRequest: {ip: true, port: true}}), req({responsePort: 9}), req({padding: 64}), req({}, false, false)]
+  for (let i = 0; i < 20000; i++) {
+    const b = Buffer.from(seeds[Math.floor(r() * seeds.length)])
+    for (let k = 0; k < 1 + r() * 3; k++) b[Math.floor(r() * b.length)] = Math.floor(r() * 256)
+    const a = answer(cfg, b, client, P)
+    if (a) assert.ok(a.data.length <= 200, `answer of ${a.data.length} bytes`)
+  }
+})
+
+test('the template fast path gives exactly the bytes of the general path', () => {
+  const r = new Responder(cfg)
+  for (const fp of [false, true]) {
+    for (const via of [P, {altIp: true, altPort: true}, {altIp: false, altPort: true}]) {
+      for (const from of [client, {address: '198.18.255.1', port: 1}, {address: '0.0.0.1', port: 65535}]) {
+        const q = encodeStun({method: Method.BINDING, klass: 'request', transactionId: Buffer.from('0123456789ab'), cookie: true}, {fingerprint: fp})
+        assert.is(r.answer(q, from, via)!.data.toString('hex'), answer(cfg, q, from, via)!.data.toString('hex'), `fp=${fp} ${from.address}`)
+      }
+    }
+  }
+  const v6 = r.answer(req(), {address: '2001:db8::1', port: 5}, P)!
+  assert.equal(decodeStun(v6.data).xorMapped, {address: '2001:db8::1', port: 5}, 'IPv6 clients take the general path')
+})
+
+test.run()

@@ -1,0 +1,63 @@
+import {randomBytes} from 'node:crypto'
+import {test} from 'uvu'
+import * as assert from 'uvu/assert'
+import {CodecError} from '../../../src/lib/errors.js'
+import {decodeData, encodeData} from '../../../src/tunnel/codec/data-frame.js'
+import {DataReceiver, DataSender, IntegrityError, referenceDigest, splitKeys} from '../../../src/tunnel/core/data-channel.js'
+import {tryNative} from '../../../src/lib/io/native.js'
+
+const body = (frame: Buffer): Buffer => frame.subarray(8)
+const hex = (s: string): string => s.replace(/\s+/g, '')
+
+test('DATA frame layout is byte-exact', () => {
+  const f = encodeData({protocol: 0x0800, flags: 0, digest: Buffer.from('aabb', 'hex'), datagram: Buffer.from('45', 'hex'), padding: 1})
+  assert.is(f.toString('hex'), hex('0000000c 0013 0001  0800 0000 0001 01 02  aabb 45 00'))
+  assert.equal(decodeData(body(f)), {protocol: 0x0800, flags: 0, digest: Buffer.from('aabb', 'hex'), datagram: Buffer.from('45', 'hex'), padding: 1})
+  assert.throws(() => decodeData(body(f).subarray(0, 10)), (e: Error) => e instanceof CodecError)
+})
+
+test('frames open in order; an altered, replayed, dropped or foreign-key frame fails', () => {
+  const keys = splitKeys(randomBytes(64), 'portal')
+  const gate = splitKeys(Buffer.concat([keys.send, keys.receive]), 'gate')
+  assert.equal(gate.receive, keys.send)
+  const tx = new DataSender(keys.send)
+  const f1 = tx.frame(0x0800, Buffer.from('first'))
+  const f2 = tx.frame(0x0800, Buffer.from('second'))
+  const f3 = tx.frame(0x0800, Buffer.from('third'))
+  const rx = new DataReceiver(gate.receive)
+  assert.is(rx.open(body(f1)).datagram.toString(), 'first')
+  const isIntegrity = (e: Error): boolean => e instanceof IntegrityError
+  assert.throws(() => rx.open(body(f1)), isIntegrity, 'a replay fails')
+  const altered = Buffer.from(f2)
+  altered[altered.length - 1] ^= 1
+  assert.throws(() => rx.open(body(altered)), isIntegrity, 'a flipped bit fails')
+  assert.throws(() => rx.open(body(f3)), isIntegrity, 'skipping a frame fails')
+  assert.is(rx.open(body(f2)).datagram.toString(), 'second')
+  assert.throws(() => new DataReceiver(randomBytes(32)).open(body(f1)), isIntegrity, 'another key fails')
+})
+
+test('fuzz: mutated DATA frames raise only CodecError or IntegrityError', () => {
+  const key = randomBytes(32)
+  const good = body(new DataSender(key).frame(0x0800, randomBytes(60)))
+  for (let i = 0; i < 20000; i++) {
+    const b = Buffer.from(good)
+    b[Math.floor(Math.random() * b.length)] = Math.floor(Math.random() * 256)
+    try {
+      new DataReceiver(key).open(Math.random() < 0.2 ? b.subarray(0, Math.floor(Math.random() * b.length)) : b)
+    } catch (e) {
+      if (!(e instanceof CodecError || e instanceof IntegrityError)) assert.unreachable(String(e))
+    }
+  }
+})
+
+test('the digest is HMAC-SHA-256-128 over datagram and u64 counter, from the native addon', () => {
+  assert.ok(tryNative(), 'the native addon is built')
+  const key = randomBytes(32)
+  const tx = new DataSender(key)
+  for (let i = 0; i < 300; i++) {
+    const d = randomBytes(i * 5)
+    assert.equal(decodeData(body(tx.frame(0x0800, d))).digest, referenceDigest(key, d, i), `frame ${i}`)
+  }
+})
+
+test.run()
