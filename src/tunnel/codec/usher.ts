@@ -1,7 +1,6 @@
-import {isIPv4, isIPv6} from 'node:net'
 import {CodecError, cString, need, readCString} from '../../lib/errors.js'
 import {encodeFrame, encodeHeader, type RawFrame} from './frame.js'
-import {ipv4Bytes, ipv4FromU32, ipv6Bytes, formatIPv6} from '../../lib/net/ip.js'
+import {ipv4Bytes, ipv4FromU32, ipv6Bytes, formatIPv6, isIPv4, isIPv6} from '../../lib/net/ip.js'
 
 /** Usher record types, seed 001 "Description of Data Structures". */
 export const UsherType = {

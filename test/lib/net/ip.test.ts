@@ -1,0 +1,26 @@
+import * as net from 'node:net'
+import {test} from 'uvu'
+import * as assert from 'uvu/assert'
+import {isIPv4, isIPv6} from '../../../src/lib/net/ip.js'
+
+test('isIPv4/isIPv6 agree with node:net on edge cases', () => {
+  const cases = ['198.51.100.7', '01.2.3.4', '1.2.3', '256.1.1.1', '0x1.2.3.4', ' 1.2.3.4', '1.2.3.4\n', '', '::', '::1', '1::',
+    'fe80::1%eth0', 'fe80::1%', 'fe80::1%eth0:1', '::ffff:198.51.100.7', '::ffff:1.2.3.04', '::ffff:0x1.2.3.4', '1:2:3:4:5:6:7:8',
+    '1:2:3:4:5:6:7:8:9', '1:2:3:4:5:6:7::', '::1:2:3:4:5:6:7', '1:2:3:4:5:6:1.2.3.4', '1:2:3:4:5:6:7:1.2.3.4', ':::', '1::2::3',
+    '12345::', '[::1]', '2001:DB8::A', 'example.com']
+  for (const c of cases) {
+    assert.is(isIPv4(c), net.isIPv4(c), `isIPv4(${JSON.stringify(c)})`)
+    assert.is(isIPv6(c), net.isIPv6(c), `isIPv6(${JSON.stringify(c)})`)
+  }
+})
+
+test('fuzz: isIPv4/isIPv6 agree with node:net on random strings', () => {
+  const alphabet = '0123456789abcdefABCDEF:.%x -'
+  for (let i = 0; i < 50000; i++) {
+    let s = ''
+    for (let n = 1 + Math.floor(Math.random() * 24); n > 0; n--) s += alphabet[Math.floor(Math.random() * alphabet.length)]
+    if (isIPv4(s) !== net.isIPv4(s) || isIPv6(s) !== net.isIPv6(s)) assert.unreachable(JSON.stringify(s))
+  }
+})
+
+test.run()
