@@ -22,7 +22,7 @@ async function hostileVpnPortal(dir: string, attack: 'tamper' | 'replay'): Promi
     import {encodeTunnel, decodeTunnel, CLOSE_STATUS_NAMES} from '${process.cwd()}/dist/src/tunnel/codec/tunnel.js'
     import {FrameSplitter} from '${process.cwd()}/dist/src/tunnel/codec/frame.js'
     import {requestFrame, EXPORTER_LABEL} from '${process.cwd()}/dist/src/tunnel/core/handshake.js'
-    import {DataSender, splitKeys, DATA_EXPORTER_LABEL} from '${process.cwd()}/dist/src/tunnel/core/data-channel.js'
+    import {DataSender, referenceMac, splitKeys, DATA_EXPORTER_LABEL} from '${process.cwd()}/dist/src/tunnel/core/data-channel.js'
     const raw = connect(4433, '203.0.113.2')
     await new Promise((r) => raw.once('connect', r))
     raw.write(encodeTunnel({kind: 'relay', origin: 'hostile', path: ['203.0.113.2:4433']}))
@@ -37,7 +37,7 @@ async function hostileVpnPortal(dir: string, attack: 'tamper' | 'replay'): Promi
       for (const f of splitter.push(chunk)) {
         if (f.type === 18 && !sent) {
           sent = true
-          const tx = new DataSender(splitKeys(s.exportKeyingMaterial(64, DATA_EXPORTER_LABEL, Buffer.alloc(0)), 'portal').send)
+          const tx = new DataSender(referenceMac(splitKeys(s.exportKeyingMaterial(64, DATA_EXPORTER_LABEL, Buffer.alloc(0)), 'portal').send))
           // An ICMP echo from our leased address to the LAN host.
           const pkt = Buffer.from('4500001c0000000040010000c6120a02c612140508000000000000000000', 'hex').subarray(0, 28)
           const frame = tx.frame(0x0800, pkt)

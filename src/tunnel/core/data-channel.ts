@@ -1,6 +1,5 @@
 import {createHmac, timingSafeEqual} from 'node:crypto'
 import {DATA_DIGEST_OFFSET, decodeData, encodeData} from '../codec/data-frame.js'
-import {tryNative} from '../../lib/io/native.js'
 
 /** HMAC-SHA-256, truncated to 128 bits as in IPsec's HMAC-SHA-256-128 (RFC 4868). */
 export const DIGEST_LEN = 16
@@ -8,8 +7,12 @@ export const DATA_EXPORTER_LABEL = 'EXPORTER-tunkit-data'
 
 export class IntegrityError extends Error {}
 
-/** The digest of (datagram ‖ u64 counter), written to or checked against buf[off, off+16). */
-interface Mac {
+/**
+ * The digest of (datagram ‖ u64 counter), written to or checked against buf[off, off+16), for one
+ * direction's key. The I/O side picks the implementation (tunnel/io/data-mac.ts: the native addon's,
+ * or referenceMac without it), so this file never loads the addon.
+ */
+export interface Mac {
   sign(datagram: Buffer, counter: number, buf: Buffer, off: number): void
   check(datagram: Buffer, counter: number, buf: Buffer, off: number): boolean
 }
@@ -21,13 +24,7 @@ export function referenceDigest(key: Buffer, datagram: Buffer, counter: number):
   return createHmac('sha256', key).update(datagram).update(c).digest().subarray(0, DIGEST_LEN)
 }
 
-/** The addon keeps one keyed context per direction (about 4x cheaper per packet than createHmac). */
-function macFor(key: Buffer): Mac {
-  const n = tryNative()
-  if (n) {
-    const h = n.macKey(key)
-    return {sign: (d, c, b, o) => n.macSign(h, d, c, b, o), check: (d, c, b, o) => n.macCheck(h, d, c, b, o)}
-  }
+export function referenceMac(key: Buffer): Mac {
   return {
     sign: (d, c, b, o) => void referenceDigest(key, d, c).copy(b, o),
     check: (d, c, b, o) => timingSafeEqual(referenceDigest(key, d, c), b.subarray(o, o + DIGEST_LEN)),
@@ -43,11 +40,8 @@ const BLANK_DIGEST = Buffer.alloc(DIGEST_LEN)
  */
 export class DataSender {
   private counter = 0
-  private readonly mac: Mac
 
-  constructor(key: Buffer) {
-    this.mac = macFor(key)
-  }
+  constructor(private readonly mac: Mac) {}
 
   frame(protocol: number, datagram: Buffer): Buffer {
     const f = encodeData({protocol, flags: 0, digest: BLANK_DIGEST, datagram, padding: 0})
@@ -58,11 +52,8 @@ export class DataSender {
 
 export class DataReceiver {
   private counter = 0
-  private readonly mac: Mac
 
-  constructor(key: Buffer) {
-    this.mac = macFor(key)
-  }
+  constructor(private readonly mac: Mac) {}
 
   /** Returns the datagram, or throws IntegrityError (or CodecError for a malformed frame). */
   open(body: Buffer): {protocol: number; datagram: Buffer} {

@@ -6,6 +6,7 @@ import {DATA_EXPORTER_LABEL, DataReceiver, DataSender, IntegrityError, splitKeys
 import type {VpnConfig} from '../../tunnel/core/handshake.js'
 import type {Logger} from '../../lib/log.js'
 import type {Link} from '../../tunnel/io/link.js'
+import {dataMac} from '../../tunnel/io/data-mac.js'
 import {TunDevice} from '../../lib/io/tun.js'
 import {decodeEth, encodeEth, ETH_HEADER, EtherType} from '../../inet/codec/ethernet.js'
 import {emulate, GATEWAY_MAC, type AdapterConfig} from '../core/emulators.js'
@@ -34,8 +35,8 @@ type Channel = {link: Link; send(datagram: Buffer): void}
 /** Keys for this tunnel's DATA frames, from the TLS exporter (docs/protocol.md). */
 function channel(link: Link, tls: {exportKeyingMaterial(n: number, l: string, c: Buffer): Buffer}, role: 'portal' | 'gate', onDatagram: (d: Buffer) => void): Channel {
   const keys = splitKeys(tls.exportKeyingMaterial(64, DATA_EXPORTER_LABEL, Buffer.alloc(0)), role)
-  const rx = new DataReceiver(keys.receive)
-  const tx = new DataSender(keys.send)
+  const rx = new DataReceiver(dataMac(keys.receive))
+  const tx = new DataSender(dataMac(keys.send))
   link.onDataFrame = (body) => {
     try {
       const {protocol, datagram} = rx.open(body)

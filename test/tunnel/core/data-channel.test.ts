@@ -3,8 +3,9 @@ import {test} from 'uvu'
 import * as assert from 'uvu/assert'
 import {CodecError} from '../../../src/lib/errors.js'
 import {decodeData, encodeData} from '../../../src/tunnel/codec/data-frame.js'
-import {DataReceiver, DataSender, IntegrityError, referenceDigest, splitKeys} from '../../../src/tunnel/core/data-channel.js'
+import {DataReceiver, DataSender, IntegrityError, referenceDigest, referenceMac, splitKeys} from '../../../src/tunnel/core/data-channel.js'
 import {tryNative} from '../../../src/lib/io/native.js'
+import {dataMac} from '../../../src/tunnel/io/data-mac.js'
 
 const body = (frame: Buffer): Buffer => frame.subarray(8)
 const hex = (s: string): string => s.replace(/\s+/g, '')
@@ -20,11 +21,11 @@ test('frames open in order; an altered, replayed, dropped or foreign-key frame f
   const keys = splitKeys(randomBytes(64), 'portal')
   const gate = splitKeys(Buffer.concat([keys.send, keys.receive]), 'gate')
   assert.equal(gate.receive, keys.send)
-  const tx = new DataSender(keys.send)
+  const tx = new DataSender(dataMac(keys.send))
   const f1 = tx.frame(0x0800, Buffer.from('first'))
   const f2 = tx.frame(0x0800, Buffer.from('second'))
   const f3 = tx.frame(0x0800, Buffer.from('third'))
-  const rx = new DataReceiver(gate.receive)
+  const rx = new DataReceiver(dataMac(gate.receive))
   assert.is(rx.open(body(f1)).datagram.toString(), 'first')
   const isIntegrity = (e: Error): boolean => e instanceof IntegrityError
   assert.throws(() => rx.open(body(f1)), isIntegrity, 'a replay fails')
@@ -33,17 +34,17 @@ test('frames open in order; an altered, replayed, dropped or foreign-key frame f
   assert.throws(() => rx.open(body(altered)), isIntegrity, 'a flipped bit fails')
   assert.throws(() => rx.open(body(f3)), isIntegrity, 'skipping a frame fails')
   assert.is(rx.open(body(f2)).datagram.toString(), 'second')
-  assert.throws(() => new DataReceiver(randomBytes(32)).open(body(f1)), isIntegrity, 'another key fails')
+  assert.throws(() => new DataReceiver(dataMac(randomBytes(32))).open(body(f1)), isIntegrity, 'another key fails')
 })
 
 test('fuzz: mutated DATA frames raise only CodecError or IntegrityError', () => {
   const key = randomBytes(32)
-  const good = body(new DataSender(key).frame(0x0800, randomBytes(60)))
+  const good = body(new DataSender(dataMac(key)).frame(0x0800, randomBytes(60)))
   for (let i = 0; i < 20000; i++) {
     const b = Buffer.from(good)
     b[Math.floor(Math.random() * b.length)] = Math.floor(Math.random() * 256)
     try {
-      new DataReceiver(key).open(Math.random() < 0.2 ? b.subarray(0, Math.floor(Math.random() * b.length)) : b)
+      new DataReceiver(dataMac(key)).open(Math.random() < 0.2 ? b.subarray(0, Math.floor(Math.random() * b.length)) : b)
     } catch (e) {
       if (!(e instanceof CodecError || e instanceof IntegrityError)) assert.unreachable(String(e))
     }
@@ -53,10 +54,23 @@ test('fuzz: mutated DATA frames raise only CodecError or IntegrityError', () => 
 test('the digest is HMAC-SHA-256-128 over datagram and u64 counter, from the native addon', () => {
   assert.ok(tryNative(), 'the native addon is built')
   const key = randomBytes(32)
-  const tx = new DataSender(key)
+  const tx = new DataSender(dataMac(key))
   for (let i = 0; i < 300; i++) {
     const d = randomBytes(i * 5)
     assert.equal(decodeData(body(tx.frame(0x0800, d))).digest, referenceDigest(key, d, i), `frame ${i}`)
+  }
+})
+
+test('the reference MAC and the native one open each other\'s frames', () => {
+  const key = randomBytes(32)
+  const native = new DataSender(dataMac(key))
+  const reference = new DataSender(referenceMac(key))
+  const rxNative = new DataReceiver(dataMac(key))
+  const rxReference = new DataReceiver(referenceMac(key))
+  for (let i = 0; i < 50; i++) {
+    const d = randomBytes(i * 7)
+    assert.equal(rxReference.open(body(native.frame(0x0800, d))).datagram, d)
+    assert.equal(rxNative.open(body(reference.frame(0x0800, d))).datagram, d)
   }
 })
 
