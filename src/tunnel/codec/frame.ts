@@ -19,6 +19,18 @@ export interface RawFrame {
   total?: number
 }
 
+export interface FrameHeader {
+  /** Of the body after the header. */
+  length: number
+  type: number
+  id: number
+}
+
+/** The header at `off`; the caller has checked that HEADER_LEN bytes are there. */
+export function decodeHeader(b: Buffer, off = 0): FrameHeader {
+  return {length: b.readUInt32BE(off), type: b.readInt16BE(off + 4), id: b.readUInt16BE(off + 6)}
+}
+
 export function encodeHeader(type: number, id: number, bodyLength: number): Buffer {
   const h = Buffer.allocUnsafe(HEADER_LEN)
   h.writeUInt32BE(bodyLength, 0)

@@ -1,17 +1,10 @@
 import type {Socket} from 'node:net'
 import {CodecError} from '../../lib/errors.js'
-import {HEADER_LEN} from '../codec/frame.js'
-import {decodeTunnel, TunnelType, type TunnelFrame} from '../codec/tunnel.js'
+import {parseClearFrame, type ClearFrame} from '../codec/clear-frame.js'
 
-export const MAX_RELAY_FRAME = 4096
+export {MAX_RELAY_FRAME} from '../codec/clear-frame.js'
 
-export interface ReadFrame {
-  frame: TunnelFrame
-  /** The frame's bytes exactly as received (relays forward them unchanged). */
-  wire: Buffer
-  /** Bytes that followed the frame in the same reads. */
-  rest: Buffer
-}
+export type ReadFrame = ClearFrame
 
 /**
  * Reads one clear tunnel frame (RELAY, or a CLOSE answering one) from a socket before TLS starts.
@@ -32,15 +25,8 @@ export function readClearFrame(sock: Socket, accept: number[], what: string): Pr
     const onData = (chunk: Buffer): void => {
       buf = buf.length ? Buffer.concat([buf, chunk]) : chunk
       try {
-        if (buf[0] === 0x16) throw new CodecError('NO_RELAY', 'peer started TLS without a RELAY frame (not a tunkit portal?)')
-        if (buf.length < HEADER_LEN) return
-        const len = buf.readUInt32BE(0)
-        if (len > MAX_RELAY_FRAME) throw new CodecError('FRAME_TOO_LARGE', `${what} of ${len} bytes is over the ${MAX_RELAY_FRAME}-byte limit`)
-        const type = buf.readInt16BE(4)
-        if (!accept.includes(type)) throw new CodecError('NO_RELAY', `expected a ${what}, got frame type ${type}`)
-        if (buf.length < HEADER_LEN + len) return
-        const frame = decodeTunnel({type, id: buf.readUInt16BE(6), body: buf.subarray(HEADER_LEN, HEADER_LEN + len)})
-        done(null, {frame, wire: buf.subarray(0, HEADER_LEN + len), rest: buf.subarray(HEADER_LEN + len)})
+        const r = parseClearFrame(buf, accept, what)
+        if (r) done(null, r)
       } catch (e) {
         done(e as Error)
       }
