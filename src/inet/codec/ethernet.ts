@@ -22,6 +22,11 @@ export interface EthFrame {
   payload: Buffer
 }
 
+/** A frame with an IPv4 payload, read without decoding (the TAP per-packet path). */
+export function carriesIpv4(b: Buffer): boolean {
+  return b.length > ETH_HEADER && b.readUInt16BE(12) === EtherType.IPV4
+}
+
 export function decodeEth(b: Buffer): EthFrame {
   need(b, 0, ETH_HEADER, 'Ethernet header')
   return {dst: macString(b, 0), src: macString(b, 6), type: b.readUInt16BE(12), payload: b.subarray(ETH_HEADER)}

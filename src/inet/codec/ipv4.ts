@@ -19,6 +19,22 @@ export function checksum(b: Buffer, start = 0, end = b.length, seed = 0): number
   return ~s & 0xffff
 }
 
+/**
+ * Field access without decoding, for the per-packet path: a TUN device also hands over IPv6
+ * (router solicitations, MLD), so callers check isIpv4Packet before reading addresses.
+ */
+export function isIpv4Packet(p: Buffer): boolean {
+  return p.length >= 20 && p[0] >> 4 === 4
+}
+
+export function ipv4Src(p: Buffer): string {
+  return formatIPv4(p, 12)
+}
+
+export function ipv4Dst(p: Buffer): string {
+  return formatIPv4(p, 16)
+}
+
 export function decodeIpv4(b: Buffer): Ipv4 {
   need(b, 0, 20, 'IPv4 header')
   if (b[0] >> 4 !== 4) throw new CodecError('NOT_IPV4', `IP version ${b[0] >> 4}`)

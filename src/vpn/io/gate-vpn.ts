@@ -1,0 +1,58 @@
+import type {VpnConfig} from '../../tunnel/core/handshake.js'
+import type {Logger} from '../../lib/log.js'
+import type {Link} from '../../tunnel/io/link.js'
+import {TunDevice} from '../../lib/io/tun.js'
+import {ipv4Dst, ipv4Src, isIpv4Packet} from '../../inet/codec/ipv4.js'
+import {LeasePool} from '../core/leases.js'
+import {openChannel, type Channel, type KeyExporter} from './channel.js'
+import {setUpGateDevice} from './netconfig.js'
+
+/** The gate's side of VPN mode: one TUN device, addresses leased by identity from the pool. */
+export class GateVpn {
+  private pool: LeasePool
+  private byIp = new Map<string, Channel>()
+  readonly gateway: string
+  readonly prefix: number
+
+  private constructor(private readonly dev: TunDevice, pool: string, private readonly routes: string[], private readonly dns: string[], private readonly log: Logger) {
+    this.pool = new LeasePool(pool)
+    this.prefix = this.pool.prefix
+    this.gateway = this.pool.gateway
+    dev.on('packets', (ps: Buffer[]) => {
+      for (const p of ps) {
+        if (!isIpv4Packet(p)) continue
+        this.byIp.get(ipv4Dst(p))?.send(p)
+      }
+    })
+  }
+
+  static open(pool: string, routes: string[], dns: string[], devName: string, log: Logger): GateVpn {
+    const dev = TunDevice.open(devName, 'tun')
+    const v = new GateVpn(dev, pool, routes, dns, log)
+    setUpGateDevice(dev.name, v.gateway, v.prefix)
+    log.log('info', `VPN: device ${dev.name} with ${v.gateway}/${v.prefix}; routes for clients: ${routes.join(', ') || 'none'}`)
+    return v
+  }
+
+  /** The same identity gets the same address after a reconnect. */
+  lease(identity: string): VpnConfig | null {
+    const a = this.pool.lease(identity)
+    if (!a) return null
+    return {address: a, prefix: this.prefix, gateway: this.gateway, routes: this.routes, dns: this.dns}
+  }
+
+  attach(address: string, link: Link, tls: KeyExporter): void {
+    this.byIp.set(address, openChannel(link, tls, 'gate', (d) => {
+      // A client may only send from its own address.
+      if (ipv4Src(d) === address) this.dev.write(d)
+    }))
+  }
+
+  detach(address: string, link: Link): void {
+    if (this.byIp.get(address)?.link === link) this.byIp.delete(address)
+  }
+
+  close(): void {
+    this.dev.close()
+  }
+}

@@ -1,0 +1,85 @@
+import type {VpnConfig} from '../../tunnel/core/handshake.js'
+import type {Logger} from '../../lib/log.js'
+import type {Link} from '../../tunnel/io/link.js'
+import {TunDevice} from '../../lib/io/tun.js'
+import {carriesIpv4, decodeEth, encodeEth, ETH_HEADER, EtherType} from '../../inet/codec/ethernet.js'
+import {isIpv4Packet} from '../../inet/codec/ipv4.js'
+import {emulate, GATEWAY_MAC, type AdapterConfig} from '../core/emulators.js'
+import {ethFields} from '../../inet/trace.js'
+import type {Tracer} from '../../lib/trace/tracer.js'
+import {openChannel, type Channel, type KeyExporter} from './channel.js'
+import {setUpPortalDevice} from './netconfig.js'
+
+/**
+ * The portal's pseudo network adapter. TUN: IP packets both ways, and the portal sets the address
+ * and routes itself. TAP (seed 000 Fig. 15): the host's own DHCP client gets the address, router
+ * and routes from the DHCP server emulator, its ARP learns the gate's reserved MAC from the ARP
+ * server emulator, and Ethernet headers are stripped on the way out and rebuilt on the way in.
+ * The device, its address and routes outlive a tunnel, so a reconnect keeps them.
+ */
+export class PortalVpn {
+  private dev: TunDevice | null = null
+  private current: Channel | null = null
+  private configured = ''
+  private adapter: AdapterConfig | null = null
+  /** TAP: the host side's MAC, learned from the frames it sends. */
+  private hostMac: string | null = null
+
+  constructor(private readonly devName: string, private readonly installRoutes: boolean, private readonly log: Logger, private readonly mode: 'tun' | 'tap' = 'tun', private readonly tracer?: Tracer) {}
+
+  attach(cfg: VpnConfig, link: Link, tls: KeyExporter): void {
+    if (!this.dev) {
+      this.dev = TunDevice.open(this.devName, this.mode)
+      this.dev.on('packets', (ps: Buffer[]) => (this.mode === 'tap' ? this.fromTap(ps) : this.send(ps)))
+    }
+    const dev = this.dev
+    const key = `${cfg.address}/${cfg.prefix} ${cfg.gateway} ${cfg.routes.join(',')}`
+    if (this.configured !== key) {
+      setUpPortalDevice(dev.name, this.mode, cfg, this.installRoutes ? cfg.routes : [])
+      this.adapter = {address: cfg.address, prefix: cfg.prefix, gateway: cfg.gateway, routes: this.installRoutes ? cfg.routes : [], dns: cfg.dns, leaseSec: 3600}
+      this.configured = key
+      this.log.log('info', this.mode === 'tun'
+        ? `VPN: ${dev.name} ${cfg.address}/${cfg.prefix}, gateway ${cfg.gateway}${this.installRoutes ? `, routes ${cfg.routes.join(', ') || 'none'}` : ''}`
+        : `VPN: TAP ${dev.name}; its DHCP client will get ${cfg.address}/${cfg.prefix}, router ${cfg.gateway}`)
+    }
+    this.current = openChannel(link, tls, 'portal', (d) => this.toDevice(d))
+  }
+
+  private send(packets: Buffer[]): void {
+    const c = this.current
+    // IPv4 only: the kernel also sends IPv6 (router solicitations, MLD) on the device, which the
+    // gate would only drop.
+    if (c && !c.link.isClosed) for (const p of packets) if (isIpv4Packet(p)) c.send(p)
+  }
+
+  private fromTap(frames: Buffer[]): void {
+    const out: Buffer[] = []
+    for (const f of frames) {
+      const r = this.adapter ? emulate(this.adapter, f) : {handled: false as const}
+      if (r.handled) {
+        const peer = `adapter ${this.devName}`
+        this.tracer?.emit('in', peer, {type: 'ETHERNET', len: f.length, ...ethFields(f)})
+        for (const reply of r.replies) {
+          this.tracer?.emit('out', peer, {type: 'ETHERNET', len: reply.length, ...ethFields(reply)})
+          this.dev?.write(reply)
+        }
+        continue
+      }
+      if (carriesIpv4(f)) {
+        this.hostMac = decodeEth(f).src
+        out.push(f.subarray(ETH_HEADER))
+      }
+    }
+    if (out.length) this.send(out)
+  }
+
+  private toDevice(datagram: Buffer): void {
+    if (this.mode === 'tun') return void this.dev?.write(datagram)
+    if (this.hostMac) this.dev?.write(encodeEth({dst: this.hostMac, src: GATEWAY_MAC, type: EtherType.IPV4, payload: datagram}))
+  }
+
+  close(): void {
+    this.dev?.close()
+    this.dev = null
+  }
+}
