@@ -24,6 +24,11 @@ export function isIPv6(s: string): boolean {
   return IPV6_RE.test(s)
 }
 
+/** 4, 6 or 0, as node:net's isIP. */
+export function isIP(s: string): 0 | 4 | 6 {
+  return isIPv4(s) ? 4 : isIPv6(s) ? 6 : 0
+}
+
 /** Address bytes for the wire codecs; inputs are already validated by isIPv4/isIPv6. */
 export function ipv4Bytes(ip: string): Buffer {
   return Buffer.from(ip.split('.').map(Number))

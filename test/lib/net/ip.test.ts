@@ -1,7 +1,7 @@
 import * as net from 'node:net'
 import {test} from 'uvu'
 import * as assert from 'uvu/assert'
-import {isIPv4, isIPv6} from '../../../src/lib/net/ip.js'
+import {isIP, isIPv4, isIPv6} from '../../../src/lib/net/ip.js'
 
 test('isIPv4/isIPv6 agree with node:net on edge cases', () => {
   const cases = ['198.51.100.7', '01.2.3.4', '1.2.3', '256.1.1.1', '0x1.2.3.4', ' 1.2.3.4', '1.2.3.4\n', '', '::', '::1', '1::',
@@ -11,6 +11,7 @@ test('isIPv4/isIPv6 agree with node:net on edge cases', () => {
   for (const c of cases) {
     assert.is(isIPv4(c), net.isIPv4(c), `isIPv4(${JSON.stringify(c)})`)
     assert.is(isIPv6(c), net.isIPv6(c), `isIPv6(${JSON.stringify(c)})`)
+    assert.is(isIP(c), net.isIP(c), `isIP(${JSON.stringify(c)})`)
   }
 })
 
