@@ -80,6 +80,17 @@ export class GateVpn {
         this.byIp.get(dst(p))?.send(p)
       }
     })
+    dev.on('error', (e: Error) => this.deviceFailed(e))
+  }
+
+  /** The device failed (its interface was deleted, say): VPN mode ends, the gate's other services
+   * go on; the tunnels using it are closed rather than left carrying nothing. */
+  private deviceFailed(e: Error): void {
+    this.log.log('error', `VPN: ${e.message}; VPN mode stops`, {code: (e as {code?: string}).code})
+    this.dev.close()
+    const links = [...this.byIp.values()].map((c) => c.link)
+    this.byIp.clear()
+    for (const l of links) if (!l.isClosed) l.close(CloseStatus.SHUTDOWN, 'the gate\'s VPN device failed')
   }
 
   static open(pool: string, routes: string[], dns: string[], devName: string, log: Logger): GateVpn {
@@ -143,6 +154,7 @@ export class PortalVpn {
     if (!this.dev) {
       this.dev = TunDevice.open(this.devName, this.mode)
       this.dev.on('packets', (ps: Buffer[]) => (this.mode === 'tap' ? this.fromTap(ps) : this.send(ps)))
+      this.dev.on('error', (e: Error) => this.deviceFailed(e))
     }
     const dev = this.dev
     const key = `${cfg.address}/${cfg.prefix} ${cfg.gateway} ${cfg.routes.join(',')}`
@@ -161,6 +173,17 @@ export class PortalVpn {
         : `VPN: TAP ${dev.name}; its DHCP client will get ${cfg.address}/${cfg.prefix}, router ${cfg.gateway}`)
     }
     this.current = channel(link, tls, 'portal', (d) => this.toDevice(d))
+  }
+
+  /** The device failed (its interface was deleted, say): it is closed with the tunnel, and the next
+   * tunnel opens and configures it again. */
+  private deviceFailed(e: Error): void {
+    this.log.log('error', `VPN: ${e.message}; closing the tunnel`, {code: (e as {code?: string}).code})
+    this.close()
+    this.configured = ''
+    const c = this.current
+    this.current = null
+    if (c && !c.link.isClosed) c.link.close(CloseStatus.SHUTDOWN, 'the VPN device failed')
   }
 
   private send(packets: Buffer[]): void {
