@@ -1,77 +1,75 @@
 // TUN/TAP devices for Node (the role node-tun would have had): open a device, read packets in
 // batches on the main loop when the descriptor is readable (uv_poll, no thread pool), write packets
-// with one non-blocking write(2) each. Linux only. The addon also holds the DATA frame digest (mac.c).
+// with one non-blocking write(2) each.
+#define _GNU_SOURCE  // strerrorname_np
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/if.h>
 #include <linux/if_tun.h>
-#include <node_api.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "addon.h"
 #include <sys/ioctl.h>
 #include <unistd.h>
 #include <uv.h>
+#include "addon.h"
 
 #define MAX_BATCH 64
 #define MAX_PACKET 65536
 
-#define CHECK(call) do { if ((call) != napi_ok) return NULL; } while (0)
-
-static napi_value throw_errno(napi_env env, const char* what, int err) {
-  char msg[256];
-  snprintf(msg, sizeof msg, "%s: %s", what, strerror(err));
-  napi_value code, text, error;
-  napi_create_string_utf8(env, err == EPERM || err == EACCES ? "EPERM" : "ETUN", NAPI_AUTO_LENGTH, &code);
-  napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &text);
-  napi_create_error(env, code, text, &error);
-  napi_throw(env, error);
-  return NULL;
-}
+// Marks reader handles, so that stopReading given any other external throws instead of freeing it.
+static const napi_type_tag READER_TAG = {0x74756e6b69742d72ULL, 0x6561646572000001ULL};
 
 // open(name: string, tap: boolean) -> [fd, actualName]
-static napi_value Open(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
+napi_value tun_open(napi_env env, napi_callback_info info) {
   napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (!get_args(env, info, 2, argv, "expected (name: string, tap: boolean)")) return NULL;
   char name[IFNAMSIZ] = {0};
   size_t len = 0;
-  CHECK(napi_get_value_string_utf8(env, argv[0], name, sizeof name, &len));
+  NAPI_CALL(env, napi_get_value_string_utf8(env, argv[0], NULL, 0, &len));
+  if (len >= IFNAMSIZ) return throw_error(env, "ETUN", "interface name longer than %d bytes", IFNAMSIZ - 1);
+  NAPI_CALL(env, napi_get_value_string_utf8(env, argv[0], name, sizeof name, &len));
   bool tap = false;
-  CHECK(napi_get_value_bool(env, argv[1], &tap));
+  NAPI_CALL(env, napi_get_value_bool(env, argv[1], &tap));
   int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
-  if (fd < 0) return throw_errno(env, "open /dev/net/tun", errno);
+  if (fd < 0) {
+    int err = errno;
+    return throw_errno(env, err == EPERM || err == EACCES ? "EPERM" : "ETUN", "open /dev/net/tun", err);
+  }
   struct ifreq ifr;
   memset(&ifr, 0, sizeof ifr);
   ifr.ifr_flags = (tap ? IFF_TAP : IFF_TUN) | IFF_NO_PI;
-  memcpy(ifr.ifr_name, name, len < IFNAMSIZ ? len : IFNAMSIZ - 1);
+  memcpy(ifr.ifr_name, name, len);
+  napi_value result, jfd, jname;
   if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
     int err = errno;
-    close(fd);
-    return throw_errno(env, "TUNSETIFF", err);
+    throw_errno(env, err == EPERM || err == EACCES ? "EPERM" : "ETUN", "TUNSETIFF", err);
+    goto fail;
   }
-  napi_value result, jfd, jname;
-  CHECK(napi_create_array_with_length(env, 2, &result));
-  CHECK(napi_create_int32(env, fd, &jfd));
-  CHECK(napi_create_string_utf8(env, ifr.ifr_name, NAPI_AUTO_LENGTH, &jname));
-  CHECK(napi_set_element(env, result, 0, jfd));
-  CHECK(napi_set_element(env, result, 1, jname));
+  NAPI_CALL_OR(env, napi_create_array_with_length(env, 2, &result), fail);
+  NAPI_CALL_OR(env, napi_create_int32(env, fd, &jfd), fail);
+  NAPI_CALL_OR(env, napi_create_string_utf8(env, ifr.ifr_name, NAPI_AUTO_LENGTH, &jname), fail);
+  NAPI_CALL_OR(env, napi_set_element(env, result, 0, jfd), fail);
+  NAPI_CALL_OR(env, napi_set_element(env, result, 1, jname), fail);
   return result;
+fail:
+  close(fd);
+  return NULL;
 }
 
 // write(fd, buffer) -> bytes written, or -errno (EAGAIN: the device queue is full; drop, like a NIC)
-static napi_value Write(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+napi_value tun_write(napi_env env, napi_callback_info info) {
+  napi_value argv[2], out;
+  if (!get_args(env, info, 2, argv, "expected (fd: number, packet: Buffer)")) return NULL;
   int32_t fd;
-  CHECK(napi_get_value_int32(env, argv[0], &fd));
+  NAPI_CALL(env, napi_get_value_int32(env, argv[0], &fd));
   void* data;
   size_t len;
-  CHECK(napi_get_buffer_info(env, argv[1], &data, &len));
+  NAPI_CALL(env, napi_get_buffer_info(env, argv[1], &data, &len));
   ssize_t n = write(fd, data, len);
-  napi_value out;
-  CHECK(napi_create_int32(env, n < 0 ? -errno : (int32_t)n, &out));
+  int32_t result = n < 0 ? -errno : (int32_t)n;
+  NAPI_CALL(env, napi_create_int32(env, result, &out));
   return out;
 }
 
@@ -100,21 +98,49 @@ static void stop(box_t* box) {
   if (!r) return;
   box->r = NULL;
   uv_poll_stop(&r->poll);
-  napi_delete_reference(r->env, r->callback);
+  if (r->callback) napi_delete_reference(r->env, r->callback);
   uv_close((uv_handle_t*)&r->poll, on_closed);
 }
 
-// Readable: drain up to MAX_BATCH packets and hand them to JS as one array.
+// {errno, code, message}: code is the errno's name (EBADFD), which neither libuv's nor Node's
+// tables have for every errno a TUN device can give.
+static napi_status errno_object(napi_env env, int err, napi_value* out) {
+  char fallback[32];
+  const char* name = NULL;
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 32))
+  name = strerrorname_np(err);
+#endif
+  if (!name) {
+    snprintf(fallback, sizeof fallback, "errno %d", err);
+    name = fallback;
+  }
+  napi_value jerrno, jcode, jmessage;
+  napi_status st;
+  if ((st = napi_create_object(env, out)) != napi_ok || (st = napi_create_int32(env, err, &jerrno)) != napi_ok ||
+      (st = napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &jcode)) != napi_ok ||
+      (st = napi_create_string_utf8(env, strerror(err), NAPI_AUTO_LENGTH, &jmessage)) != napi_ok ||
+      (st = napi_set_named_property(env, *out, "errno", jerrno)) != napi_ok ||
+      (st = napi_set_named_property(env, *out, "code", jcode)) != napi_ok ||
+      (st = napi_set_named_property(env, *out, "message", jmessage)) != napi_ok) return st;
+  return napi_ok;
+}
+
+// Readable: drain up to MAX_BATCH packets and hand them to JS as one array, with the error of a
+// read that failed for good (the interface was deleted: EBADFD) — then polling stops, so one
+// failure is reported once, not on every turn of the loop.
 static void on_readable(uv_poll_t* p, int status, int events) {
   reader_t* r = (reader_t*)p->data;
   napi_env env = r->env;
   napi_handle_scope scope;
-  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
-  napi_value batch;
-  napi_create_array(env, &batch);
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return report_napi(env, "napi_open_handle_scope");
+  napi_value batch, args[2];
+  if (napi_create_array(env, &batch) != napi_ok) {
+    report_napi(env, "napi_create_array");
+    goto done;
+  }
   uint32_t count = 0;
-  int err = status < 0 ? -status : 0;
-  while (!err && count < MAX_BATCH) {
+  int err = 0;
+  while (count < MAX_BATCH) {
     ssize_t n = read(r->fd, r->buf, MAX_PACKET);
     if (n < 0) {
       if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) err = errno;
@@ -122,87 +148,114 @@ static void on_readable(uv_poll_t* p, int status, int events) {
     }
     void* copy;
     napi_value b;
-    if (napi_create_buffer_copy(env, (size_t)n, r->buf, &copy, &b) != napi_ok) break;
-    napi_set_element(env, batch, count++, b);
+    // Out of memory for one packet: it is dropped, as a NIC would.
+    if (napi_create_buffer_copy(env, (size_t)n, r->buf, &copy, &b) != napi_ok) {
+      report_napi(env, "napi_create_buffer_copy");
+      break;
+    }
+    if (napi_set_element(env, batch, count, b) != napi_ok) {
+      report_napi(env, "napi_set_element");
+      break;
+    }
+    count++;
   }
-  napi_value cb, global, args[2], ignored;
-  napi_get_reference_value(env, r->callback, &cb);
-  napi_get_global(env, &global);
-  if (err) napi_create_string_utf8(env, strerror(err), NAPI_AUTO_LENGTH, &args[0]);
-  else napi_get_null(env, &args[0]);
+  // libuv reports POLLERR as a status (UV_EBADF for a deleted interface); read(2) above named the
+  // cause when it could.
+  if (!err && status < 0) err = -status;
+  if (err) uv_poll_stop(&r->poll);
+  if (!count && !err) goto done;
+  if ((err ? errno_object(env, err, &args[0]) : napi_get_null(env, &args[0])) != napi_ok) {
+    report_napi(env, "creating the read error");
+    goto done;
+  }
   args[1] = batch;
-  napi_make_callback(env, NULL, global, cb, 2, args, &ignored);
+  call_back(env, r->callback, 2, args);
+done:
   napi_close_handle_scope(env, scope);
 }
 
 static void finalize_box(napi_env env, void* data, void* hint) {
-  (void)env; (void)hint;
   stop((box_t*)data);
   free(data);
 }
 
-// startReading(fd, callback(err, packets[])) -> handle; stopReading(handle)
-static napi_value StartReading(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+// startReading(fd, callback(err: {errno, code, message} | null, packets: Buffer[])) -> handle;
+// stopReading(handle)
+napi_value tun_start_reading(napi_env env, napi_callback_info info) {
+  static const char usage[] = "expected (fd: number, callback: function)";
+  napi_value argv[2], handle;
+  if (!get_args(env, info, 2, argv, usage) || !is_function(env, argv[1], usage)) return NULL;
   int32_t fd;
-  CHECK(napi_get_value_int32(env, argv[0], &fd));
+  NAPI_CALL(env, napi_get_value_int32(env, argv[0], &fd));
   uv_loop_t* loop;
-  CHECK(napi_get_uv_event_loop(env, &loop));
+  NAPI_CALL(env, napi_get_uv_event_loop(env, &loop));
   reader_t* r = calloc(1, sizeof *r);
   box_t* box = calloc(1, sizeof *box);
-  r->buf = malloc(MAX_PACKET);
-  r->env = env;
-  r->fd = fd;
-  if (!r->buf || uv_poll_init(loop, &r->poll, fd) != 0) {
-    free(r->buf);
+  char* buf = malloc(MAX_PACKET);
+  if (!r || !box || !buf) {
     free(r);
     free(box);
-    return throw_errno(env, "uv_poll_init", EINVAL);
+    free(buf);
+    return throw_errno(env, "ENOMEM", "startReading", ENOMEM);
   }
-  CHECK(napi_create_reference(env, argv[1], 1, &r->callback));
+  r->buf = buf;
+  r->env = env;
+  r->fd = fd;
   r->poll.data = r;
+  int uerr = uv_poll_init(loop, &r->poll, fd);
+  if (uerr) {
+    free(buf);
+    free(r);
+    free(box);
+    return throw_error(env, "ETUN", "uv_poll_init: %s", uv_strerror(uerr));
+  }
+  // From here on stop(box) releases everything: the reference if made, then the poll handle,
+  // whose close callback frees the reader.
   box->r = r;
-  uv_poll_start(&r->poll, UV_READABLE, on_readable);
-  napi_value handle;
-  CHECK(napi_create_external(env, box, finalize_box, NULL, &handle));
+  NAPI_CALL_OR(env, napi_create_reference(env, argv[1], 1, &r->callback), fail);
+  if (napi_create_external(env, box, finalize_box, NULL, &handle) != napi_ok) {
+    throw_napi(env, "napi_create_external");
+    goto fail;
+  }
+  // The handle now owns the box: failures below stop the reader and leave the box to the GC.
+  if (napi_type_tag_object(env, handle, &READER_TAG) != napi_ok) {
+    throw_napi(env, "napi_type_tag_object");
+    stop(box);
+    return NULL;
+  }
+  uerr = uv_poll_start(&r->poll, UV_READABLE, on_readable);
+  if (uerr) {
+    stop(box);
+    return throw_error(env, "ETUN", "uv_poll_start: %s", uv_strerror(uerr));
+  }
   return handle;
+fail:
+  stop(box);
+  free(box);
+  return NULL;
 }
 
-static napi_value StopReading(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
+napi_value tun_stop_reading(napi_env env, napi_callback_info info) {
   napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (!get_args(env, info, 1, argv, "expected (handle)")) return NULL;
+  bool ours = false;
+  NAPI_CALL(env, napi_check_object_type_tag(env, argv[0], &READER_TAG, &ours));
+  if (!ours) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "not a reader handle");
+    return NULL;
+  }
   box_t* box;
-  CHECK(napi_get_value_external(env, argv[0], (void**)&box));
+  NAPI_CALL(env, napi_get_value_external(env, argv[0], (void**)&box));
   stop(box);
   return NULL;
 }
 
-static napi_value Close(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
+napi_value tun_close(napi_env env, napi_callback_info info) {
   napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (!get_args(env, info, 1, argv, "expected (fd: number)")) return NULL;
   int32_t fd;
-  CHECK(napi_get_value_int32(env, argv[0], &fd));
+  NAPI_CALL(env, napi_get_value_int32(env, argv[0], &fd));
+  // The descriptor is gone whatever close(2) says (Linux never retries an interrupted close).
   close(fd);
   return NULL;
 }
-
-static napi_value Init(napi_env env, napi_value exports) {
-  napi_property_descriptor props[] = {
-    EXPORT("open", Open),
-    EXPORT("write", Write),
-    EXPORT("startReading", StartReading),
-    EXPORT("stopReading", StopReading),
-    EXPORT("close", Close),
-  };
-  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
-  register_mac(env, exports);
-  register_process(env, exports);
-  register_splice(env, exports);
-  return exports;
-}
-
-NAPI_MODULE(NODE_GYP_MODULE_NAME, Init)

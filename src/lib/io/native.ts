@@ -1,11 +1,15 @@
 import {createRequire} from 'node:module'
 
 /** The native addon (native/*.c, built by node-gyp at install): TUN/TAP I/O, the DATA digest, malloc
- * tuning and kernel splicing for relays. */
+ * tuning and kernel splicing for relays. A call given the wrong arguments throws (a TypeError, code
+ * ERR_INVALID_ARG_TYPE), one that fails throws an Error with a code (ETUN, EPERM, ESPLICE, EMAC,
+ * ENAPI naming the failed N-API call): none returns undefined instead. */
 export interface Native {
   open(name: string, tap: boolean): [number, string]
   write(fd: number, packet: Buffer): number
-  startReading(fd: number, cb: (err: string | null, packets: Buffer[]) => void): object
+  /** `err`: a read that failed for good (code EBADFD once the interface is deleted), reported
+   * once, after the packets read before it; reading has then stopped. */
+  startReading(fd: number, cb: (err: {errno: number; code: string; message: string} | null, packets: Buffer[]) => void): object
   stopReading(handle: object): void
   close(fd: number): void
   macKey(key: Buffer): object

@@ -1,6 +1,7 @@
 import type {VpnConfig} from '../../tunnel/core/handshake.js'
 import type {Logger} from '../../lib/log.js'
 import type {Link} from '../../tunnel/io/link.js'
+import {CloseStatus} from '../../tunnel/codec/tunnel.js'
 import {TunDevice} from '../../lib/io/tun.js'
 import {ipv4Dst, ipv4Src, isIpv4Packet} from '../../inet/codec/ipv4.js'
 import {LeasePool} from '../core/leases.js'
@@ -24,6 +25,17 @@ export class GateVpn {
         this.byIp.get(ipv4Dst(p))?.send(p)
       }
     })
+    dev.on('error', (e: Error) => this.deviceFailed(e))
+  }
+
+  /** The device failed (its interface was deleted, say): VPN mode ends, the gate's other services
+   * go on; the tunnels using it are closed rather than left carrying nothing. */
+  private deviceFailed(e: Error): void {
+    this.log.log('error', `VPN: ${e.message}; VPN mode stops`, {code: (e as {code?: string}).code})
+    this.dev.close()
+    const links = [...this.byIp.values()].map((c) => c.link)
+    this.byIp.clear()
+    for (const l of links) if (!l.isClosed) l.close(CloseStatus.SHUTDOWN, 'the gate\'s VPN device failed')
   }
 
   static open(pool: string, routes: string[], dns: string[], devName: string, log: Logger): GateVpn {

@@ -1,6 +1,7 @@
 import type {VpnConfig} from '../../tunnel/core/handshake.js'
 import type {Logger} from '../../lib/log.js'
 import type {Link} from '../../tunnel/io/link.js'
+import {CloseStatus} from '../../tunnel/codec/tunnel.js'
 import {TunDevice} from '../../lib/io/tun.js'
 import {carriesIpv4, decodeEth, encodeEth, ETH_HEADER, EtherType} from '../../inet/codec/ethernet.js'
 import {isIpv4Packet} from '../../inet/codec/ipv4.js'
@@ -31,6 +32,7 @@ export class PortalVpn {
     if (!this.dev) {
       this.dev = TunDevice.open(this.devName, this.mode)
       this.dev.on('packets', (ps: Buffer[]) => (this.mode === 'tap' ? this.fromTap(ps) : this.send(ps)))
+      this.dev.on('error', (e: Error) => this.deviceFailed(e))
     }
     const dev = this.dev
     const key = `${cfg.address}/${cfg.prefix} ${cfg.gateway} ${cfg.routes.join(',')}`
@@ -43,6 +45,17 @@ export class PortalVpn {
         : `VPN: TAP ${dev.name}; its DHCP client will get ${cfg.address}/${cfg.prefix}, router ${cfg.gateway}`)
     }
     this.current = openChannel(link, tls, 'portal', (d) => this.toDevice(d))
+  }
+
+  /** The device failed (its interface was deleted, say): it is closed with the tunnel, and the next
+   * tunnel opens and configures it again. */
+  private deviceFailed(e: Error): void {
+    this.log.log('error', `VPN: ${e.message}; closing the tunnel`, {code: (e as {code?: string}).code})
+    this.close()
+    this.configured = ''
+    const c = this.current
+    this.current = null
+    if (c && !c.link.isClosed) c.link.close(CloseStatus.SHUTDOWN, 'the VPN device failed')
   }
 
   private send(packets: Buffer[]): void {
