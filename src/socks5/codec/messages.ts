@@ -1,6 +1,5 @@
-import {isIPv4, isIPv6} from 'node:net'
 import {CodecError} from '../../lib/errors.js'
-import {formatIPv4, formatIPv6, ipv4Bytes, ipv6Bytes} from '../../lib/net/ip.js'
+import {formatIPv4, formatIPv6, ipv4Bytes, ipv6Bytes, isIPv4, isIPv6} from '../../lib/net/ip.js'
 
 /** SOCKS5 wire messages, RFC 1928, with username/password auth of RFC 1929. */
 export const SOCKS_VERSION = 5

@@ -1,7 +1,6 @@
-import {isIPv4, isIPv6} from 'node:net'
 import {crc32} from '../../lib/crc32.js'
 import {CodecError, need} from '../../lib/errors.js'
-import {formatIPv4, formatIPv6, ipv4Bytes, ipv6Bytes} from '../../lib/net/ip.js'
+import {formatIPv4, formatIPv6, ipv4Bytes, ipv6Bytes, isIPv4, isIPv6} from '../../lib/net/ip.js'
 
 /** STUN messages (RFC 8489) with the RFC 5780 and classic RFC 3489 attributes. */
 export const MAGIC_COOKIE = 0x2112a442

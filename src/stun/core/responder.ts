@@ -1,6 +1,7 @@
 import {crc32} from '../../lib/crc32.js'
 import {CodecError} from '../../lib/errors.js'
 import {decodeStun, encodeStun, HEADER, MAGIC_COOKIE, Method, type StunMessage, type TransportAddress} from '../codec/message.js'
+import {ipv4ToU32} from '../../lib/net/ip.js'
 
 /**
  * The RFC 5780 server's answer to one datagram, sans-I/O. The server has up to four sockets:
@@ -66,28 +67,6 @@ export function answer(cfg: ServerConfig, datagram: Buffer, from: TransportAddre
   return {via, to, data}
 }
 
-/** Parses a dotted IPv4 address without regular expressions; -1 if it is not one. */
-function ipv4ToInt(a: string): number {
-  let n = 0
-  let part = 0
-  let dots = 0
-  let digits = 0
-  for (let i = 0; i < a.length; i++) {
-    const c = a.charCodeAt(i)
-    if (c === 46) {
-      if (!digits || ++dots > 3) return -1
-      n = n * 256 + part
-      part = 0
-      digits = 0
-    } else if (c >= 48 && c <= 57 && digits < 3) {
-      part = part * 10 + c - 48
-      digits++
-      if (part > 255) return -1
-    } else return -1
-  }
-  return dots === 3 && digits ? n * 256 + part : -1
-}
-
 /**
  * The server's hot path: a plain IPv4 Binding request (no attributes, or FINGERPRINT only) is
  * answered from a per-socket template, patched with the transaction id and the client's address.
@@ -102,7 +81,7 @@ export class Responder {
     const n = datagram.length
     const plain = (n === HEADER || (n === HEADER + 8 && datagram.readUInt32BE(HEADER) === 0x80280004))
       && datagram.readUInt16BE(0) === 0x0001 && datagram.readUInt16BE(2) === n - HEADER && datagram.readUInt32BE(4) === MAGIC_COOKIE
-    const ip = plain ? ipv4ToInt(from.address) : -1
+    const ip = plain ? ipv4ToU32(from.address) : -1
     if (ip < 0 || (n > HEADER && !fingerprintOk(datagram))) return answer(this.cfg, datagram, from, on)
     const t = this.template(on)
     const out = Buffer.allocUnsafe(t.length + (n > HEADER ? 8 : 0))
