@@ -5,6 +5,7 @@ type ArgOutput = {[name: string]: any} // eslint-disable-line @typescript-eslint
 import {readFileSync} from 'node:fs'
 import type {Level, Logger} from '../lib/log.js'
 import {Tracer} from '../lib/trace/tracer.js'
+import {ListenError} from '../lib/io/listen.js'
 import {makeLogger} from './output.js'
 import {UsageError} from './parse.js'
 
@@ -66,11 +67,12 @@ export abstract class TunkitCommand extends Command {
   }
 
   /** Binds a listener; failure is a usage error naming the flag (address in use, not ours…). */
-  protected async listenOn<T>(flag: string, where: string, listen: () => Promise<T>): Promise<T> {
+  protected async listenOn<T>(flag: string, listen: () => Promise<T>): Promise<T> {
     try {
       return await listen()
     } catch (e) {
-      throw new UsageError(`${flag}: cannot listen on ${where}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`)
+      if (e instanceof ListenError) throw new UsageError(`${flag}: ${e.message}`)
+      throw e
     }
   }
 

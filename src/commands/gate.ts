@@ -95,7 +95,7 @@ With no --allow rules every authenticated client may open anything; with rules, 
       log: this.logger,
       tracer: this.tracer,
     })
-    const bound = await this.listenOn('--listen', hostPort(listen.host, listen.port), () => gate.listen())
+    const bound = await this.listenOn('--listen', () => gate.listen())
     const where = hostPort(bound.address, bound.port)
     this.logger.log('info', `gate listening on ${where}${policy.open ? ' (no access rules: every authenticated client may open anything)' : ` with ${policy.rules.length} access rule(s)`}`)
     this.logger.event('listening', {address: where, port: bound.port})

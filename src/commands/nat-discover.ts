@@ -4,6 +4,7 @@ import {isIP} from 'node:net'
 import {TunkitCommand} from '../cli/base.js'
 import {parseHostPort, parseSeconds, UsageError} from '../cli/parse.js'
 import {hostPort} from '../lib/io/connect.js'
+import {ListenError} from '../lib/io/listen.js'
 import {discover, ServerUnreachable, type Discovery} from '../stun/io/client.js'
 import {StunServer} from '../stun/io/server.js'
 
@@ -58,6 +59,7 @@ with CHANGE-REQUEST, RESPONSE-ORIGIN, OTHER-ADDRESS, RESPONSE-PORT and a per-sou
         process.exitCode = d.mappedAddress === null ? EXIT.UDP_BLOCKED : EXIT.OK
         return
       } catch (e) {
+        if (e instanceof ListenError) throw new UsageError(`--bind: ${e.message}`)
         if (!(e instanceof ServerUnreachable)) throw e
         last = e
         this.logger.log('warn', `STUN server ${hostPort(s.host, s.port)} unreachable: ${e.message}`)
@@ -100,7 +102,7 @@ with CHANGE-REQUEST, RESPONSE-ORIGIN, OTHER-ADDRESS, RESPONSE-PORT and a per-sou
       log: this.logger,
       tracer: this.tracer,
     })
-    const bound = await this.listenOn('--listen/--alt', hostPort(primary.host, primary.port), () => server.listen())
+    const bound = await this.listenOn('--listen/--alt', () => server.listen())
     const where = bound.map((b) => hostPort(b.address, b.port))
     this.logger.log('info', `STUN server on ${where.join(', ')}${alt ? '' : ' (no --alt: RFC 5780 tests unavailable)'}`)
     this.logger.event('listening', {addresses: where})

@@ -93,12 +93,12 @@ gate, so DNS behind the gate works. The tunnel reconnects with backoff when it d
       servers.push(s)
     }
     try {
-      if (socks) announce('socks', socks.host, await socksServer(portal, {...socks, auth, udpIdle, log: this.logger}))
-      for (const l of locals) announce('local', l.bind, await tcpForward(portal, l, this.logger), l.to)
-      for (const u of udps) announce('udp', u.bind, await udpForward(portal, u, udpIdle, this.logger), u.to)
+      if (socks) announce('socks', socks.host, await this.listenOn('--socks', () => socksServer(portal, {...socks, auth, udpIdle, log: this.logger})))
+      for (const l of locals) announce('local', l.bind, await this.listenOn('-L', () => tcpForward(portal, l, this.logger)), l.to)
+      for (const u of udps) announce('udp', u.bind, await this.listenOn('-U', () => udpForward(portal, u, udpIdle, this.logger)), u.to)
     } catch (e) {
       await portal.stop()
-      throw new UsageError((e as Error).message)
+      throw e
     }
     const sig = await this.waitForSignal()
     this.logger.log('info', `${sig}: closing the tunnel`)

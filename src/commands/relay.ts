@@ -56,7 +56,7 @@ only to next hops allowed by --allow-next, and answers any refusal with a CLOSE 
       connectTimeout: parseSeconds(f['connect-timeout'], '--connect-timeout'),
       log: this.logger, tracer: this.tracer,
     })
-    const bound = await this.listenOn('--listen', hostPort(listen.host, listen.port), () => relay.listen())
+    const bound = await this.listenOn('--listen', () => relay.listen())
     const where = hostPort(bound.address, bound.port)
     this.logger.log('info', `relay "${name}" listening on ${where}; next hops: ${rules.map((r) => r.text).join(', ') || 'none'}`)
     this.logger.event('listening', {address: where, port: bound.port, name})

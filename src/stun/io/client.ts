@@ -7,6 +7,7 @@ import {classify, type Classification, type Observations} from '../core/classify
 import {stunFields} from '../trace.js'
 import type {Tracer} from '../../lib/trace/tracer.js'
 import {hostPort} from '../../lib/io/connect.js'
+import {startListener} from '../../lib/io/listen.js'
 
 export class ServerUnreachable extends Error {}
 
@@ -41,22 +42,24 @@ class Endpoint {
   incoming = new Map<string, () => void>()
   icmpError: string | null = null
 
-  constructor(private readonly o: DiscoverOptions, family: 'udp4' | 'udp6') {
+  constructor(private readonly o: DiscoverOptions, private readonly family: 'udp4' | 'udp6') {
     this.sock = createSocket(family)
     this.sock.on('message', (msg, r) => this.onMessage(msg, {address: r.address, port: r.port}))
-    this.sock.on('error', (e: NodeJS.ErrnoException) => (this.icmpError = e.code ?? e.message))
   }
 
+  /** Rejects with a ListenError (an address not on this machine, say) before anything is sent. */
   bind(address?: string): Promise<TransportAddress> {
-    return new Promise((res) => this.sock.bind(0, address, () => {
-      const a = this.sock.address()
-      res({address: a.address, port: a.port})
-    }))
+    const any = this.family === 'udp6' ? '::' : '0.0.0.0'
+    return startListener(this.sock, address ?? any, 0, (e) => (this.icmpError = e.code ?? e.message))
   }
 
   close(): void {
     for (const done of this.pending.values()) done(null)
-    this.sock.close()
+    try {
+      this.sock.close()
+    } catch {
+      // never bound: nothing to close
+    }
   }
 
   /** Sends at 0, RTO, 3 RTO, 7 RTO ... until `tries` sends, then waits `lastWait` RTOs more. */

@@ -5,6 +5,7 @@ import {RateLimiter, Responder, type ServerConfig, type Via} from '../core/respo
 import {stunFields} from '../trace.js'
 import type {Tracer} from '../../lib/trace/tracer.js'
 import {hostPort} from '../../lib/io/connect.js'
+import {startListener} from '../../lib/io/listen.js'
 
 export interface StunServerOptions extends ServerConfig {
   rate: number
@@ -40,15 +41,10 @@ export class StunServer {
       const address = via.altIp ? alt.address : this.o.primary.address
       const port = via.altPort ? alt.port : this.o.primary.port
       const s = createSocket({type: address.includes(':') ? 'udp6' : 'udp4'})
-      await new Promise<void>((res, rej) => {
-        s.once('error', (e: NodeJS.ErrnoException) => rej(new Error(`cannot bind UDP ${hostPort(address, port)}: ${e.code ?? e.message}`)))
-        s.bind(port, address, () => res())
-      })
-      s.removeAllListeners('error')
-      s.on('error', (e) => this.o.log.log('warn', `UDP ${hostPort(address, port)}: ${e.message}`))
-      s.on('message', (msg, rinfo) => this.onMessage(msg, {address: rinfo.address, port: rinfo.port}, via, hostPort(address, port)))
+      const b = await startListener(s, address, port, this.o.log)
       this.sockets.set(StunServer.key(via), s)
-      bound.push({address, port: (s.address() as {port: number}).port})
+      s.on('message', (msg, rinfo) => this.onMessage(msg, {address: rinfo.address, port: rinfo.port}, via, hostPort(address, port)))
+      bound.push({address, port: b.port})
     }
     return bound
   }

@@ -16,7 +16,7 @@ import {dialTcp, hostPort, OpenError, resolve} from '../../lib/io/connect.js'
 import {Link} from './link.js'
 import {SocketEndpoint} from './stream-endpoint.js'
 import {tuneServerProcess} from '../../lib/io/native.js'
-import {serve} from '../../lib/io/listen.js'
+import {ListenError, startListener} from '../../lib/io/listen.js'
 import {CIPHERSUITES, type TlsMaterial} from '../../lib/io/tls-config.js'
 
 export interface GateOptions {
@@ -57,7 +57,7 @@ export class Gate {
 
   listen(): Promise<{address: string; port: number}> {
     tuneServerProcess()
-    return serve(this.server, this.o.host, this.o.port, this.o.log)
+    return startListener(this.server, this.o.host, this.o.port, this.o.log)
   }
 
   get tunnels(): number {
@@ -303,17 +303,12 @@ export class Gate {
         if (session) ep.bind(session)
       })
       try {
-        await new Promise<void>((res, rej) => {
-          srv.once('error', rej)
-          srv.listen(f.port, f.bind, () => res())
-        })
-        srv.on('error', () => {})
+        const {port} = await startListener(srv, f.bind, f.port, this.o.log)
         servers.push(srv)
-        const port = (srv.address() as {port: number}).port
         grant.remoteForwards.push({bind: f.bind, port: f.port === 0 ? port : f.port})
         this.o.log.log('info', `remote forward for ${identity}: listening on ${hostPort(f.bind, port)}`)
       } catch (e) {
-        grant.remoteForwards.push({...f, error: (e as NodeJS.ErrnoException).code ?? 'failed'})
+        grant.remoteForwards.push({...f, error: e instanceof ListenError ? e.code : 'failed'})
       }
     }
     return grant

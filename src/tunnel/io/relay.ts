@@ -10,7 +10,7 @@ import type {Tracer} from '../../lib/trace/tracer.js'
 import {dialTcp, hostPort, OpenError, resolve} from '../../lib/io/connect.js'
 import {nodeMatches, readClearFrame} from './relay-frame.js'
 import {tuneServerProcess} from '../../lib/io/native.js'
-import {serve} from '../../lib/io/listen.js'
+import {startListener} from '../../lib/io/listen.js'
 import {joinSockets} from '../../lib/io/join.js'
 
 export interface RelayOptions {
@@ -95,7 +95,7 @@ export class Relay {
 
   listen(): Promise<{address: string; port: number}> {
     tuneServerProcess()
-    return serve(this.server, this.o.host, this.o.port, this.o.log)
+    return startListener(this.server, this.o.host, this.o.port, this.o.log)
   }
 
   async close(): Promise<void> {
