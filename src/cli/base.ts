@@ -7,7 +7,7 @@ import type {Level, Logger} from '../lib/log.js'
 import {Tracer} from '../lib/trace/tracer.js'
 import {ListenError} from '../lib/io/listen.js'
 import {makeLogger} from './output.js'
-import {UsageError} from './parse.js'
+import {FlagValueError, UsageError} from './parse.js'
 
 export type BaseFlags = Interfaces.InferredFlags<typeof TunkitCommand['baseFlags']>
 
@@ -35,7 +35,13 @@ export abstract class TunkitCommand extends Command {
       if (!file) throw new UsageError('--config: missing file name')
       argv = [...argv, ...configArgs(file, argv, options?.flags ?? {})]
     }
-    const out = await super.parse(options, argv)
+    let out: ParserOutput<F, B, A>
+    try {
+      out = await super.parse(options, argv)
+    } catch (e) {
+      if (e instanceof FlagValueError) e.message = e.text
+      throw e
+    }
     const f = out.flags as unknown as BaseFlags
     this.json = f.json
     this.logger = makeLogger(f['log-level'] as Level, f.json)

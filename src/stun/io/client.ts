@@ -11,6 +11,13 @@ import {startListener} from '../../lib/io/listen.js'
 
 export class ServerUnreachable extends Error {}
 
+/** Discovery's tunables, in seconds; the nat-discover flags show these. */
+export const DISCOVER_DEFAULTS = {
+  timeout: 5,
+  /** 0 = skip the binding-lifetime test. */
+  lifetime: 0,
+}
+
 export interface DiscoverOptions {
   server: TransportAddress
   bind?: string

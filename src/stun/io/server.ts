@@ -7,6 +7,16 @@ import type {Tracer} from '../../lib/trace/tracer.js'
 import {hostPort} from '../../lib/io/connect.js'
 import {startListener} from '../../lib/io/listen.js'
 
+/** The STUN server's tunables; the nat-discover --serve flags show these. */
+export const STUN_SERVER_DEFAULTS = {
+  primary: {address: '0.0.0.0', port: 3478},
+  /** Answers per second per source address, and the burst allowed above it. */
+  rate: 50,
+  burst: 100,
+}
+
+export type StunServerConfig = Omit<StunServerOptions, keyof typeof STUN_SERVER_DEFAULTS> & Partial<typeof STUN_SERVER_DEFAULTS>
+
 export interface StunServerOptions extends ServerConfig {
   rate: number
   burst: number
@@ -22,7 +32,10 @@ export class StunServer {
   answered = 0
   dropped = 0
 
-  constructor(private readonly o: StunServerOptions) {
+  private readonly o: StunServerOptions
+
+  constructor(config: StunServerConfig) {
+    const o = (this.o = {...STUN_SERVER_DEFAULTS, ...config})
     this.limiter = new RateLimiter(o.rate, o.burst)
     this.responder = new Responder(o)
   }

@@ -10,6 +10,7 @@ import type {GateVpn} from '../../vpn/io/vpn.js'
 import type {Logger} from '../../lib/log.js'
 import type {DatagramEndpoint, OpenRequest, Session} from '../core/mux.js'
 import {Policy} from '../core/policy.js'
+import {parseGateTarget} from '../core/gate-group.js'
 import {tunnelFields} from '../trace.js'
 import type {Tracer} from '../../lib/trace/tracer.js'
 import {dialTcp, hostPort, OpenError, resolve} from '../../lib/io/connect.js'
@@ -18,6 +19,27 @@ import {SocketEndpoint} from './stream-endpoint.js'
 import {tuneServerProcess} from '../../lib/io/native.js'
 import {ListenError, startListener} from '../../lib/io/listen.js'
 import {CIPHERSUITES, type TlsMaterial} from '../../lib/io/tls-config.js'
+
+/** The gate's tunables (times in seconds); the gate command's flags show these. */
+export const GATE_DEFAULTS = {
+  host: '127.0.0.1',
+  port: 4433,
+  maxSessions: 4096,
+  maxTunnels: 1024,
+  handshakeTimeout: 10,
+  /** 0 = never close an idle tunnel. */
+  idleTimeout: 0,
+  connectTimeout: 10,
+  /** 0 = no keepalive pings. */
+  keepalive: 15,
+  deadAfter: 45,
+  udpIdle: 120,
+  /** 0 = keys live as long as the tunnel. */
+  keyLifetime: 0,
+}
+
+/** What a Gate is built with: the tunables may be left to GATE_DEFAULTS. */
+export type GateConfig = Omit<GateOptions, keyof typeof GATE_DEFAULTS> & Partial<typeof GATE_DEFAULTS>
 
 export interface GateOptions {
   host: string
@@ -50,7 +72,10 @@ export class Gate {
   private pending = new Set<Socket>()
   private ctx: ReturnType<typeof createSecureContext>
 
-  constructor(private readonly o: GateOptions) {
+  private readonly o: GateOptions
+
+  constructor(config: GateConfig) {
+    const o = (this.o = {...GATE_DEFAULTS, ...config})
     this.ctx = createSecureContext({cert: o.tls.cert, key: o.tls.key, ca: o.tls.ca, minVersion: 'TLSv1.3', ciphers: CIPHERSUITES, honorCipherOrder: true})
     this.server = createServer({noDelay: true}, (s) => this.accept(s))
   }
@@ -94,7 +119,7 @@ export class Gate {
       const relay = frame as Extract<TunnelFrame, {kind: 'relay'}>
       const last = relay.path[relay.path.length - 1]
       // A group name was resolved by the last relay, which picked us.
-      if (this.o.name && !last.startsWith('group:') && !nodeMatches(last, this.o.name)) {
+      if (this.o.name && parseGateTarget(last)?.kind !== 'group' && !nodeMatches(last, this.o.name)) {
         log.log('warn', `refused ${peer}: RELAY path ends at "${last}", not at this gate ("${this.o.name}")`)
         raw.end(encodeTunnel({kind: 'close', status: CloseStatus.BAD_RELAY_FRAME, reason: `this is ${this.o.name}, not ${last}`}))
         return

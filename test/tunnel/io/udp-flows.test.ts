@@ -5,7 +5,7 @@ import {MAX_QUEUED, UdpFlows} from '../../../src/tunnel/io/udp-flows.js'
 
 /** A session that opens when told and records what it is sent. */
 function fake(): {open: (ep: DatagramEndpoint) => Session; ep?: DatagramEndpoint; sent: Buffer[]; closed: string[]; session: Session} {
-  const f = {sent: [] as Buffer[], closed: [] as string[], ep: undefined as DatagramEndpoint | undefined, session: undefined as unknown as Session, open: (ep: DatagramEndpoint) => f.session}
+  const f = {sent: [] as Buffer[], closed: [] as string[], ep: undefined as DatagramEndpoint | undefined, session: undefined as unknown as Session, open: (_: DatagramEndpoint) => f.session}
   f.session = {state: 'pending', sendDatagram: (d: Buffer) => f.sent.push(d), close: (why: string) => { f.closed.push(why); f.ep?.destroy(why) }} as unknown as Session
   f.open = (ep) => { f.ep = ep; return f.session }
   return f
