@@ -1,6 +1,6 @@
 import {crc32} from '../../lib/crc32.js'
 import {CodecError} from '../../lib/errors.js'
-import {decodeStun, encodeStun, HEADER, MAGIC_COOKIE, Method, type StunMessage, type TransportAddress} from '../codec/message.js'
+import {decodeStun, encodeStun, HEADER, MAGIC_COOKIE, StunMethod, type StunMessage, type TransportAddress} from '../codec/message.js'
 import {ipv4ToU32} from '../../lib/net/ip.js'
 
 /**
@@ -41,7 +41,7 @@ export function answer(cfg: ServerConfig, datagram: Buffer, from: TransportAddre
   const error = (code: number, reason: string, extra: Partial<StunMessage> = {}): Answer => ({
     via: on, to: from, data: encodeStun({...base, klass: 'error', error: {code, reason}, ...extra}, {fingerprint: req.fingerprint}),
   })
-  if (req.method !== Method.BINDING) return error(400, 'Bad Request: only Binding is served')
+  if (req.method !== StunMethod.BINDING) return error(400, 'Bad Request: only Binding is served')
   if (req.unknownRequired.length) return error(420, 'Unknown Attribute', {unknown: req.unknownRequired})
   const change = req.changeRequest ?? {ip: false, port: false}
   if ((change.ip || change.port) && !cfg.alternate) return error(420, 'Unknown Attribute: no alternate address', {unknown: [0x0003]})
@@ -104,7 +104,7 @@ export class Responder {
     const key = `${+on.altIp}${+on.altPort}`
     let t = this.templates.get(key)
     if (!t) {
-      const probe = encodeStun({method: Method.BINDING, klass: 'request', transactionId: Buffer.alloc(12), cookie: true})
+      const probe = encodeStun({method: StunMethod.BINDING, klass: 'request', transactionId: Buffer.alloc(12), cookie: true})
       t = answer(this.cfg, probe, {address: '0.0.0.0', port: 0xffff}, on)!.data
       this.templates.set(key, t)
     }

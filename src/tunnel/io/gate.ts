@@ -5,7 +5,7 @@ import {CodecError} from '../../lib/errors.js'
 import {nodeMatches, readClearFrame} from './relay-frame.js'
 import {HEADER_LEN} from '../codec/frame.js'
 import {CloseStatus, encodeTunnel, TunnelType, type TunnelFrame} from '../codec/tunnel.js'
-import {EXPORTER_LABEL, HandshakeError, parseRequest, responseFrame, type TunnelGrant, type VpnConfig} from '../core/handshake.js'
+import {EXPORTER_LABEL, HandshakeError, parseTunnelRequest, responseFrame, type TunnelGrant, type VpnConfig} from '../core/handshake.js'
 import type {GateVpn} from '../../vpn/io/vpn.js'
 import type {Logger} from '../../lib/log.js'
 import type {DatagramEndpoint, OpenRequest, Session} from '../core/mux.js'
@@ -188,7 +188,7 @@ export class Gate {
           return
         }
         try {
-          const req = parseRequest(f)
+          const req = parseTunnelRequest(f)
           if (req.user !== identity) throw new HandshakeError(`REQUEST names user "${req.user}" but the certificate is "${identity}"`)
           const expected = tls.exportKeyingMaterial(32, EXPORTER_LABEL, Buffer.alloc(0)).toString('hex')
           if (req.binding !== expected) throw new HandshakeError('REQUEST is not bound to this TLS session')

@@ -46,8 +46,8 @@ export interface RelayOptions {
   tracer?: Tracer
 }
 
-/** States of seed 000 Fig. 13, named in the log. */
-type State = 'accept-wait' | 'receive-relay' | 'forward-connect' | 'forward' | 'dying' | 'dead'
+/** The states of seed 000 Fig. 13 a relay's connection passes through, named in the log. */
+type State = 'receive-relay' | 'forward-connect' | 'forward' | 'dead'
 
 class Refusal extends Error {
   constructor(readonly status: number, message: string) {
@@ -203,7 +203,7 @@ export class Relay {
       const m = member
       const since = Date.now()
       const stop = joinSockets(prev, n, rest.length ? Buffer.concat([wire, rest]) : wire, (how) => {
-        // Dying -> Dead (Fig. 13): both directions have ended, or one side failed.
+        // Dead (Fig. 13): both directions have ended, or one side failed.
         state = 'dead'
         this.live.delete(stop)
         if (m) m.tunnels--
