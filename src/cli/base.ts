@@ -5,8 +5,9 @@ type ArgOutput = {[name: string]: any} // eslint-disable-line @typescript-eslint
 import {readFileSync} from 'node:fs'
 import type {Level, Logger} from '../lib/log.js'
 import {Tracer} from '../lib/trace/tracer.js'
+import {ListenError} from '../lib/io/listen.js'
 import {makeLogger} from './output.js'
-import {UsageError} from './parse.js'
+import {FlagValueError, UsageError} from './parse.js'
 
 export type BaseFlags = Interfaces.InferredFlags<typeof TunkitCommand['baseFlags']>
 
@@ -34,7 +35,13 @@ export abstract class TunkitCommand extends Command {
       if (!file) throw new UsageError('--config: missing file name')
       argv = [...argv, ...configArgs(file, argv, options?.flags ?? {})]
     }
-    const out = await super.parse(options, argv)
+    let out: ParserOutput<F, B, A>
+    try {
+      out = await super.parse(options, argv)
+    } catch (e) {
+      if (e instanceof FlagValueError) e.message = e.text
+      throw e
+    }
     const f = out.flags as unknown as BaseFlags
     this.json = f.json
     this.logger = makeLogger(f['log-level'] as Level, f.json)
@@ -66,11 +73,12 @@ export abstract class TunkitCommand extends Command {
   }
 
   /** Binds a listener; failure is a usage error naming the flag (address in use, not ours…). */
-  protected async listenOn<T>(flag: string, where: string, listen: () => Promise<T>): Promise<T> {
+  protected async listenOn<T>(flag: string, listen: () => Promise<T>): Promise<T> {
     try {
       return await listen()
     } catch (e) {
-      throw new UsageError(`${flag}: cannot listen on ${where}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`)
+      if (e instanceof ListenError) throw new UsageError(`${flag}: ${e.message}`)
+      throw e
     }
   }
 

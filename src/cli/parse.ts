@@ -5,6 +5,24 @@ export class UsageError extends Error {
   readonly exitCode = 2
 }
 
+/** A typed flag's parse failure; `text` survives the prefix oclif adds to the message. */
+export class FlagValueError extends UsageError {
+  constructor(readonly text: string) {
+    super(text)
+  }
+}
+
+export interface HostPort {
+  host: string
+  port: number
+}
+
+export interface Forward {
+  bind: string
+  port: number
+  to: HostPort
+}
+
 export function parsePort(s: string, flag: string, allowZero = true): number {
   const n = /^\d+$/.test(s) ? Number(s) : NaN
   if (!Number.isInteger(n) || n < (allowZero ? 0 : 1) || n > 65535) throw new UsageError(`${flag}: port "${s}" is not a number from ${allowZero ? 0 : 1} to 65535`)
@@ -21,14 +39,14 @@ function checkHost(h: string, flag: string): string {
 }
 
 /** Splits "host:port", "[v6]:port" or "port" (with a default host). */
-export function parseHostPort(s: string, flag: string, defaultHost?: string): {host: string; port: number} {
+export function parseHostPort(s: string, flag: string, defaultHost?: string): HostPort {
   const m = s.match(/^(?:\[([^\]]*)\]|([^:]*)):(\d*)$/) ?? (defaultHost !== undefined && /^\d+$/.test(s) ? [s, undefined, defaultHost, s] : null)
   if (!m) throw new UsageError(`${flag}: "${s}" is not host:port`)
   return {host: checkHost(m[1] ?? m[2], flag), port: parsePort(m[3], flag)}
 }
 
 /** Splits "[bind:]port:host:hostport" as ssh -L/-R do; IPv6 parts go in brackets. */
-export function parseForward(s: string, flag: string, defaultBind = '127.0.0.1'): {bind: string; port: number; to: {host: string; port: number}} {
+export function parseForward(s: string, flag: string, defaultBind = '127.0.0.1'): Forward {
   const parts: string[] = []
   const re = /\[[^\]]*\]|[^:]+/g
   for (const m of s.matchAll(re)) parts.push(m[0])
@@ -37,8 +55,13 @@ export function parseForward(s: string, flag: string, defaultBind = '127.0.0.1')
   return {bind: checkHost(bind, flag), port: parsePort(port, flag), to: {host: checkHost(host, flag), port: parsePort(hostport, flag, false)}}
 }
 
-export function parseSeconds(s: string, flag: string): number {
-  const n = Number(s)
-  if (!Number.isFinite(n) || n < 0) throw new UsageError(`${flag}: "${s}" is not a number of seconds`)
-  return n
+const UNIT_SECONDS: Record<string, number> = {ms: 0.001, s: 1, m: 60, h: 3600}
+
+/** "30s", "5m", "1h", "500ms" or a plain number of seconds; returns seconds. */
+export function parseDuration(s: string, flag: string): number {
+  const n = s.trim() === '' ? NaN : Number(s)
+  if (Number.isFinite(n) && n >= 0) return n
+  const m = s.trim().match(/^(\d+(?:\.\d+)?|\.\d+)\s*(ms|s|m|h)$/)
+  if (!m) throw new UsageError(`${flag}: "${s}" is not a duration (seconds, or a number with ms, s, m or h: 500ms, 30s, 5m)`)
+  return Number(m[1]) * UNIT_SECONDS[m[2]]
 }

@@ -2,10 +2,12 @@ import {Flags} from '@oclif/core'
 import {lookup} from 'node:dns/promises'
 import {isIP} from 'node:net'
 import {TunkitCommand} from '../cli/base.js'
-import {parseHostPort, parseSeconds, UsageError} from '../cli/parse.js'
+import {UsageError, type HostPort} from '../cli/parse.js'
+import * as F from '../cli/flags.js'
 import {hostPort} from '../lib/io/connect.js'
-import {discover, ServerUnreachable, type Discovery} from '../stun/io/client.js'
-import {StunServer} from '../stun/io/server.js'
+import {ListenError} from '../lib/io/listen.js'
+import {discover, DISCOVER_DEFAULTS, ServerUnreachable, type Discovery} from '../stun/io/client.js'
+import {StunServer, STUN_SERVER_DEFAULTS as S} from '../stun/io/server.js'
 
 /** Exit status for scripts: 0 discovered, 2 bad arguments, 3 UDP blocked, 4 server unreachable. */
 export const EXIT = {OK: 0, BAD_ARGS: 2, UDP_BLOCKED: 3, UNREACHABLE: 4} as const
@@ -25,26 +27,24 @@ with CHANGE-REQUEST, RESPONSE-ORIGIN, OTHER-ADDRESS, RESPONSE-PORT and a per-sou
   ]
 
   static override flags = {
-    server: Flags.string({char: 's', summary: 'STUN server, host[:port] (port 3478 by default); repeat to try several.', multiple: true}),
+    server: F.stunServer({char: 's', summary: 'STUN server, host[:port] (port 3478 by default); repeat to try several.', multiple: true}),
     bind: Flags.string({summary: 'Local address to send from.'}),
-    timeout: Flags.string({summary: 'Seconds the whole discovery may take (the lifetime test excepted).', default: '5'}),
-    lifetime: Flags.string({summary: 'Also measure how long an idle binding lives, up to this many seconds (0 = skip).', default: '0'}),
+    timeout: F.duration({summary: 'Time the whole discovery may take, the lifetime test excepted (seconds, or 500ms, 30s, 5m).', default: DISCOVER_DEFAULTS.timeout}),
+    lifetime: F.duration({summary: 'Also measure how long an idle binding lives, up to this long (0 = skip).', default: DISCOVER_DEFAULTS.lifetime}),
     serve: Flags.boolean({summary: 'Run a STUN server instead.'}),
-    listen: Flags.string({summary: 'Server: primary address and port.', default: '0.0.0.0:3478'}),
-    alt: Flags.string({summary: 'Server: alternate address and port (needed for RFC 5780 tests).'}),
-    rate: Flags.integer({summary: 'Server: answers per second per source address.', default: 50, min: 1}),
-    burst: Flags.integer({summary: 'Server: burst of answers per source address.', default: 100, min: 1}),
+    listen: F.hostPort({summary: 'Server: primary address and port.', ...F.hostPortDefault(S.primary.address, S.primary.port)}),
+    alt: F.hostPort({summary: 'Server: alternate address and port (needed for RFC 5780 tests).'}),
+    rate: Flags.integer({summary: 'Server: answers per second per source address.', default: S.rate, min: 1}),
+    burst: Flags.integer({summary: 'Server: burst of answers per source address.', default: S.burst, min: 1}),
   }
 
   async run(): Promise<void> {
     const {flags: f} = await this.parse(NatDiscover)
     if (f.serve) return this.serve(f)
     if (!f.server?.length) throw new UsageError('missing required flag --server (or --serve to run a server)')
-    const timeout = parseSeconds(f.timeout, '--timeout')
-    const lifetime = parseSeconds(f.lifetime, '--lifetime')
-    const servers = f.server.map((s) => parseHostPort(/:\d+$/.test(s) || isIP(s) === 6 ? s : `${s}:3478`, '--server'))
+    const {timeout, lifetime} = f
     let last: Error | null = null
-    for (const s of servers) {
+    for (const s of f.server) {
       let address = s.host
       try {
         if (!isIP(address)) address = (await lookup(address)).address
@@ -58,6 +58,7 @@ with CHANGE-REQUEST, RESPONSE-ORIGIN, OTHER-ADDRESS, RESPONSE-PORT and a per-sou
         process.exitCode = d.mappedAddress === null ? EXIT.UDP_BLOCKED : EXIT.OK
         return
       } catch (e) {
+        if (e instanceof ListenError) throw new UsageError(`--bind: ${e.message}`)
         if (!(e instanceof ServerUnreachable)) throw e
         last = e
         this.logger.log('warn', `STUN server ${hostPort(s.host, s.port)} unreachable: ${e.message}`)
@@ -87,9 +88,8 @@ with CHANGE-REQUEST, RESPONSE-ORIGIN, OTHER-ADDRESS, RESPONSE-PORT and a per-sou
     process.stdout.write(lines.join('\n') + '\n')
   }
 
-  private async serve(f: {listen: string; alt?: string; rate: number; burst: number}): Promise<void> {
-    const primary = parseHostPort(f.listen, '--listen')
-    const alt = f.alt ? parseHostPort(f.alt, '--alt') : undefined
+  private async serve(f: {listen: HostPort; alt?: HostPort; rate: number; burst: number}): Promise<void> {
+    const {listen: primary, alt} = f
     if (alt && (alt.host === primary.host || alt.port === primary.port)) throw new UsageError('--alt: the alternate address and port must both differ from --listen')
     const server = new StunServer({
       primary: {address: primary.host, port: primary.port},
@@ -100,7 +100,7 @@ with CHANGE-REQUEST, RESPONSE-ORIGIN, OTHER-ADDRESS, RESPONSE-PORT and a per-sou
       log: this.logger,
       tracer: this.tracer,
     })
-    const bound = await this.listenOn('--listen/--alt', hostPort(primary.host, primary.port), () => server.listen())
+    const bound = await this.listenOn('--listen/--alt', () => server.listen())
     const where = bound.map((b) => hostPort(b.address, b.port))
     this.logger.log('info', `STUN server on ${where.join(', ')}${alt ? '' : ' (no --alt: RFC 5780 tests unavailable)'}`)
     this.logger.event('listening', {addresses: where})

@@ -2,12 +2,14 @@ import {Flags} from '@oclif/core'
 import type {Server} from 'node:net'
 import type {Socket as UdpSocket} from 'node:dgram'
 import {TunkitCommand} from '../cli/base.js'
-import {parseForward, parseHostPort, parseSeconds, UsageError} from '../cli/parse.js'
+import {parseHostPort, UsageError} from '../cli/parse.js'
+import * as F from '../cli/flags.js'
 import {tlsFlags, tlsFromFlags} from '../cli/tls-flags.js'
 import {hostPort} from '../lib/io/connect.js'
 import {tcpForward, udpForward} from '../tunnel/io/forwards.js'
 import {boundPort} from '../lib/io/listen.js'
-import {FatalTunnelError, Portal} from '../tunnel/io/portal.js'
+import {FatalTunnelError, Portal, PORTAL_DEFAULTS as D} from '../tunnel/io/portal.js'
+import {formatGateTarget, type GateTarget} from '../tunnel/core/gate-group.js'
 import {socksServer} from '../socks5/io/server.js'
 import {PortalVpn} from '../vpn/io/vpn.js'
 
@@ -24,19 +26,19 @@ gate, so DNS behind the gate works. The tunnel reconnects with backoff when it d
 
   static override flags = {
     ...tlsFlags,
-    gate: Flags.string({char: 'g', summary: 'Gate address, host:port, or group:NAME (a gate group of the last --via relay).'}),
-    via: Flags.string({summary: 'Relays to pass through, comma-separated host:port list (first hop first).'}),
-    socks: Flags.string({char: 'D', summary: 'Run a SOCKS5 server on [host:]port.'}),
+    gate: F.gateTarget({char: 'g', summary: 'Gate address, host:port, or group:NAME (a gate group of the last --via relay).'}),
+    via: F.hostPortList({summary: 'Relays to pass through, comma-separated host:port list (first hop first).'}),
+    socks: F.localHostPort({char: 'D', summary: 'Run a SOCKS5 server on [host:]port.'}),
     'socks-user': Flags.string({summary: 'Require this SOCKS5 user name (RFC 1929); the password comes from TUNKIT_SOCKS_PASSWORD.'}),
-    local: Flags.string({char: 'L', summary: 'Forward [bind:]port to host:port behind the gate (repeatable).', multiple: true}),
-    udp: Flags.string({char: 'U', summary: 'Forward UDP [bind:]port to host:port behind the gate (repeatable).', multiple: true}),
-    remote: Flags.string({char: 'R', summary: 'Ask the gate to listen on [bind:]port and forward to host:port on our side (repeatable).', multiple: true}),
-    'upstream-socks': Flags.string({summary: 'Reach the gate through this SOCKS5 proxy, host:port.'}),
-    keepalive: Flags.string({summary: 'Seconds between keepalive pings (0 = off).', default: '15'}),
-    'dead-after': Flags.string({summary: 'Seconds of silence after which the tunnel is reconnected.', default: '45'}),
-    'connect-timeout': Flags.string({summary: 'Seconds for TCP, TLS and the gate to answer.', default: '10'}),
-    'backoff-max': Flags.string({summary: 'Longest wait between reconnect attempts, in seconds.', default: '30'}),
-    'udp-idle': Flags.string({summary: 'Seconds after which an idle UDP flow ends.', default: '120'}),
+    local: F.forward({char: 'L', summary: 'Forward [bind:]port to host:port behind the gate (repeatable).', multiple: true}),
+    udp: F.forward({char: 'U', summary: 'Forward UDP [bind:]port to host:port behind the gate (repeatable).', multiple: true}),
+    remote: F.forward({char: 'R', summary: 'Ask the gate to listen on [bind:]port and forward to host:port on our side (repeatable).', multiple: true}),
+    'upstream-socks': F.hostPort({summary: 'Reach the gate through this SOCKS5 proxy, host:port.'}),
+    keepalive: F.duration({summary: 'Time between keepalive pings (seconds, or 500ms, 30s, 5m; 0 = off).', default: D.keepalive}),
+    'dead-after': F.duration({summary: 'Silence after which the tunnel is reconnected.', default: D.deadAfter}),
+    'connect-timeout': F.duration({summary: 'Time for TCP, TLS and the gate to answer.', default: D.connectTimeout}),
+    'backoff-max': F.duration({summary: 'Longest wait between reconnect attempts.', default: D.backoffMax}),
+    'udp-idle': F.duration({summary: 'Silence after which a UDP flow ends.', default: D.udpIdle}),
     vpn: Flags.boolean({summary: 'VPN mode: a pseudo network adapter (TUN) carrying IP through the tunnel (needs root).', helpGroup: 'VPN'}),
     tap: Flags.boolean({summary: 'With --vpn: an Ethernet (TAP) adapter with DHCP and ARP server emulators instead of TUN.', helpGroup: 'VPN'}),
     dev: Flags.string({summary: 'Name of the TUN/TAP device.', default: 'tunkit0', helpGroup: 'VPN'}),
@@ -46,35 +48,26 @@ gate, so DNS behind the gate works. The tunnel reconnects with backoff when it d
   async run(): Promise<void> {
     const {flags: f} = await this.parse(PortalCommand)
     if (f.tap && !f.vpn) throw new UsageError('--tap: only with --vpn')
-    const gateSpec = f.gate ?? (await this.ask('gate', 'Gate address (host:port):', (v) => parseHostPort(v, '--gate')))
-    const via = (f.via ?? '').split(',').filter(Boolean).map((v) => parseHostPort(v.trim(), '--via'))
-    const gateGroup = gateSpec.startsWith('group:') ? gateSpec.slice(6) : undefined
-    if (gateGroup !== undefined && (!gateGroup || !via.length)) throw new UsageError('--gate: group:NAME needs a name and at least one --via relay that knows the group')
-    const gate = gateGroup ? {host: gateSpec, port: 0} : parseHostPort(gateSpec, '--gate')
-    const socks = f.socks ? parseHostPort(f.socks, '--socks', '127.0.0.1') : undefined
-    const locals = (f.local ?? []).map((s) => parseForward(s, '-L'))
-    const udps = (f.udp ?? []).map((s) => parseForward(s, '-U'))
-    const remotes = (f.remote ?? []).map((s) => parseForward(s, '-R'))
-    const upstream = f['upstream-socks'] ? parseHostPort(f['upstream-socks'], '--upstream-socks') : undefined
+    const gate: GateTarget = f.gate ?? {kind: 'host', ...parseHostPort(await this.ask('gate', 'Gate address (host:port):', (v) => parseHostPort(v, '--gate')), '--gate')}
+    const via = f.via ?? []
+    if (gate.kind === 'group' && !via.length) throw new UsageError('--gate: group:NAME needs at least one --via relay that knows the group')
     let auth: {user: string; pass: string} | undefined
     if (f['socks-user']) {
       const pass = process.env.TUNKIT_SOCKS_PASSWORD
       if (!pass) throw new UsageError('--socks-user: set the password in TUNKIT_SOCKS_PASSWORD')
       auth = {user: f['socks-user'], pass}
     }
-    const udpIdle = parseSeconds(f['udp-idle'], '--udp-idle')
+    const udpIdle = f['udp-idle']
     const portal = new Portal({
       gate,
       via,
-      gateGroup,
-      upstreamSocks: upstream,
+      upstreamSocks: f['upstream-socks'],
       tls: tlsFromFlags('client', f),
-      remoteForwards: remotes,
-      keepalive: parseSeconds(f.keepalive, '--keepalive'),
-      deadAfter: parseSeconds(f['dead-after'], '--dead-after'),
-      connectTimeout: parseSeconds(f['connect-timeout'], '--connect-timeout'),
-      backoffMin: 0.5,
-      backoffMax: parseSeconds(f['backoff-max'], '--backoff-max'),
+      remoteForwards: f.remote ?? [],
+      keepalive: f.keepalive,
+      deadAfter: f['dead-after'],
+      connectTimeout: f['connect-timeout'],
+      backoffMax: f['backoff-max'],
       log: this.logger,
       tracer: this.tracer,
       vpn: f.vpn ? new PortalVpn(f.dev, !f['no-routes'], this.logger, f.tap ? 'tap' : 'tun', this.tracer) : undefined,
@@ -82,7 +75,7 @@ gate, so DNS behind the gate works. The tunnel reconnects with backoff when it d
     try {
       await portal.start()
     } catch (e) {
-      if (e instanceof FatalTunnelError) throw new Error(`cannot open a tunnel to ${hostPort(gate.host, gate.port)}: ${e.message}`)
+      if (e instanceof FatalTunnelError) throw new Error(`cannot open a tunnel to ${formatGateTarget(gate)}: ${e.message}`)
       throw e
     }
     const servers: (Server | UdpSocket)[] = []
@@ -93,12 +86,13 @@ gate, so DNS behind the gate works. The tunnel reconnects with backoff when it d
       servers.push(s)
     }
     try {
-      if (socks) announce('socks', socks.host, await socksServer(portal, {...socks, auth, udpIdle, log: this.logger}))
-      for (const l of locals) announce('local', l.bind, await tcpForward(portal, l, this.logger), l.to)
-      for (const u of udps) announce('udp', u.bind, await udpForward(portal, u, udpIdle, this.logger), u.to)
+      const socks = f.socks
+      if (socks) announce('socks', socks.host, await this.listenOn('--socks', () => socksServer(portal, {...socks, auth, udpIdle, log: this.logger})))
+      for (const l of f.local ?? []) announce('local', l.bind, await this.listenOn('-L', () => tcpForward(portal, l, this.logger)), l.to)
+      for (const u of f.udp ?? []) announce('udp', u.bind, await this.listenOn('-U', () => udpForward(portal, u, udpIdle, this.logger)), u.to)
     } catch (e) {
       await portal.stop()
-      throw new UsageError((e as Error).message)
+      throw e
     }
     const sig = await this.waitForSignal()
     this.logger.log('info', `${sig}: closing the tunnel`)

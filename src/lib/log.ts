@@ -6,5 +6,3 @@ export interface Logger {
   /** A machine-readable event (printed as a JSON line on stdout under --json). */
   event(name: string, fields: Record<string, unknown>): void
 }
-
-export const silentLogger: Logger = {log() {}, event() {}}

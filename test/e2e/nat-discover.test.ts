@@ -42,6 +42,15 @@ t('no NAT on loopback: every key of the JSON schema, recommendation "direct", ex
   assert.ok(d.durationMs < 1500, `${d.durationMs} ms`)
 })
 
+t('--bind: a local address works; one not on this machine is one line naming it and the errno, exit 2', async (ctx) => {
+  const good = await runCli(['nat-discover', '--server', `127.0.0.1:${ctx.p1}`, '--bind', '127.0.0.1', '--json'])
+  assert.is(good.code, 0, good.stderr)
+  assert.match(JSON.parse(good.stdout).localAddress, /^127\.0\.0\.1:\d+$/)
+  const bad = await runCli(['nat-discover', '--server', `127.0.0.1:${ctx.p1}`, '--bind', '198.18.99.99'])
+  assert.is(bad.code, 2, bad.stderr)
+  assert.equal(bad.stderr.trim().split('\n'), ['tunkit nat-discover: error: --bind: cannot listen on 198.18.99.99:0: EADDRNOTAVAIL'])
+})
+
 t('the human summary names every finding', async (ctx) => {
   const r = await runCli(['nat-discover', '--server', `127.0.0.1:${ctx.p1}`])
   assert.is(r.code, 0)

@@ -2,10 +2,10 @@ import {test} from 'uvu'
 import * as assert from 'uvu/assert'
 import {CodecError} from '../../src/lib/errors.js'
 import {FrameSplitter, type RawFrame} from '../../src/tunnel/codec/frame.js'
-import {parseGreeting, parseRequest, parseUdp, parseUserPass} from '../../src/socks5/codec/messages.js'
+import {parseGreeting, parseSocksRequest, parseUdp, parseUserPass} from '../../src/socks5/codec/messages.js'
 import {decodeTunnel, encodeTunnel, TunnelType} from '../../src/tunnel/codec/tunnel.js'
 import {decodeUsher, encodeUsher, isUsherType} from '../../src/tunnel/codec/usher.js'
-import {HandshakeError, parseRequest as parseTunnelRequest, parseResponse, requestFrame, responseFrame} from '../../src/tunnel/core/handshake.js'
+import {HandshakeError, parseTunnelRequest, parseResponse, requestFrame, responseFrame} from '../../src/tunnel/core/handshake.js'
 import {SocksServerMachine} from '../../src/socks5/core/negotiation.js'
 
 /** A small seeded PRNG (mulberry32) so a failure can be replayed. */
@@ -87,7 +87,7 @@ test(`SOCKS5 parsers and negotiation: ${ROUNDS} random inputs raise only CodecEr
   const base = [Buffer.from('050100', 'hex'), Buffer.from('05010003096c6f63616c686f73740050', 'hex'), Buffer.from('0103616263027878', 'hex'), Buffer.from('0000000102030405003578', 'hex')]
   for (let i = 0; i < ROUNDS; i++) {
     const input = mutate(r, base[Math.floor(r() * base.length)])
-    for (const p of [parseGreeting, parseRequest, parseUserPass, parseUdp]) onlyCodecErrors(p.name, () => p(input), input)
+    for (const p of [parseGreeting, parseSocksRequest, parseUserPass, parseUdp]) onlyCodecErrors(p.name, () => p(input), input)
     const m = new SocksServerMachine(r() < 0.5 ? {user: 'abc', pass: 'xx'} : undefined)
     onlyCodecErrors('SocksServerMachine', () => {
       let off = 0

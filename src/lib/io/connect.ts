@@ -10,7 +10,7 @@ export class OpenError extends Error {
   }
 }
 
-export function classify(err: NodeJS.ErrnoException): FailCode {
+export function classifyDialError(err: NodeJS.ErrnoException): FailCode {
   switch (err.code) {
     case 'ECONNREFUSED': return 'refused'
     case 'ENOTFOUND': case 'EAI_AGAIN': case 'EAI_NONAME': case 'EAI_NODATA': return 'notfound'
@@ -26,7 +26,7 @@ export async function resolve(host: string): Promise<{address: string; family: n
     return await lookup(host)
   } catch (e) {
     const err = e as NodeJS.ErrnoException
-    throw new OpenError(classify(err), `cannot resolve ${host} (${err.code})`)
+    throw new OpenError(classifyDialError(err), `cannot resolve ${host} (${err.code})`)
   }
 }
 
@@ -45,7 +45,7 @@ export function dialTcp(host: string, port: number, timeoutMs: number): Promise<
     })
     s.once('error', (err: NodeJS.ErrnoException) => {
       clearTimeout(timer)
-      reject(new OpenError(classify(err), `connect to ${host}:${port}: ${err.code ?? err.message}`))
+      reject(new OpenError(classifyDialError(err), `connect to ${host}:${port}: ${err.code ?? err.message}`))
     })
   })
 }

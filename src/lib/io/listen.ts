@@ -3,44 +3,50 @@ import {createSocket, type Socket as UdpSocket, type RemoteInfo} from 'node:dgra
 import type {Logger} from '../log.js'
 import {hostPort} from './connect.js'
 
-export function listenTcp(host: string, port: number, onConn: (s: Socket) => void): Promise<Server> {
-  const srv = createServer({noDelay: true, pauseOnConnect: true, allowHalfOpen: true}, onConn)
-  return new Promise((res, rej) => {
-    srv.once('error', (e: NodeJS.ErrnoException) => rej(new Error(`cannot listen on ${hostPort(host, port)}: ${e.code ?? e.message}`)))
-    srv.listen(port, host, () => {
-      srv.removeAllListeners('error')
-      srv.on('error', () => {})
-      res(srv)
-    })
-  })
+/** A listener that could not be set up: the message names the address and the errno code. */
+export class ListenError extends Error {
+  constructor(readonly address: string, readonly code: string) {
+    super(`cannot listen on ${address}: ${code}`)
+  }
+}
+
+export interface Bound {
+  address: string
+  port: number
 }
 
 /**
- * Listens with a long-lived server (gate, relay): rejects with the raw error (the CLI names the
- * flag), and afterwards logs listener errors instead of throwing.
+ * The one place a TCP server listens or a UDP socket binds: rejects with a ListenError, and
+ * afterwards logs the listener's errors (or hands them to `onError`) instead of letting them throw.
  */
-export function serve(srv: Server, host: string, port: number, log: Logger): Promise<{address: string; port: number}> {
+export function startListener(s: Server | UdpSocket, host: string, port: number, onError: Logger | ((e: NodeJS.ErrnoException) => void)): Promise<Bound> {
+  const where = hostPort(host, port)
   return new Promise((res, rej) => {
-    srv.once('error', rej)
-    srv.listen(port, host, () => {
-      srv.removeListener('error', rej)
-      srv.on('error', (e) => log.log('error', `listener error: ${e.message}`))
-      res(srv.address() as {address: string; port: number})
-    })
+    const fail = (e: NodeJS.ErrnoException): void => rej(new ListenError(where, e.code ?? e.message))
+    s.once('error', fail)
+    const ready = (): void => {
+      s.removeListener('error', fail)
+      s.on('error', typeof onError === 'function' ? onError : (e: Error) => onError.log('warn', `listener on ${where}: ${e.message}`))
+      const a = s.address() as Bound
+      res({address: a.address, port: a.port})
+    }
+    if ('listen' in s) s.listen(port, host, ready)
+    else s.bind(port, host, ready)
   })
 }
 
-export function bindUdp(host: string, port: number, onMsg: (msg: Buffer, from: RemoteInfo) => void): Promise<UdpSocket> {
+/** A TCP listener for proxied connections: paused until the handler reads, half-open allowed. */
+export async function listenTcp(host: string, port: number, log: Logger, onConn: (s: Socket) => void): Promise<Server> {
+  const srv = createServer({noDelay: true, pauseOnConnect: true, allowHalfOpen: true}, onConn)
+  await startListener(srv, host, port, log)
+  return srv
+}
+
+export async function bindUdp(host: string, port: number, log: Logger, onMsg: (msg: Buffer, from: RemoteInfo) => void): Promise<UdpSocket> {
   const sock = createSocket(host.includes(':') ? 'udp6' : 'udp4')
-  return new Promise((res, rej) => {
-    sock.once('error', (e: NodeJS.ErrnoException) => rej(new Error(`cannot bind UDP ${hostPort(host, port)}: ${e.code ?? e.message}`)))
-    sock.bind(port, host, () => {
-      sock.removeAllListeners('error')
-      sock.on('error', () => {})
-      sock.on('message', onMsg)
-      res(sock)
-    })
-  })
+  await startListener(sock, host, port, log)
+  sock.on('message', onMsg)
+  return sock
 }
 
 export function boundPort(s: Server | UdpSocket): number {

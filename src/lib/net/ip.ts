@@ -1,3 +1,5 @@
+import ipaddr from 'ipaddr.js'
+
 // The same expressions as node:net's isIPv4/isIPv6 (lib/internal/net.js), so codecs need no socket
 // module. Not ipaddr.js: its isValid parses and throws, 16 us a call against 80 ns here, and
 // usher.ts checks an address per UDP datagram.
@@ -31,7 +33,7 @@ export function isIP(s: string): 0 | 4 | 6 {
 
 /** Address bytes for the wire codecs; inputs are already validated by isIPv4/isIPv6. */
 export function ipv4Bytes(ip: string): Buffer {
-  return Buffer.from(ip.split('.').map(Number))
+  return Buffer.from(ipaddr.IPv4.parse(ip).toByteArray())
 }
 
 /** Dotted quad of the four bytes at `off`. */
@@ -44,37 +46,47 @@ export function ipv4FromU32(n: number): string {
   return `${(n >>> 24) & 255}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`
 }
 
+/** The dotted netmask of a prefix length ("255.255.255.0" for 24). */
+export function ipv4Mask(prefix: number): string {
+  return ipv4FromU32(prefix === 0 ? 0 : (~0 << (32 - prefix)) >>> 0)
+}
+
+/**
+ * A dotted IPv4 address as a 32-bit number, -1 if it is not one. Without regular expressions or
+ * allocation: the STUN server calls it for every plain Binding request.
+ */
+export function ipv4ToU32(a: string): number {
+  let n = 0
+  let part = 0
+  let dots = 0
+  let digits = 0
+  for (let i = 0; i < a.length; i++) {
+    const c = a.charCodeAt(i)
+    if (c === 46) {
+      if (!digits || ++dots > 3) return -1
+      n = n * 256 + part
+      part = 0
+      digits = 0
+    } else if (c >= 48 && c <= 57 && digits < 3) {
+      part = part * 10 + c - 48
+      digits++
+      if (part > 255) return -1
+    } else return -1
+  }
+  return dots === 3 && digits ? n * 256 + part : -1
+}
+
+/** The IPv4 address of "a.b.c.d" or "::ffff:a.b.c.d" (an IPv4-mapped IPv6 socket address); null otherwise. */
+export function unmapIPv4(addr: string): string | null {
+  const m = addr.match(/^(?:::ffff:)?(\d+\.\d+\.\d+\.\d+)$/i)
+  return m && ipv4ToU32(m[1]) >= 0 ? m[1] : null
+}
+
 export function ipv6Bytes(ip: string): Buffer {
-  // Expand "::" and any embedded IPv4 tail into eight 16-bit groups.
-  let s = ip
-  const v4 = s.match(/(\d+\.\d+\.\d+\.\d+)$/)
-  if (v4) {
-    const b = ipv4Bytes(v4[1])
-    s = s.slice(0, -v4[1].length) + `${b.readUInt16BE(0).toString(16)}:${b.readUInt16BE(2).toString(16)}`
-  }
-  const [left, right] = s.includes('::') ? s.split('::') : [s, undefined]
-  const l = left ? left.split(':') : []
-  const r = right ? right.split(':') : []
-  const groups = right === undefined ? l : [...l, ...Array(8 - l.length - r.length).fill('0'), ...r]
-  const out = Buffer.alloc(16)
-  groups.forEach((g, i) => out.writeUInt16BE(parseInt(g, 16), i * 2))
-  return out
+  return Buffer.from(ipaddr.IPv6.parse(ip).toByteArray())
 }
 
+/** RFC 5952 text of the sixteen bytes at `off` (the longest run of zero groups compressed). */
 export function formatIPv6(b: Buffer, off: number): string {
-  const groups: string[] = []
-  for (let i = 0; i < 8; i++) groups.push(b.readUInt16BE(off + i * 2).toString(16))
-  // Compress the longest run of zero groups (RFC 5952).
-  let best = -1
-  let bestLen = 1
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== '0') { i++; continue }
-    let j = i
-    while (j < 8 && groups[j] === '0') j++
-    if (j - i > bestLen) { best = i; bestLen = j - i }
-    i = j
-  }
-  if (best < 0) return groups.join(':')
-  return groups.slice(0, best).join(':') + '::' + groups.slice(best + bestLen).join(':')
+  return ipaddr.fromByteArray([...b.subarray(off, off + 16)]).toString()
 }
-

@@ -3,7 +3,7 @@ import {formatIPv4, formatIPv6, ipv4Bytes, ipv6Bytes, isIPv4, isIPv6} from '../.
 
 /** SOCKS5 wire messages, RFC 1928, with username/password auth of RFC 1929. */
 export const SOCKS_VERSION = 5
-export const Method = {NONE: 0x00, USERPASS: 0x02, NO_ACCEPTABLE: 0xff} as const
+export const SocksAuthMethod = {NONE: 0x00, USERPASS: 0x02, NO_ACCEPTABLE: 0xff} as const
 export const Cmd = {CONNECT: 1, BIND: 2, UDP_ASSOCIATE: 3} as const
 export const Reply = {
   SUCCEEDED: 0, GENERAL_FAILURE: 1, NOT_ALLOWED: 2, NETWORK_UNREACHABLE: 3, HOST_UNREACHABLE: 4,
@@ -68,7 +68,7 @@ export interface SocksRequest {
   port: number
 }
 
-export function parseRequest(b: Buffer): Parsed<SocksRequest> {
+export function parseSocksRequest(b: Buffer): Parsed<SocksRequest> {
   if (b.length < 4) return null
   if (b[0] !== SOCKS_VERSION) throw new CodecError('SOCKS_VERSION', `bad SOCKS5 request version ${b[0]}`)
   const a = parseAddr(b, 3)

@@ -1,6 +1,6 @@
 import {CodecError} from '../../lib/errors.js'
 import {
-  Cmd, encodeAuthStatus, encodeMethodSelect, encodeReply, Method, parseGreeting, parseRequest, parseUserPass,
+  Cmd, encodeAuthStatus, encodeMethodSelect, encodeReply, SocksAuthMethod, parseGreeting, parseSocksRequest, parseUserPass,
   Reply, type SocksRequest,
 } from '../codec/messages.js'
 
@@ -29,10 +29,10 @@ export class SocksServerMachine {
           const g = parseGreeting(this.buf)
           if (!g) break
           this.buf = this.buf.subarray(g.used)
-          const want = this.auth ? Method.USERPASS : Method.NONE
+          const want = this.auth ? SocksAuthMethod.USERPASS : SocksAuthMethod.NONE
           if (!g.value.includes(want)) {
             this.state = 'done'
-            out.push({kind: 'fail', data: encodeMethodSelect(Method.NO_ACCEPTABLE), reason: this.auth ? 'client does not offer username/password authentication' : 'client offers no acceptable method'})
+            out.push({kind: 'fail', data: encodeMethodSelect(SocksAuthMethod.NO_ACCEPTABLE), reason: this.auth ? 'client does not offer username/password authentication' : 'client offers no acceptable method'})
             return out
           }
           out.push({kind: 'send', data: encodeMethodSelect(want)})
@@ -50,7 +50,7 @@ export class SocksServerMachine {
           out.push({kind: 'send', data: encodeAuthStatus(true)})
           this.state = 'request'
         } else if (this.state === 'request') {
-          const r = parseRequest(this.buf)
+          const r = parseSocksRequest(this.buf)
           if (!r) break
           this.state = 'done'
           if (r.value.cmd !== Cmd.CONNECT && r.value.cmd !== Cmd.UDP_ASSOCIATE) {

@@ -3,12 +3,12 @@ import type {Socket as UdpSocket} from 'node:dgram'
 import {CodecError} from '../../lib/errors.js'
 import {Cmd, encodeReply, encodeUdp, parseUdp, Reply} from '../codec/messages.js'
 import type {Logger} from '../../lib/log.js'
-import type {Session} from '../../tunnel/core/mux.js'
 import {replyFor, SocksServerMachine} from '../core/negotiation.js'
 import {hostPort} from '../../lib/io/connect.js'
 import {bindUdp, boundPort, listenTcp} from '../../lib/io/listen.js'
 import type {Portal} from '../../tunnel/io/portal.js'
 import {SocketEndpoint} from '../../tunnel/io/stream-endpoint.js'
+import {UdpFlows} from '../../tunnel/io/udp-flows.js'
 
 export interface SocksOptions {
   host: string
@@ -20,7 +20,7 @@ export interface SocksOptions {
 
 /** The portal's SOCKS5 server: CONNECT and UDP ASSOCIATE, each target opened through the tunnel. */
 export function socksServer(portal: Portal, o: SocksOptions): Promise<Server> {
-  return listenTcp(o.host, o.port, (sock) => {
+  return listenTcp(o.host, o.port, o.log, (sock) => {
     const machine = new SocksServerMachine(o.auth)
     const peer = hostPort(sock.remoteAddress ?? '?', sock.remotePort ?? 0)
     sock.on('error', () => {})
@@ -62,11 +62,11 @@ function connect(portal: Portal, sock: Socket, req: {host: string; port: number}
 
 /** UDP ASSOCIATE (RFC 1928 section 7): one UDP relay socket per control connection. */
 async function associate(portal: Portal, ctl: Socket, o: SocksOptions): Promise<void> {
-  const sessions = new Map<string, {session: Session | null; queue: Buffer[]}>()
+  const flows = new UdpFlows({idle: o.udpIdle, failed: (key, reason) => o.log.log('info', `SOCKS5 UDP to ${key} failed: ${reason}`)})
   let client: {address: string; port: number} | null = null
   let relay: UdpSocket
   try {
-    relay = await bindUdp(ctl.localAddress ?? o.host, 0, (msg, from) => {
+    relay = await bindUdp(ctl.localAddress ?? o.host, 0, o.log, (msg, from) => {
       // Only the client that owns the association may use it (RFC 1928: "MUST drop" others).
       if (from.address !== ctl.remoteAddress) return
       client = {address: from.address, port: from.port}
@@ -78,30 +78,10 @@ async function associate(portal: Portal, ctl: Socket, o: SocksOptions): Promise<
         throw e
       }
       if (d.frag !== 0) return // fragmentation is optional; we drop fragments
-      const key = hostPort(d.host, d.port)
-      let entry = sessions.get(key)
-      if (!entry) {
-        const e: {session: Session | null; queue: Buffer[]} = {session: null, queue: []}
-        entry = e
-        sessions.set(key, e)
-        e.session = portal.openDatagram({host: d.host, port: d.port}, {
-          opened: (ok, reason) => {
-            if (!ok) {
-              o.log.log('info', `SOCKS5 UDP to ${key} failed: ${reason}`)
-              sessions.delete(key)
-              return
-            }
-            for (const m of e.queue) e.session!.sendDatagram(m, {addr: from.address, port: from.port})
-            e.queue = []
-          },
-          deliver: (data) => {
-            if (client) relay.send(encodeUdp(d.host, d.port, data), client.port, client.address)
-          },
-          destroy: () => sessions.delete(key),
-        })
-      }
-      if (entry.session?.state === 'active') entry.session.sendDatagram(d.data, {addr: from.address, port: from.port})
-      else if (entry.queue.length < 64) entry.queue.push(d.data)
+      const {host, port} = d
+      flows.send(hostPort(host, port), d.data, {addr: from.address, port: from.port}, (ep) => portal.openDatagram({host, port}, ep), (data) => {
+        if (client) relay.send(encodeUdp(host, port, data), client.port, client.address)
+      })
     })
   } catch (e) {
     o.log.log('warn', `SOCKS5 UDP ASSOCIATE: ${(e as Error).message}`)
@@ -110,7 +90,7 @@ async function associate(portal: Portal, ctl: Socket, o: SocksOptions): Promise<
   }
   ctl.write(encodeReply(Reply.SUCCEEDED, ctl.localAddress ?? o.host, boundPort(relay)))
   const done = (): void => {
-    for (const e of sessions.values()) e.session?.close('SOCKS5 association ended')
+    flows.closeAll('SOCKS5 association ended')
     relay.close()
   }
   ctl.on('close', done)

@@ -7,7 +7,7 @@ export const MAGIC_COOKIE = 0x2112a442
 export const HEADER = 20
 const FINGERPRINT_XOR = 0x5354554e
 
-export const Method = {BINDING: 0x001} as const
+export const StunMethod = {BINDING: 0x001} as const
 export type Klass = 'request' | 'indication' | 'success' | 'error'
 const CLASS_BITS: Record<Klass, number> = {request: 0x000, indication: 0x010, success: 0x100, error: 0x110}
 

@@ -34,7 +34,7 @@ const same = (a?: TransportAddress, b?: TransportAddress): boolean => !!a && !!b
 /** NAT-T keepalives are sent every 20 s (RFC 3948 section 4); a shorter binding breaks it. */
 const NAT_T_KEEPALIVE = 20
 
-export function classify(o: Observations): Classification {
+export function classifyNat(o: Observations): Classification {
   const reasons: string[] = []
   if (!o.mapped1) {
     return {natPresent: false, mapping: 'unknown', filtering: 'unknown', portPreserved: false, recommendation: 'wrap',

@@ -1,6 +1,7 @@
 import {crc32} from '../../lib/crc32.js'
 import {CodecError} from '../../lib/errors.js'
-import {decodeStun, encodeStun, HEADER, MAGIC_COOKIE, Method, type StunMessage, type TransportAddress} from '../codec/message.js'
+import {decodeStun, encodeStun, HEADER, MAGIC_COOKIE, StunMethod, type StunMessage, type TransportAddress} from '../codec/message.js'
+import {ipv4ToU32} from '../../lib/net/ip.js'
 
 /**
  * The RFC 5780 server's answer to one datagram, sans-I/O. The server has up to four sockets:
@@ -40,7 +41,7 @@ export function answer(cfg: ServerConfig, datagram: Buffer, from: TransportAddre
   const error = (code: number, reason: string, extra: Partial<StunMessage> = {}): Answer => ({
     via: on, to: from, data: encodeStun({...base, klass: 'error', error: {code, reason}, ...extra}, {fingerprint: req.fingerprint}),
   })
-  if (req.method !== Method.BINDING) return error(400, 'Bad Request: only Binding is served')
+  if (req.method !== StunMethod.BINDING) return error(400, 'Bad Request: only Binding is served')
   if (req.unknownRequired.length) return error(420, 'Unknown Attribute', {unknown: req.unknownRequired})
   const change = req.changeRequest ?? {ip: false, port: false}
   if ((change.ip || change.port) && !cfg.alternate) return error(420, 'Unknown Attribute: no alternate address', {unknown: [0x0003]})
@@ -66,28 +67,6 @@ export function answer(cfg: ServerConfig, datagram: Buffer, from: TransportAddre
   return {via, to, data}
 }
 
-/** Parses a dotted IPv4 address without regular expressions; -1 if it is not one. */
-function ipv4ToInt(a: string): number {
-  let n = 0
-  let part = 0
-  let dots = 0
-  let digits = 0
-  for (let i = 0; i < a.length; i++) {
-    const c = a.charCodeAt(i)
-    if (c === 46) {
-      if (!digits || ++dots > 3) return -1
-      n = n * 256 + part
-      part = 0
-      digits = 0
-    } else if (c >= 48 && c <= 57 && digits < 3) {
-      part = part * 10 + c - 48
-      digits++
-      if (part > 255) return -1
-    } else return -1
-  }
-  return dots === 3 && digits ? n * 256 + part : -1
-}
-
 /**
  * The server's hot path: a plain IPv4 Binding request (no attributes, or FINGERPRINT only) is
  * answered from a per-socket template, patched with the transaction id and the client's address.
@@ -102,7 +81,7 @@ export class Responder {
     const n = datagram.length
     const plain = (n === HEADER || (n === HEADER + 8 && datagram.readUInt32BE(HEADER) === 0x80280004))
       && datagram.readUInt16BE(0) === 0x0001 && datagram.readUInt16BE(2) === n - HEADER && datagram.readUInt32BE(4) === MAGIC_COOKIE
-    const ip = plain ? ipv4ToInt(from.address) : -1
+    const ip = plain ? ipv4ToU32(from.address) : -1
     if (ip < 0 || (n > HEADER && !fingerprintOk(datagram))) return answer(this.cfg, datagram, from, on)
     const t = this.template(on)
     const out = Buffer.allocUnsafe(t.length + (n > HEADER ? 8 : 0))
@@ -125,7 +104,7 @@ export class Responder {
     const key = `${+on.altIp}${+on.altPort}`
     let t = this.templates.get(key)
     if (!t) {
-      const probe = encodeStun({method: Method.BINDING, klass: 'request', transactionId: Buffer.alloc(12), cookie: true})
+      const probe = encodeStun({method: StunMethod.BINDING, klass: 'request', transactionId: Buffer.alloc(12), cookie: true})
       t = answer(this.cfg, probe, {address: '0.0.0.0', port: 0xffff}, on)!.data
       this.templates.set(key, t)
     }

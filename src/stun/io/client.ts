@@ -1,14 +1,22 @@
 import {randomBytes} from 'node:crypto'
 import {createSocket, type Socket} from 'node:dgram'
-import {decodeStun, encodeStun, mappedOf, Method, type StunMessage, type TransportAddress} from '../codec/message.js'
+import {decodeStun, encodeStun, mappedOf, StunMethod, type StunMessage, type TransportAddress} from '../codec/message.js'
 import {CodecError} from '../../lib/errors.js'
 import type {Logger} from '../../lib/log.js'
-import {classify, type Classification, type Observations} from '../core/classify.js'
+import {classifyNat, type Classification, type Observations} from '../core/classify.js'
 import {stunFields} from '../trace.js'
 import type {Tracer} from '../../lib/trace/tracer.js'
 import {hostPort} from '../../lib/io/connect.js'
+import {startListener} from '../../lib/io/listen.js'
 
 export class ServerUnreachable extends Error {}
+
+/** Discovery's tunables, in seconds; the nat-discover flags show these. */
+export const DISCOVER_DEFAULTS = {
+  timeout: 5,
+  /** 0 = skip the binding-lifetime test. */
+  lifetime: 0,
+}
 
 export interface DiscoverOptions {
   server: TransportAddress
@@ -41,27 +49,29 @@ class Endpoint {
   incoming = new Map<string, () => void>()
   icmpError: string | null = null
 
-  constructor(private readonly o: DiscoverOptions, family: 'udp4' | 'udp6') {
+  constructor(private readonly o: DiscoverOptions, private readonly family: 'udp4' | 'udp6') {
     this.sock = createSocket(family)
     this.sock.on('message', (msg, r) => this.onMessage(msg, {address: r.address, port: r.port}))
-    this.sock.on('error', (e: NodeJS.ErrnoException) => (this.icmpError = e.code ?? e.message))
   }
 
+  /** Rejects with a ListenError (an address not on this machine, say) before anything is sent. */
   bind(address?: string): Promise<TransportAddress> {
-    return new Promise((res) => this.sock.bind(0, address, () => {
-      const a = this.sock.address()
-      res({address: a.address, port: a.port})
-    }))
+    const any = this.family === 'udp6' ? '::' : '0.0.0.0'
+    return startListener(this.sock, address ?? any, 0, (e) => (this.icmpError = e.code ?? e.message))
   }
 
   close(): void {
     for (const done of this.pending.values()) done(null)
-    this.sock.close()
+    try {
+      this.sock.close()
+    } catch {
+      // never bound: nothing to close
+    }
   }
 
   /** Sends at 0, RTO, 3 RTO, 7 RTO ... until `tries` sends, then waits `lastWait` RTOs more. */
   request(to: TransportAddress, extra: Partial<StunMessage>, rtoMs: number, tries: number, lastWait: number, deadline: number, transactionId: Buffer = randomBytes(12)): Promise<Reply | null> {
-    const data = encodeStun({method: Method.BINDING, klass: 'request', transactionId, cookie: true, ...extra}, {fingerprint: true})
+    const data = encodeStun({method: StunMethod.BINDING, klass: 'request', transactionId, cookie: true, ...extra}, {fingerprint: true})
     const key = transactionId.toString('hex')
     const t0 = Date.now()
     return new Promise((resolve) => {
@@ -123,7 +133,7 @@ export async function discover(o: DiscoverOptions): Promise<Discovery> {
     if (!r1) {
       const icmp = await icmpCheck(o.server, family)
       if (icmp) throw new ServerUnreachable(`${hostPort(o.server.address, o.server.port)}: ${icmp}`)
-      const c = classify({local, hairpinning: null, bindingLifetimeSec: null, otherAddressKnown: false})
+      const c = classifyNat({local, hairpinning: null, bindingLifetimeSec: null, otherAddressKnown: false})
       return {schema: 1, ...c, server: {address: fmt(o.server)!, rfc5780: false, otherAddress: null, software: null},
         localAddress: fmt(local)!, mappedAddress: null, hairpinning: null, bindingLifetimeSec: null, durationMs: Date.now() - started}
     }
@@ -170,7 +180,7 @@ export async function discover(o: DiscoverOptions): Promise<Discovery> {
     }
     await Promise.all([mappingTests(), filteringTests(), hairpinTest()])
     if (o.lifetime > 0 && mapped1) obs.bindingLifetimeSec = await lifetimeTest(o, endpoint, rto)
-    const c = classify(obs)
+    const c = classifyNat(obs)
     return {
       schema: 1, ...c,
       server: {address: fmt(o.server)!, rfc5780: !!r1.otherAddress, otherAddress: fmt(other), software: r1.software ?? null},
@@ -247,7 +257,7 @@ function icmpCheck(server: TransportAddress, family: 'udp4' | 'udp6'): Promise<s
     const t = setTimeout(() => done(null), 500)
     s.on('error', (e: NodeJS.ErrnoException) => done(e.code === 'ECONNREFUSED' ? 'port unreachable (ICMP)' : e.code ?? e.message))
     s.connect(server.port, server.address, () => {
-      s.send(encodeStun({method: Method.BINDING, klass: 'request', transactionId: randomBytes(12), cookie: true}))
+      s.send(encodeStun({method: StunMethod.BINDING, klass: 'request', transactionId: randomBytes(12), cookie: true}))
     })
   })
 }

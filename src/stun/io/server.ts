@@ -5,6 +5,17 @@ import {RateLimiter, Responder, type ServerConfig, type Via} from '../core/respo
 import {stunFields} from '../trace.js'
 import type {Tracer} from '../../lib/trace/tracer.js'
 import {hostPort} from '../../lib/io/connect.js'
+import {startListener} from '../../lib/io/listen.js'
+
+/** The STUN server's tunables; the nat-discover --serve flags show these. */
+export const STUN_SERVER_DEFAULTS = {
+  primary: {address: '0.0.0.0', port: 3478},
+  /** Answers per second per source address, and the burst allowed above it. */
+  rate: 50,
+  burst: 100,
+}
+
+export type StunServerConfig = Omit<StunServerOptions, keyof typeof STUN_SERVER_DEFAULTS> & Partial<typeof STUN_SERVER_DEFAULTS>
 
 export interface StunServerOptions extends ServerConfig {
   rate: number
@@ -21,7 +32,10 @@ export class StunServer {
   answered = 0
   dropped = 0
 
-  constructor(private readonly o: StunServerOptions) {
+  private readonly o: StunServerOptions
+
+  constructor(config: StunServerConfig) {
+    const o = (this.o = {...STUN_SERVER_DEFAULTS, ...config})
     this.limiter = new RateLimiter(o.rate, o.burst)
     this.responder = new Responder(o)
   }
@@ -40,15 +54,10 @@ export class StunServer {
       const address = via.altIp ? alt.address : this.o.primary.address
       const port = via.altPort ? alt.port : this.o.primary.port
       const s = createSocket({type: address.includes(':') ? 'udp6' : 'udp4'})
-      await new Promise<void>((res, rej) => {
-        s.once('error', (e: NodeJS.ErrnoException) => rej(new Error(`cannot bind UDP ${hostPort(address, port)}: ${e.code ?? e.message}`)))
-        s.bind(port, address, () => res())
-      })
-      s.removeAllListeners('error')
-      s.on('error', (e) => this.o.log.log('warn', `UDP ${hostPort(address, port)}: ${e.message}`))
-      s.on('message', (msg, rinfo) => this.onMessage(msg, {address: rinfo.address, port: rinfo.port}, via, hostPort(address, port)))
+      const b = await startListener(s, address, port, this.o.log)
       this.sockets.set(StunServer.key(via), s)
-      bound.push({address, port: (s.address() as {port: number}).port})
+      s.on('message', (msg, rinfo) => this.onMessage(msg, {address: rinfo.address, port: rinfo.port}, via, hostPort(address, port)))
+      bound.push({address, port: b.port})
     }
     return bound
   }

@@ -1,6 +1,6 @@
 import {CodecError, cString, need, readCString} from '../../lib/errors.js'
 import {encodeFrame, encodeHeader, type RawFrame} from './frame.js'
-import {ipv4Bytes, ipv4FromU32, ipv6Bytes, formatIPv6, isIPv4, isIPv6} from '../../lib/net/ip.js'
+import {formatIPv6, ipv4Bytes, ipv4FromU32, ipv4ToU32, ipv6Bytes, isIPv4, isIPv6} from '../../lib/net/ip.js'
 
 /** Usher record types, seed 001 "Description of Data Structures". */
 export const UsherType = {
@@ -42,8 +42,9 @@ export function isUsherType(type: number): boolean {
 
 function u32ip(ip: string): number {
   if (ip === '' || ip === '0.0.0.0') return 0
-  if (!isIPv4(ip)) throw new CodecError('BAD_ADDRESS', `UsherSendUdp carries IPv4 addresses only, got ${ip}`)
-  return ipv4Bytes(ip).readUInt32BE(0)
+  const n = ipv4ToU32(ip)
+  if (n < 0) throw new CodecError('BAD_ADDRESS', `UsherSendUdp carries IPv4 addresses only, got ${ip}`)
+  return n
 }
 
 export function encodeUsher(r: UsherRecord): Buffer {

@@ -59,3 +59,24 @@ export class GateGroup {
     return null
   }
 }
+
+/**
+ * Where a tunnel ends, as a portal's --gate or a RELAY path's last entry says it: one gate, or
+ * "group:NAME", a gate group the last relay picks a member of. Parsed once at the edge.
+ */
+export type GateTarget = {kind: 'group'; name: string} | {kind: 'host'; host: string; port: number}
+
+const GROUP_PREFIX = 'group:'
+
+/** "group:NAME", "host:port" or "[v6]:port"; null for anything else. */
+export function parseGateTarget(entry: string): GateTarget | null {
+  if (entry.startsWith(GROUP_PREFIX)) return {kind: 'group', name: entry.slice(GROUP_PREFIX.length)}
+  const m = entry.match(/^\[?([^\]]+?)\]?:(\d+)$/)
+  return m ? {kind: 'host', host: m[1], port: Number(m[2])} : null
+}
+
+/** The RELAY path entry for a target. */
+export function formatGateTarget(t: GateTarget): string {
+  if (t.kind === 'group') return GROUP_PREFIX + t.name
+  return t.host.includes(':') ? `[${t.host}]:${t.port}` : `${t.host}:${t.port}`
+}

@@ -53,7 +53,7 @@ function parseBindPort(s: string): RemoteForward {
   return {bind, port}
 }
 
-export function parseRequest(f: Extract<TunnelFrame, {kind: 'request'}>): TunnelRequest {
+export function parseTunnelRequest(f: Extract<TunnelFrame, {kind: 'request'}>): TunnelRequest {
   const m = f.keyExchange.match(/^tls13;exporter=([0-9a-f]{64})$/)
   if (!m) throw new HandshakeError('REQUEST key exchange data is not a TLS 1.3 exporter binding')
   const remoteForwards: RemoteForward[] = []

@@ -2,6 +2,7 @@ import {encodeHeader, HEADER_LEN} from '../codec/frame.js'
 import {encodeUsher, UsherType, type UsherRecord} from '../codec/usher.js'
 import {ACK_BATCH, MAX_ACK, MAX_SEND, MAX_SESSION_ID, MIN_WINDOW, TUNNEL_CAP, WINDOW} from './flow.js'
 import {nextState, type SessionEvent, type SessionState} from './session-state.js'
+import {unmapIPv4} from '../../lib/net/ip.js'
 
 /** With early data, portal-opened sessions use ids below HALF and gate-opened ones above. */
 const HALF = 0x4000
@@ -147,8 +148,8 @@ export class Session {
     this.bytesOut += data.length
     this.mux.sendRecord({
       kind: 'send-udp', session: this.remoteId,
-      addr: ipv4Or0(from.addr), port: from.port,
-      remoteAddr: to ? ipv4Or0(to.addr) : '0.0.0.0', remotePort: to?.port ?? 0, data,
+      addr: unmapIPv4(from.addr) ?? '0.0.0.0', port: from.port,
+      remoteAddr: (to && unmapIPv4(to.addr)) ?? '0.0.0.0', remotePort: to?.port ?? 0, data,
     })
   }
 
@@ -227,11 +228,6 @@ export class Session {
       this.mux.sendRecord({kind: 'ack', session: this.remoteId, size: n})
     }
   }
-}
-
-function ipv4Or0(addr: string): string {
-  const m = addr.match(/^(?:::ffff:)?(\d+\.\d+\.\d+\.\d+)$/)
-  return m ? m[1] : '0.0.0.0'
 }
 
 /**

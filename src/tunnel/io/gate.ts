@@ -5,19 +5,41 @@ import {CodecError} from '../../lib/errors.js'
 import {nodeMatches, readClearFrame} from './relay-frame.js'
 import {HEADER_LEN} from '../codec/frame.js'
 import {CloseStatus, encodeTunnel, TunnelType, type TunnelFrame} from '../codec/tunnel.js'
-import {EXPORTER_LABEL, HandshakeError, parseRequest, responseFrame, type TunnelGrant, type VpnConfig} from '../core/handshake.js'
+import {EXPORTER_LABEL, HandshakeError, parseTunnelRequest, responseFrame, type TunnelGrant, type VpnConfig} from '../core/handshake.js'
 import type {GateVpn} from '../../vpn/io/vpn.js'
 import type {Logger} from '../../lib/log.js'
 import type {DatagramEndpoint, OpenRequest, Session} from '../core/mux.js'
 import {Policy} from '../core/policy.js'
+import {parseGateTarget} from '../core/gate-group.js'
 import {tunnelFields} from '../trace.js'
 import type {Tracer} from '../../lib/trace/tracer.js'
 import {dialTcp, hostPort, OpenError, resolve} from '../../lib/io/connect.js'
 import {Link} from './link.js'
 import {SocketEndpoint} from './stream-endpoint.js'
 import {tuneServerProcess} from '../../lib/io/native.js'
-import {serve} from '../../lib/io/listen.js'
+import {ListenError, startListener} from '../../lib/io/listen.js'
 import {CIPHERSUITES, type TlsMaterial} from '../../lib/io/tls-config.js'
+
+/** The gate's tunables (times in seconds); the gate command's flags show these. */
+export const GATE_DEFAULTS = {
+  host: '127.0.0.1',
+  port: 4433,
+  maxSessions: 4096,
+  maxTunnels: 1024,
+  handshakeTimeout: 10,
+  /** 0 = never close an idle tunnel. */
+  idleTimeout: 0,
+  connectTimeout: 10,
+  /** 0 = no keepalive pings. */
+  keepalive: 15,
+  deadAfter: 45,
+  udpIdle: 120,
+  /** 0 = keys live as long as the tunnel. */
+  keyLifetime: 0,
+}
+
+/** What a Gate is built with: the tunables may be left to GATE_DEFAULTS. */
+export type GateConfig = Omit<GateOptions, keyof typeof GATE_DEFAULTS> & Partial<typeof GATE_DEFAULTS>
 
 export interface GateOptions {
   host: string
@@ -50,14 +72,17 @@ export class Gate {
   private pending = new Set<Socket>()
   private ctx: ReturnType<typeof createSecureContext>
 
-  constructor(private readonly o: GateOptions) {
+  private readonly o: GateOptions
+
+  constructor(config: GateConfig) {
+    const o = (this.o = {...GATE_DEFAULTS, ...config})
     this.ctx = createSecureContext({cert: o.tls.cert, key: o.tls.key, ca: o.tls.ca, minVersion: 'TLSv1.3', ciphers: CIPHERSUITES, honorCipherOrder: true})
     this.server = createServer({noDelay: true}, (s) => this.accept(s))
   }
 
   listen(): Promise<{address: string; port: number}> {
     tuneServerProcess()
-    return serve(this.server, this.o.host, this.o.port, this.o.log)
+    return startListener(this.server, this.o.host, this.o.port, this.o.log)
   }
 
   get tunnels(): number {
@@ -94,7 +119,7 @@ export class Gate {
       const relay = frame as Extract<TunnelFrame, {kind: 'relay'}>
       const last = relay.path[relay.path.length - 1]
       // A group name was resolved by the last relay, which picked us.
-      if (this.o.name && !last.startsWith('group:') && !nodeMatches(last, this.o.name)) {
+      if (this.o.name && parseGateTarget(last)?.kind !== 'group' && !nodeMatches(last, this.o.name)) {
         log.log('warn', `refused ${peer}: RELAY path ends at "${last}", not at this gate ("${this.o.name}")`)
         raw.end(encodeTunnel({kind: 'close', status: CloseStatus.BAD_RELAY_FRAME, reason: `this is ${this.o.name}, not ${last}`}))
         return
@@ -163,7 +188,7 @@ export class Gate {
           return
         }
         try {
-          const req = parseRequest(f)
+          const req = parseTunnelRequest(f)
           if (req.user !== identity) throw new HandshakeError(`REQUEST names user "${req.user}" but the certificate is "${identity}"`)
           const expected = tls.exportKeyingMaterial(32, EXPORTER_LABEL, Buffer.alloc(0)).toString('hex')
           if (req.binding !== expected) throw new HandshakeError('REQUEST is not bound to this TLS session')
@@ -303,17 +328,12 @@ export class Gate {
         if (session) ep.bind(session)
       })
       try {
-        await new Promise<void>((res, rej) => {
-          srv.once('error', rej)
-          srv.listen(f.port, f.bind, () => res())
-        })
-        srv.on('error', () => {})
+        const {port} = await startListener(srv, f.bind, f.port, this.o.log)
         servers.push(srv)
-        const port = (srv.address() as {port: number}).port
         grant.remoteForwards.push({bind: f.bind, port: f.port === 0 ? port : f.port})
         this.o.log.log('info', `remote forward for ${identity}: listening on ${hostPort(f.bind, port)}`)
       } catch (e) {
-        grant.remoteForwards.push({...f, error: (e as NodeJS.ErrnoException).code ?? 'failed'})
+        grant.remoteForwards.push({...f, error: e instanceof ListenError ? e.code : 'failed'})
       }
     }
     return grant

@@ -14,6 +14,7 @@ import {Link} from './link.js'
 import {SocketEndpoint} from './stream-endpoint.js'
 import {CIPHERSUITES, type TlsMaterial} from '../../lib/io/tls-config.js'
 import type {PortalVpn} from '../../vpn/io/vpn.js'
+import {formatGateTarget, type GateTarget} from '../core/gate-group.js'
 
 export interface Target {
   host: string
@@ -24,12 +25,26 @@ export interface RemoteForwardSpec extends RemoteForward {
   to: Target
 }
 
+/** The portal's tunables (times in seconds); the portal command's flags show these. */
+export const PORTAL_DEFAULTS = {
+  /** 0 = no keepalive pings. */
+  keepalive: 15,
+  deadAfter: 45,
+  connectTimeout: 10,
+  backoffMin: 0.5,
+  backoffMax: 30,
+  /** Local UDP flows (-U, SOCKS5 UDP ASSOCIATE) end after this much silence. */
+  udpIdle: 120,
+}
+
+/** What a Portal is built with: the tunables may be left to PORTAL_DEFAULTS. */
+export type PortalConfig = Omit<PortalOptions, keyof typeof PORTAL_DEFAULTS> & Partial<typeof PORTAL_DEFAULTS>
+
 export interface PortalOptions {
-  gate: Target
+  /** One gate, or a group of gates the last relay picks from. */
+  gate: GateTarget
   /** Relays to pass through, in order (seed 000: the RELAY frame's path before the gate). */
   via: Target[]
-  /** Ask the last relay for one gate of this group instead of a fixed gate. */
-  gateGroup?: string
   upstreamSocks?: Target
   tls: TlsMaterial
   remoteForwards: RemoteForwardSpec[]
@@ -39,6 +54,7 @@ export interface PortalOptions {
   /** Reconnect backoff bounds in seconds. */
   backoffMin: number
   backoffMax: number
+  udpIdle: number
   log: Logger
   tracer?: Tracer
   /** VPN mode: the pseudo network adapter (seed 000). */
@@ -65,7 +81,11 @@ export class Portal {
   private retryTimer: NodeJS.Timeout | null = null
   grant: TunnelGrant | null = null
 
-  constructor(private readonly o: PortalOptions) {}
+  private readonly o: PortalOptions
+
+  constructor(config: PortalConfig) {
+    this.o = {...PORTAL_DEFAULTS, ...config}
+  }
 
   /** Connects and resolves once the first tunnel is authorised; rejects on a fatal error. */
   start(): Promise<void> {
@@ -112,7 +132,7 @@ export class Portal {
         if (e instanceof FatalTunnelError && !this.everUp) return rej(e)
         const delay = Math.min(this.o.backoffMax, this.o.backoffMin * 2 ** n) * (0.75 + Math.random() * 0.5)
         this.state = 'reconnect'
-        this.o.log.log('warn', `tunnel to ${hostPort(this.o.gate.host, this.o.gate.port)} failed: ${e.message}; retrying in ${delay.toFixed(1)} s`)
+        this.o.log.log('warn', `tunnel to ${formatGateTarget(this.o.gate)} failed: ${e.message}; retrying in ${delay.toFixed(1)} s`)
         this.retryTimer = setTimeout(() => this.attempt(n + 1, res, rej), delay * 1000)
       },
     )
@@ -121,16 +141,16 @@ export class Portal {
   /** TCP Open → Send Relay → Connect → Response Wait → Authorized (Fig. 11). */
   private async connectOnce(): Promise<void> {
     const {gate, log} = this.o
-    const peer = this.o.gateGroup ? `group:${this.o.gateGroup}` : hostPort(gate.host, gate.port)
+    const peer = formatGateTarget(gate)
     this.state = 'tcp-open'
-    const first = this.o.via[0] ?? gate
+    const first = this.o.via[0] ?? (gate.kind === 'host' ? gate : null)
+    if (!first) throw new FatalTunnelError(`${peer}: a gate group needs a relay (--via)`)
     const raw = this.o.upstreamSocks ? await this.viaSocks(first) : await dialTcp(first.host, first.port, this.o.connectTimeout * 1000)
     // A reset (a gate that exits, say) is also emitted on this socket under the TLS one; the
     // tunnel learns of it from 'close', and it must never be an unhandled error.
     raw.on('error', () => {})
     this.state = 'send-relay'
-    const last = this.o.gateGroup ? `group:${this.o.gateGroup}` : hostPort(gate.host, gate.port)
-    const relay = {kind: 'relay' as const, origin: hostname(), path: [...this.o.via.map((t) => hostPort(t.host, t.port)), last]}
+    const relay = {kind: 'relay' as const, origin: hostname(), path: [...this.o.via.map((t) => hostPort(t.host, t.port)), peer]}
     const relayWire = encodeTunnel(relay)
     this.o.tracer?.emit('out', peer, tunnelFields(relay, relayWire.length - HEADER_LEN))
     raw.write(relayWire)
@@ -216,7 +236,7 @@ export class Portal {
       link.startMux({onOpen: (req, s) => this.incoming(req, s)})
       link.send(requestFrame({
         user: this.o.tls.name,
-        destination: gate.host,
+        destination: gate.kind === 'host' ? gate.host : peer,
         binding: tls.exportKeyingMaterial(32, EXPORTER_LABEL, Buffer.alloc(0)).toString('hex'),
         remoteForwards: this.o.remoteForwards.map(({bind, port}) => ({bind, port})),
         earlyData: true,
@@ -235,10 +255,9 @@ export class Portal {
         ca: m.ca,
         minVersion: 'TLSv1.3',
         ciphers: CIPHERSUITES,
-        servername: isIP(gate.host) || this.o.gateGroup ? undefined : gate.host,
-        host: gate.host,
+        servername: gate.kind === 'group' || isIP(gate.host) ? undefined : gate.host,
         // Which gate of a group answers is the relay's choice: any gate our CA signed will do.
-        ...(this.o.gateGroup ? {checkServerIdentity: () => undefined} : {}),
+        ...(gate.kind === 'host' ? {host: gate.host} : {checkServerIdentity: () => undefined}),
       })
       const timer = setTimeout(() => {
         tls.destroy()

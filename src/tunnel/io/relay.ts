@@ -4,21 +4,39 @@ import {HEADER_LEN} from '../codec/frame.js'
 import {CloseStatus, CLOSE_STATUS_NAMES, encodeTunnel, TunnelType} from '../codec/tunnel.js'
 import type {Logger} from '../../lib/log.js'
 import {allowsAddress, allowsName, type HopRule} from '../core/next-hop.js'
-import type {GateGroup, Member} from '../core/gate-group.js'
+import {GateGroup, parseGateTarget, type Balance, type Member} from '../core/gate-group.js'
 import {tunnelFields} from '../trace.js'
 import type {Tracer} from '../../lib/trace/tracer.js'
 import {dialTcp, hostPort, OpenError, resolve} from '../../lib/io/connect.js'
 import {nodeMatches, readClearFrame} from './relay-frame.js'
 import {tuneServerProcess} from '../../lib/io/native.js'
-import {serve} from '../../lib/io/listen.js'
+import {startListener} from '../../lib/io/listen.js'
 import {joinSockets} from '../../lib/io/join.js'
+
+/** The relay's tunables (times in seconds); the relay command's flags show these. */
+export const RELAY_DEFAULTS = {
+  host: '127.0.0.1',
+  port: 4500,
+  balance: 'least-connections' as Balance,
+  /** 0 = no health checks. */
+  healthInterval: 5,
+  maxHops: 8,
+  handshakeTimeout: 10,
+  connectTimeout: 10,
+}
+
+/** What a Relay is built with: the tunables may be left to RELAY_DEFAULTS. */
+export type RelayConfig = Omit<RelayOptions, keyof typeof RELAY_DEFAULTS> & Partial<typeof RELAY_DEFAULTS>
 
 export interface RelayOptions {
   host: string
   port: number
   name: string
   allowNext: HopRule[]
-  groups: GateGroup[]
+  /** How a group member is chosen. */
+  balance: Balance
+  /** Gate groups portals may ask for as "group:NAME". */
+  groups: {name: string; members: {host: string; port: number}[]}[]
   /** Seconds between health checks of group members (0 = none). */
   healthInterval: number
   maxHops: number
@@ -28,8 +46,8 @@ export interface RelayOptions {
   tracer?: Tracer
 }
 
-/** States of seed 000 Fig. 13, named in the log. */
-type State = 'accept-wait' | 'receive-relay' | 'forward-connect' | 'forward' | 'dying' | 'dead'
+/** The states of seed 000 Fig. 13 a relay's connection passes through, named in the log. */
+type State = 'receive-relay' | 'forward-connect' | 'forward' | 'dead'
 
 class Refusal extends Error {
   constructor(readonly status: number, message: string) {
@@ -50,9 +68,14 @@ export class Relay {
 
   private healthTimer: NodeJS.Timeout | null = null
 
-  constructor(private readonly o: RelayOptions) {
+  private readonly o: RelayOptions
+  private readonly groups: GateGroup[]
+
+  constructor(config: RelayConfig) {
+    const o = (this.o = {...RELAY_DEFAULTS, ...config})
     this.server = createServer({noDelay: true, allowHalfOpen: true}, (s) => void this.accept(s))
-    if (o.healthInterval > 0 && o.groups.length) {
+    this.groups = o.groups.map((g) => new GateGroup(g.name, g.members, o.balance))
+    if (o.healthInterval > 0 && this.groups.length) {
       this.healthTimer = setInterval(() => this.checkHealth(), o.healthInterval * 1000)
       this.healthTimer.unref()
     }
@@ -60,7 +83,7 @@ export class Relay {
 
   /** Active health checks: a TCP connect to every member of every group. */
   private checkHealth(): void {
-    for (const g of this.o.groups) {
+    for (const g of this.groups) {
       for (const m of g.members) {
         dialTcp(m.host, m.port, Math.min(2000, this.o.healthInterval * 1000)).then(
           (s) => { s.destroy(); this.note(g, m, true) },
@@ -95,7 +118,7 @@ export class Relay {
 
   listen(): Promise<{address: string; port: number}> {
     tuneServerProcess()
-    return serve(this.server, this.o.host, this.o.port, this.o.log)
+    return startListener(this.server, this.o.host, this.o.port, this.o.log)
   }
 
   async close(): Promise<void> {
@@ -133,22 +156,22 @@ export class Relay {
       if (me === frame.path.length - 1) throw new Refusal(CloseStatus.BAD_RELAY_FRAME, 'this relay is the last node: a path must end at a gate')
       if (frame.path.length - 1 > this.o.maxHops) throw new Refusal(CloseStatus.HOP_LIMIT, `path of ${frame.path.length - 1} relays is over the limit of ${this.o.maxHops}`)
       const hop = frame.path[me + 1]
+      const target = parseGateTarget(hop)
+      if (!target) throw new Refusal(CloseStatus.BAD_RELAY_FRAME, `next hop "${hop}" is not host:port`)
       let member: Member | null = null
       let host: string
       let port: number
-      if (hop.startsWith('group:')) {
+      if (target.kind === 'group') {
         // Our own groups are always allowed next hops.
-        const g = this.o.groups.find((x) => x.name === hop.slice(6))
-        if (!g) throw new Refusal(CloseStatus.HOP_NOT_ALLOWED, `this relay has no gate group "${hop.slice(6)}"`)
+        const g = this.groups.find((x) => x.name === target.name)
+        if (!g) throw new Refusal(CloseStatus.HOP_NOT_ALLOWED, `this relay has no gate group "${target.name}"`)
         state = 'forward-connect'
         const chosen = await this.dialGroup(g)
         next = chosen.sock
         member = chosen.member
         ;({host, port} = member)
       } else {
-        const m = hop.match(/^\[?([^\]]+?)\]?:(\d+)$/)
-        if (!m) throw new Refusal(CloseStatus.BAD_RELAY_FRAME, `next hop "${hop}" is not host:port`)
-        ;[host, port] = [m[1], Number(m[2])]
+        ;({host, port} = target)
         let verdict = allowsName(this.o.allowNext, host, port)
         let address: string
         try {
@@ -167,9 +190,10 @@ export class Relay {
         }
       }
       if (member) member.tunnels++
-      const to = member ? `group ${hop.slice(6)}: gate ${member.target}` : hostPort(host, port)
+      const group = target.kind === 'group' ? target.name : null
+      const to = member ? `group ${group}: gate ${member.target}` : hostPort(host, port)
       log.log('info', `${peer} (${frame.origin}) -> ${to}: forwarding`)
-      log.event('tunnel', {origin: frame.origin, next: hop, ...(member ? {group: hop.slice(6), gate: member.target} : {address: hostPort(host, port)})})
+      log.event('tunnel', {origin: frame.origin, next: hop, ...(member ? {group, gate: member.target} : {address: hostPort(host, port)})})
       clearTimeout(timer)
       state = 'forward'
       this.spliced++
@@ -179,7 +203,7 @@ export class Relay {
       const m = member
       const since = Date.now()
       const stop = joinSockets(prev, n, rest.length ? Buffer.concat([wire, rest]) : wire, (how) => {
-        // Dying -> Dead (Fig. 13): both directions have ended, or one side failed.
+        // Dead (Fig. 13): both directions have ended, or one side failed.
         state = 'dead'
         this.live.delete(stop)
         if (m) m.tunnels--

@@ -2,7 +2,7 @@ import {decodeArp, encodeArp} from '../../inet/codec/arp.js'
 import {CodecError} from '../../lib/errors.js'
 import {BROADCAST_MAC, decodeEth, encodeEth, EtherType} from '../../inet/codec/ethernet.js'
 import {DHCP_CLIENT_PORT, DHCP_SERVER_PORT, DhcpType, decodeDhcp, encodeClasslessRoutes, encodeDhcp, Opt, u32, type Dhcp} from '../../inet/codec/dhcp.js'
-import {ipv4Bytes} from '../../lib/net/ip.js'
+import {ipv4Bytes, ipv4Mask} from '../../lib/net/ip.js'
 import {decodeIpv4, decodeUdp, encodeUdpIpv4, PROTO_UDP} from '../../inet/codec/ipv4.js'
 
 /**
@@ -26,11 +26,6 @@ export interface AdapterConfig {
 export const GATEWAY_MAC = '02:74:6b:00:00:01'
 
 export type EmulatorResult = {handled: true; replies: Buffer[]; note?: string} | {handled: false}
-
-function mask(prefix: number): string {
-  const m = prefix === 0 ? 0 : (~0 << (32 - prefix)) >>> 0
-  return `${m >>> 24}.${(m >>> 16) & 255}.${(m >>> 8) & 255}.${m & 255}`
-}
 
 export function emulate(cfg: AdapterConfig, frame: Buffer): EmulatorResult {
   try {
@@ -68,7 +63,7 @@ function dhcp(cfg: AdapterConfig, m: Dhcp): EmulatorResult {
   else return {handled: true, replies: []} // RELEASE, DECLINE: nothing to answer
   const options = new Map<number, Buffer>([[Opt.MESSAGE_TYPE, Buffer.from([replyType])], [Opt.SERVER_ID, ipv4Bytes(cfg.gateway)]])
   if (replyType !== DhcpType.NAK) {
-    options.set(Opt.SUBNET_MASK, ipv4Bytes(mask(cfg.prefix)))
+    options.set(Opt.SUBNET_MASK, ipv4Bytes(ipv4Mask(cfg.prefix)))
     options.set(Opt.ROUTER, ipv4Bytes(cfg.gateway))
     if (cfg.dns.length) options.set(Opt.DNS, Buffer.concat(cfg.dns.map(ipv4Bytes)))
     if (type !== DhcpType.INFORM) {

@@ -1,5 +1,5 @@
 import ipaddr from 'ipaddr.js'
-import {ipv4FromU32} from '../../lib/net/ip.js'
+import {ipv4FromU32, ipv4ToU32} from '../../lib/net/ip.js'
 
 /**
  * The gate's address pool: the first host address is the gateway's, the others are leased by
@@ -17,7 +17,7 @@ export class LeasePool {
   /** Throws for a pool that is not an IPv4 CIDR. */
   constructor(pool: string) {
     const [net, prefix] = ipaddr.IPv4.parseCIDR(pool)
-    const base = net.toByteArray().reduce((n, b) => n * 256 + b, 0) & (prefix === 0 ? 0 : (~0 << (32 - prefix)) >>> 0)
+    const base = (ipv4ToU32(net.toString()) & (prefix === 0 ? 0 : ~0 << (32 - prefix))) >>> 0
     this.prefix = prefix
     this.first = base + 2
     this.last = base + 2 ** (32 - prefix) - 2

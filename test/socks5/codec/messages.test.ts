@@ -1,6 +1,6 @@
 import {test} from 'uvu'
 import * as assert from 'uvu/assert'
-import {encodeReply, encodeUdp, parseGreeting, parseRequest, parseUdp, parseUserPass} from '../../../src/socks5/codec/messages.js'
+import {encodeReply, encodeUdp, parseGreeting, parseSocksRequest, parseUdp, parseUserPass} from '../../../src/socks5/codec/messages.js'
 
 const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex')
 
@@ -8,10 +8,10 @@ test('greeting, user/pass and requests parse per RFC 1928 / RFC 1929', () => {
   assert.equal(parseGreeting(hex('05 02 00 02')), {value: [0, 2], used: 4})
   assert.is(parseGreeting(hex('05 02 00')), null)
   assert.equal(parseUserPass(hex('01 01 61 02 7879')), {value: {user: 'a', pass: 'xy'}, used: 6})
-  assert.equal(parseRequest(hex('05 01 00 01 c6120001 0050')), {value: {cmd: 1, host: '198.18.0.1', port: 80}, used: 10})
-  assert.equal(parseRequest(hex('05 01 00 03 09 6c6f63616c686f7374 1f90')), {value: {cmd: 1, host: 'localhost', port: 8080}, used: 16})
-  assert.equal(parseRequest(hex('05 03 00 04 20010db8000000000000000000000001 0035'))?.value, {cmd: 3, host: '2001:db8::1', port: 53})
-  assert.is(parseRequest(hex('05 01 00 03 09 6c6f')), null)
+  assert.equal(parseSocksRequest(hex('05 01 00 01 c6120001 0050')), {value: {cmd: 1, host: '198.18.0.1', port: 80}, used: 10})
+  assert.equal(parseSocksRequest(hex('05 01 00 03 09 6c6f63616c686f7374 1f90')), {value: {cmd: 1, host: 'localhost', port: 8080}, used: 16})
+  assert.equal(parseSocksRequest(hex('05 03 00 04 20010db8000000000000000000000001 0035'))?.value, {cmd: 3, host: '2001:db8::1', port: 53})
+  assert.is(parseSocksRequest(hex('05 01 00 03 09 6c6f')), null)
 })
 
 test('replies and UDP headers encode byte-exact', () => {
@@ -25,7 +25,7 @@ test('replies and UDP headers encode byte-exact', () => {
 
 test('bad versions and address types raise CodecError', () => {
   assert.throws(() => parseGreeting(hex('04 01 00')), /not a SOCKS5 client/)
-  assert.throws(() => parseRequest(hex('05 01 00 07 00')), /address type 7/)
+  assert.throws(() => parseSocksRequest(hex('05 01 00 07 00')), /address type 7/)
 })
 
 test.run()

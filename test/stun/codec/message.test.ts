@@ -2,11 +2,11 @@ import {test} from 'uvu'
 import * as assert from 'uvu/assert'
 import {CodecError} from '../../../src/lib/errors.js'
 import {crc32} from '../../../src/lib/crc32.js'
-import {decodeStun, encodeStun, looksLikeStun, mappedOf, Method} from '../../../src/stun/codec/message.js'
+import {decodeStun, encodeStun, looksLikeStun, mappedOf, StunMethod} from '../../../src/stun/codec/message.js'
 
 // Expected bytes were produced by an independent Python implementation (struct + zlib.crc32).
 const txid = Buffer.from([...Array(12).keys()])
-const base = {method: Method.BINDING, transactionId: txid, cookie: true}
+const base = {method: StunMethod.BINDING, transactionId: txid, cookie: true}
 
 const vectors: [string, Parameters<typeof encodeStun>[0], boolean, string][] = [
   ['Binding success, IPv4, RFC 5780 attributes, SOFTWARE, FINGERPRINT', {

@@ -1,13 +1,13 @@
 import {test} from 'uvu'
 import * as assert from 'uvu/assert'
-import {decodeStun, encodeStun, Method} from '../../../src/stun/codec/message.js'
+import {decodeStun, encodeStun, StunMethod} from '../../../src/stun/codec/message.js'
 import {answer, RateLimiter, Responder, type ServerConfig} from '../../../src/stun/core/responder.js'
 
 const cfg: ServerConfig = {primary: {address: '203.0.113.10', port: 3478}, alternate: {address: '198.51.100.10', port: 3479}, software: 'tunkit'}
 const client = {address: '203.0.113.1', port: 40000}
 const P = {altIp: false, altPort: false}
 const req = (extra: object = {}, cookie = true, fingerprint = true): Buffer =>
-  encodeStun({method: Method.BINDING, klass: 'request', transactionId: Buffer.alloc(12, 7), cookie, ...extra}, {fingerprint})
+  encodeStun({method: StunMethod.BINDING, klass: 'request', transactionId: Buffer.alloc(12, 7), cookie, ...extra}, {fingerprint})
 
 test('a plain Binding request is answered from the same socket with all RFC 5780 addresses', () => {
   const a = answer(cfg, req(), client, P)!
@@ -71,7 +71,7 @@ test('unknown comprehension-required attributes get 420 with UNKNOWN-ATTRIBUTES;
   const a = answer(cfg, wire, client, P)!
   assert.equal(decodeStun(a.data).unknown, [0x31])
   assert.is(answer(cfg, Buffer.from('hello, world, this is not STUN'), client, P), null)
-  assert.is(answer(cfg, encodeStun({method: Method.BINDING, klass: 'success', transactionId: Buffer.alloc(12), cookie: true}), client, P), null)
+  assert.is(answer(cfg, encodeStun({method: StunMethod.BINDING, klass: 'success', transactionId: Buffer.alloc(12), cookie: true}), client, P), null)
 })
 
 test('the rate limiter allows a burst, then the configured rate, per source', () => {
@@ -101,7 +101,7 @@ test('the template fast path gives exactly the bytes of the general path', () =>
   for (const fp of [false, true]) {
     for (const via of [P, {altIp: true, altPort: true}, {altIp: false, altPort: true}]) {
       for (const from of [client, {address: '198.18.255.1', port: 1}, {address: '0.0.0.1', port: 65535}]) {
-        const q = encodeStun({method: Method.BINDING, klass: 'request', transactionId: Buffer.from('0123456789ab'), cookie: true}, {fingerprint: fp})
+        const q = encodeStun({method: StunMethod.BINDING, klass: 'request', transactionId: Buffer.from('0123456789ab'), cookie: true}, {fingerprint: fp})
         assert.is(r.answer(q, from, via)!.data.toString('hex'), answer(cfg, q, from, via)!.data.toString('hex'), `fp=${fp} ${from.address}`)
       }
     }
