@@ -1,14 +1,20 @@
 import {randomBytes} from 'node:crypto'
 import {createSocket, type Socket} from 'node:dgram'
 import {decodeStun, encodeStun, mappedOf, Method, type StunMessage, type TransportAddress} from '../codec/message.js'
-import {CodecError} from '../../lib/errors.js'
+import {CodecError, ConnectError} from '../../lib/errors.js'
 import type {Logger} from '../../lib/log.js'
 import {classify, type Classification, type Observations} from '../core/classify.js'
 import {stunFields} from '../trace.js'
 import type {Tracer} from '../../lib/trace/tracer.js'
 import {hostPort} from '../../lib/io/connect.js'
 
-export class ServerUnreachable extends Error {}
+/** No answer from the STUN server, or an ICMP error instead of one. */
+export class ServerUnreachable extends ConnectError {
+  override name = 'ServerUnreachable'
+  constructor(message: string, options?: {cause?: unknown}) {
+    super('TK_HOST_UNREACHABLE', message, options)
+  }
+}
 
 export interface DiscoverOptions {
   server: TransportAddress

@@ -1,4 +1,5 @@
 import {createHmac, timingSafeEqual} from 'node:crypto'
+import {TunkitError} from '../../lib/errors.js'
 import {DATA_DIGEST_OFFSET, decodeData, encodeData} from '../codec/data-frame.js'
 import {tryNative} from '../../lib/io/native.js'
 
@@ -6,7 +7,12 @@ import {tryNative} from '../../lib/io/native.js'
 export const DIGEST_LEN = 16
 export const DATA_EXPORTER_LABEL = 'EXPORTER-tunkit-data'
 
-export class IntegrityError extends Error {}
+export class IntegrityError extends TunkitError {
+  override name = 'IntegrityError'
+  constructor(message: string) {
+    super('TK_INTEGRITY_FAILURE', message)
+  }
+}
 
 /** The digest of (datagram ‖ u64 counter), written to or checked against buf[off, off+16). */
 interface Mac {

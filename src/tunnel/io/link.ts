@@ -7,6 +7,7 @@ import {decodeUsher, isUsherType, UsherType} from '../codec/usher.js'
 import {MAX_FRAME_BODY, TUNNEL_CAP} from '../core/flow.js'
 import type {Logger} from '../../lib/log.js'
 import {Mux, type MuxHooks} from '../core/mux.js'
+import {closeStatusFor} from '../errors.js'
 import {tunnelFields, usherFields, type TraceFields} from '../trace.js'
 import type {Dir, Tracer} from '../../lib/trace/tracer.js'
 
@@ -22,7 +23,8 @@ export interface LinkOptions {
   keepalive: number
   deadAfter: number
   onFrame(f: TunnelFrame): void
-  onClosed(reason: string, status: number | undefined): void
+  /** status: the CLOSE status sent or received; cause: the socket error that ended it, if any. */
+  onClosed(reason: string, status: number | undefined, cause?: Error): void
 }
 
 /** VPN mode: DATA frame bodies go here (set once the tunnel is authorised). */
@@ -47,7 +49,7 @@ export class Link {
     const s = (this.socket = o.socket)
     s.setNoDelay(true)
     s.on('data', (chunk: Buffer) => this.onData(chunk))
-    s.on('error', (err) => this.teardown(`connection error: ${err.message}`, undefined))
+    s.on('error', (err) => this.teardown(`connection error: ${err.message}`, undefined, err))
     s.on('close', () => this.teardown('connection closed by peer', undefined))
     s.on('end', () => this.teardown('connection closed by peer', undefined))
     if (o.keepalive > 0) {
@@ -165,7 +167,7 @@ export class Link {
       return
     }
     this.o.log.log('warn', `protocol error from ${this.o.peer}: ${e.message}`)
-    this.close(e.code === 'VERSION' ? CloseStatus.VERSION_MISMATCH : CloseStatus.PROTOCOL_ERROR, e.message)
+    this.close(closeStatusFor(e), e.message)
   }
 
   private tick(): void {
@@ -178,11 +180,11 @@ export class Link {
     this.send({kind: 'ping', nonce: randomBytes(8)})
   }
 
-  private teardown(reason: string, status: number | undefined): void {
+  private teardown(reason: string, status: number | undefined, cause?: Error): void {
     if (this.closed) return
     this.closed = true
     if (this.timer) clearInterval(this.timer)
     this.mux?.shutdown(reason)
-    this.o.onClosed(reason, status)
+    this.o.onClosed(reason, status, cause)
   }
 }

@@ -9,7 +9,9 @@ import type {Logger} from '../../lib/log.js'
 import type {DatagramEndpoint, OpenRequest, Session, StreamEndpoint} from '../core/mux.js'
 import {tunnelFields} from '../trace.js'
 import type {Tracer} from '../../lib/trace/tracer.js'
-import {dialTcp, hostPort, OpenError} from '../../lib/io/connect.js'
+import {dialTcp, hostPort} from '../../lib/io/connect.js'
+import {errorCode, fromSystemError, isRetryable, RefusedError, TlsError, TunkitError} from '../../lib/errors.js'
+import {closeError, closeStatusCode, openFailReason} from '../errors.js'
 import {Link} from './link.js'
 import {SocketEndpoint} from './stream-endpoint.js'
 import {CIPHERSUITES, type TlsMaterial} from '../../lib/io/tls-config.js'
@@ -45,11 +47,13 @@ export interface PortalOptions {
   vpn?: PortalVpn
 }
 
-/** Thrown for failures that retrying cannot fix (wrong certificate, not authorised, a bad path). */
-export class FatalTunnelError extends Error {}
-
-/** CLOSE answers to the RELAY frame that mean the configuration is wrong, not that a hop is down. */
-const PATH_FATAL = new Set<number>([CloseStatus.HOP_NOT_ALLOWED, CloseStatus.BAD_RELAY_FRAME, CloseStatus.HOP_LIMIT, CloseStatus.NOT_AUTHORIZED, CloseStatus.VERSION_MISMATCH])
+/**
+ * The first tunnel failed with a code that retrying cannot fix (wrong certificate, not
+ * authorised, a bad path): `start()` rejects with this, keeping the code and the cause.
+ */
+export class FatalTunnelError extends TunkitError {
+  override name = 'FatalTunnelError'
+}
 
 type State = 'idle' | 'tcp-open' | 'send-relay' | 'connect' | 'response-wait' | 'authorized' | 'reconnect' | 'dead'
 
@@ -94,7 +98,7 @@ export class Portal {
 
   private openOn(req: OpenRequest, ep: StreamEndpoint | DatagramEndpoint): Session | null {
     if (!this.up || !this.link?.mux) {
-      ep.opened(false, 'unavailable: the tunnel to the gate is down (reconnecting)')
+      ep.opened(false, openFailReason(new TunkitError('TK_UNAVAILABLE', 'the tunnel to the gate is down (reconnecting)')))
       return null
     }
     return this.link.mux.open(req, ep)
@@ -109,7 +113,8 @@ export class Portal {
       },
       (e: Error) => {
         if (this.stopping) return
-        if (e instanceof FatalTunnelError && !this.everUp) return rej(e)
+        // Retry or give up by code (lib/errors.ts ERROR_CODES); once up, always retry.
+        if (!isRetryable(e) && !this.everUp) return rej(new FatalTunnelError(errorCode(e), e.message, {cause: e}))
         const delay = Math.min(this.o.backoffMax, this.o.backoffMin * 2 ** n) * (0.75 + Math.random() * 0.5)
         this.state = 'reconnect'
         this.o.log.log('warn', `tunnel to ${hostPort(this.o.gate.host, this.o.gate.port)} failed: ${e.message}; retrying in ${delay.toFixed(1)} s`)
@@ -141,14 +146,12 @@ export class Portal {
       answer = await readClearFrame(raw, [TunnelType.RELAY, TunnelType.CLOSE], 'answer to the RELAY frame')
     } catch (e) {
       raw.destroy()
-      throw new Error(`${(e as Error).message} (path ${relay.path.join(' -> ')})`)
+      throw new TunkitError(errorCode(e, 'TK_PROTOCOL_ERROR'), `${(e as Error).message} (path ${relay.path.join(' -> ')})`, {cause: e})
     }
     this.o.tracer?.emit('in', peer, tunnelFields(answer.frame, answer.wire.length - HEADER_LEN))
     if (answer.frame.kind === 'close') {
       raw.destroy()
-      const {status, reason} = answer.frame
-      const text = `path ${relay.path.join(' -> ')} refused: ${CLOSE_STATUS_NAMES[status] ?? `status ${status}`}${reason ? ` (${reason})` : ''}`
-      throw PATH_FATAL.has(status) ? new FatalTunnelError(text) : new Error(text)
+      throw closeError(answer.frame.status, answer.frame.reason, `path ${relay.path.join(' -> ')} refused`)
     }
     this.state = 'connect'
     const tls = await this.tlsHandshake(raw)
@@ -200,12 +203,13 @@ export class Portal {
           log.event('tunnel-up', {gate: peer, identity: this.grant.identity, tls: suite, remoteForwards: this.grant.remoteForwards})
           resolve()
         },
-        onClosed: (reason, status) => {
+        onClosed: (reason, status, cause) => {
           clearTimeout(timer)
           clearTimeout(keyTimer)
           if (!authorized) {
-            const fatal = status === CloseStatus.NOT_AUTHORIZED || /certificate|alert|unknown ca/i.test(reason)
-            return reject(fatal ? new FatalTunnelError(reason) : new Error(reason))
+            // A CLOSE status, or the socket error's code (a TLS alert such as unknown-ca), decides.
+            const code = status !== undefined ? closeStatusCode(status) : errorCode(cause, 'TK_CONNECTION_CLOSED')
+            return reject(new TunkitError(code, reason, {cause}))
           }
           this.link = null
           log.log(this.stopping || status === CloseStatus.KEY_EXPIRED ? 'info' : 'warn', `tunnel to ${peer} down: ${reason}`)
@@ -242,7 +246,7 @@ export class Portal {
       })
       const timer = setTimeout(() => {
         tls.destroy()
-        reject(new Error('TLS handshake timed out'))
+        reject(new TlsError('TK_TIMEOUT', 'TLS handshake timed out'))
       }, this.o.connectTimeout * 1000)
       tls.once('secureConnect', () => {
         clearTimeout(timer)
@@ -253,10 +257,11 @@ export class Portal {
       })
       tls.once('error', (err: Error & {code?: string}) => {
         clearTimeout(timer)
-        const cert = /CERT|SELF_SIGNED|ERR_TLS_CERT|UNABLE_TO/.test(err.code ?? '')
-        reject(cert ? new FatalTunnelError(`gate certificate rejected: ${err.message}`) : new Error(`TLS handshake failed: ${err.message}`))
+        const code = errorCode(err, 'TK_TLS_HANDSHAKE_FAILED')
+        const what = code.startsWith('TK_TLS_') && code !== 'TK_TLS_HANDSHAKE_FAILED' ? 'gate certificate rejected' : 'TLS handshake failed'
+        reject(new TlsError(code, `${what}: ${err.message}${err.code ? ` (${err.code})` : ''}`, {cause: err}))
       })
-      raw.once('close', () => reject(new Error('gate closed the connection during the handshake')))
+      raw.once('close', () => reject(new TunkitError('TK_CONNECTION_CLOSED', 'gate closed the connection during the handshake')))
     })
   }
 
@@ -275,7 +280,7 @@ export class Portal {
       socket.setNoDelay(true)
       return socket
     } catch (e) {
-      throw new OpenError('unreachable', `via SOCKS5 proxy ${hostPort(p!.host, p!.port)}: ${(e as Error).message}`)
+      throw fromSystemError(e, `via SOCKS5 proxy ${hostPort(p!.host, p!.port)}`, 'TK_HOST_UNREACHABLE')
     }
   }
 
@@ -283,7 +288,7 @@ export class Portal {
   private incoming(req: OpenRequest, session: Session): void {
     // The gate names the forward by the bind address and port we asked for.
     const fwd = this.o.remoteForwards.find((f) => f.port === req.port && f.bind === req.host)
-    if (req.protocol !== 'tcp' || !fwd) return session.reject(`denied: no remote forward for ${hostPort(req.host, req.port)}`)
+    if (req.protocol !== 'tcp' || !fwd) return session.reject(openFailReason(new RefusedError('TK_DENIED', `no remote forward for ${hostPort(req.host, req.port)}`)))
     dialTcp(fwd.to.host, fwd.to.port, this.o.connectTimeout * 1000).then(
       (sock) => {
         if (session.state !== 'pending') return void sock.destroy()
@@ -292,7 +297,7 @@ export class Portal {
         ep.bind(session)
         ep.opened(true)
       },
-      (e: Error) => session.reject(e.message),
+      (e: Error) => session.reject(openFailReason(e)),
     )
   }
 }

@@ -1,5 +1,6 @@
 import {createServer, type Server, type Socket} from 'node:net'
-import {CodecError} from '../../lib/errors.js'
+import {CodecError, RefusedError} from '../../lib/errors.js'
+import {closeStatusFor} from '../errors.js'
 import {HEADER_LEN} from '../codec/frame.js'
 import {CloseStatus, CLOSE_STATUS_NAMES, encodeTunnel, TunnelType} from '../codec/tunnel.js'
 import type {Logger} from '../../lib/log.js'
@@ -7,7 +8,7 @@ import {allowsAddress, allowsName, type HopRule} from '../core/next-hop.js'
 import type {GateGroup, Member} from '../core/gate-group.js'
 import {tunnelFields} from '../trace.js'
 import type {Tracer} from '../../lib/trace/tracer.js'
-import {dialTcp, hostPort, OpenError, resolve} from '../../lib/io/connect.js'
+import {dialTcp, hostPort, resolve} from '../../lib/io/connect.js'
 import {nodeMatches, readClearFrame} from './relay-frame.js'
 import {tuneServerProcess} from '../../lib/io/native.js'
 import {serve} from '../../lib/io/listen.js'
@@ -30,12 +31,6 @@ export interface RelayOptions {
 
 /** States of seed 000 Fig. 13, named in the log. */
 type State = 'accept-wait' | 'receive-relay' | 'forward-connect' | 'forward' | 'dying' | 'dead'
-
-class Refusal extends Error {
-  constructor(readonly status: number, message: string) {
-    super(message)
-  }
-}
 
 /**
  * A tunnel relay (seed 000, Fig. 13): reads the RELAY frame, finds itself in the path, connects the
@@ -90,7 +85,7 @@ export class Relay {
         this.o.log.log('warn', `gate ${m.target} of group ${g.name} did not accept; trying the next`)
       }
     }
-    throw new Refusal(CloseStatus.NO_HEALTHY_GATE, `no gate of group ${g.name} accepted the tunnel`)
+    throw new RefusedError('TK_NO_HEALTHY_GATE', `no gate of group ${g.name} accepted the tunnel`)
   }
 
   listen(): Promise<{address: string; port: number}> {
@@ -123,15 +118,15 @@ export class Relay {
         read = await readClearFrame(prev, [TunnelType.RELAY], 'RELAY frame')
       } catch (e) {
         if (e instanceof CodecError && e.code === 'CLOSED') return
-        throw new Refusal(CloseStatus.BAD_RELAY_FRAME, (e as Error).message)
+        throw new RefusedError('TK_BAD_RELAY_FRAME', (e as Error).message)
       }
       const {frame, wire, rest} = read
-      if (frame.kind !== 'relay') throw new Refusal(CloseStatus.BAD_RELAY_FRAME, 'not a RELAY frame')
+      if (frame.kind !== 'relay') throw new RefusedError('TK_BAD_RELAY_FRAME', 'not a RELAY frame')
       this.o.tracer?.emit('in', peer, tunnelFields(frame, wire.length - HEADER_LEN))
       const me = frame.path.findIndex((e) => nodeMatches(e, this.o.name))
-      if (me < 0) throw new Refusal(CloseStatus.BAD_RELAY_FRAME, `path ${frame.path.join(' -> ')} does not name this relay (${this.o.name})`)
-      if (me === frame.path.length - 1) throw new Refusal(CloseStatus.BAD_RELAY_FRAME, 'this relay is the last node: a path must end at a gate')
-      if (frame.path.length - 1 > this.o.maxHops) throw new Refusal(CloseStatus.HOP_LIMIT, `path of ${frame.path.length - 1} relays is over the limit of ${this.o.maxHops}`)
+      if (me < 0) throw new RefusedError('TK_BAD_RELAY_FRAME', `path ${frame.path.join(' -> ')} does not name this relay (${this.o.name})`)
+      if (me === frame.path.length - 1) throw new RefusedError('TK_BAD_RELAY_FRAME', 'this relay is the last node: a path must end at a gate')
+      if (frame.path.length - 1 > this.o.maxHops) throw new RefusedError('TK_HOP_LIMIT', `path of ${frame.path.length - 1} relays is over the limit of ${this.o.maxHops}`)
       const hop = frame.path[me + 1]
       let member: Member | null = null
       let host: string
@@ -139,7 +134,7 @@ export class Relay {
       if (hop.startsWith('group:')) {
         // Our own groups are always allowed next hops.
         const g = this.o.groups.find((x) => x.name === hop.slice(6))
-        if (!g) throw new Refusal(CloseStatus.HOP_NOT_ALLOWED, `this relay has no gate group "${hop.slice(6)}"`)
+        if (!g) throw new RefusedError('TK_HOP_NOT_ALLOWED', `this relay has no gate group "${hop.slice(6)}"`)
         state = 'forward-connect'
         const chosen = await this.dialGroup(g)
         next = chosen.sock
@@ -147,23 +142,22 @@ export class Relay {
         ;({host, port} = member)
       } else {
         const m = hop.match(/^\[?([^\]]+?)\]?:(\d+)$/)
-        if (!m) throw new Refusal(CloseStatus.BAD_RELAY_FRAME, `next hop "${hop}" is not host:port`)
+        if (!m) throw new RefusedError('TK_BAD_RELAY_FRAME', `next hop "${hop}" is not host:port`)
         ;[host, port] = [m[1], Number(m[2])]
         let verdict = allowsName(this.o.allowNext, host, port)
         let address: string
         try {
           address = (await resolve(host)).address
         } catch (e) {
-          throw new Refusal(CloseStatus.HOP_UNRESOLVABLE, `next hop ${hop}: ${(e as Error).message}`)
+          throw new RefusedError('TK_HOP_UNRESOLVABLE', `next hop ${hop}: ${(e as Error).message}`, {cause: e})
         }
         if (verdict === undefined) verdict = allowsAddress(this.o.allowNext, address, port)
-        if (!verdict) throw new Refusal(CloseStatus.HOP_NOT_ALLOWED, `next hop ${hop} is not allowed (--allow-next)`)
+        if (!verdict) throw new RefusedError('TK_HOP_NOT_ALLOWED', `next hop ${hop} is not allowed (--allow-next)`)
         state = 'forward-connect'
         try {
           next = await dialTcp(address, port, this.o.connectTimeout * 1000)
         } catch (e) {
-          if (!(e instanceof OpenError)) throw e
-          throw new Refusal(CloseStatus.HOP_UNREACHABLE, `next hop ${hop}: ${e.message}`)
+          throw new RefusedError('TK_HOP_UNREACHABLE', `next hop ${hop}: ${(e as Error).message}`, {cause: e})
         }
       }
       if (member) member.tunnels++
@@ -191,12 +185,13 @@ export class Relay {
     } catch (e) {
       clearTimeout(timer)
       next?.destroy()
-      if (!(e instanceof Refusal)) {
+      if (!(e instanceof RefusedError)) {
         log.log('error', `${peer}: ${(e as Error).message}`)
         return void prev.destroy()
       }
-      log.log('warn', `refused ${peer} in ${state}: ${CLOSE_STATUS_NAMES[e.status]}: ${e.message}`)
-      prev.end(encodeTunnel({kind: 'close', status: e.status, reason: e.message}))
+      const status = closeStatusFor(e)
+      log.log('warn', `refused ${peer} in ${state}: ${CLOSE_STATUS_NAMES[status]}: ${e.message}`)
+      prev.end(encodeTunnel({kind: 'close', status, reason: e.message}))
       setTimeout(() => prev.destroy(), 2000).unref()
     }
   }
