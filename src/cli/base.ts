@@ -3,7 +3,7 @@ import type {Input, ParserOutput} from '@oclif/core/interfaces'
 type FlagOutput = {[name: string]: any} // eslint-disable-line @typescript-eslint/no-explicit-any
 type ArgOutput = {[name: string]: any} // eslint-disable-line @typescript-eslint/no-explicit-any
 import {readFileSync} from 'node:fs'
-import {exitStatus, TunkitError} from '../lib/errors.js'
+import {errorCode, exitStatus, TunkitError} from '../lib/errors.js'
 import type {Level, Logger} from '../lib/log.js'
 import {Tracer} from '../lib/trace/tracer.js'
 import {makeLogger} from './output.js'
@@ -51,6 +51,8 @@ export abstract class TunkitCommand extends Command {
     if (err.code === 'EEXIT' || err.message === 'EEXIT: 0') throw err
     const code = err instanceof TunkitError ? exitStatus(err) : err.exitCode ?? err.oclif?.exit ?? 1
     const msg = err.message.replace(/\s*\n\s*/g, ' ').replace(/ See more help with --help$/, '')
+    const tkCode = errorCode(err.cause ?? err, code === 2 ? 'TK_USAGE' : 'TK_FAILED')
+    if (this.json && this.logger) this.logger.event('error', {code: err instanceof TunkitError ? err.code : tkCode, message: msg, exit: code})
     process.stderr.write(`tunkit ${this.id ?? ''}: error: ${msg}\n`)
     process.exitCode = code
     return undefined

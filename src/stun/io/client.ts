@@ -4,7 +4,7 @@ import {decodeStun, encodeStun, mappedOf, Method, type StunMessage, type Transpo
 import {CodecError, ConnectError} from '../../lib/errors.js'
 import type {Logger} from '../../lib/log.js'
 import {classify, type Classification, type Observations} from '../core/classify.js'
-import {stunFields} from '../trace.js'
+import {STUN_TRACE} from '../trace.js'
 import type {Tracer} from '../../lib/trace/tracer.js'
 import {hostPort} from '../../lib/io/connect.js'
 
@@ -81,7 +81,7 @@ class Endpoint {
       this.pending.set(key, (r) => finish(r && {...r, rttMs: Date.now() - t0}))
       const send = (): void => {
         if (Date.now() >= deadline) return finish(null)
-        this.o.tracer?.emit('out', hostPort(to.address, to.port), stunFields(decodeStun(data), data.length))
+        this.o.tracer?.trace('out', hostPort(to.address, to.port), STUN_TRACE, decodeStun(data), data.length)
         this.sock.send(data, to.port, to.address)
         sent++
         const wait = sent < tries ? rtoMs * 2 ** (sent - 1) : rtoMs * lastWait
@@ -99,7 +99,7 @@ class Endpoint {
       if (e instanceof CodecError) return
       throw e
     }
-    this.o.tracer?.emit('in', hostPort(from.address, from.port), stunFields(m, msg.length))
+    this.o.tracer?.trace('in', hostPort(from.address, from.port), STUN_TRACE, m, msg.length)
     const key = m.transactionId.toString('hex')
     if (m.klass === 'request') return this.incoming.get(key)?.()
     this.pending.get(key)?.({...m, from, rttMs: 0})

@@ -2,16 +2,15 @@ import {createSocket, type Socket as UdpSocket} from 'node:dgram'
 import {createServer, type Server, type Socket} from 'node:net'
 import {TLSSocket, createSecureContext, type PeerCertificate} from 'node:tls'
 import {CodecError, errorCode, fromSystemError, RefusedError, TlsError, TunkitError, type ErrorCode} from '../../lib/errors.js'
-import {openFailReason} from '../errors.js'
+import {closeStatusCode, openFailReason} from '../errors.js'
 import {nodeMatches, readClearFrame} from './relay-frame.js'
-import {HEADER_LEN} from '../codec/frame.js'
-import {CloseStatus, encodeTunnel, TunnelType, type TunnelFrame} from '../codec/tunnel.js'
+import {CloseStatus, CLOSE_STATUS_NAMES, encodeTunnel, TunnelType, type TunnelFrame} from '../codec/tunnel.js'
 import {EXPORTER_LABEL, HandshakeError, parseRequest, responseFrame, type TunnelGrant, type VpnConfig} from '../core/handshake.js'
 import type {GateVpn} from '../../vpn/io/vpn.js'
 import type {Logger} from '../../lib/log.js'
 import type {DatagramEndpoint, OpenRequest, Session} from '../core/mux.js'
 import {Policy} from '../core/policy.js'
-import {tunnelFields} from '../trace.js'
+import {TUNNEL_TRACE} from '../trace.js'
 import type {Tracer} from '../../lib/trace/tracer.js'
 import {dialTcp, hostPort, resolve} from '../../lib/io/connect.js'
 import {Link} from './link.js'
@@ -91,7 +90,7 @@ export class Gate {
     })
     raw.on('error', () => {})
     readClearFrame(raw, [TunnelType.RELAY], 'RELAY frame').then(({frame, wire, rest}) => {
-      this.o.tracer?.emit('in', peer, tunnelFields(frame, wire.length - HEADER_LEN))
+      this.o.tracer?.trace('in', peer, TUNNEL_TRACE, frame, wire.length)
       const relay = frame as Extract<TunnelFrame, {kind: 'relay'}>
       const last = relay.path[relay.path.length - 1]
       // A group name was resolved by the last relay, which picked us.
@@ -102,7 +101,7 @@ export class Gate {
       }
       // The echo tells the portal that the whole path is up (docs/protocol.md); TLS follows.
       raw.write(wire)
-      this.o.tracer?.emit('out', peer, tunnelFields(frame, wire.length - HEADER_LEN))
+      this.o.tracer?.trace('out', peer, TUNNEL_TRACE, frame, wire.length)
       // Bytes after the RELAY frame are the start of the TLS handshake; TLSSocket reads them back.
       if (rest.length) raw.unshift(rest)
       this.startTls(raw, peer, relay.origin, timer)
@@ -150,10 +149,12 @@ export class Gate {
     const log = this.o.log
     const forwards: Server[] = []
     let authorized = false
+    let since = 0
     let vpn: VpnConfig | null = null
     const link: Link = new Link({
       socket: tls,
-      peer: `${peer} ${identity}`,
+      peer,
+      identity,
       log,
       tracer: this.o.tracer,
       keepalive: this.o.keepalive,
@@ -188,22 +189,27 @@ export class Gate {
               setTimeout(() => link.close(CloseStatus.KEY_EXPIRED, 'key lifetime exceeded'), (this.o.keyLifetime + 5) * 1000).unref()
             }
           })
+          since = Date.now()
           log.log('info', `tunnel up: ${identity} from ${peer}`)
-          log.event('tunnel-up', {identity, peer})
+          log.event('tunnel-up', {peer, identity})
         } catch (e) {
           if (!(e instanceof HandshakeError)) throw e
           log.log('warn', `refused ${identity} from ${peer}: ${e.message}`)
           link.close(CloseStatus.NOT_AUTHORIZED, e.message)
         }
       },
-      onClosed: (reason) => {
+      onClosed: (reason, status, cause) => {
         clearTimeout(timer)
         for (const s of forwards) s.close()
         if (vpn) this.o.vpn?.detach(vpn.address, link)
         this.links.delete(link)
         if (authorized) {
           log.log('info', `tunnel down: ${identity} from ${peer}: ${reason}`)
-          log.event('tunnel-down', {identity, peer, reason})
+          log.event('tunnel-down', {
+            peer, identity, reason, code: status !== undefined ? closeStatusCode(status) : errorCode(cause, 'TK_CONNECTION_CLOSED'),
+            status: status === undefined ? null : CLOSE_STATUS_NAMES[status] ?? null,
+            seconds: (Date.now() - since) / 1000, bytesOut: raw.bytesRead, bytesBack: raw.bytesWritten,
+          })
         }
       },
     })

@@ -8,7 +8,7 @@ import {MAX_FRAME_BODY, TUNNEL_CAP} from '../core/flow.js'
 import type {Logger} from '../../lib/log.js'
 import {Mux, type MuxHooks} from '../core/mux.js'
 import {closeStatusFor} from '../errors.js'
-import {tunnelFields, usherFields, type TraceFields} from '../trace.js'
+import {TUNNEL_TRACE, USHER_TRACE, type TraceFields} from '../trace.js'
 import type {Dir, Tracer} from '../../lib/trace/tracer.js'
 
 /** Beyond this much unsent data the peer is not reading and the tunnel is dropped. */
@@ -16,7 +16,10 @@ const MAX_WRITE_BACKLOG = TUNNEL_CAP + 8 * 1024 * 1024
 
 export interface LinkOptions {
   socket: Socket
+  /** The peer's address (host:port, IPv6 in brackets). */
   peer: string
+  /** The peer's authenticated identity, once known (the gate's side). */
+  identity?: string
   log: Logger
   tracer?: Tracer
   /** Seconds between keepalive pings, and of silence before the tunnel counts as dead. */
@@ -69,14 +72,14 @@ export class Link {
       write: (chunks) => this.write(chunks),
       backlog: () => this.socket.writableLength,
       onFatal: (reason) => this.close(CloseStatus.PROTOCOL_ERROR, reason),
-      trace: tracer ? (dir, r, len) => tracer.emit(dir, this.o.peer, usherFields(r, len)) : undefined,
+      trace: tracer ? (dir, r, len) => tracer.trace(dir, this.o.peer, USHER_TRACE, r, len, this.o.identity) : undefined,
     }, maxSessions)
     return this.mux
   }
 
   send(f: TunnelFrame): void {
     const wire = encodeTunnel(f)
-    this.o.tracer?.emit('out', this.o.peer, tunnelFields(f, wire.length - HEADER_LEN))
+    this.o.tracer?.trace('out', this.o.peer, TUNNEL_TRACE, f, wire.length, this.o.identity)
     this.write([wire])
   }
 
@@ -91,7 +94,7 @@ export class Link {
   }
 
   trace(dir: Dir, fields: TraceFields): void {
-    this.o.tracer?.emit(dir, this.o.peer, fields)
+    this.o.tracer?.emit(dir, this.o.peer, fields, this.o.identity)
   }
 
   /** Send CLOSE with a status (Fig. 10) and take the tunnel down. */
@@ -139,7 +142,7 @@ export class Link {
           if (!this.mux) throw new CodecError('UNEXPECTED', 'Usher record before the tunnel was authorised')
           this.mux.receive(decodeUsher(f), f.continued ? -1 : f.total ?? f.body.length, f.more)
         } else if (isTunnelType(f.type)) {
-          this.onTunnelFrame(decodeTunnel(f), f.body.length)
+          this.onTunnelFrame(decodeTunnel(f), HEADER_LEN + f.body.length)
         } else throw new CodecError('BAD_TYPE', `unknown frame type ${f.type}`)
       } catch (e) {
         return this.protocolError(e)
@@ -148,7 +151,7 @@ export class Link {
   }
 
   private onTunnelFrame(t: TunnelFrame, len: number): void {
-    this.o.tracer?.emit('in', this.o.peer, tunnelFields(t, len))
+    this.o.tracer?.trace('in', this.o.peer, TUNNEL_TRACE, t, len, this.o.identity)
     if (t.kind === 'ping') return this.send({kind: 'pong', nonce: t.nonce})
     if (t.kind === 'pong') return
     if (t.kind === 'close') {

@@ -1,13 +1,12 @@
 import {hostname} from 'node:os'
 import {isIP, type Socket} from 'node:net'
 import {connect as tlsConnect, type TLSSocket} from 'node:tls'
-import {HEADER_LEN} from '../codec/frame.js'
 import {CloseStatus, CLOSE_STATUS_NAMES, encodeTunnel, TunnelType} from '../codec/tunnel.js'
 import {readClearFrame} from './relay-frame.js'
 import {EXPORTER_LABEL, parseResponse, requestFrame, type RemoteForward, type TunnelGrant} from '../core/handshake.js'
 import type {Logger} from '../../lib/log.js'
 import type {DatagramEndpoint, OpenRequest, Session, StreamEndpoint} from '../core/mux.js'
-import {tunnelFields} from '../trace.js'
+import {TUNNEL_TRACE} from '../trace.js'
 import type {Tracer} from '../../lib/trace/tracer.js'
 import {dialTcp, hostPort} from '../../lib/io/connect.js'
 import {errorCode, fromSystemError, isRetryable, RefusedError, TlsError, TunkitError} from '../../lib/errors.js'
@@ -126,18 +125,19 @@ export class Portal {
   /** TCP Open → Send Relay → Connect → Response Wait → Authorized (Fig. 11). */
   private async connectOnce(): Promise<void> {
     const {gate, log} = this.o
-    const peer = this.o.gateGroup ? `group:${this.o.gateGroup}` : hostPort(gate.host, gate.port)
+    // What the tunnel is to (a gate, or a group a relay picks from), and the address we dial.
+    const target = this.o.gateGroup ? `group:${this.o.gateGroup}` : hostPort(gate.host, gate.port)
     this.state = 'tcp-open'
     const first = this.o.via[0] ?? gate
+    const peer = hostPort(first.host, first.port)
     const raw = this.o.upstreamSocks ? await this.viaSocks(first) : await dialTcp(first.host, first.port, this.o.connectTimeout * 1000)
     // A reset (a gate that exits, say) is also emitted on this socket under the TLS one; the
     // tunnel learns of it from 'close', and it must never be an unhandled error.
     raw.on('error', () => {})
     this.state = 'send-relay'
-    const last = this.o.gateGroup ? `group:${this.o.gateGroup}` : hostPort(gate.host, gate.port)
-    const relay = {kind: 'relay' as const, origin: hostname(), path: [...this.o.via.map((t) => hostPort(t.host, t.port)), last]}
+    const relay = {kind: 'relay' as const, origin: hostname(), path: [...this.o.via.map((t) => hostPort(t.host, t.port)), target]}
     const relayWire = encodeTunnel(relay)
-    this.o.tracer?.emit('out', peer, tunnelFields(relay, relayWire.length - HEADER_LEN))
+    this.o.tracer?.trace('out', peer, TUNNEL_TRACE, relay, relayWire.length)
     raw.write(relayWire)
     // The gate echoes the RELAY frame once the whole path is up; a relay that cannot forward
     // answers CLOSE instead (docs/protocol.md). Either arrives before TLS starts.
@@ -148,7 +148,7 @@ export class Portal {
       raw.destroy()
       throw new TunkitError(errorCode(e, 'TK_PROTOCOL_ERROR'), `${(e as Error).message} (path ${relay.path.join(' -> ')})`, {cause: e})
     }
-    this.o.tracer?.emit('in', peer, tunnelFields(answer.frame, answer.wire.length - HEADER_LEN))
+    this.o.tracer?.trace('in', peer, TUNNEL_TRACE, answer.frame, answer.wire.length)
     if (answer.frame.kind === 'close') {
       raw.destroy()
       throw closeError(answer.frame.status, answer.frame.reason, `path ${relay.path.join(' -> ')} refused`)
@@ -158,6 +158,7 @@ export class Portal {
     this.state = 'response-wait'
     await new Promise<void>((resolve, reject) => {
       let authorized = false
+      let since = 0
       let keyTimer: NodeJS.Timeout | undefined
       const timer = setTimeout(() => {
         link.close(CloseStatus.TIMEOUT, 'no RESPONSE from the gate')
@@ -199,8 +200,9 @@ export class Portal {
             else log.log('info', `remote forward: gate listens on ${hostPort(r.bind, r.port)}`)
           }
           const suite = `${tls.getProtocol()} ${tls.getCipher().standardName}`
-          log.log('info', `tunnel up to ${peer} as ${this.grant.identity} (${suite})`)
-          log.event('tunnel-up', {gate: peer, identity: this.grant.identity, tls: suite, remoteForwards: this.grant.remoteForwards})
+          since = Date.now()
+          log.log('info', `tunnel up to ${target} as ${this.grant.identity} (${suite})`)
+          log.event('tunnel-up', {peer, gate: target, identity: this.grant.identity, tls: suite, remoteForwards: this.grant.remoteForwards})
           resolve()
         },
         onClosed: (reason, status, cause) => {
@@ -212,8 +214,13 @@ export class Portal {
             return reject(new TunkitError(code, reason, {cause}))
           }
           this.link = null
-          log.log(this.stopping || status === CloseStatus.KEY_EXPIRED ? 'info' : 'warn', `tunnel to ${peer} down: ${reason}`)
-          log.event('tunnel-down', {gate: peer, reason, status: status === undefined ? null : CLOSE_STATUS_NAMES[status]})
+          log.log(this.stopping || status === CloseStatus.KEY_EXPIRED ? 'info' : 'warn', `tunnel to ${target} down: ${reason}`)
+          log.event('tunnel-down', {
+            peer, gate: target, identity: this.grant?.identity ?? null, reason,
+            code: status !== undefined ? closeStatusCode(status) : errorCode(cause, 'TK_CONNECTION_CLOSED'),
+            status: status === undefined ? null : CLOSE_STATUS_NAMES[status] ?? null,
+            seconds: (Date.now() - since) / 1000, bytesOut: raw.bytesWritten, bytesBack: raw.bytesRead,
+          })
           if (!this.stopping) this.attempt(0, () => {}, () => {})
         },
       })

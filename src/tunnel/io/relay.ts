@@ -1,12 +1,11 @@
 import {createServer, type Server, type Socket} from 'node:net'
-import {CodecError, RefusedError} from '../../lib/errors.js'
+import {CodecError, errorCode, RefusedError} from '../../lib/errors.js'
 import {closeStatusFor} from '../errors.js'
-import {HEADER_LEN} from '../codec/frame.js'
 import {CloseStatus, CLOSE_STATUS_NAMES, encodeTunnel, TunnelType} from '../codec/tunnel.js'
 import type {Logger} from '../../lib/log.js'
 import {allowsAddress, allowsName, type HopRule} from '../core/next-hop.js'
 import type {GateGroup, Member} from '../core/gate-group.js'
-import {tunnelFields} from '../trace.js'
+import {TUNNEL_TRACE} from '../trace.js'
 import type {Tracer} from '../../lib/trace/tracer.js'
 import {dialTcp, hostPort, resolve} from '../../lib/io/connect.js'
 import {nodeMatches, readClearFrame} from './relay-frame.js'
@@ -122,7 +121,7 @@ export class Relay {
       }
       const {frame, wire, rest} = read
       if (frame.kind !== 'relay') throw new RefusedError('TK_BAD_RELAY_FRAME', 'not a RELAY frame')
-      this.o.tracer?.emit('in', peer, tunnelFields(frame, wire.length - HEADER_LEN))
+      this.o.tracer?.trace('in', peer, TUNNEL_TRACE, frame, wire.length)
       const me = frame.path.findIndex((e) => nodeMatches(e, this.o.name))
       if (me < 0) throw new RefusedError('TK_BAD_RELAY_FRAME', `path ${frame.path.join(' -> ')} does not name this relay (${this.o.name})`)
       if (me === frame.path.length - 1) throw new RefusedError('TK_BAD_RELAY_FRAME', 'this relay is the last node: a path must end at a gate')
@@ -163,13 +162,13 @@ export class Relay {
       if (member) member.tunnels++
       const to = member ? `group ${hop.slice(6)}: gate ${member.target}` : hostPort(host, port)
       log.log('info', `${peer} (${frame.origin}) -> ${to}: forwarding`)
-      log.event('tunnel', {origin: frame.origin, next: hop, ...(member ? {group: hop.slice(6), gate: member.target} : {address: hostPort(host, port)})})
+      log.event('tunnel-up', {peer, origin: frame.origin, next: hop, ...(member ? {group: hop.slice(6), gate: member.target} : {address: hostPort(host, port)})})
       clearTimeout(timer)
       state = 'forward'
       this.spliced++
       const n = next
       n.on('error', () => {})
-      this.o.tracer?.emit('out', hostPort(host, port), tunnelFields(frame, wire.length - HEADER_LEN))
+      this.o.tracer?.trace('out', hostPort(host, port), TUNNEL_TRACE, frame, wire.length)
       const m = member
       const since = Date.now()
       const stop = joinSockets(prev, n, rest.length ? Buffer.concat([wire, rest]) : wire, (how) => {
@@ -179,7 +178,10 @@ export class Relay {
         if (m) m.tunnels--
         const secs = (Date.now() - since) / 1000
         log.log('info', `${peer} (${frame.origin}) -> ${to}: closed after ${secs.toFixed(1)} s, ${how.aToB} bytes out, ${how.bToA} back${how.error ? ` (${how.error})` : ''}`)
-        log.event('tunnel-end', {origin: frame.origin, next: hop, seconds: secs, bytesOut: how.aToB, bytesBack: how.bToA, ...(how.error ? {error: how.error} : {})})
+        log.event('tunnel-down', {
+          peer, origin: frame.origin, next: hop, reason: how.error ?? 'closed', code: how.error ? errorCode({code: how.error}, 'TK_CONNECTION_RESET') : 'TK_CLOSED',
+          status: null, seconds: secs, bytesOut: how.aToB, bytesBack: how.bToA,
+        })
       })
       this.live.add(stop)
     } catch (e) {
