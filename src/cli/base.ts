@@ -3,6 +3,7 @@ import type {Input, ParserOutput} from '@oclif/core/interfaces'
 type FlagOutput = {[name: string]: any} // eslint-disable-line @typescript-eslint/no-explicit-any
 type ArgOutput = {[name: string]: any} // eslint-disable-line @typescript-eslint/no-explicit-any
 import {readFileSync} from 'node:fs'
+import {errorCode, exitStatus, TunkitError} from '../lib/errors.js'
 import type {Level, Logger} from '../lib/log.js'
 import {Tracer} from '../lib/trace/tracer.js'
 import {ListenError} from '../lib/io/listen.js'
@@ -49,11 +50,16 @@ export abstract class TunkitCommand extends Command {
     return out
   }
 
-  /** Errors become one line on stderr: usage errors exit 2, runtime failures 1. */
+  /**
+   * Errors become one line on stderr, err.message only. The exit status comes from the code
+   * (ERROR_CODES: usage errors 2, runtime failures 1); oclif's own errors carry theirs.
+   */
   protected override async catch(err: Error & {exitCode?: number; oclif?: {exit?: number}; code?: string}): Promise<unknown> {
     if (err.code === 'EEXIT' || err.message === 'EEXIT: 0') throw err
-    const code = err.exitCode ?? err.oclif?.exit ?? 1
+    const code = err instanceof TunkitError ? exitStatus(err) : err.exitCode ?? err.oclif?.exit ?? 1
     const msg = err.message.replace(/\s*\n\s*/g, ' ').replace(/ See more help with --help$/, '')
+    const tkCode = errorCode(err.cause ?? err, code === 2 ? 'TK_USAGE' : 'TK_FAILED')
+    if (this.json && this.logger) this.logger.event('error', {code: err instanceof TunkitError ? err.code : tkCode, message: msg, exit: code})
     process.stderr.write(`tunkit ${this.id ?? ''}: error: ${msg}\n`)
     process.exitCode = code
     return undefined

@@ -2,6 +2,7 @@ import {Flags} from '@oclif/core'
 import type {Server} from 'node:net'
 import type {Socket as UdpSocket} from 'node:dgram'
 import {TunkitCommand} from '../cli/base.js'
+import {TunkitError} from '../lib/errors.js'
 import {parseHostPort, UsageError} from '../cli/parse.js'
 import * as F from '../cli/flags.js'
 import {tlsFlags, tlsFromFlags} from '../cli/tls-flags.js'
@@ -75,7 +76,7 @@ gate, so DNS behind the gate works. The tunnel reconnects with backoff when it d
     try {
       await portal.start()
     } catch (e) {
-      if (e instanceof FatalTunnelError) throw new Error(`cannot open a tunnel to ${formatGateTarget(gate)}: ${e.message}`)
+      if (e instanceof FatalTunnelError) throw new TunkitError(e.code, `cannot open a tunnel to ${formatGateTarget(gate)}: ${e.message}`, {cause: e})
       throw e
     }
     const servers: (Server | UdpSocket)[] = []

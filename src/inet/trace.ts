@@ -2,7 +2,7 @@ import {decodeArp} from './codec/arp.js'
 import {DHCP_CLIENT_PORT, DHCP_SERVER_PORT, decodeDhcp, Opt} from './codec/dhcp.js'
 import {decodeEth, EtherType} from './codec/ethernet.js'
 import {decodeIpv4, decodeUdp, PROTO_UDP} from './codec/ipv4.js'
-import type {TraceFields} from '../tunnel/trace.js'
+import {registerTrace, type TraceFields} from '../lib/trace/registry.js'
 
 /**
  * --trace in VPN mode: the inner headers of the datagram a DATA frame carries (IPv4 with ICMP,
@@ -69,3 +69,6 @@ function udp(b: Buffer): TraceFields {
   }
   return f
 }
+
+/** Ethernet frames the TAP adapter's emulators answer (ARP, DHCP); len is the whole frame. */
+export const ETHERNET_TRACE = registerTrace('ethernet', (f: Buffer) => ({type: 'ETHERNET', ...ethFields(f)}))

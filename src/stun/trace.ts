@@ -1,10 +1,11 @@
 import type {StunMessage} from './codec/message.js'
-import type {TraceFields} from '../tunnel/trace.js'
+import {registerTrace, type Rendered} from '../lib/trace/registry.js'
+import {hostPort} from '../lib/io/connect.js'
 
-const addr = (a?: {address: string; port: number}): string | undefined => (a ? `${a.address}:${a.port}` : undefined)
+const addr = (a?: {address: string; port: number}): string | undefined => (a ? hostPort(a.address, a.port) : undefined)
 
-export function stunFields(m: StunMessage, len: number): TraceFields {
-  const f: TraceFields = {type: `Binding ${m.klass}`, txid: m.transactionId.toString('hex'), len}
+export function stunFields(m: StunMessage): Rendered {
+  const f: Rendered = {type: `Binding ${m.klass}`, txid: m.transactionId.toString('hex')}
   const add = (k: string, v: string | number | boolean | undefined): void => {
     if (v !== undefined) f[k] = v
   }
@@ -22,3 +23,6 @@ export function stunFields(m: StunMessage, len: number): TraceFields {
   add('software', m.software)
   return f
 }
+
+/** STUN messages (RFC 8489 / 5780, and classic RFC 3489). */
+export const STUN_TRACE = registerTrace('stun', stunFields)

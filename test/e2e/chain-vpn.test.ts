@@ -85,8 +85,8 @@ if (why) {
   })
 
   t('each relay forwarded the tunnel by name, and relay-c chose gate1 from its group', (ctx) => {
-    assert.ok(ctx.relayB!.events.some((e) => e.event === 'tunnel' && String(e.next).startsWith('relay-c.example')), ctx.relayB!.stdout)
-    assert.ok(ctx.relayC!.events.some((e) => e.event === 'tunnel' && e.gate === 'gate1.example:4433'), ctx.relayC!.stdout)
+    assert.ok(ctx.relayB!.events.some((e) => e.event === 'tunnel-up' && String(e.next).startsWith('relay-c.example')), ctx.relayB!.stdout)
+    assert.ok(ctx.relayC!.events.some((e) => e.event === 'tunnel-up' && e.gate === 'gate1.example:4433'), ctx.relayC!.stdout)
   })
 
   t('ping from the portal host reaches the LAN host behind the gate', async () => {

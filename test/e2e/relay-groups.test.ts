@@ -5,7 +5,7 @@ import {makePki, startGate, type Pki} from '../helpers/tunnel.js'
 
 const t = suite<Record<string, any>>('gate groups: load balancing and failover at the last relay') // eslint-disable-line @typescript-eslint/no-explicit-any
 
-const tunnelsTo = (relay: Proc, port: number): number => relay.events.filter((e) => e.event === 'tunnel' && e.gate === `127.0.0.1:${port}`).length
+const tunnelsTo = (relay: Proc, port: number): number => relay.events.filter((e) => e.event === 'tunnel-up' && e.gate === `127.0.0.1:${port}`).length
 
 t.before(async (ctx) => {
   ctx.pki = await makePki('groups') as Pki

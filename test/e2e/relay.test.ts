@@ -67,8 +67,10 @@ t('portal -> relay -> relay -> gate: curl through SOCKS5 and a 50 MB transfer ch
   }
   // Each relay reports the tunnel's end with what it carried (TLS records: a little over 50 MB).
   for (const relay of [ctx.relayB, ctx.relayC]) {
-    const e = await event(relay, 'tunnel-end')
+    const e = await event(relay, 'tunnel-down')
     assert.ok((e.bytesOut as number) > 50 * MB && (e.bytesBack as number) > 0, JSON.stringify(e))
+    assert.match(String(e.code), /^TK_[A-Z_]+$/, JSON.stringify(e))
+    assert.match(String(e.peer), /^127\.0\.0\.1:\d+$/)
   }
 })
 

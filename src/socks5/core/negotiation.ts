@@ -1,4 +1,6 @@
 import {CodecError} from '../../lib/errors.js'
+import {openFailCode} from '../../tunnel/errors.js'
+import {socksReply} from '../errors.js'
 import {
   Cmd, encodeAuthStatus, encodeMethodSelect, encodeReply, SocksAuthMethod, parseGreeting, parseSocksRequest, parseUserPass,
   Reply, type SocksRequest,
@@ -76,14 +78,7 @@ export class SocksServerMachine {
   }
 }
 
-/** Maps an UsherOpenReply failure reason ("<code>: detail") to a SOCKS5 reply code. */
+/** Maps an UsherOpenReply failure reason ("<word>: detail") to a SOCKS5 reply code. */
 export function replyFor(reason: string | undefined): number {
-  const code = (reason ?? '').split(':')[0]
-  switch (code) {
-    case 'refused': return Reply.CONNECTION_REFUSED
-    case 'denied': return Reply.NOT_ALLOWED
-    case 'notfound': case 'unreachable': return Reply.HOST_UNREACHABLE
-    case 'timeout': return Reply.TTL_EXPIRED
-    default: return Reply.GENERAL_FAILURE
-  }
+  return socksReply(openFailCode(reason))
 }

@@ -1,15 +1,21 @@
 import {randomBytes} from 'node:crypto'
 import {createSocket, type Socket} from 'node:dgram'
 import {decodeStun, encodeStun, mappedOf, StunMethod, type StunMessage, type TransportAddress} from '../codec/message.js'
-import {CodecError} from '../../lib/errors.js'
+import {CodecError, ConnectError} from '../../lib/errors.js'
 import type {Logger} from '../../lib/log.js'
 import {classifyNat, type Classification, type Observations} from '../core/classify.js'
-import {stunFields} from '../trace.js'
+import {STUN_TRACE} from '../trace.js'
 import type {Tracer} from '../../lib/trace/tracer.js'
 import {hostPort} from '../../lib/io/connect.js'
 import {startListener} from '../../lib/io/listen.js'
 
-export class ServerUnreachable extends Error {}
+/** No answer from the STUN server, or an ICMP error instead of one. */
+export class ServerUnreachable extends ConnectError {
+  override name = 'ServerUnreachable'
+  constructor(message: string, options?: {cause?: unknown}) {
+    super('TK_HOST_UNREACHABLE', message, options)
+  }
+}
 
 /** Discovery's tunables, in seconds; the nat-discover flags show these. */
 export const DISCOVER_DEFAULTS = {
@@ -85,7 +91,7 @@ class Endpoint {
       this.pending.set(key, (r) => finish(r && {...r, rttMs: Date.now() - t0}))
       const send = (): void => {
         if (Date.now() >= deadline) return finish(null)
-        this.o.tracer?.emit('out', hostPort(to.address, to.port), stunFields(decodeStun(data), data.length))
+        this.o.tracer?.trace('out', hostPort(to.address, to.port), STUN_TRACE, decodeStun(data), data.length)
         this.sock.send(data, to.port, to.address)
         sent++
         const wait = sent < tries ? rtoMs * 2 ** (sent - 1) : rtoMs * lastWait
@@ -103,7 +109,7 @@ class Endpoint {
       if (e instanceof CodecError) return
       throw e
     }
-    this.o.tracer?.emit('in', hostPort(from.address, from.port), stunFields(m, msg.length))
+    this.o.tracer?.trace('in', hostPort(from.address, from.port), STUN_TRACE, m, msg.length)
     const key = m.transactionId.toString('hex')
     if (m.klass === 'request') return this.incoming.get(key)?.()
     this.pending.get(key)?.({...m, from, rttMs: 0})

@@ -2,7 +2,7 @@ import {createSocket, type Socket} from 'node:dgram'
 import {decodeStun, looksLikeStun, type TransportAddress} from '../codec/message.js'
 import type {Logger} from '../../lib/log.js'
 import {RateLimiter, Responder, type ServerConfig, type Via} from '../core/responder.js'
-import {stunFields} from '../trace.js'
+import {STUN_TRACE, stunFields} from '../trace.js'
 import type {Tracer} from '../../lib/trace/tracer.js'
 import {hostPort} from '../../lib/io/connect.js'
 import {startListener} from '../../lib/io/listen.js'
@@ -72,7 +72,7 @@ export class StunServer {
     if (!this.limiter.allow(from.address, Date.now())) return void this.dropped++
     const tracer = this.o.tracer
     if (tracer) {
-      try { tracer.emit('in', `${hostPort(from.address, from.port)} > ${local}`, stunFields(decodeStun(msg), msg.length)) } catch { /* traced below as dropped */ }
+      try { tracer.emit('in', hostPort(from.address, from.port), {...stunFields(decodeStun(msg)), len: msg.length, local}) } catch { /* traced below as dropped */ }
     }
     const a = this.responder.answer(msg, from, on)
     if (!a) return void this.dropped++
@@ -81,7 +81,7 @@ export class StunServer {
     this.answered++
     if (tracer) {
       const via = sock.address()
-      tracer.emit('out', `${hostPort(a.to.address, a.to.port)} < ${hostPort(via.address, via.port)}`, stunFields(decodeStun(a.data), a.data.length))
+      tracer.emit('out', hostPort(a.to.address, a.to.port), {...stunFields(decodeStun(a.data)), len: a.data.length, local: hostPort(via.address, via.port)})
     }
     sock.send(a.data, a.to.port, a.to.address)
   }

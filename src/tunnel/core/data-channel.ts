@@ -1,11 +1,17 @@
 import {createHmac, timingSafeEqual} from 'node:crypto'
+import {TunkitError} from '../../lib/errors.js'
 import {DATA_DIGEST_OFFSET, decodeData, encodeData} from '../codec/data-frame.js'
 
 /** HMAC-SHA-256, truncated to 128 bits as in IPsec's HMAC-SHA-256-128 (RFC 4868). */
 export const DIGEST_LEN = 16
 export const DATA_EXPORTER_LABEL = 'EXPORTER-tunkit-data'
 
-export class IntegrityError extends Error {}
+export class IntegrityError extends TunkitError {
+  override name = 'IntegrityError'
+  constructor(message: string) {
+    super('TK_INTEGRITY_FAILURE', message)
+  }
+}
 
 /**
  * The digest of (datagram ‖ u64 counter), written to or checked against buf[off, off+16), for one

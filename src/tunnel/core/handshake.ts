@@ -1,3 +1,4 @@
+import {TunkitError} from '../../lib/errors.js'
 import {decodeKv, encodeKv, type TunnelFrame} from '../codec/tunnel.js'
 
 /**
@@ -42,7 +43,13 @@ export function requestFrame(r: TunnelRequest): Extract<TunnelFrame, {kind: 'req
   }
 }
 
-export class HandshakeError extends Error {}
+/** A REQUEST or RESPONSE the gate or portal cannot accept: the tunnel is not authorised. */
+export class HandshakeError extends TunkitError {
+  override name = 'HandshakeError'
+  constructor(message: string) {
+    super('TK_NOT_AUTHORIZED', message)
+  }
+}
 
 function parseBindPort(s: string): RemoteForward {
   const i = s.lastIndexOf(':')

@@ -276,10 +276,10 @@ export class Mux {
   }
 
   /** Feed one decoded Usher record from the tunnel. */
-  /** len < 0 marks a later piece of a streamed UsherSend, which is not traced again. */
+  /** len: the record's body bytes; < 0 marks a later piece of a streamed UsherSend, not traced again. */
   receive(r: UsherRecord, len = 0, more = false): void {
     if (this.closed) return
-    if (len >= 0) this.hooks.trace?.('in', r, len)
+    if (len >= 0) this.hooks.trace?.('in', r, HEADER_LEN + len)
     if (r.kind === 'open') return this.incomingOpen(r)
     const s = this.sessions.get(r.session)
     if (!s) return // late record for a session already released; harmless
@@ -360,12 +360,12 @@ export class Mux {
   sendRecord(r: UsherRecord): void {
     if (this.closed) return
     const wire = encodeUsher(r)
-    this.hooks.trace?.('out', r, wire.length - HEADER_LEN)
+    this.hooks.trace?.('out', r, wire.length)
     this.hooks.write([wire])
   }
 
   sendData(remoteId: number, data: Buffer): void {
-    this.hooks.trace?.('out', {kind: 'send', session: remoteId, data}, data.length)
+    this.hooks.trace?.('out', {kind: 'send', session: remoteId, data}, HEADER_LEN + data.length)
     this.totalInFlight += data.length
     this.hooks.write([encodeHeader(UsherType.SEND, remoteId, data.length), data])
   }

@@ -1,19 +1,19 @@
 import {createSocket, type Socket as UdpSocket} from 'node:dgram'
 import {createServer, type Server, type Socket} from 'node:net'
 import {TLSSocket, createSecureContext, type PeerCertificate} from 'node:tls'
-import {CodecError} from '../../lib/errors.js'
+import {CodecError, errorCode, fromSystemError, RefusedError, TlsError, TunkitError, type ErrorCode} from '../../lib/errors.js'
+import {closeStatusCode, openFailReason} from '../errors.js'
 import {nodeMatches, readClearFrame} from './relay-frame.js'
-import {HEADER_LEN} from '../codec/frame.js'
-import {CloseStatus, encodeTunnel, TunnelType, type TunnelFrame} from '../codec/tunnel.js'
+import {CloseStatus, CLOSE_STATUS_NAMES, encodeTunnel, TunnelType, type TunnelFrame} from '../codec/tunnel.js'
 import {EXPORTER_LABEL, HandshakeError, parseTunnelRequest, responseFrame, type TunnelGrant, type VpnConfig} from '../core/handshake.js'
 import type {GateVpn} from '../../vpn/io/vpn.js'
 import type {Logger} from '../../lib/log.js'
 import type {DatagramEndpoint, OpenRequest, Session} from '../core/mux.js'
 import {Policy} from '../core/policy.js'
 import {parseGateTarget} from '../core/gate-group.js'
-import {tunnelFields} from '../trace.js'
+import {TUNNEL_TRACE} from '../trace.js'
 import type {Tracer} from '../../lib/trace/tracer.js'
-import {dialTcp, hostPort, OpenError, resolve} from '../../lib/io/connect.js'
+import {dialTcp, hostPort, resolve} from '../../lib/io/connect.js'
 import {Link} from './link.js'
 import {SocketEndpoint} from './stream-endpoint.js'
 import {tuneServerProcess} from '../../lib/io/native.js'
@@ -115,7 +115,7 @@ export class Gate {
     })
     raw.on('error', () => {})
     readClearFrame(raw, [TunnelType.RELAY], 'RELAY frame').then(({frame, wire, rest}) => {
-      this.o.tracer?.emit('in', peer, tunnelFields(frame, wire.length - HEADER_LEN))
+      this.o.tracer?.trace('in', peer, TUNNEL_TRACE, frame, wire.length)
       const relay = frame as Extract<TunnelFrame, {kind: 'relay'}>
       const last = relay.path[relay.path.length - 1]
       // A group name was resolved by the last relay, which picked us.
@@ -126,7 +126,7 @@ export class Gate {
       }
       // The echo tells the portal that the whole path is up (docs/protocol.md); TLS follows.
       raw.write(wire)
-      this.o.tracer?.emit('out', peer, tunnelFields(frame, wire.length - HEADER_LEN))
+      this.o.tracer?.trace('out', peer, TUNNEL_TRACE, frame, wire.length)
       // Bytes after the RELAY frame are the start of the TLS handshake; TLSSocket reads them back.
       if (rest.length) raw.unshift(rest)
       this.startTls(raw, peer, relay.origin, timer)
@@ -145,7 +145,7 @@ export class Gate {
     const log = this.o.log
     const tls = new TLSSocket(raw, {isServer: true, secureContext: this.ctx, requestCert: true, rejectUnauthorized: true})
     tls.on('error', (err) => {
-      log.log('warn', `TLS handshake with ${peer} (${origin}) failed: ${describeTlsError(err)}`)
+      log.log('warn', `TLS handshake with ${peer} (${origin}) failed: ${clientTlsError(err).message}`)
       tls.destroy()
     })
     tls.once('secure', () => {
@@ -154,7 +154,7 @@ export class Gate {
       const verifyError = (tls as unknown as {ssl?: {verifyError(): (Error & {code?: string}) | null}}).ssl?.verifyError()
       let why: string | undefined
       if (!cert || Object.keys(cert).length === 0) why = 'client sent no certificate'
-      else if (verifyError) why = describeTlsError(verifyError)
+      else if (verifyError) why = clientTlsError(verifyError).message
       const cn = cert?.subject?.CN
       const identity = Array.isArray(cn) ? cn[0] : cn
       if (!why && !identity) why = 'client certificate has no subject CN'
@@ -174,10 +174,12 @@ export class Gate {
     const log = this.o.log
     const forwards: Server[] = []
     let authorized = false
+    let since = 0
     let vpn: VpnConfig | null = null
     const link: Link = new Link({
       socket: tls,
-      peer: `${peer} ${identity}`,
+      peer,
+      identity,
       log,
       tracer: this.o.tracer,
       keepalive: this.o.keepalive,
@@ -212,22 +214,27 @@ export class Gate {
               setTimeout(() => link.close(CloseStatus.KEY_EXPIRED, 'key lifetime exceeded'), (this.o.keyLifetime + 5) * 1000).unref()
             }
           })
+          since = Date.now()
           log.log('info', `tunnel up: ${identity} from ${peer}`)
-          log.event('tunnel-up', {identity, peer})
+          log.event('tunnel-up', {peer, identity})
         } catch (e) {
           if (!(e instanceof HandshakeError)) throw e
           log.log('warn', `refused ${identity} from ${peer}: ${e.message}`)
           link.close(CloseStatus.NOT_AUTHORIZED, e.message)
         }
       },
-      onClosed: (reason) => {
+      onClosed: (reason, status, cause) => {
         clearTimeout(timer)
         for (const s of forwards) s.close()
         if (vpn) this.o.vpn?.detach(vpn.address, link)
         this.links.delete(link)
         if (authorized) {
           log.log('info', `tunnel down: ${identity} from ${peer}: ${reason}`)
-          log.event('tunnel-down', {identity, peer, reason})
+          log.event('tunnel-down', {
+            peer, identity, reason, code: status !== undefined ? closeStatusCode(status) : errorCode(cause, 'TK_CONNECTION_CLOSED'),
+            status: status === undefined ? null : CLOSE_STATUS_NAMES[status] ?? null,
+            seconds: (Date.now() - since) / 1000, bytesOut: raw.bytesRead, bytesBack: raw.bytesWritten,
+          })
         }
       },
     })
@@ -263,7 +270,7 @@ export class Gate {
       let verdict = policy.allowsName(identity, req.host, req.port)
       const {address} = await resolve(req.host)
       if (verdict === undefined) verdict = policy.allowsAddress(identity, address, req.port)
-      if (!verdict) throw new OpenError('denied', `${identity} may not open ${req.protocol} ${target} (gate policy)`)
+      if (!verdict) throw new RefusedError('TK_DENIED', `${identity} may not open ${req.protocol} ${target} (gate policy)`)
       if (req.protocol === 'tcp') {
         const sock = await dialTcp(address, req.port, this.o.connectTimeout * 1000)
         if (session.state !== 'pending') return void sock.destroy()
@@ -276,11 +283,10 @@ export class Gate {
       }
     } catch (err) {
       // Anything unexpected fails this one open, never the gate.
-      const e = err instanceof OpenError ? err : new OpenError('failed', (err as Error).message)
-      if (!(err instanceof OpenError)) this.o.log.log('error', `open ${req.protocol} ${target} for ${identity}: ${(err as Error).stack ?? err}`)
-      if (e.code === 'denied') this.o.log.log('warn', `denied: ${identity} from ${peer} asked for ${req.protocol} ${target}`)
-      else this.o.log.log('debug', `open ${req.protocol} ${target} for ${identity} failed: ${e.message}`)
-      session.reject(e.message)
+      if (!(err instanceof TunkitError)) this.o.log.log('error', `open ${req.protocol} ${target} for ${identity}: ${(err as Error).stack ?? err}`)
+      if (errorCode(err) === 'TK_DENIED') this.o.log.log('warn', `denied: ${identity} from ${peer} asked for ${req.protocol} ${target}`)
+      else this.o.log.log('debug', `open ${req.protocol} ${target} for ${identity} failed: ${(err as Error).message}`)
+      session.reject(openFailReason(err))
     }
   }
 
@@ -293,7 +299,7 @@ export class Gate {
       idle.unref()
     }
     return new Promise((res, rej) => {
-      sock.once('error', (e) => rej(new OpenError('failed', e.message)))
+      sock.once('error', (e) => rej(fromSystemError(e, `UDP to ${hostPort(address, port)}`)))
       sock.connect(port, address, () => {
         sock.removeAllListeners('error')
         sock.on('error', () => {}) // ICMP unreachable and the like: UDP is best effort
@@ -340,11 +346,19 @@ export class Gate {
   }
 }
 
-export function describeTlsError(err: Error & {code?: string; reason?: string}): string {
-  const m = err.message
-  if (/peer did not return a certificate|certificate required/i.test(m)) return 'client sent no certificate'
-  if (/unknown ca|unable to (get|verify)|issuer|self.signed|signature failure/i.test(m + (err.code ?? ''))) return `client certificate is not signed by our CA (${err.code ?? m})`
-  if (/expired/i.test(m)) return `client certificate has expired (${err.code ?? m})`
-  if (/not yet valid/i.test(m)) return `client certificate is not yet valid (${err.code ?? m})`
-  return m
+/** How the gate words a client certificate the TLS layer refused, by code (SYSTEM_CODES). */
+const CLIENT_CERT_PROBLEMS: Partial<Record<ErrorCode, string>> = {
+  TK_TLS_CERT_REQUIRED: 'client sent no certificate',
+  TK_TLS_UNKNOWN_CA: 'client certificate is not signed by our CA',
+  TK_TLS_BAD_CERTIFICATE: 'client certificate is not acceptable',
+  TK_TLS_CERT_EXPIRED: 'client certificate has expired',
+  TK_TLS_CERT_NOT_YET_VALID: 'client certificate is not yet valid',
+}
+
+/** A TLS failure on the gate's side of a handshake, as a TlsError with a code and a sentence. */
+export function clientTlsError(err: Error & {code?: string}): TlsError {
+  const code = errorCode(err, 'TK_TLS_HANDSHAKE_FAILED')
+  const problem = CLIENT_CERT_PROBLEMS[code]
+  const message = problem ? (code === 'TK_TLS_CERT_REQUIRED' ? problem : `${problem} (${err.code})`) : err.message
+  return new TlsError(code, message, {cause: err})
 }

@@ -7,7 +7,8 @@ import {decodeUsher, isUsherType, UsherType} from '../codec/usher.js'
 import {MAX_FRAME_BODY, TUNNEL_CAP} from '../core/flow.js'
 import type {Logger} from '../../lib/log.js'
 import {Mux, type MuxHooks} from '../core/mux.js'
-import {tunnelFields, usherFields, type TraceFields} from '../trace.js'
+import {closeStatusFor} from '../errors.js'
+import {TUNNEL_TRACE, USHER_TRACE, type TraceFields} from '../trace.js'
 import type {Dir, Tracer} from '../../lib/trace/tracer.js'
 
 /** Beyond this much unsent data the peer is not reading and the tunnel is dropped. */
@@ -15,14 +16,18 @@ const MAX_WRITE_BACKLOG = TUNNEL_CAP + 8 * 1024 * 1024
 
 export interface LinkOptions {
   socket: Socket
+  /** The peer's address (host:port, IPv6 in brackets). */
   peer: string
+  /** The peer's authenticated identity, once known (the gate's side). */
+  identity?: string
   log: Logger
   tracer?: Tracer
   /** Seconds between keepalive pings, and of silence before the tunnel counts as dead. */
   keepalive: number
   deadAfter: number
   onFrame(f: TunnelFrame): void
-  onClosed(reason: string, status: number | undefined): void
+  /** status: the CLOSE status sent or received; cause: the socket error that ended it, if any. */
+  onClosed(reason: string, status: number | undefined, cause?: Error): void
 }
 
 /** VPN mode: DATA frame bodies go here (set once the tunnel is authorised). */
@@ -47,7 +52,7 @@ export class Link {
     const s = (this.socket = o.socket)
     s.setNoDelay(true)
     s.on('data', (chunk: Buffer) => this.onData(chunk))
-    s.on('error', (err) => this.teardown(`connection error: ${err.message}`, undefined))
+    s.on('error', (err) => this.teardown(`connection error: ${err.message}`, undefined, err))
     s.on('close', () => this.teardown('connection closed by peer', undefined))
     s.on('end', () => this.teardown('connection closed by peer', undefined))
     if (o.keepalive > 0) {
@@ -67,14 +72,14 @@ export class Link {
       write: (chunks) => this.write(chunks),
       backlog: () => this.socket.writableLength,
       onFatal: (reason) => this.close(CloseStatus.PROTOCOL_ERROR, reason),
-      trace: tracer ? (dir, r, len) => tracer.emit(dir, this.o.peer, usherFields(r, len)) : undefined,
+      trace: tracer ? (dir, r, len) => tracer.trace(dir, this.o.peer, USHER_TRACE, r, len, this.o.identity) : undefined,
     }, maxSessions)
     return this.mux
   }
 
   send(f: TunnelFrame): void {
     const wire = encodeTunnel(f)
-    this.o.tracer?.emit('out', this.o.peer, tunnelFields(f, wire.length - HEADER_LEN))
+    this.o.tracer?.trace('out', this.o.peer, TUNNEL_TRACE, f, wire.length, this.o.identity)
     this.write([wire])
   }
 
@@ -89,7 +94,7 @@ export class Link {
   }
 
   trace(dir: Dir, fields: TraceFields): void {
-    this.o.tracer?.emit(dir, this.o.peer, fields)
+    this.o.tracer?.emit(dir, this.o.peer, fields, this.o.identity)
   }
 
   /** Send CLOSE with a status (Fig. 10) and take the tunnel down. */
@@ -137,7 +142,7 @@ export class Link {
           if (!this.mux) throw new CodecError('UNEXPECTED', 'Usher record before the tunnel was authorised')
           this.mux.receive(decodeUsher(f), f.continued ? -1 : f.total ?? f.body.length, f.more)
         } else if (isTunnelType(f.type)) {
-          this.onTunnelFrame(decodeTunnel(f), f.body.length)
+          this.onTunnelFrame(decodeTunnel(f), HEADER_LEN + f.body.length)
         } else throw new CodecError('BAD_TYPE', `unknown frame type ${f.type}`)
       } catch (e) {
         return this.protocolError(e)
@@ -146,7 +151,7 @@ export class Link {
   }
 
   private onTunnelFrame(t: TunnelFrame, len: number): void {
-    this.o.tracer?.emit('in', this.o.peer, tunnelFields(t, len))
+    this.o.tracer?.trace('in', this.o.peer, TUNNEL_TRACE, t, len, this.o.identity)
     if (t.kind === 'ping') return this.send({kind: 'pong', nonce: t.nonce})
     if (t.kind === 'pong') return
     if (t.kind === 'close') {
@@ -165,7 +170,7 @@ export class Link {
       return
     }
     this.o.log.log('warn', `protocol error from ${this.o.peer}: ${e.message}`)
-    this.close(e.code === 'VERSION' ? CloseStatus.VERSION_MISMATCH : CloseStatus.PROTOCOL_ERROR, e.message)
+    this.close(closeStatusFor(e), e.message)
   }
 
   private tick(): void {
@@ -178,11 +183,11 @@ export class Link {
     this.send({kind: 'ping', nonce: randomBytes(8)})
   }
 
-  private teardown(reason: string, status: number | undefined): void {
+  private teardown(reason: string, status: number | undefined, cause?: Error): void {
     if (this.closed) return
     this.closed = true
     if (this.timer) clearInterval(this.timer)
     this.mux?.shutdown(reason)
-    this.o.onClosed(reason, status)
+    this.o.onClosed(reason, status, cause)
   }
 }

@@ -1,15 +1,16 @@
 import {hostname} from 'node:os'
 import {isIP, type Socket} from 'node:net'
 import {connect as tlsConnect, type TLSSocket} from 'node:tls'
-import {HEADER_LEN} from '../codec/frame.js'
 import {CloseStatus, CLOSE_STATUS_NAMES, encodeTunnel, TunnelType} from '../codec/tunnel.js'
 import {readClearFrame} from './relay-frame.js'
 import {EXPORTER_LABEL, parseResponse, requestFrame, type RemoteForward, type TunnelGrant} from '../core/handshake.js'
 import type {Logger} from '../../lib/log.js'
 import type {DatagramEndpoint, OpenRequest, Session, StreamEndpoint} from '../core/mux.js'
-import {tunnelFields} from '../trace.js'
+import {TUNNEL_TRACE} from '../trace.js'
 import type {Tracer} from '../../lib/trace/tracer.js'
-import {dialTcp, hostPort, OpenError} from '../../lib/io/connect.js'
+import {dialTcp, hostPort} from '../../lib/io/connect.js'
+import {errorCode, fromSystemError, isRetryable, RefusedError, TlsError, TunkitError} from '../../lib/errors.js'
+import {closeError, closeStatusCode, openFailReason} from '../errors.js'
 import {Link} from './link.js'
 import {SocketEndpoint} from './stream-endpoint.js'
 import {CIPHERSUITES, type TlsMaterial} from '../../lib/io/tls-config.js'
@@ -61,11 +62,13 @@ export interface PortalOptions {
   vpn?: PortalVpn
 }
 
-/** Thrown for failures that retrying cannot fix (wrong certificate, not authorised, a bad path). */
-export class FatalTunnelError extends Error {}
-
-/** CLOSE answers to the RELAY frame that mean the configuration is wrong, not that a hop is down. */
-const PATH_FATAL = new Set<number>([CloseStatus.HOP_NOT_ALLOWED, CloseStatus.BAD_RELAY_FRAME, CloseStatus.HOP_LIMIT, CloseStatus.NOT_AUTHORIZED, CloseStatus.VERSION_MISMATCH])
+/**
+ * The first tunnel failed with a code that retrying cannot fix (wrong certificate, not
+ * authorised, a bad path): `start()` rejects with this, keeping the code and the cause.
+ */
+export class FatalTunnelError extends TunkitError {
+  override name = 'FatalTunnelError'
+}
 
 type State = 'idle' | 'tcp-open' | 'send-relay' | 'connect' | 'response-wait' | 'authorized' | 'reconnect' | 'dead'
 
@@ -114,7 +117,7 @@ export class Portal {
 
   private openOn(req: OpenRequest, ep: StreamEndpoint | DatagramEndpoint): Session | null {
     if (!this.up || !this.link?.mux) {
-      ep.opened(false, 'unavailable: the tunnel to the gate is down (reconnecting)')
+      ep.opened(false, openFailReason(new TunkitError('TK_UNAVAILABLE', 'the tunnel to the gate is down (reconnecting)')))
       return null
     }
     return this.link.mux.open(req, ep)
@@ -129,7 +132,8 @@ export class Portal {
       },
       (e: Error) => {
         if (this.stopping) return
-        if (e instanceof FatalTunnelError && !this.everUp) return rej(e)
+        // Retry or give up by code (lib/errors.ts ERROR_CODES); once up, always retry.
+        if (!isRetryable(e) && !this.everUp) return rej(new FatalTunnelError(errorCode(e), e.message, {cause: e}))
         const delay = Math.min(this.o.backoffMax, this.o.backoffMin * 2 ** n) * (0.75 + Math.random() * 0.5)
         this.state = 'reconnect'
         this.o.log.log('warn', `tunnel to ${formatGateTarget(this.o.gate)} failed: ${e.message}; retrying in ${delay.toFixed(1)} s`)
@@ -141,18 +145,20 @@ export class Portal {
   /** TCP Open → Send Relay → Connect → Response Wait → Authorized (Fig. 11). */
   private async connectOnce(): Promise<void> {
     const {gate, log} = this.o
-    const peer = formatGateTarget(gate)
+    // What the tunnel is to (a gate, or a group a relay picks from), and the address we dial.
+    const target = formatGateTarget(gate)
     this.state = 'tcp-open'
     const first = this.o.via[0] ?? (gate.kind === 'host' ? gate : null)
-    if (!first) throw new FatalTunnelError(`${peer}: a gate group needs a relay (--via)`)
+    if (!first) throw new FatalTunnelError('TK_USAGE', `${target}: a gate group needs a relay (--via)`)
+    const peer = hostPort(first.host, first.port)
     const raw = this.o.upstreamSocks ? await this.viaSocks(first) : await dialTcp(first.host, first.port, this.o.connectTimeout * 1000)
     // A reset (a gate that exits, say) is also emitted on this socket under the TLS one; the
     // tunnel learns of it from 'close', and it must never be an unhandled error.
     raw.on('error', () => {})
     this.state = 'send-relay'
-    const relay = {kind: 'relay' as const, origin: hostname(), path: [...this.o.via.map((t) => hostPort(t.host, t.port)), peer]}
+    const relay = {kind: 'relay' as const, origin: hostname(), path: [...this.o.via.map((t) => hostPort(t.host, t.port)), target]}
     const relayWire = encodeTunnel(relay)
-    this.o.tracer?.emit('out', peer, tunnelFields(relay, relayWire.length - HEADER_LEN))
+    this.o.tracer?.trace('out', peer, TUNNEL_TRACE, relay, relayWire.length)
     raw.write(relayWire)
     // The gate echoes the RELAY frame once the whole path is up; a relay that cannot forward
     // answers CLOSE instead (docs/protocol.md). Either arrives before TLS starts.
@@ -161,20 +167,19 @@ export class Portal {
       answer = await readClearFrame(raw, [TunnelType.RELAY, TunnelType.CLOSE], 'answer to the RELAY frame')
     } catch (e) {
       raw.destroy()
-      throw new Error(`${(e as Error).message} (path ${relay.path.join(' -> ')})`)
+      throw new TunkitError(errorCode(e, 'TK_PROTOCOL_ERROR'), `${(e as Error).message} (path ${relay.path.join(' -> ')})`, {cause: e})
     }
-    this.o.tracer?.emit('in', peer, tunnelFields(answer.frame, answer.wire.length - HEADER_LEN))
+    this.o.tracer?.trace('in', peer, TUNNEL_TRACE, answer.frame, answer.wire.length)
     if (answer.frame.kind === 'close') {
       raw.destroy()
-      const {status, reason} = answer.frame
-      const text = `path ${relay.path.join(' -> ')} refused: ${CLOSE_STATUS_NAMES[status] ?? `status ${status}`}${reason ? ` (${reason})` : ''}`
-      throw PATH_FATAL.has(status) ? new FatalTunnelError(text) : new Error(text)
+      throw closeError(answer.frame.status, answer.frame.reason, `path ${relay.path.join(' -> ')} refused`)
     }
     this.state = 'connect'
     const tls = await this.tlsHandshake(raw)
     this.state = 'response-wait'
     await new Promise<void>((resolve, reject) => {
       let authorized = false
+      let since = 0
       let keyTimer: NodeJS.Timeout | undefined
       const timer = setTimeout(() => {
         link.close(CloseStatus.TIMEOUT, 'no RESPONSE from the gate')
@@ -216,20 +221,27 @@ export class Portal {
             else log.log('info', `remote forward: gate listens on ${hostPort(r.bind, r.port)}`)
           }
           const suite = `${tls.getProtocol()} ${tls.getCipher().standardName}`
-          log.log('info', `tunnel up to ${peer} as ${this.grant.identity} (${suite})`)
-          log.event('tunnel-up', {gate: peer, identity: this.grant.identity, tls: suite, remoteForwards: this.grant.remoteForwards})
+          since = Date.now()
+          log.log('info', `tunnel up to ${target} as ${this.grant.identity} (${suite})`)
+          log.event('tunnel-up', {peer, gate: target, identity: this.grant.identity, tls: suite, remoteForwards: this.grant.remoteForwards})
           resolve()
         },
-        onClosed: (reason, status) => {
+        onClosed: (reason, status, cause) => {
           clearTimeout(timer)
           clearTimeout(keyTimer)
           if (!authorized) {
-            const fatal = status === CloseStatus.NOT_AUTHORIZED || /certificate|alert|unknown ca/i.test(reason)
-            return reject(fatal ? new FatalTunnelError(reason) : new Error(reason))
+            // A CLOSE status, or the socket error's code (a TLS alert such as unknown-ca), decides.
+            const code = status !== undefined ? closeStatusCode(status) : errorCode(cause, 'TK_CONNECTION_CLOSED')
+            return reject(new TunkitError(code, reason, {cause}))
           }
           this.link = null
-          log.log(this.stopping || status === CloseStatus.KEY_EXPIRED ? 'info' : 'warn', `tunnel to ${peer} down: ${reason}`)
-          log.event('tunnel-down', {gate: peer, reason, status: status === undefined ? null : CLOSE_STATUS_NAMES[status]})
+          log.log(this.stopping || status === CloseStatus.KEY_EXPIRED ? 'info' : 'warn', `tunnel to ${target} down: ${reason}`)
+          log.event('tunnel-down', {
+            peer, gate: target, identity: this.grant?.identity ?? null, reason,
+            code: status !== undefined ? closeStatusCode(status) : errorCode(cause, 'TK_CONNECTION_CLOSED'),
+            status: status === undefined ? null : CLOSE_STATUS_NAMES[status] ?? null,
+            seconds: (Date.now() - since) / 1000, bytesOut: raw.bytesWritten, bytesBack: raw.bytesRead,
+          })
           if (!this.stopping) this.attempt(0, () => {}, () => {})
         },
       })
@@ -261,7 +273,7 @@ export class Portal {
       })
       const timer = setTimeout(() => {
         tls.destroy()
-        reject(new Error('TLS handshake timed out'))
+        reject(new TlsError('TK_TIMEOUT', 'TLS handshake timed out'))
       }, this.o.connectTimeout * 1000)
       tls.once('secureConnect', () => {
         clearTimeout(timer)
@@ -272,10 +284,11 @@ export class Portal {
       })
       tls.once('error', (err: Error & {code?: string}) => {
         clearTimeout(timer)
-        const cert = /CERT|SELF_SIGNED|ERR_TLS_CERT|UNABLE_TO/.test(err.code ?? '')
-        reject(cert ? new FatalTunnelError(`gate certificate rejected: ${err.message}`) : new Error(`TLS handshake failed: ${err.message}`))
+        const code = errorCode(err, 'TK_TLS_HANDSHAKE_FAILED')
+        const what = code.startsWith('TK_TLS_') && code !== 'TK_TLS_HANDSHAKE_FAILED' ? 'gate certificate rejected' : 'TLS handshake failed'
+        reject(new TlsError(code, `${what}: ${err.message}${err.code ? ` (${err.code})` : ''}`, {cause: err}))
       })
-      raw.once('close', () => reject(new Error('gate closed the connection during the handshake')))
+      raw.once('close', () => reject(new TunkitError('TK_CONNECTION_CLOSED', 'gate closed the connection during the handshake')))
     })
   }
 
@@ -294,7 +307,7 @@ export class Portal {
       socket.setNoDelay(true)
       return socket
     } catch (e) {
-      throw new OpenError('unreachable', `via SOCKS5 proxy ${hostPort(p!.host, p!.port)}: ${(e as Error).message}`)
+      throw fromSystemError(e, `via SOCKS5 proxy ${hostPort(p!.host, p!.port)}`, 'TK_HOST_UNREACHABLE')
     }
   }
 
@@ -302,7 +315,7 @@ export class Portal {
   private incoming(req: OpenRequest, session: Session): void {
     // The gate names the forward by the bind address and port we asked for.
     const fwd = this.o.remoteForwards.find((f) => f.port === req.port && f.bind === req.host)
-    if (req.protocol !== 'tcp' || !fwd) return session.reject(`denied: no remote forward for ${hostPort(req.host, req.port)}`)
+    if (req.protocol !== 'tcp' || !fwd) return session.reject(openFailReason(new RefusedError('TK_DENIED', `no remote forward for ${hostPort(req.host, req.port)}`)))
     dialTcp(fwd.to.host, fwd.to.port, this.o.connectTimeout * 1000).then(
       (sock) => {
         if (session.state !== 'pending') return void sock.destroy()
@@ -311,7 +324,7 @@ export class Portal {
         ep.bind(session)
         ep.opened(true)
       },
-      (e: Error) => session.reject(e.message),
+      (e: Error) => session.reject(openFailReason(e)),
     )
   }
 }

@@ -1,13 +1,13 @@
 import {createServer, type Server, type Socket} from 'node:net'
-import {CodecError} from '../../lib/errors.js'
-import {HEADER_LEN} from '../codec/frame.js'
+import {CodecError, errorCode, RefusedError} from '../../lib/errors.js'
+import {closeStatusFor} from '../errors.js'
 import {CloseStatus, CLOSE_STATUS_NAMES, encodeTunnel, TunnelType} from '../codec/tunnel.js'
 import type {Logger} from '../../lib/log.js'
 import {allowsAddress, allowsName, type HopRule} from '../core/next-hop.js'
 import {GateGroup, parseGateTarget, type Balance, type Member} from '../core/gate-group.js'
-import {tunnelFields} from '../trace.js'
+import {TUNNEL_TRACE} from '../trace.js'
 import type {Tracer} from '../../lib/trace/tracer.js'
-import {dialTcp, hostPort, OpenError, resolve} from '../../lib/io/connect.js'
+import {dialTcp, hostPort, resolve} from '../../lib/io/connect.js'
 import {nodeMatches, readClearFrame} from './relay-frame.js'
 import {tuneServerProcess} from '../../lib/io/native.js'
 import {startListener} from '../../lib/io/listen.js'
@@ -48,12 +48,6 @@ export interface RelayOptions {
 
 /** The states of seed 000 Fig. 13 a relay's connection passes through, named in the log. */
 type State = 'receive-relay' | 'forward-connect' | 'forward' | 'dead'
-
-class Refusal extends Error {
-  constructor(readonly status: number, message: string) {
-    super(message)
-  }
-}
 
 /**
  * A tunnel relay (seed 000, Fig. 13): reads the RELAY frame, finds itself in the path, connects the
@@ -113,7 +107,7 @@ export class Relay {
         this.o.log.log('warn', `gate ${m.target} of group ${g.name} did not accept; trying the next`)
       }
     }
-    throw new Refusal(CloseStatus.NO_HEALTHY_GATE, `no gate of group ${g.name} accepted the tunnel`)
+    throw new RefusedError('TK_NO_HEALTHY_GATE', `no gate of group ${g.name} accepted the tunnel`)
   }
 
   listen(): Promise<{address: string; port: number}> {
@@ -146,25 +140,25 @@ export class Relay {
         read = await readClearFrame(prev, [TunnelType.RELAY], 'RELAY frame')
       } catch (e) {
         if (e instanceof CodecError && e.code === 'CLOSED') return
-        throw new Refusal(CloseStatus.BAD_RELAY_FRAME, (e as Error).message)
+        throw new RefusedError('TK_BAD_RELAY_FRAME', (e as Error).message)
       }
       const {frame, wire, rest} = read
-      if (frame.kind !== 'relay') throw new Refusal(CloseStatus.BAD_RELAY_FRAME, 'not a RELAY frame')
-      this.o.tracer?.emit('in', peer, tunnelFields(frame, wire.length - HEADER_LEN))
+      if (frame.kind !== 'relay') throw new RefusedError('TK_BAD_RELAY_FRAME', 'not a RELAY frame')
+      this.o.tracer?.trace('in', peer, TUNNEL_TRACE, frame, wire.length)
       const me = frame.path.findIndex((e) => nodeMatches(e, this.o.name))
-      if (me < 0) throw new Refusal(CloseStatus.BAD_RELAY_FRAME, `path ${frame.path.join(' -> ')} does not name this relay (${this.o.name})`)
-      if (me === frame.path.length - 1) throw new Refusal(CloseStatus.BAD_RELAY_FRAME, 'this relay is the last node: a path must end at a gate')
-      if (frame.path.length - 1 > this.o.maxHops) throw new Refusal(CloseStatus.HOP_LIMIT, `path of ${frame.path.length - 1} relays is over the limit of ${this.o.maxHops}`)
+      if (me < 0) throw new RefusedError('TK_BAD_RELAY_FRAME', `path ${frame.path.join(' -> ')} does not name this relay (${this.o.name})`)
+      if (me === frame.path.length - 1) throw new RefusedError('TK_BAD_RELAY_FRAME', 'this relay is the last node: a path must end at a gate')
+      if (frame.path.length - 1 > this.o.maxHops) throw new RefusedError('TK_HOP_LIMIT', `path of ${frame.path.length - 1} relays is over the limit of ${this.o.maxHops}`)
       const hop = frame.path[me + 1]
       const target = parseGateTarget(hop)
-      if (!target) throw new Refusal(CloseStatus.BAD_RELAY_FRAME, `next hop "${hop}" is not host:port`)
+      if (!target) throw new RefusedError('TK_BAD_RELAY_FRAME', `next hop "${hop}" is not host:port`)
       let member: Member | null = null
       let host: string
       let port: number
       if (target.kind === 'group') {
         // Our own groups are always allowed next hops.
         const g = this.groups.find((x) => x.name === target.name)
-        if (!g) throw new Refusal(CloseStatus.HOP_NOT_ALLOWED, `this relay has no gate group "${target.name}"`)
+        if (!g) throw new RefusedError('TK_HOP_NOT_ALLOWED', `this relay has no gate group "${target.name}"`)
         state = 'forward-connect'
         const chosen = await this.dialGroup(g)
         next = chosen.sock
@@ -177,29 +171,28 @@ export class Relay {
         try {
           address = (await resolve(host)).address
         } catch (e) {
-          throw new Refusal(CloseStatus.HOP_UNRESOLVABLE, `next hop ${hop}: ${(e as Error).message}`)
+          throw new RefusedError('TK_HOP_UNRESOLVABLE', `next hop ${hop}: ${(e as Error).message}`, {cause: e})
         }
         if (verdict === undefined) verdict = allowsAddress(this.o.allowNext, address, port)
-        if (!verdict) throw new Refusal(CloseStatus.HOP_NOT_ALLOWED, `next hop ${hop} is not allowed (--allow-next)`)
+        if (!verdict) throw new RefusedError('TK_HOP_NOT_ALLOWED', `next hop ${hop} is not allowed (--allow-next)`)
         state = 'forward-connect'
         try {
           next = await dialTcp(address, port, this.o.connectTimeout * 1000)
         } catch (e) {
-          if (!(e instanceof OpenError)) throw e
-          throw new Refusal(CloseStatus.HOP_UNREACHABLE, `next hop ${hop}: ${e.message}`)
+          throw new RefusedError('TK_HOP_UNREACHABLE', `next hop ${hop}: ${(e as Error).message}`, {cause: e})
         }
       }
       if (member) member.tunnels++
       const group = target.kind === 'group' ? target.name : null
       const to = member ? `group ${group}: gate ${member.target}` : hostPort(host, port)
       log.log('info', `${peer} (${frame.origin}) -> ${to}: forwarding`)
-      log.event('tunnel', {origin: frame.origin, next: hop, ...(member ? {group, gate: member.target} : {address: hostPort(host, port)})})
+      log.event('tunnel-up', {peer, origin: frame.origin, next: hop, ...(member ? {group, gate: member.target} : {address: hostPort(host, port)})})
       clearTimeout(timer)
       state = 'forward'
       this.spliced++
       const n = next
       n.on('error', () => {})
-      this.o.tracer?.emit('out', hostPort(host, port), tunnelFields(frame, wire.length - HEADER_LEN))
+      this.o.tracer?.trace('out', hostPort(host, port), TUNNEL_TRACE, frame, wire.length)
       const m = member
       const since = Date.now()
       const stop = joinSockets(prev, n, rest.length ? Buffer.concat([wire, rest]) : wire, (how) => {
@@ -209,18 +202,22 @@ export class Relay {
         if (m) m.tunnels--
         const secs = (Date.now() - since) / 1000
         log.log('info', `${peer} (${frame.origin}) -> ${to}: closed after ${secs.toFixed(1)} s, ${how.aToB} bytes out, ${how.bToA} back${how.error ? ` (${how.error})` : ''}`)
-        log.event('tunnel-end', {origin: frame.origin, next: hop, seconds: secs, bytesOut: how.aToB, bytesBack: how.bToA, ...(how.error ? {error: how.error} : {})})
+        log.event('tunnel-down', {
+          peer, origin: frame.origin, next: hop, reason: how.error ?? 'closed', code: how.error ? errorCode({code: how.error}, 'TK_CONNECTION_RESET') : 'TK_CLOSED',
+          status: null, seconds: secs, bytesOut: how.aToB, bytesBack: how.bToA,
+        })
       })
       this.live.add(stop)
     } catch (e) {
       clearTimeout(timer)
       next?.destroy()
-      if (!(e instanceof Refusal)) {
+      if (!(e instanceof RefusedError)) {
         log.log('error', `${peer}: ${(e as Error).message}`)
         return void prev.destroy()
       }
-      log.log('warn', `refused ${peer} in ${state}: ${CLOSE_STATUS_NAMES[e.status]}: ${e.message}`)
-      prev.end(encodeTunnel({kind: 'close', status: e.status, reason: e.message}))
+      const status = closeStatusFor(e)
+      log.log('warn', `refused ${peer} in ${state}: ${CLOSE_STATUS_NAMES[status]}: ${e.message}`)
+      prev.end(encodeTunnel({kind: 'close', status, reason: e.message}))
       setTimeout(() => prev.destroy(), 2000).unref()
     }
   }

@@ -27,7 +27,7 @@ export function openChannel(link: Link, tls: KeyExporter, role: 'portal' | 'gate
   link.onDataFrame = (body) => {
     try {
       const {protocol, datagram} = rx.open(body)
-      if (link.tracing) link.trace('in', {type: 'DATA', len: body.length, proto: hex4(protocol), ...ipFields(datagram)})
+      if (link.tracing) link.trace('in', {type: 'DATA', len: body.length + HEADER_LEN, proto: hex4(protocol), ...ipFields(datagram)})
       if (protocol === EtherType.IPV4 && isIpv4Packet(datagram)) onDatagram(datagram)
     } catch (e) {
       if (e instanceof IntegrityError) return link.close(CloseStatus.INTEGRITY_FAILURE, e.message)
@@ -39,7 +39,7 @@ export function openChannel(link: Link, tls: KeyExporter, role: 'portal' | 'gate
     link,
     send(datagram) {
       const frame = tx.frame(EtherType.IPV4, datagram)
-      if (link.tracing) link.trace('out', {type: 'DATA', len: frame.length - HEADER_LEN, proto: hex4(EtherType.IPV4), ...ipFields(datagram)})
+      if (link.tracing) link.trace('out', {type: 'DATA', len: frame.length, proto: hex4(EtherType.IPV4), ...ipFields(datagram)})
       link.sendRaw(frame)
     },
   }
