@@ -7,7 +7,7 @@ import {tlsFlags, tlsFromFlags} from '../cli/tls-flags.js'
 import {parseRule, Policy, PolicyError, type Rule} from '../tunnel/core/policy.js'
 import {hostPort} from '../lib/io/connect.js'
 import {Gate, GATE_DEFAULTS as D} from '../tunnel/io/gate.js'
-import {GateVpn} from '../vpn/io/vpn.js'
+import {GateVpn} from '../vpn/io/gate-vpn.js'
 
 export default class GateCommand extends TunkitCommand {
   static override summary = 'Accept authenticated tunnels from portals and open connections behind this host.'

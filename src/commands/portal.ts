@@ -12,7 +12,7 @@ import {boundPort} from '../lib/io/listen.js'
 import {FatalTunnelError, Portal, PORTAL_DEFAULTS as D} from '../tunnel/io/portal.js'
 import {formatGateTarget, type GateTarget} from '../tunnel/core/gate-group.js'
 import {socksServer} from '../socks5/io/server.js'
-import {PortalVpn} from '../vpn/io/vpn.js'
+import {PortalVpn} from '../vpn/io/portal-vpn.js'
 
 export default class PortalCommand extends TunkitCommand {
   static override summary = 'Connect to a gate and offer a SOCKS5 proxy, port forwards and UDP forwards through it.'

@@ -11,7 +11,7 @@ import {TunnelType, TUNNEL_VERSION} from './tunnel.js'
  *   u8  digest length
  *   digest, datagram, padding
  * The digest is a keyed hash over the datagram and the sender's count of DATA frames so far,
- * which is not transmitted (src/core/data-channel.ts).
+ * which is not transmitted (tunnel/core/data-channel.ts).
  */
 export interface DataFrame {
   protocol: number

@@ -22,7 +22,7 @@ export interface TunnelRequest {
   destination: string
   binding: string
   remoteForwards: RemoteForward[]
-  /** The portal can send UsherSend before UsherOpenReply (src/core/mux.ts, EarlyData). */
+  /** The portal can send UsherSend before UsherOpenReply (core/mux.ts, EarlyData). */
   earlyData: boolean
   vpn?: boolean
 }

@@ -14,7 +14,7 @@ import {closeError, closeStatusCode, openFailReason} from '../errors.js'
 import {Link} from './link.js'
 import {SocketEndpoint} from './stream-endpoint.js'
 import {CIPHERSUITES, type TlsMaterial} from '../../lib/io/tls-config.js'
-import type {PortalVpn} from '../../vpn/io/vpn.js'
+import type {PortalVpn} from '../../vpn/io/portal-vpn.js'
 import {formatGateTarget, type GateTarget} from '../core/gate-group.js'
 
 export interface Target {
