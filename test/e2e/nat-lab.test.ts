@@ -39,7 +39,7 @@ for (const [type, want] of expected) {
     const d = JSON.parse(r.stdout)
     const got = {natPresent: d.natPresent, mapping: d.mapping, filtering: d.filtering, hairpinning: d.hairpinning, portPreserved: d.portPreserved, recommendation: d.recommendation}
     assert.equal(got, want, r.stdout)
-    assert.ok(d.durationMs < 1500, `classification took ${d.durationMs} ms`)
+    assert.type(d.durationMs, 'number') // a figure, not a limit: speed is for bench/, not tests
     if (d.natPresent) assert.match(d.mappedAddress, /^203\.0\.113\.1:/)
   })
 }

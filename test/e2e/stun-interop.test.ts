@@ -13,7 +13,7 @@ const LAB = 'test/nat/natlab.sh'
 
 
 /** Interoperability with coturn (RFC 5780), stund (RFC 3489) and their clients, behind an EIM/APDF NAT. */
-const t = unless(suite<{peers: ChildProcess[]; server?: Proc; dir: string}>('STUN interoperability with coturn and stund'), missing(['ip', 'nft', 'turnserver', 'turnutils_natdiscovery', 'stun', 'stund']))
+const t = unless(suite<{peers: ChildProcess[]; server?: Proc; dir: string}>('STUN interoperability with coturn and stund'), missing(['ip', 'ss', 'nft', 'turnserver', 'turnutils_natdiscovery', 'stun', 'stund']))
 
 const inCli = (args: string[]): Promise<{stdout: string; code: number}> =>
   run('ip', ['netns', 'exec', 'tkn-cli', ...args], {timeout: 60000}).then((r) => ({stdout: r.stdout, code: 0}), (e) => ({stdout: String(e.stdout), code: e.code}))
@@ -30,7 +30,12 @@ t.before(async (ctx) => {
   ]
   ctx.server = tunkit(['nat-discover', '--serve', '--listen', '203.0.113.10:3490', '--alt', '198.51.100.10:3491', '--json'], {}, 'tkn-srv')
   await waitFor('tunkit STUN server', () => ctx.server!.events.find((e) => e.event === 'listening'))
-  await new Promise((r) => setTimeout(r, 1000)) // coturn and stund have no readiness signal
+  // coturn and stund announce nothing: they are ready once their UDP ports are bound.
+  const bound = async (): Promise<boolean> => {
+    const ss = await run('ip', ['netns', 'exec', 'tkn-srv', 'ss', '-Hnlu'])
+    return [3478, 3479, 3480, 3481].every((p) => new RegExp(`:${p}\\s`).test(ss.stdout))
+  }
+  await waitFor('coturn and stund to bind their UDP ports', bound)
 })
 
 t.after(async (ctx) => {
