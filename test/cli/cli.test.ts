@@ -6,6 +6,7 @@ import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
 import {event, runCli, stop, tmpDir, tunkit, waitFor} from '../helpers/procs.js'
 import {helloHttp} from '../helpers/servers.js'
+import {lacking, unless} from '../helpers/requires.js'
 import {makePki, startGate} from '../helpers/tunnel.js'
 
 const run = promisify(execFile)
@@ -111,9 +112,8 @@ t('--trace prints one line per frame, as text or JSON', async (ctx) => {
   }
 })
 
-t('on a terminal a missing --gate is asked for with a prompt', async (ctx) => {
-  const hasScript = await run('sh', ['-c', 'command -v script']).then(() => true, () => false)
-  if (!hasScript) return console.log('  skipped: util-linux "script" (a pseudo-terminal) is not installed')
+// util-linux "script" gives the CLI a pseudo-terminal.
+unless(t, lacking(['script']))('on a terminal a missing --gate is asked for with a prompt', async (ctx) => {
   const gate = await startGate(ctx.pki)
   const env: NodeJS.ProcessEnv = {...process.env, TUNKIT_PKI: ctx.pki.dir}
   delete env.CI

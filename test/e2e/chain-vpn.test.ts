@@ -3,7 +3,7 @@ import {mkdirSync, rmSync, writeFileSync} from 'node:fs'
 import {promisify} from 'node:util'
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
-import {missing} from '../helpers/requires.js'
+import {missing, unless} from '../helpers/requires.js'
 import {transfer} from '../helpers/xfer.js'
 import {event, runCli, stop, tmpDir, tunkit, type Proc} from '../helpers/procs.js'
 
@@ -44,60 +44,55 @@ async function up(): Promise<void> {
 }
 
 type Ctx = {procs: Proc[]; portal?: Proc; relayB?: Proc; relayC?: Proc; pki?: {dir: string; cleanup(): void}}
-const t = suite<Ctx>('VPN through a relay chain: portal -> relay -> relay -> gate -> LAN host (five namespaces)', {procs: []})
-const why = missing(['/dev/net/tun', 'ip', 'ping'])
+const t = unless(suite<Ctx>('VPN through a relay chain: portal -> relay -> relay -> gate -> LAN host (five namespaces)', {procs: []}), missing(['/dev/net/tun', 'ip', 'ping']))
 
-if (why) {
-  t(`skipped: ${why}`, () => console.log(`  skipped relay-chain VPN tests: ${why}`))
-} else {
-  const setUp = async (ctx: Ctx): Promise<void> => {
-    await up()
-    ctx.pki = tmpDir('chain')
-    const dir = ctx.pki.dir
-    const r = await runCli(['pki', 'init', '--dir', dir, '--client', 'alice', '--san', 'gate1.example'])
-    assert.is(r.code, 0, r.stderr)
-    const start = async (args: string[], ns: string, ready: string): Promise<Proc> => {
-      const p = tunkit([...args, '--json'], {}, ns)
-      ctx.procs.push(p)
-      await event(p, ready)
-      return p
-    }
-    await start(['gate', '--listen', '203.0.113.18:4433', '--pki-dir', dir, '--vpn', '--pool', '198.18.10.0/24', '--route', '198.18.20.0/24', '--dev', 'tkc-tun1'], G, 'listening')
-    ctx.relayC = await start(['relay', '--listen', '198.51.100.2:4500', '--name', 'relay-c.example', '--group', 'gates=gate1.example:4433'], C, 'listening')
-    ctx.relayB = await start(['relay', '--listen', '203.0.113.2:4500', '--name', 'relay-b.example', '--allow-next', 'relay-c.example'], B, 'listening')
-    ctx.portal = await start(['portal', '--via', 'relay-b.example:4500,relay-c.example:4500', '--gate', 'group:gates', '--pki-dir', dir, '--vpn', '--dev', 'tkc-tun0'], P, 'tunnel-up')
+const setUp = async (ctx: Ctx): Promise<void> => {
+  await up()
+  ctx.pki = tmpDir('chain')
+  const dir = ctx.pki.dir
+  const r = await runCli(['pki', 'init', '--dir', dir, '--client', 'alice', '--san', 'gate1.example'])
+  assert.is(r.code, 0, r.stderr)
+  const start = async (args: string[], ns: string, ready: string): Promise<Proc> => {
+    const p = tunkit([...args, '--json'], {}, ns)
+    ctx.procs.push(p)
+    await event(p, ready)
+    return p
   }
-
-  t.before(async (ctx) => {
-    try {
-      await setUp(ctx)
-    } catch (e) {
-      // uvu does not report errors thrown by hooks: say it here, then fail the suite.
-      console.error(`relay-chain VPN set-up failed: ${(e as Error).stack}\n${ctx.procs.map((p) => p.stderr).join('\n')}`)
-      throw e
-    }
-  })
-
-  t.after(async (ctx) => {
-    for (const p of ctx.procs.reverse()) await stop(p)
-    await down()
-    ctx.pki?.cleanup()
-  })
-
-  t('each relay forwarded the tunnel by name, and relay-c chose gate1 from its group', (ctx) => {
-    assert.ok(ctx.relayB!.events.some((e) => e.event === 'tunnel-up' && String(e.next).startsWith('relay-c.example')), ctx.relayB!.stdout)
-    assert.ok(ctx.relayC!.events.some((e) => e.event === 'tunnel-up' && e.gate === 'gate1.example:4433'), ctx.relayC!.stdout)
-  })
-
-  t('ping from the portal host reaches the LAN host behind the gate', async () => {
-    const r = await run('ip', ['netns', 'exec', P, 'ping', '-c', '5', '-i', '0.2', '-W', '2', '198.18.20.5'])
-    assert.match(r.stdout, /5 packets transmitted, 5 received/)
-  })
-
-  t('a 50 MB TCP transfer from the portal host to the LAN host arrives intact (SHA-256)', async () => {
-    const {sent, reply} = await transfer(P, H, '198.18.20.5', 5001, 50)
-    assert.is(reply, sent)
-  })
+  await start(['gate', '--listen', '203.0.113.18:4433', '--pki-dir', dir, '--vpn', '--pool', '198.18.10.0/24', '--route', '198.18.20.0/24', '--dev', 'tkc-tun1'], G, 'listening')
+  ctx.relayC = await start(['relay', '--listen', '198.51.100.2:4500', '--name', 'relay-c.example', '--group', 'gates=gate1.example:4433'], C, 'listening')
+  ctx.relayB = await start(['relay', '--listen', '203.0.113.2:4500', '--name', 'relay-b.example', '--allow-next', 'relay-c.example'], B, 'listening')
+  ctx.portal = await start(['portal', '--via', 'relay-b.example:4500,relay-c.example:4500', '--gate', 'group:gates', '--pki-dir', dir, '--vpn', '--dev', 'tkc-tun0'], P, 'tunnel-up')
 }
+
+t.before(async (ctx) => {
+  try {
+    await setUp(ctx)
+  } catch (e) {
+    // uvu does not report errors thrown by hooks: say it here, then fail the suite.
+    console.error(`relay-chain VPN set-up failed: ${(e as Error).stack}\n${ctx.procs.map((p) => p.stderr).join('\n')}`)
+    throw e
+  }
+})
+
+t.after(async (ctx) => {
+  for (const p of ctx.procs.reverse()) await stop(p)
+  await down()
+  ctx.pki?.cleanup()
+})
+
+t('each relay forwarded the tunnel by name, and relay-c chose gate1 from its group', (ctx) => {
+  assert.ok(ctx.relayB!.events.some((e) => e.event === 'tunnel-up' && String(e.next).startsWith('relay-c.example')), ctx.relayB!.stdout)
+  assert.ok(ctx.relayC!.events.some((e) => e.event === 'tunnel-up' && e.gate === 'gate1.example:4433'), ctx.relayC!.stdout)
+})
+
+t('ping from the portal host reaches the LAN host behind the gate', async () => {
+  const r = await run('ip', ['netns', 'exec', P, 'ping', '-c', '5', '-i', '0.2', '-W', '2', '198.18.20.5'])
+  assert.match(r.stdout, /5 packets transmitted, 5 received/)
+})
+
+t('a 50 MB TCP transfer from the portal host to the LAN host arrives intact (SHA-256)', async () => {
+  const {sent, reply} = await transfer(P, H, '198.18.20.5', 5001, 50)
+  assert.is(reply, sent)
+})
 
 t.run()

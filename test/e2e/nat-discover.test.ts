@@ -39,7 +39,7 @@ t('no NAT on loopback: every key of the JSON schema, recommendation "direct", ex
   assert.is(d.mappedAddress, d.localAddress)
   assert.is(d.server.rfc5780, true)
   assert.is(d.server.otherAddress, `127.0.0.2:${d.server.otherAddress.split(':')[1]}`)
-  assert.ok(d.durationMs < 1500, `${d.durationMs} ms`)
+  assert.type(d.durationMs, 'number') // a figure, not a limit: speed is for bench/, not tests
 })
 
 t('--bind: a local address works; one not on this machine is one line naming it and the errno, exit 2', async (ctx) => {

@@ -2,7 +2,7 @@ import {execFile} from 'node:child_process'
 import {promisify} from 'node:util'
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
-import {freePort} from '../helpers/procs.js'
+import {freePort, waitFor} from '../helpers/procs.js'
 import {Resolver} from 'node:dns/promises'
 import {blackHole, hashSink, helloHttp, httpBody, socksConnect, tinyDns, udpAsk, udpEcho, upload} from '../helpers/servers.js'
 import {makePki, startGate, startPortal, stop} from '../helpers/tunnel.js'
@@ -61,7 +61,7 @@ t('a stalled session does not stall another one', async (ctx) => {
   // Fill the stalled session's window and the black hole's socket buffers.
   let stalledDone = false
   const stalled = upload(stalledPort, 64 * MB).catch(() => null).finally(() => (stalledDone = true))
-  await new Promise((r) => setTimeout(r, 500))
+  await waitFor('the stalled session to reach its server', () => ctx.hole.sockets[0]?.bytesRead > 0)
   // The other session moves all its 50 MB while the first is still stuck. (Its speed beside a
   // stalled session is a benchmark figure, not a test assertion: it depends on the machine's load.)
   const r = await upload(ctx.portal.ports.local, 50 * MB)

@@ -3,7 +3,7 @@ import {readFileSync} from 'node:fs'
 import {promisify} from 'node:util'
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
-import {missing} from '../helpers/requires.js'
+import {missing, unless} from '../helpers/requires.js'
 import {transfer} from '../helpers/xfer.js'
 import {event, runCli, stop, tmpDir, tunkit, waitFor, type Proc} from '../helpers/procs.js'
 
@@ -82,103 +82,98 @@ async function up(): Promise<void> {
   )
 }
 
-const t = suite<{gate?: Proc; portal?: Proc; tap?: Proc; pki?: {dir: string; cleanup(): void}}>('VPN mode: portal -> gate -> private LAN (namespaces)')
-const why = missing(['/dev/net/tun', 'ip', 'ping', 'udhcpc', 'busybox'])
+const t = unless(suite<{gate?: Proc; portal?: Proc; tap?: Proc; pki?: {dir: string; cleanup(): void}}>('VPN mode: portal -> gate -> private LAN (namespaces)'), missing(['/dev/net/tun', 'ip', 'ping', 'udhcpc', 'busybox']))
 
-if (why) {
-  t(`skipped: ${why}`, () => console.log(`  skipped VPN tests: ${why}`))
-} else {
-  t.before(async (ctx) => {
-    try {
-      await setUp(ctx)
-    } catch (e) {
-      // uvu does not report errors thrown by hooks: say it here, then fail the suite.
-      console.error(`VPN suite set-up failed: ${(e as Error).stack}\n${ctx.gate?.stderr ?? ''}\n${ctx.portal?.stderr ?? ''}`)
-      throw e
-    }
-  })
-
-  const setUp = async (ctx: {gate?: Proc; portal?: Proc; pki?: {dir: string; cleanup(): void}}): Promise<void> => {
-    await up()
-    ctx.pki = tmpDir('vpn')
-    const r = await runCli(['pki', 'init', '--dir', ctx.pki.dir, '--client', 'alice', '--san', '203.0.113.2'])
-    assert.is(r.code, 0, r.stderr)
-    ctx.gate = tunkit(['gate', '--listen', '203.0.113.2:4433', '--pki-dir', ctx.pki.dir, '--json', '--vpn', '--pool', '198.18.10.0/24', '--route', '198.18.20.0/24', '--dns', '198.18.20.53', '--key-lifetime', '3'], {}, G)
-    await event(ctx.gate, 'listening')
-    ctx.portal = tunkit(['portal', '--gate', '203.0.113.2:4433', '--pki-dir', ctx.pki.dir, '--json', '--vpn', '--dev', 'tkv-tun0'], {}, P)
-    await event(ctx.portal, 'tunnel-up')
+t.before(async (ctx) => {
+  try {
+    await setUp(ctx)
+  } catch (e) {
+    // uvu does not report errors thrown by hooks: say it here, then fail the suite.
+    console.error(`VPN suite set-up failed: ${(e as Error).stack}\n${ctx.gate?.stderr ?? ''}\n${ctx.portal?.stderr ?? ''}`)
+    throw e
   }
+})
 
-  t.after(async (ctx) => {
-    if (ctx.tap) await stop(ctx.tap)
-    if (ctx.portal) await stop(ctx.portal)
-    if (ctx.gate) await stop(ctx.gate)
-    await down()
-    ctx.pki?.cleanup()
-  })
-
-  t('the portal gets its address and the announced route on its TUN device', async () => {
-    const addr = await run('ip', ['-n', P, '-4', 'addr', 'show', 'dev', 'tkv-tun0'])
-    assert.match(addr.stdout, /inet 198\.18\.10\.2\/24/)
-    const routes = await run('ip', ['-n', P, 'route', 'show'])
-    assert.match(routes.stdout, /198\.18\.20\.0\/24 via 198\.18\.10\.1 dev tkv-tun0/)
-  })
-
-  t('ping from the portal host reaches a host on the gate\'s private LAN', async () => {
-    const r = await run('ip', ['netns', 'exec', P, 'ping', '-c', '5', '-i', '0.2', '-W', '2', '198.18.20.5'])
-    assert.match(r.stdout, /5 packets transmitted, 5 received/)
-  })
-
-  t('key-lifetime expiry: the portal reconnects, keeps its device and address, and a running ping loses at most a few packets', async (ctx) => {
-    const before = ctx.portal!.events.filter((e) => e.event === 'tunnel-up').length
-    const r = await run('ip', ['netns', 'exec', P, 'ping', '-c', '30', '-i', '0.2', '-W', '1', '198.18.20.5']).catch((e) => e)
-    const m = String(r.stdout).match(/(\d+) packets transmitted, (\d+) received/)
-    assert.ok(m, r.stdout)
-    assert.ok(Number(m![1]) - Number(m![2]) <= 3, `lost ${Number(m![1]) - Number(m![2])} of 30`)
-    assert.ok(ctx.portal!.events.filter((e) => e.event === 'tunnel-up').length > before, 'at least one reconnect happened')
-    assert.match(ctx.portal!.stderr, /key lifetime of 3 s reached: reconnecting/)
-    const addr = await run('ip', ['-n', P, '-4', 'addr', 'show', 'dev', 'tkv-tun0'])
-    assert.match(addr.stdout, /inet 198\.18\.10\.2\/24/, 'same address after the reconnect')
-  })
-
-  t('a 50 MB TCP transfer through VPN mode arrives intact (SHA-256)', async () => {
-    const {sent, reply} = await transfer(P, H, '198.18.20.5', 5001, 50)
-    assert.is(reply, sent)
-  })
-  t('a tampered DATA frame, and a replayed one, close the tunnel with integrity-failure', async (ctx) => {
-    for (const attack of ['tamper', 'replay'] as const) {
-      const status = await hostileVpnPortal(ctx.pki!.dir, attack)
-      assert.is(status, 'integrity-failure', attack)
-    }
-    await waitFor('gate log', () => /integrity check/.test(ctx.gate!.stderr) || (ctx.gate!.stderr.match(/integrity-failure/g) ?? []).length >= 2)
-  })
-
-  t('TAP adapter: busybox udhcpc gets its lease from the emulator, and the LAN host answers pings through it', async (ctx) => {
-    const dir = ctx.pki!.dir
-    assert.is((await runCli(['pki', 'issue', 'bob', '--dir', dir])).code, 0)
-    ctx.tap = tunkit(['portal', '--gate', '203.0.113.2:4433', '--cert', `${dir}/bob.crt`, '--key', `${dir}/bob.key`, '--ca', `${dir}/ca.crt`, '--json', '--vpn', '--tap', '--dev', 'tkv-tap0', '--trace', '--trace-format', 'json'], {}, Q)
-    await event(ctx.tap, 'tunnel-up')
-    const out = `${dir}/lease`
-    await run('ip', ['netns', 'exec', Q, 'udhcpc', '-i', 'tkv-tap0', '-n', '-q', '-f', '-t', '4', '-T', '1', '-s', `${process.cwd()}/test/fixtures/udhcpc.sh`], {env: {...process.env, UDHCPC_OUT: out}, timeout: 20000})
-    const lease = readFileSync(out, 'utf8')
-    assert.match(lease, /ip=198\.18\.10\.3 subnet=255\.255\.255\.0 router=198\.18\.10\.1 dns=198\.18\.20\.53/)
-    assert.match(lease, /staticroutes=198\.18\.20\.0\/24 198\.18\.10\.1/)
-    const r = await run('ip', ['netns', 'exec', Q, 'ping', '-c', '5', '-i', '0.2', '-W', '2', '198.18.20.5'])
-    assert.match(r.stdout, /5 packets transmitted, 5 received/)
-    const neigh = await run('ip', ['-n', Q, 'neigh', 'show', '198.18.10.1', 'dev', 'tkv-tap0'])
-    assert.match(neigh.stdout, /lladdr 02:74:6b:00:00:01/)
-  })
-
-  t('--trace decodes the emulators\' DHCP and ARP exchanges and the IP/ICMP inside DATA frames', (ctx) => {
-    const lines = ctx.tap!.stderr.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>)
-    const has = (what: string, pred: (l: Record<string, unknown>) => boolean): void => assert.ok(lines.some(pred), `no trace line for ${what}`)
-    has('DHCP DISCOVER in', (l) => l.type === 'ETHERNET' && l.dir === 'in' && l.dhcp === 'DISCOVER' && l.dport === 67)
-    has('DHCP ACK out with the address', (l) => l.type === 'ETHERNET' && l.dir === 'out' && l.dhcp === 'ACK' && l.yiaddr === '198.18.10.3')
-    has('ARP request for the gateway', (l) => l.arp === 'request' && l.targetIp === '198.18.10.1')
-    has('ARP reply with the reserved MAC', (l) => l.arp === 'reply' && l.senderMac === '02:74:6b:00:00:01')
-    has('ICMP echo request in a DATA frame', (l) => l.type === 'DATA' && l.dir === 'out' && l.ipProto === 'icmp' && l.icmp === 'echo-request' && l.dst === '198.18.20.5')
-    has('ICMP echo reply in a DATA frame', (l) => l.type === 'DATA' && l.dir === 'in' && l.icmp === 'echo-reply' && l.src === '198.18.20.5' && l.dst === '198.18.10.3')
-  })
+const setUp = async (ctx: {gate?: Proc; portal?: Proc; pki?: {dir: string; cleanup(): void}}): Promise<void> => {
+  await up()
+  ctx.pki = tmpDir('vpn')
+  const r = await runCli(['pki', 'init', '--dir', ctx.pki.dir, '--client', 'alice', '--san', '203.0.113.2'])
+  assert.is(r.code, 0, r.stderr)
+  ctx.gate = tunkit(['gate', '--listen', '203.0.113.2:4433', '--pki-dir', ctx.pki.dir, '--json', '--vpn', '--pool', '198.18.10.0/24', '--route', '198.18.20.0/24', '--dns', '198.18.20.53', '--key-lifetime', '3'], {}, G)
+  await event(ctx.gate, 'listening')
+  ctx.portal = tunkit(['portal', '--gate', '203.0.113.2:4433', '--pki-dir', ctx.pki.dir, '--json', '--vpn', '--dev', 'tkv-tun0'], {}, P)
+  await event(ctx.portal, 'tunnel-up')
 }
+
+t.after(async (ctx) => {
+  if (ctx.tap) await stop(ctx.tap)
+  if (ctx.portal) await stop(ctx.portal)
+  if (ctx.gate) await stop(ctx.gate)
+  await down()
+  ctx.pki?.cleanup()
+})
+
+t('the portal gets its address and the announced route on its TUN device', async () => {
+  const addr = await run('ip', ['-n', P, '-4', 'addr', 'show', 'dev', 'tkv-tun0'])
+  assert.match(addr.stdout, /inet 198\.18\.10\.2\/24/)
+  const routes = await run('ip', ['-n', P, 'route', 'show'])
+  assert.match(routes.stdout, /198\.18\.20\.0\/24 via 198\.18\.10\.1 dev tkv-tun0/)
+})
+
+t('ping from the portal host reaches a host on the gate\'s private LAN', async () => {
+  const r = await run('ip', ['netns', 'exec', P, 'ping', '-c', '5', '-i', '0.2', '-W', '2', '198.18.20.5'])
+  assert.match(r.stdout, /5 packets transmitted, 5 received/)
+})
+
+t('key-lifetime expiry: the portal reconnects, keeps its device and address, and a running ping loses at most a few packets', async (ctx) => {
+  const before = ctx.portal!.events.filter((e) => e.event === 'tunnel-up').length
+  const r = await run('ip', ['netns', 'exec', P, 'ping', '-c', '30', '-i', '0.2', '-W', '1', '198.18.20.5']).catch((e) => e)
+  const m = String(r.stdout).match(/(\d+) packets transmitted, (\d+) received/)
+  assert.ok(m, r.stdout)
+  assert.ok(Number(m![1]) - Number(m![2]) <= 3, `lost ${Number(m![1]) - Number(m![2])} of 30`)
+  assert.ok(ctx.portal!.events.filter((e) => e.event === 'tunnel-up').length > before, 'at least one reconnect happened')
+  assert.match(ctx.portal!.stderr, /key lifetime of 3 s reached: reconnecting/)
+  const addr = await run('ip', ['-n', P, '-4', 'addr', 'show', 'dev', 'tkv-tun0'])
+  assert.match(addr.stdout, /inet 198\.18\.10\.2\/24/, 'same address after the reconnect')
+})
+
+t('a 50 MB TCP transfer through VPN mode arrives intact (SHA-256)', async () => {
+  const {sent, reply} = await transfer(P, H, '198.18.20.5', 5001, 50)
+  assert.is(reply, sent)
+})
+t('a tampered DATA frame, and a replayed one, close the tunnel with integrity-failure', async (ctx) => {
+  for (const attack of ['tamper', 'replay'] as const) {
+    const status = await hostileVpnPortal(ctx.pki!.dir, attack)
+    assert.is(status, 'integrity-failure', attack)
+  }
+  await waitFor('gate log', () => /integrity check/.test(ctx.gate!.stderr) || (ctx.gate!.stderr.match(/integrity-failure/g) ?? []).length >= 2)
+})
+
+t('TAP adapter: busybox udhcpc gets its lease from the emulator, and the LAN host answers pings through it', async (ctx) => {
+  const dir = ctx.pki!.dir
+  assert.is((await runCli(['pki', 'issue', 'bob', '--dir', dir])).code, 0)
+  ctx.tap = tunkit(['portal', '--gate', '203.0.113.2:4433', '--cert', `${dir}/bob.crt`, '--key', `${dir}/bob.key`, '--ca', `${dir}/ca.crt`, '--json', '--vpn', '--tap', '--dev', 'tkv-tap0', '--trace', '--trace-format', 'json'], {}, Q)
+  await event(ctx.tap, 'tunnel-up')
+  const out = `${dir}/lease`
+  await run('ip', ['netns', 'exec', Q, 'udhcpc', '-i', 'tkv-tap0', '-n', '-q', '-f', '-t', '4', '-T', '1', '-s', `${process.cwd()}/test/fixtures/udhcpc.sh`], {env: {...process.env, UDHCPC_OUT: out}, timeout: 20000})
+  const lease = readFileSync(out, 'utf8')
+  assert.match(lease, /ip=198\.18\.10\.3 subnet=255\.255\.255\.0 router=198\.18\.10\.1 dns=198\.18\.20\.53/)
+  assert.match(lease, /staticroutes=198\.18\.20\.0\/24 198\.18\.10\.1/)
+  const r = await run('ip', ['netns', 'exec', Q, 'ping', '-c', '5', '-i', '0.2', '-W', '2', '198.18.20.5'])
+  assert.match(r.stdout, /5 packets transmitted, 5 received/)
+  const neigh = await run('ip', ['-n', Q, 'neigh', 'show', '198.18.10.1', 'dev', 'tkv-tap0'])
+  assert.match(neigh.stdout, /lladdr 02:74:6b:00:00:01/)
+})
+
+t('--trace decodes the emulators\' DHCP and ARP exchanges and the IP/ICMP inside DATA frames', (ctx) => {
+  const lines = ctx.tap!.stderr.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>)
+  const has = (what: string, pred: (l: Record<string, unknown>) => boolean): void => assert.ok(lines.some(pred), `no trace line for ${what}`)
+  has('DHCP DISCOVER in', (l) => l.type === 'ETHERNET' && l.dir === 'in' && l.dhcp === 'DISCOVER' && l.dport === 67)
+  has('DHCP ACK out with the address', (l) => l.type === 'ETHERNET' && l.dir === 'out' && l.dhcp === 'ACK' && l.yiaddr === '198.18.10.3')
+  has('ARP request for the gateway', (l) => l.arp === 'request' && l.targetIp === '198.18.10.1')
+  has('ARP reply with the reserved MAC', (l) => l.arp === 'reply' && l.senderMac === '02:74:6b:00:00:01')
+  has('ICMP echo request in a DATA frame', (l) => l.type === 'DATA' && l.dir === 'out' && l.ipProto === 'icmp' && l.icmp === 'echo-request' && l.dst === '198.18.20.5')
+  has('ICMP echo reply in a DATA frame', (l) => l.type === 'DATA' && l.dir === 'in' && l.icmp === 'echo-reply' && l.src === '198.18.20.5' && l.dst === '198.18.10.3')
+})
 
 t.run()

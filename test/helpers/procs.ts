@@ -40,10 +40,11 @@ export function tunkit(args: string[], env: Record<string, string> = {}, netns?:
   return p
 }
 
-export async function waitFor<T>(what: string, fn: () => T | undefined | false, ms = 15000): Promise<T> {
+/** Polls `fn` until it gives a value; `ms` only bounds a hang, it is no speed requirement. */
+export async function waitFor<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, ms = 15000): Promise<T> {
   const end = Date.now() + ms
   for (;;) {
-    const v = fn()
+    const v = await fn()
     if (v) return v
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
     await new Promise((r) => setTimeout(r, 25))

@@ -5,6 +5,7 @@ import {encodeDhcp, Opt} from '../../src/inet/codec/dhcp.js'
 import {encodeEth, EtherType} from '../../src/inet/codec/ethernet.js'
 import {encodeIpv4, encodeUdpIpv4} from '../../src/inet/codec/ipv4.js'
 import {ethFields, ipFields} from '../../src/inet/trace.js'
+import {fuzz, mutate} from '../helpers/fuzz.js'
 
 const A = '198.18.10.2'
 const B = '198.18.20.5'
@@ -49,15 +50,12 @@ test('ARP request within an Ethernet frame', () => {
 test('malformed and random input is shown as malformed, never thrown', () => {
   assert.is(ipFields(Buffer.from('4500', 'hex')).inner, 'malformed')
   assert.is(ethFields(Buffer.alloc(3)).inner, 'malformed')
-  let seed = 7
-  const rnd = (): number => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff
   const base = encodeUdpIpv4(A, B, {srcPort: 68, dstPort: 67, payload: Buffer.alloc(260)})
-  for (let i = 0; i < 20000; i++) {
-    const b = Buffer.from(base.subarray(0, Math.floor(rnd() * base.length)))
-    for (let k = 0; k < 4; k++) b[Math.floor(rnd() * b.length)] = Math.floor(rnd() * 256)
+  fuzz('packet trace on mutated packets', (r) => {
+    const b = mutate(r, base)
     ipFields(b)
     ethFields(Buffer.concat([Buffer.from('ffffffffffff5254001234560800', 'hex'), b]))
-  }
+  })
 })
 
 test.run()

@@ -58,7 +58,9 @@ for (const [how, native] of [['kernel splice', tryNative()], ['stream pipes', nu
     assert.ok(got.subarray(6).equals(big), 'the 8 MB arrived intact after the first chunk')
     assert.is((await left).toString(), 'early bye')
     await ended
-    await new Promise((r) => setTimeout(r, 50))
+    // After both sockets have closed nothing is left that could call done again.
+    await Promise.all([a, b].map((s) => (s.closed ? null : once(s, 'close'))))
+    await new Promise((r) => setImmediate(r))
     assert.is(dones, 1)
     assert.ok(how!.aToB >= big.length && how!.bToA >= 3 && !how!.error, JSON.stringify(how))
     close()
@@ -67,12 +69,13 @@ for (const [how, native] of [['kernel splice', tryNative()], ['stream pipes', nu
 
 test('stopping a join ends both connections', async () => {
   let rEnded!: Promise<unknown>
-  const {l, a, b, close} = await pair((r) => { r.on('error', () => {}); rEnded = once(r, 'end') })
+  let rGot!: Promise<unknown>
+  const {l, a, b, close} = await pair((r) => { r.on('error', () => {}); rEnded = once(r, 'end'); rGot = once(r, 'data') })
   l.on('error', () => {})
   l.resume()
   let done = false
   const stop = joinSockets(a, b, Buffer.from('x'), () => (done = true))
-  await new Promise((r) => setTimeout(r, 100))
+  await rGot // the join is carrying bytes
   stop()
   await Promise.all([rEnded, once(l, 'end')])
   assert.ok(done, 'done ran')

@@ -5,6 +5,7 @@ import {decodeDhcp, encodeClasslessRoutes, encodeDhcp, Opt} from '../../../src/i
 import {decodeEth, encodeEth, EtherType} from '../../../src/inet/codec/ethernet.js'
 import {checksum, decodeIpv4, decodeUdp, encodeUdpIpv4} from '../../../src/inet/codec/ipv4.js'
 import {emulate, GATEWAY_MAC, type AdapterConfig} from '../../../src/vpn/core/emulators.js'
+import {fuzz, mutate} from '../../helpers/fuzz.js'
 
 const cfg: AdapterConfig = {address: '198.18.10.2', prefix: 24, gateway: '198.18.10.1', routes: ['198.18.20.0/24', '198.18.128.0/17'], dns: ['198.18.20.53'], leaseSec: 600}
 const host = '52:54:00:12:34:56'
@@ -68,16 +69,9 @@ test('ordinary IP traffic is not the emulators\' business', () => {
 })
 
 test('fuzz: mutated frames never throw, whatever they claim to be', () => {
-  let seed = 2131
-  const r = (): number => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x80000000)
   const seeds = [dhcpFrame(1), dhcpFrame(3, [[Opt.REQUESTED_IP, Buffer.from([198, 18, 10, 2])]]),
     encodeEth({dst: 'ff:ff:ff:ff:ff:ff', src: host, type: EtherType.ARP, payload: encodeArp({op: 'request', senderMac: host, senderIp: '198.18.10.2', targetMac: '00:00:00:00:00:00', targetIp: '198.18.10.1'})})]
-  for (let i = 0; i < 20000; i++) {
-    const b = Buffer.from(seeds[Math.floor(r() * seeds.length)])
-    for (let k = 0; k < 1 + r() * 4; k++) b[Math.floor(r() * b.length)] = Math.floor(r() * 256)
-    const input = r() < 0.2 ? b.subarray(0, Math.floor(r() * b.length)) : b
-    emulate(cfg, input)
-  }
+  fuzz('emulators on mutated frames', (r) => void emulate(cfg, mutate(r, r.pick(seeds))))
 })
 
 test.run()
