@@ -1,4 +1,7 @@
 #!/usr/bin/env node
-import {execute} from '@oclif/core'
-
-await execute({dir: import.meta.url})
+// CommonJS (bin/package.json): an ES module entry is read through libuv's thread pool, which
+// fixes the pool's size before this line could run. Name lookups (dns.lookup) each hold one of
+// its threads for as long as a resolver takes; the gate bounds them below the pool's size
+// (lib/io/connect.ts), so it starts with a bigger pool unless the user chose one.
+process.env.UV_THREADPOOL_SIZE ??= '16'
+import('@oclif/core').then(({execute}) => execute({dir: require('node:path').join(__dirname, '..', 'package.json')}))

@@ -4,7 +4,8 @@ import {TunkitCommand} from '../cli/base.js'
 import {UsageError} from '../cli/parse.js'
 import * as F from '../cli/flags.js'
 import {tlsFlags, tlsFromFlags} from '../cli/tls-flags.js'
-import {parseRule, Policy, PolicyError, type Rule} from '../tunnel/core/policy.js'
+import {parseListenRule, parseRule, Policy, PolicyError, type Rule} from '../tunnel/core/policy.js'
+import {parseStartups} from '../tunnel/core/startups.js'
 import {hostPort} from '../lib/io/connect.js'
 import {Gate, GATE_DEFAULTS as D} from '../tunnel/io/gate.js'
 import {GateVpn} from '../vpn/io/gate-vpn.js'
@@ -13,10 +14,17 @@ export default class GateCommand extends TunkitCommand {
   static override summary = 'Accept authenticated tunnels from portals and open connections behind this host.'
   static override description = `The server end of a tunkit tunnel (seed 001 "Gate"). Portals connect over TCP, send a RELAY frame, then
 TLS 1.3 with mutual certificate authentication; the client's identity is its certificate subject CN.
-With no --allow rules every authenticated client may open anything; with rules, only what they allow.`
+With no --allow rules every authenticated client may open anything; with rules, only what they allow.
+Remote forwards (portal -R) listen where --allow-listen rules allow; without any, on loopback only
+(ports 1024-65535), and a request for 0.0.0.0 or [::] binds 127.0.0.1 or [::1] instead. In a --policy
+file, "listen IDENTITY=ADDRESS[:PORTS]" lines are listen rules.
+Until a client has authenticated, it holds one of --max-startups slots (at most
+--max-startups-per-source from one address) for at most --handshake-timeout; --max-tunnels counts
+authenticated tunnels only.`
   static override examples = [
     '<%= config.bin %> gate --listen 127.0.0.1:4433',
     "<%= config.bin %> gate --listen 0.0.0.0:4433 --allow 'alice=198.18.0.0/15:22,443' --allow '*=intranet.example:80'",
+    "<%= config.bin %> gate --listen 0.0.0.0:4433 --allow-listen 'alice=0.0.0.0:8000-8099' --allow-listen '*=127.0.0.1:1024-65535'",
   ]
 
   static override flags = {
@@ -24,12 +32,24 @@ With no --allow rules every authenticated client may open anything; with rules, 
     listen: F.hostPort({char: 'l', summary: 'Address and port to accept tunnels on.', ...F.hostPortDefault(D.host, D.port)}),
     name: Flags.string({summary: 'Our node name: RELAY frames must end with it (default: accept any).'}),
     allow: Flags.string({summary: "Access rule IDENTITY=TARGET[:PORTS] (repeatable), e.g. 'alice=198.18.0.0/15:22'.", multiple: true}),
-    policy: Flags.string({summary: 'File of access rules, one per line (# comments).'}),
+    'allow-listen': Flags.string({summary: "Remote forward rule IDENTITY=ADDRESS[:PORTS] (repeatable): where -R may listen; ADDRESS an address, CIDR or *, e.g. 'alice=0.0.0.0:8080'.", multiple: true}),
+    policy: Flags.string({summary: 'File of access rules, one per line (# comments; "listen IDENTITY=…" for listen rules).'}),
     'max-sessions': Flags.integer({summary: 'Sessions allowed on one tunnel.', default: D.maxSessions, min: 1, max: 32767}),
-    'max-tunnels': Flags.integer({summary: 'Tunnels allowed at once.', default: D.maxTunnels, min: 1}),
+    'max-tunnels': Flags.integer({summary: 'Authenticated tunnels allowed at once.', default: D.maxTunnels, min: 1}),
+    'max-startups': Flags.string({
+      summary: 'Unauthenticated connections: START:RATE:FULL, from START on drop RATE% rising to 100% at FULL (as sshd).',
+      default: D.maxStartups,
+      parse: async (s) => {
+        parseStartups(s)
+        return s
+      },
+    }),
+    'max-startups-per-source': Flags.integer({summary: 'Unauthenticated connections from one address (an IPv6 /64) at once.', default: D.maxStartupsPerSource, min: 1}),
     'handshake-timeout': F.duration({summary: 'Time a client has to finish RELAY, TLS and REQUEST (seconds, or 500ms, 30s, 5m).', default: D.handshakeTimeout}),
     'idle-timeout': F.duration({summary: 'Close a tunnel with no sessions after this long (0 = never).', default: D.idleTimeout}),
     'connect-timeout': F.duration({summary: 'Time to wait for an outbound connection.', default: D.connectTimeout}),
+    'resolve-timeout': F.duration({summary: 'Time to wait for a host name to resolve.', default: D.resolveTimeout}),
+    'max-lookups': Flags.integer({summary: 'Name lookups one identity may have running at once.', default: D.maxLookups, min: 1, max: 64}),
     keepalive: F.duration({summary: 'Time between keepalive pings (0 = off).', default: D.keepalive}),
     'dead-after': F.duration({summary: 'Silence after which a tunnel is dropped.', default: D.deadAfter}),
     'udp-idle': F.duration({summary: 'Silence after which a UDP session ends.', default: D.udpIdle}),
@@ -43,7 +63,7 @@ With no --allow rules every authenticated client may open anything; with rules, 
 
   async run(): Promise<void> {
     const {flags: f} = await this.parse(GateCommand)
-    const policy = new Policy(this.rules(f.allow ?? [], f.policy))
+    const policy = this.policy(f.allow ?? [], f['allow-listen'] ?? [], f.policy)
     let vpn: GateVpn | undefined
     if (f.vpn) {
       if (!f.pool) throw new UsageError('--pool: VPN mode needs an address pool (CIDR)')
@@ -62,6 +82,10 @@ With no --allow rules every authenticated client may open anything; with rules, 
       policy,
       maxSessions: f['max-sessions'],
       maxTunnels: f['max-tunnels'],
+      maxStartups: f['max-startups'],
+      maxStartupsPerSource: f['max-startups-per-source'],
+      resolveTimeout: f['resolve-timeout'],
+      maxLookups: f['max-lookups'],
       handshakeTimeout: f['handshake-timeout'],
       idleTimeout: f['idle-timeout'],
       connectTimeout: f['connect-timeout'],
@@ -74,7 +98,8 @@ With no --allow rules every authenticated client may open anything; with rules, 
     })
     const bound = await this.listenOn('--listen', () => gate.listen())
     const where = hostPort(bound.address, bound.port)
-    this.logger.log('info', `gate listening on ${where}${policy.open ? ' (no access rules: every authenticated client may open anything)' : ` with ${policy.rules.length} access rule(s)`}`)
+    this.logger.log('info', `gate listening on ${where}${policy.open ? ' (no access rules: every authenticated client may open anything)' : ` with ${policy.rules.length} access rule(s)`}` +
+      (policy.listenRules.length ? `, ${policy.listenRules.length} listen rule(s)` : '; remote forwards on loopback only'))
     this.logger.event('listening', {address: where, port: bound.port})
     const sig = await this.waitForSignal()
     this.logger.log('info', `${sig}: closing ${gate.tunnels} tunnel(s)`)
@@ -83,9 +108,10 @@ With no --allow rules every authenticated client may open anything; with rules, 
     this.logger.event('stopped', {signal: sig})
   }
 
-  /** --allow rules, then those of the --policy file. */
-  private rules(allow: string[], file?: string): Rule[] {
+  /** --allow and --allow-listen rules, then those of the --policy file. */
+  private policy(allow: string[], allowListen: string[], file?: string): Policy {
     const lines = [...allow]
+    const listenLines = [...allowListen]
     if (file) {
       let text: string
       try {
@@ -93,13 +119,20 @@ With no --allow rules every authenticated client may open anything; with rules, 
       } catch (e) {
         throw new UsageError(`--policy: cannot read ${file}: ${(e as Error).message}`)
       }
-      lines.push(...text.split('\n').map((l) => l.replace(/#.*/, '').trim()).filter(Boolean))
+      for (const l of text.split('\n').map((x) => x.replace(/#.*/, '').trim()).filter(Boolean)) {
+        const m = l.match(/^listen\s+(.*)$/)
+        if (m) listenLines.push(m[1])
+        else lines.push(l)
+      }
     }
-    try {
-      return lines.map(parseRule)
-    } catch (e) {
-      if (e instanceof PolicyError) throw new UsageError(`--allow: ${e.message}`)
-      throw e
+    const parse = (flag: string, texts: string[], fn: (t: string) => Rule): Rule[] => {
+      try {
+        return texts.map(fn)
+      } catch (e) {
+        if (e instanceof PolicyError) throw new UsageError(`${flag}: ${e.message}`)
+        throw e
+      }
     }
+    return new Policy(parse('--allow', lines, parseRule), parse('--allow-listen', listenLines, parseListenRule))
   }
 }

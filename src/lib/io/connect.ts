@@ -1,13 +1,61 @@
 import {lookup} from 'node:dns/promises'
 import {isIP, Socket, connect as netConnect} from 'node:net'
-import {ConnectError, fromSystemError} from '../errors.js'
+import {ConnectError, fromSystemError, TunkitError} from '../errors.js'
+import {Limiter, LimitFull} from '../limit.js'
 
-export async function resolve(host: string): Promise<{address: string; family: number}> {
+/** How long a name lookup may take before its caller gets an answer (ms). */
+export const RESOLVE_TIMEOUT_MS = 5000
+
+/**
+ * dns.lookup runs getaddrinfo on one of libuv's pool threads (UV_THREADPOOL_SIZE, 4 unless set;
+ * bin/run.js makes it 16) and holds it until the resolver answers, which a dead resolver makes
+ * 10 s or more; files, crypto and zlib share those threads. All lookups of the process share
+ * this budget, kept below the pool's size so lookups alone never fill it.
+ */
+export const LOOKUPS = new Limiter(lookupCap(Number(process.env.UV_THREADPOOL_SIZE) || 4))
+
+export function lookupCap(poolSize: number): number {
+  return Math.max(1, poolSize - Math.max(1, Math.floor(poolSize / 4)))
+}
+
+export interface ResolveOptions {
+  /** Time until the caller gets TK_HOST_NOT_FOUND; default RESOLVE_TIMEOUT_MS. */
+  timeoutMs?: number
+  /** The caller's own share (per tunnel or identity), taken before the process-wide one. */
+  budget?: Limiter
+}
+
+/**
+ * A host name or address to one address. Lookups wait for a slot of `budget` and of LOOKUPS;
+ * a slot stays taken until getaddrinfo returns, even after the caller has timed out, because
+ * until then its thread is still busy. Failures: TK_HOST_NOT_FOUND, TK_RESOURCE_LIMIT.
+ */
+export async function resolve(host: string, o: ResolveOptions = {}): Promise<{address: string; family: number}> {
   if (isIP(host)) return {address: host, family: isIP(host)}
+  const ms = o.timeoutMs ?? RESOLVE_TIMEOUT_MS
+  const ac = new AbortController()
+  const timer = setTimeout(() => ac.abort(new ConnectError('TK_HOST_NOT_FOUND', `cannot resolve ${host}: no answer within ${ms / 1000} s`)), ms)
+  const releases: (() => void)[] = []
+  let started = false
   try {
-    return await lookup(host)
+    if (o.budget) releases.push(await o.budget.acquire(ac.signal))
+    releases.push(await LOOKUPS.acquire(ac.signal))
+    started = true
+    const answer = lookup(host)
+    const done = (): void => releases.forEach((r) => r())
+    answer.then(done, done)
+    return await new Promise((res, rej) => {
+      answer.then(res, rej)
+      ac.signal.addEventListener('abort', () => rej(ac.signal.reason), {once: true})
+    })
   } catch (e) {
+    if (e instanceof TunkitError) throw e
+    if (e instanceof LimitFull) throw new TunkitError('TK_RESOURCE_LIMIT', `cannot resolve ${host}: too many lookups waiting (${e.message})`)
     throw fromSystemError(e, `cannot resolve ${host}`, 'TK_HOST_NOT_FOUND')
+  } finally {
+    clearTimeout(timer)
+    // A lookup that started gives its slots back when it settles (above).
+    if (!started) releases.forEach((r) => r())
   }
 }
 

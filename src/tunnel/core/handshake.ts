@@ -84,7 +84,8 @@ export interface VpnConfig {
 
 export interface TunnelGrant {
   identity: string
-  remoteForwards: {bind: string; port: number; error?: string}[]
+  /** `asked`: the wildcard the portal asked for, when the gate bound loopback instead. */
+  remoteForwards: {bind: string; port: number; error?: string; asked?: string}[]
   earlyData: boolean
   vpn?: VpnConfig
 }
@@ -98,7 +99,7 @@ export function responseFrame(g: TunnelGrant, keyLifetime = DEFAULT_KEY_LIFETIME
     for (const d of g.vpn.dns) pairs.push(['dns', d])
   }
   for (const f of g.remoteForwards) {
-    pairs.push(f.error ? ['remote-forward-error', `${f.bind}:${f.port} ${f.error}`] : ['remote-forward', `${f.bind}:${f.port}`])
+    pairs.push(f.error ? ['remote-forward-error', `${f.bind}:${f.port} ${f.error}`] : ['remote-forward', `${f.bind}:${f.port}${f.asked ? ` asked=${f.asked}` : ''}`])
   }
   return {kind: 'response', keyExchange: 'tls13', transforms: TRANSFORM_TLS13, flags: g.vpn ? FLAG_VPN : 0, clientData: encodeKv(pairs), keyLifetime}
 }
@@ -114,7 +115,10 @@ export function parseResponse(f: Extract<TunnelFrame, {kind: 'response'}>): Tunn
     } else if (k === 'vpn-gateway' && g.vpn) g.vpn.gateway = v
     else if (k === 'route' && g.vpn) g.vpn.routes.push(v)
     else if (k === 'dns' && g.vpn) g.vpn.dns.push(v)
-    else if (k === 'remote-forward') g.remoteForwards.push(parseBindPort(v))
+    else if (k === 'remote-forward') {
+      const [where, asked] = v.split(' asked=')
+      g.remoteForwards.push({...parseBindPort(where), ...(asked ? {asked} : {})})
+    }
     else if (k === 'remote-forward-error') {
       const sp = v.indexOf(' ')
       g.remoteForwards.push({...parseBindPort(sp < 0 ? v : v.slice(0, sp)), error: sp < 0 ? 'failed' : v.slice(sp + 1)})

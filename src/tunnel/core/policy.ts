@@ -1,3 +1,4 @@
+import {isIP} from '../../lib/net/ip.js'
 import {matchAddress, matchName, parsePorts, parseTarget, splitTarget, type Match} from '../../lib/net/rules.js'
 
 /**
@@ -37,8 +38,26 @@ export function parseRule(text: string): Rule {
   }
 }
 
+/**
+ * Listen rules ("--allow-listen", or "listen IDENTITY=…" in a policy file) govern remote
+ * forwards: IDENTITY=ADDRESS[:PORTS], ADDRESS an address, a CIDR or "*" (any address, the
+ * wildcard included); "0.0.0.0" or "[::]" allow the wildcard itself. No host names: a bind
+ * address is an address.
+ */
+export function parseListenRule(text: string): Rule {
+  const r = parseRule(text)
+  if (r.target.kind === 'host') throw new PolicyError(`listen rule "${text}": the address must be an IP address, a CIDR or "*"`)
+  return r
+}
+
+/** Where a remote forward may listen: `bind` (loopback in place of a wildcard) or why not. */
+export type ListenVerdict = {bind: string; asked?: string} | {denied: string}
+
+/** Without listen rules, as sshd's "GatewayPorts no": loopback, unprivileged ports. */
+const DEFAULT_LISTEN: Rule[] = ['*=127.0.0.0/8:1024-65535', '*=[::1]:1024-65535'].map(parseRule)
+
 export class Policy {
-  constructor(readonly rules: Rule[]) {}
+  constructor(readonly rules: Rule[], readonly listenRules: Rule[] = []) {}
 
   get open(): boolean {
     return this.rules.length === 0
@@ -53,7 +72,29 @@ export class Policy {
     return this.open || matchAddress(this.forIdentity(identity), ip, port)
   }
 
-  private forIdentity(identity: string): Rule[] {
-    return this.rules.filter((r) => r.identity === '*' || r.identity === identity)
+  /**
+   * May `identity` listen on bind:port (port 0: any free port)? A wildcard that may not be bound
+   * becomes the loopback address of its family when that may be, as sshd does.
+   */
+  listen(identity: string, bind: string, port: number): ListenVerdict {
+    const addr = bind === '' || bind === '*' ? '0.0.0.0' : bind === 'localhost' ? '127.0.0.1' : bind
+    if (!isIP(addr) || addr.includes('%')) return {denied: `bind address "${bind}" is not an IP address`}
+    const rules = this.listenRules.length ? forIdentity(this.listenRules, identity) : DEFAULT_LISTEN
+    // Port 0 lets the kernel pick from its ephemeral range: a rule for every unprivileged port allows it.
+    const anyPort = (r: Rule): boolean => r.ports === null || r.ports.some(([lo, hi]) => lo <= 1024 && hi === 65535)
+    const allows = (a: string): boolean => (port === 0 ? rules.some((r) => anyPort(r) && matchAddress([{...r, ports: null}], a, 1)) : matchAddress(rules, a, port))
+    if (allows(addr)) return {bind: addr}
+    const wildcard = /^0+(\.0+){3}$|^[0:]+$/.test(addr)
+    const loopback = isIP(addr) === 4 ? '127.0.0.1' : '::1'
+    if (wildcard && allows(loopback)) return {bind: loopback, asked: addr}
+    return {denied: `${identity} may not listen on ${addr.includes(':') ? `[${addr}]` : addr}:${port}${this.listenRules.length ? '' : ' (without --allow-listen rules: loopback, ports 1024-65535)'}`}
   }
+
+  private forIdentity(identity: string): Rule[] {
+    return forIdentity(this.rules, identity)
+  }
+}
+
+function forIdentity(rules: Rule[], identity: string): Rule[] {
+  return rules.filter((r) => r.identity === '*' || r.identity === identity)
 }

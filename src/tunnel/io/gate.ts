@@ -10,6 +10,8 @@ import type {GateVpn} from '../../vpn/io/gate-vpn.js'
 import type {Logger} from '../../lib/log.js'
 import type {DatagramEndpoint, OpenRequest, Session} from '../core/mux.js'
 import {Policy} from '../core/policy.js'
+import {parseStartups, sourceKey, Startups} from '../core/startups.js'
+import {Limiter} from '../../lib/limit.js'
 import {parseGateTarget} from '../core/gate-group.js'
 import {TUNNEL_TRACE} from '../trace.js'
 import type {Tracer} from '../../lib/trace/tracer.js'
@@ -25,8 +27,17 @@ export const GATE_DEFAULTS = {
   host: '127.0.0.1',
   port: 4433,
   maxSessions: 4096,
+  /** Authenticated tunnels only: connections still in their handshake have maxStartups. */
   maxTunnels: 1024,
-  handshakeTimeout: 10,
+  /** sshd's MaxStartups default: a handshake takes a few round trips, so 100 at once is plenty. */
+  maxStartups: '10:30:100',
+  maxStartupsPerSource: 10,
+  /** RELAY, TLS and REQUEST are three round trips: 5 s is generous even through relays. */
+  handshakeTimeout: 5,
+  /** A name that does not resolve within this is answered as not found. */
+  resolveTimeout: 5,
+  /** Name lookups one identity may have running at once (more wait, up to 64). */
+  maxLookups: 4,
   /** 0 = never close an idle tunnel. */
   idleTimeout: 0,
   connectTimeout: 10,
@@ -50,7 +61,12 @@ export interface GateOptions {
   policy: Policy
   maxSessions: number
   maxTunnels: number
+  /** START:RATE:FULL for connections not yet authenticated (core/startups.ts). */
+  maxStartups: string
+  maxStartupsPerSource: number
   handshakeTimeout: number
+  resolveTimeout: number
+  maxLookups: number
   idleTimeout: number
   connectTimeout: number
   keepalive: number
@@ -69,7 +85,10 @@ export interface GateOptions {
 export class Gate {
   private server: Server
   private links = new Set<Link>()
-  private pending = new Set<Socket>()
+  /** Connections in their handshake, with their source (core/startups.ts). */
+  private pending = new Map<Socket, string>()
+  private startups: Startups<Socket>
+  private lookups = new Map<string, Limiter>()
   private ctx: ReturnType<typeof createSecureContext>
 
   private readonly o: GateOptions
@@ -77,6 +96,7 @@ export class Gate {
   constructor(config: GateConfig) {
     const o = (this.o = {...GATE_DEFAULTS, ...config})
     this.ctx = createSecureContext({cert: o.tls.cert, key: o.tls.key, ca: o.tls.ca, minVersion: 'TLSv1.3', ciphers: CIPHERSUITES, honorCipherOrder: true})
+    this.startups = new Startups({...parseStartups(o.maxStartups), perSource: o.maxStartupsPerSource})
     this.server = createServer({noDelay: true}, (s) => this.accept(s))
   }
 
@@ -90,7 +110,7 @@ export class Gate {
   }
 
   async close(): Promise<void> {
-    for (const s of this.pending) s.destroy()
+    for (const s of this.pending.keys()) s.destroy()
     for (const l of this.links) l.close(CloseStatus.SHUTDOWN, 'gate shutting down')
     await new Promise<void>((r) => this.server.close(() => r()))
   }
@@ -99,21 +119,30 @@ export class Gate {
   private accept(raw: Socket): void {
     const peer = hostPort(raw.remoteAddress ?? '?', raw.remotePort ?? 0)
     const log = this.o.log
-    if (this.links.size + this.pending.size >= this.o.maxTunnels) {
+    raw.on('error', () => {})
+    if (this.links.size >= this.o.maxTunnels) {
       log.log('warn', `refused ${peer}: tunnel limit of ${this.o.maxTunnels} reached`)
-      raw.end(encodeTunnel({kind: 'close', status: CloseStatus.RESOURCE_LIMIT, reason: 'gate is at its tunnel limit'}))
-      return
+      return refuse(raw, 'gate is at its tunnel limit')
     }
-    this.pending.add(raw)
+    const source = sourceKey(raw.remoteAddress ?? '?')
+    const admitted = this.startups.admit(source, raw)
+    if (!admitted.ok) {
+      log.log('warn', `refused ${peer}: ${admitted.why} (--max-startups)`, {key: 'startups refused'})
+      return refuse(raw, 'too many unauthenticated connections')
+    }
+    if (admitted.evict) {
+      log.log('warn', `dropped an unauthenticated connection from ${this.pending.get(admitted.evict)} to make room for ${peer} (--max-startups)`, {key: 'startups evicted'})
+      admitted.evict.destroy()
+    }
+    this.pending.set(raw, source)
     const timer = setTimeout(() => {
       log.log('warn', `dropped ${peer}: handshake not finished within ${this.o.handshakeTimeout} s`)
       raw.destroy()
     }, this.o.handshakeTimeout * 1000)
     raw.once('close', () => {
       clearTimeout(timer)
-      this.pending.delete(raw)
+      this.leavePending(raw)
     })
-    raw.on('error', () => {})
     readClearFrame(raw, [TunnelType.RELAY], 'RELAY frame').then(({frame, wire, rest}) => {
       this.o.tracer?.trace('in', peer, TUNNEL_TRACE, frame, wire.length)
       const relay = frame as Extract<TunnelFrame, {kind: 'relay'}>
@@ -139,6 +168,13 @@ export class Gate {
       log.log('warn', `refused ${peer}: ${e.message}`)
       raw.end(encodeTunnel({kind: 'close', status: CloseStatus.BAD_RELAY_FRAME, reason: e.message}))
     })
+  }
+
+  private leavePending(raw: Socket): void {
+    const source = this.pending.get(raw)
+    if (source === undefined) return
+    this.pending.delete(raw)
+    this.startups.remove(source, raw)
   }
 
   private startTls(raw: Socket, peer: string, origin: string, timer: NodeJS.Timeout): void {
@@ -199,9 +235,13 @@ export class Gate {
             vpn = this.o.vpn.lease(identity)
             if (!vpn) throw new HandshakeError('the VPN address pool is exhausted')
           }
+          if (this.links.size >= this.o.maxTunnels) {
+            log.log('warn', `refused ${identity} from ${peer}: tunnel limit of ${this.o.maxTunnels} reached`)
+            return link.close(CloseStatus.RESOURCE_LIMIT, 'gate is at its tunnel limit')
+          }
           authorized = true
           clearTimeout(timer)
-          this.pending.delete(raw)
+          this.leavePending(raw)
           this.links.add(link)
           this.startSessions(link, identity, peer, req.earlyData)
           if (vpn) this.o.vpn!.attach(vpn.address, link, tls)
@@ -228,6 +268,7 @@ export class Gate {
         for (const s of forwards) s.close()
         if (vpn) this.o.vpn?.detach(vpn.address, link)
         this.links.delete(link)
+        if (this.lookups.get(identity)?.idle) this.lookups.delete(identity)
         if (authorized) {
           log.log('info', `tunnel down: ${identity} from ${peer}: ${reason}`)
           log.event('tunnel-down', {
@@ -265,12 +306,22 @@ export class Gate {
 
   private async open(identity: string, peer: string, req: OpenRequest, session: Session): Promise<void> {
     const target = hostPort(req.host, req.port)
+    const denied = (): RefusedError => new RefusedError('TK_DENIED', `${identity} may not open ${req.protocol} ${target} (gate policy)`)
     try {
       const policy = this.o.policy
-      let verdict = policy.allowsName(identity, req.host, req.port)
-      const {address} = await resolve(req.host)
-      if (verdict === undefined) verdict = policy.allowsAddress(identity, address, req.port)
-      if (!verdict) throw new RefusedError('TK_DENIED', `${identity} may not open ${req.protocol} ${target} (gate policy)`)
+      // Decided before any lookup where the rules allow it: a refused identity learns nothing of
+      // which names exist, and cannot make the gate ask its resolver.
+      const verdict = policy.allowsName(identity, req.host, req.port)
+      if (verdict === false) throw denied()
+      let address: string
+      try {
+        ({address} = await resolve(req.host, {timeoutMs: this.o.resolveTimeout * 1000, budget: this.lookupBudget(identity)}))
+      } catch (e) {
+        // Only an address rule could allow it: a name that does not resolve is answered as a denial.
+        if (verdict === undefined && errorCode(e) === 'TK_HOST_NOT_FOUND') throw denied()
+        throw e
+      }
+      if (verdict === undefined && !policy.allowsAddress(identity, address, req.port)) throw denied()
       if (req.protocol === 'tcp') {
         const sock = await dialTcp(address, req.port, this.o.connectTimeout * 1000)
         if (session.state !== 'pending') return void sock.destroy()
@@ -284,10 +335,17 @@ export class Gate {
     } catch (err) {
       // Anything unexpected fails this one open, never the gate.
       if (!(err instanceof TunkitError)) this.o.log.log('error', `open ${req.protocol} ${target} for ${identity}: ${(err as Error).stack ?? err}`)
-      if (errorCode(err) === 'TK_DENIED') this.o.log.log('warn', `denied: ${identity} from ${peer} asked for ${req.protocol} ${target}`)
+      if (errorCode(err) === 'TK_DENIED') this.o.log.log('warn', `denied: ${identity} from ${peer} asked for ${req.protocol} ${target}`, {key: `denied ${identity}`})
       else this.o.log.log('debug', `open ${req.protocol} ${target} for ${identity} failed: ${(err as Error).message}`)
       session.reject(openFailReason(err))
     }
+  }
+
+  /** One identity's share of the name lookups, however many tunnels it has. */
+  private lookupBudget(identity: string): Limiter {
+    let l = this.lookups.get(identity)
+    if (!l) this.lookups.set(identity, (l = new Limiter(this.o.maxLookups, 64)))
+    return l
   }
 
   private udpTo(address: string, port: number, session: Session): Promise<DatagramEndpoint> {
@@ -326,18 +384,27 @@ export class Gate {
   private async openRemoteForwards(link: Link, identity: string, wanted: {bind: string; port: number}[], servers: Server[], earlyData: boolean): Promise<TunnelGrant> {
     const grant: TunnelGrant = {identity, remoteForwards: [], earlyData}
     for (const f of wanted) {
+      const asked = hostPort(f.bind, f.port)
+      const v = this.o.policy.listen(identity, f.bind, f.port)
+      if ('denied' in v) {
+        this.o.log.log('warn', `refused remote forward ${asked} for ${identity}: ${v.denied}`, {key: `listen denied ${identity}`})
+        grant.remoteForwards.push({...f, error: 'denied'})
+        continue
+      }
       const srv = createServer({noDelay: true, allowHalfOpen: true}, (s) => {
         const mux = link.mux
         if (!mux || link.isClosed) return void s.destroy()
         const ep = new SocketEndpoint(s)
+        // Named as the portal asked (it finds its forward by that), wherever we listen.
         const session = mux.open({protocol: 'tcp', host: f.bind, port: f.port}, ep)
         if (session) ep.bind(session)
       })
       try {
-        const {port} = await startListener(srv, f.bind, f.port, this.o.log)
+        const {port} = await startListener(srv, v.bind, f.port, this.o.log)
         servers.push(srv)
-        grant.remoteForwards.push({bind: f.bind, port: f.port === 0 ? port : f.port})
-        this.o.log.log('info', `remote forward for ${identity}: listening on ${hostPort(f.bind, port)}`)
+        grant.remoteForwards.push({bind: v.bind, port: f.port === 0 ? port : f.port, ...(v.asked ? {asked: v.asked} : {})})
+        const note = v.asked ? ` (asked for ${v.asked}: loopback only without an --allow-listen rule for it)` : ''
+        this.o.log.log('info', `remote forward for ${identity}: listening on ${hostPort(v.bind, port)}${note}`)
       } catch (e) {
         grant.remoteForwards.push({...f, error: e instanceof ListenError ? e.code : 'failed'})
       }
@@ -361,4 +428,9 @@ export function clientTlsError(err: Error & {code?: string}): TlsError {
   const problem = CLIENT_CERT_PROBLEMS[code]
   const message = problem ? (code === 'TK_TLS_CERT_REQUIRED' ? problem : `${problem} (${err.code})`) : err.message
   return new TlsError(code, message, {cause: err})
+}
+
+/** A CLOSE frame that says why, then the socket goes: a flood must not leave half-closed sockets. */
+function refuse(raw: Socket, reason: string): void {
+  raw.end(encodeTunnel({kind: 'close', status: CloseStatus.RESOURCE_LIMIT, reason}), () => raw.destroy())
 }

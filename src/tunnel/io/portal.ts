@@ -218,7 +218,7 @@ export class Portal {
           this.state = 'authorized'
           for (const r of this.grant.remoteForwards) {
             if (r.error) log.log('warn', `gate refused remote forward ${hostPort(r.bind, r.port)}: ${r.error}`)
-            else log.log('info', `remote forward: gate listens on ${hostPort(r.bind, r.port)}`)
+            else log.log('info', `remote forward: gate listens on ${hostPort(r.bind, r.port)}${r.asked ? ` (asked for ${r.asked}; the gate binds loopback unless its policy allows more)` : ''}`)
           }
           const suite = `${tls.getProtocol()} ${tls.getCipher().standardName}`
           since = Date.now()
