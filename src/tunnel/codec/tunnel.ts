@@ -1,5 +1,5 @@
 import {CodecError, cString, need, readCString} from '../../lib/errors.js'
-import {encodeFrame, type RawFrame} from './frame.js'
+import {encodeFrame, HEADER_LEN, type RawFrame} from './frame.js'
 
 /**
  * Tunnel frames of seed 000 (Figs. 6-10) plus keepalives. They share the Usher 8-byte header;
@@ -171,6 +171,18 @@ export function decodeTunnel(f: RawFrame): TunnelFrame {
     default:
       throw new CodecError('BAD_TYPE', `unknown tunnel frame type ${f.type}`)
   }
+}
+
+/**
+ * A RELAY frame's bytes with its HOPS byte set, appended when the sender did not write one: what a
+ * relay forwards. Everything else stays byte for byte as received. `wire` is exactly the frame.
+ */
+export function withRelayHops(wire: Buffer, frame: {hops?: number}, hops: number): Buffer {
+  if (!Number.isInteger(hops) || hops < 0 || hops > MAX_HOPS_FIELD) throw new CodecError('BAD_HOPS', `RELAY hop count ${hops} is not 0 to ${MAX_HOPS_FIELD}`)
+  const out = frame.hops === undefined ? Buffer.concat([wire, Buffer.from([hops])]) : Buffer.from(wire)
+  out[out.length - 1] = hops
+  out.writeUInt32BE(out.length - HEADER_LEN, 0)
+  return out
 }
 
 /** Client data and services travel as "key=value" lines (Figs. 7, 8, 23). */
