@@ -8,7 +8,7 @@ _tunkit() {
     "") opts="gate nat-discover pki portal relay" ;;
     "pki") opts="init issue" ;;
     "gate") opts="--allow --allow-listen --ca --cert --config --connect-timeout --dead-after --dev --dns --handshake-timeout --idle-timeout --json --keepalive --key --key-lifetime --listen --log-level --max-lookups --max-sessions --max-startups --max-startups-per-source --max-tunnels --name --pki-dir --policy --pool --resolve-timeout --route --trace --trace-format --udp-idle --vpn -l" ;;
-    "nat-discover") opts="--alt --bind --burst --config --json --lifetime --listen --log-level --rate --serve --server --timeout --trace --trace-format -s" ;;
+    "nat-discover") opts="--alt --bind --burst --config --global-burst --global-rate --json --lifetime --listen --log-level --rate --serve --server --software --timeout --trace --trace-format -s" ;;
     "pki init") opts="--client --config --days --dir --force --json --log-level --san --trace --trace-format" ;;
     "pki issue") opts="--config --days --dir --force --json --log-level --san --server --trace --trace-format" ;;
     "portal") opts="--backoff-max --ca --cert --config --connect-timeout --dead-after --dev --gate --json --keepalive --key --local --log-level --no-routes --pki-dir --remote --socks --socks-user --tap --trace --trace-format --udp --udp-idle --upstream-socks --via --vpn -D -L -R -U -g" ;;

@@ -19,7 +19,8 @@ STUN server, then a recommendation: "direct" (no NAT: plain IPsec works), "nat-t
 or "wrap" (UDP blocked or bindings too short: use a TCP portal/gate tunnel or L2TP on a reachable port).
 Exit status: 0 discovered, 2 bad arguments, 3 UDP blocked, 4 server unreachable.
 Server (--serve): answers Binding requests on the primary and alternate addresses and ports,
-with CHANGE-REQUEST, RESPONSE-ORIGIN, OTHER-ADDRESS, RESPONSE-PORT and a per-source rate limit.`
+with CHANGE-REQUEST, RESPONSE-ORIGIN, OTHER-ADDRESS, RESPONSE-PORT, a per-source rate limit and a
+global answer budget; answers carry no more than the request's kind needs (docs/nat-discover.md).`
   static override examples = [
     '<%= config.bin %> nat-discover --serve --listen 203.0.113.10:3478 --alt 203.0.113.11:3479',
     '<%= config.bin %> nat-discover --server 203.0.113.10',
@@ -36,6 +37,9 @@ with CHANGE-REQUEST, RESPONSE-ORIGIN, OTHER-ADDRESS, RESPONSE-PORT and a per-sou
     alt: F.hostPort({summary: 'Server: alternate address and port (needed for RFC 5780 tests).'}),
     rate: Flags.integer({summary: 'Server: answers per second per source address.', default: S.rate, min: 1}),
     burst: Flags.integer({summary: 'Server: burst of answers per source address.', default: S.burst, min: 1}),
+    'global-rate': Flags.integer({summary: 'Server: answers per second from the whole server (spoofed sources defeat --rate).', default: S.globalRate, min: 1}),
+    'global-burst': Flags.integer({summary: 'Server: burst of answers from the whole server.', default: S.globalBurst, min: 1}),
+    software: Flags.boolean({summary: 'Server: name tunkit and its version in answers (SOFTWARE); off, answers stay smallest.'}),
   }
 
   async run(): Promise<void> {
@@ -88,15 +92,17 @@ with CHANGE-REQUEST, RESPONSE-ORIGIN, OTHER-ADDRESS, RESPONSE-PORT and a per-sou
     process.stdout.write(lines.join('\n') + '\n')
   }
 
-  private async serve(f: {listen: HostPort; alt?: HostPort; rate: number; burst: number}): Promise<void> {
+  private async serve(f: {listen: HostPort; alt?: HostPort; rate: number; burst: number; 'global-rate': number; 'global-burst': number; software: boolean}): Promise<void> {
     const {listen: primary, alt} = f
     if (alt && (alt.host === primary.host || alt.port === primary.port)) throw new UsageError('--alt: the alternate address and port must both differ from --listen')
     const server = new StunServer({
       primary: {address: primary.host, port: primary.port},
       alternate: alt && {address: alt.host, port: alt.port},
-      software: `tunkit ${this.config.version}`.padEnd(12).slice(0, 12),
+      software: f.software ? `tunkit ${this.config.version}`.padEnd(12).slice(0, 12) : undefined,
       rate: f.rate,
       burst: f.burst,
+      globalRate: f['global-rate'],
+      globalBurst: f['global-burst'],
       log: this.logger,
       tracer: this.tracer,
     })
@@ -106,6 +112,6 @@ with CHANGE-REQUEST, RESPONSE-ORIGIN, OTHER-ADDRESS, RESPONSE-PORT and a per-sou
     this.logger.event('listening', {addresses: where})
     const sig = await this.waitForSignal()
     server.close()
-    this.logger.event('stopped', {signal: sig, answered: server.answered, dropped: server.dropped})
+    this.logger.event('stopped', {signal: sig, answered: server.answered, dropped: server.dropped, overBudget: server.overBudget})
   }
 }

@@ -51,6 +51,7 @@ export const ERROR_CODES = {
   TK_DENIED: fatal('the policy does not allow it'),
   TK_HOP_NOT_ALLOWED: fatal('a relay may not forward to the next hop'),
   TK_HOP_LIMIT: fatal('the path has too many relays'),
+  TK_HOP_LOOP: fatal('the path leads back to a relay it already passed'),
   TK_BAD_RELAY_FRAME: fatal('the RELAY frame or its path is wrong'),
   TK_VERSION_MISMATCH: fatal('the peer speaks another protocol version'),
   TK_UNSUPPORTED: fatal('the peer asked for something not supported'),

@@ -22,6 +22,7 @@ export const CLOSE_STATUS_CODES: Readonly<Record<number, ErrorCode>> = {
   [CloseStatus.NO_HEALTHY_GATE]: 'TK_NO_HEALTHY_GATE',
   [CloseStatus.BAD_RELAY_FRAME]: 'TK_BAD_RELAY_FRAME',
   [CloseStatus.HOP_LIMIT]: 'TK_HOP_LIMIT',
+  [CloseStatus.HOP_LOOP]: 'TK_HOP_LOOP',
 }
 
 /** The status a CLOSE frame carries for an error: the reverse of CLOSE_STATUS_CODES. */

@@ -25,7 +25,7 @@ export function usherFields(r: UsherRecord): Rendered {
 
 export function tunnelFields(t: TunnelFrame): Rendered {
   switch (t.kind) {
-    case 'relay': return {type: 'RELAY', origin: t.origin, path: t.path}
+    case 'relay': return {type: 'RELAY', origin: t.origin, path: t.path, ...(t.hops === undefined ? {} : {hops: t.hops})}
     case 'request': return {type: 'REQUEST', user: t.user, destination: t.destination, transforms: t.transforms, flags: t.flags, clientData: t.clientData.split('\n').filter(Boolean)}
     case 'response': return {type: 'RESPONSE', transforms: t.transforms, flags: t.flags, keyLifetime: t.keyLifetime, clientData: t.clientData.split('\n').filter(Boolean)}
     case 'close': return {type: 'CLOSE', status: t.status, statusName: CLOSE_STATUS_NAMES[t.status] ?? 'unknown', reason: t.reason}

@@ -9,7 +9,7 @@ import {SocksServerMachine} from '../../src/socks5/core/negotiation.js'
 import {decodeStun, encodeStun, looksLikeStun, type StunMessage, type TransportAddress} from '../../src/stun/codec/message.js'
 import {decodeData, encodeData, type DataFrame} from '../../src/tunnel/codec/data-frame.js'
 import {FrameSplitter, HEADER_LEN, type RawFrame} from '../../src/tunnel/codec/frame.js'
-import {decodeTunnel, encodeTunnel, TunnelType, TUNNEL_VERSION, type TunnelFrame} from '../../src/tunnel/codec/tunnel.js'
+import {decodeTunnel, encodeTunnel, TunnelType, TUNNEL_VERSION, withRelayHops, type TunnelFrame} from '../../src/tunnel/codec/tunnel.js'
 import {decodeUsher, encodeUsher, type UsherRecord} from '../../src/tunnel/codec/usher.js'
 import {HandshakeError, parseTunnelRequest, parseResponse, requestFrame, responseFrame, type TunnelGrant, type TunnelRequest} from '../../src/tunnel/core/handshake.js'
 import {CodecError} from '../../src/lib/errors.js'
@@ -42,6 +42,15 @@ t('tunnel frames: decode(encode(x)) = x', () => {
   fuzz('tunnel round trip', (r) => {
     const f = tunnelFrame(r)
     assert.equal(decodeTunnel(oneFrame(encodeTunnel(f))), f)
+  })
+})
+
+t('RELAY frames: a relay\'s HOPS rewrite decodes to the same frame with the new count', () => {
+  fuzz('relay hops rewrite', (r) => {
+    const f = tunnelFrame(r)
+    if (f.kind !== 'relay') return
+    const hops = r.below(256)
+    assert.equal(decodeTunnel(oneFrame(withRelayHops(encodeTunnel(f), f, hops))), {...f, hops})
   })
 })
 

@@ -25,7 +25,10 @@ export const nonEmpty = (r: Rng, max: number): string => r.text(max) || 'x'
 
 export function tunnelFrame(r: Rng): TunnelFrame {
   switch (r.below(6)) {
-    case 0: return {kind: 'relay', origin: r.text(40), path: Array.from({length: r.int(1, 8)}, () => nonEmpty(r, 40))}
+    case 0: {
+      const f: TunnelFrame = {kind: 'relay', origin: r.text(40), path: Array.from({length: r.int(1, 8)}, () => nonEmpty(r, 40))}
+      return r.chance(0.5) ? {...f, hops: r.pick([0, 1, 8, 255, r.below(256)])} : f
+    }
     case 1: return {kind: 'request', user: r.text(40), destination: r.text(40), keyExchange: r.text(80), transforms: u16(r), flags: u16(r), clientData: r.text(200)}
     case 2: return {kind: 'response', keyExchange: r.text(80), transforms: u16(r), flags: u16(r), clientData: r.text(200), keyLifetime: u32(r)}
     case 3: return {kind: 'close', status: u16(r), reason: r.text(100)}

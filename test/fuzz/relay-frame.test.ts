@@ -20,7 +20,7 @@ const HANG_MS = 10000
 
 function relayFrame(r: Rng): TunnelFrame {
   return r.chance(0.8)
-    ? {kind: 'relay', origin: r.text(30), path: Array.from({length: r.int(1, 8)}, () => nonEmpty(r, 30))}
+    ? {kind: 'relay', origin: r.text(30), path: Array.from({length: r.int(1, 8)}, () => nonEmpty(r, 30)), ...(r.chance(0.5) ? {hops: r.below(256)} : {})}
     : {kind: 'close', status: r.below(32), reason: r.text(60)}
 }
 

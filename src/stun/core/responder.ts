@@ -1,6 +1,6 @@
 import {crc32} from '../../lib/crc32.js'
 import {CodecError} from '../../lib/errors.js'
-import {decodeStun, encodeStun, HEADER, MAGIC_COOKIE, StunMethod, type StunMessage, type TransportAddress} from '../codec/message.js'
+import {decodeStun, encodeStun, HEADER, looksLikeStun, MAGIC_COOKIE, StunMethod, type StunMessage, type TransportAddress} from '../codec/message.js'
 import {ipv4ToU32} from '../../lib/net/ip.js'
 
 /**
@@ -13,6 +13,7 @@ export interface ServerConfig {
   primary: TransportAddress
   /** The alternate address and port; without it CHANGE-REQUEST is answered with error 420. */
   alternate?: TransportAddress
+  /** SOFTWARE for RFC 8489 answers; none when unset (every byte of an answer is amplification). */
   software?: string
 }
 
@@ -27,7 +28,11 @@ export function socketAddress(cfg: ServerConfig, via: Via): TransportAddress {
   return {address: via.altIp ? alt.address : cfg.primary.address, port: via.altPort ? alt.port : cfg.primary.port}
 }
 
-/** Returns null for anything that is not a well-formed STUN request: garbage is never answered. */
+/**
+ * Returns null for anything that is not a well-formed STUN request: garbage is never answered.
+ * Answers carry only what the request's kind needs (issue 9: a 20-byte request drew 84 bytes); the
+ * sizes and ratios are tabled in docs/nat-discover.md.
+ */
 export function answer(cfg: ServerConfig, datagram: Buffer, from: TransportAddress, on: Via): Answer | null {
   let req: StunMessage
   try {
@@ -38,13 +43,14 @@ export function answer(cfg: ServerConfig, datagram: Buffer, from: TransportAddre
   }
   if (req.klass !== 'request') return null
   const base = {method: req.method, transactionId: req.transactionId, cookie: req.cookie, txidHead: req.txidHead, software: cfg.software}
-  const error = (code: number, reason: string, extra: Partial<StunMessage> = {}): Answer => ({
-    via: on, to: from, data: encodeStun({...base, klass: 'error', error: {code, reason}, ...extra}, {fingerprint: req.fingerprint}),
+  // No reason phrase: the code says it, and RFC 8489 section 14.8 allows an empty one.
+  const error = (code: number, extra: Partial<StunMessage> = {}): Answer => ({
+    via: on, to: from, data: encodeStun({...base, klass: 'error', error: {code, reason: ''}, ...extra}, {fingerprint: req.fingerprint}),
   })
-  if (req.method !== StunMethod.BINDING) return error(400, 'Bad Request: only Binding is served')
-  if (req.unknownRequired.length) return error(420, 'Unknown Attribute', {unknown: req.unknownRequired})
+  if (req.method !== StunMethod.BINDING) return error(400)
+  if (req.unknownRequired.length) return error(420, {unknown: req.unknownRequired})
   const change = req.changeRequest ?? {ip: false, port: false}
-  if ((change.ip || change.port) && !cfg.alternate) return error(420, 'Unknown Attribute: no alternate address', {unknown: [0x0003]})
+  if ((change.ip || change.port) && !cfg.alternate) return error(420, {unknown: [0x0003]})
   const via: Via = {altIp: on.altIp !== change.ip, altPort: on.altPort !== change.port}
   const origin = socketAddress(cfg, via)
   const other = cfg.alternate ? socketAddress(cfg, {altIp: !via.altIp, altPort: !via.altPort}) : undefined
@@ -52,11 +58,16 @@ export function answer(cfg: ServerConfig, datagram: Buffer, from: TransportAddre
   const to = req.responsePort !== undefined ? {address: from.address, port: req.responsePort} : from
   if (to.port === 0) return null
   const classic = !req.cookie
+  // The other address goes in every answer when there is one: a client learns it from its first,
+  // plain request (RFC 5780 section 4.2, test I). The answering address is only for requests that
+  // use the behaviour-discovery attributes; RFC 5780 section 6.1 would put it, and MAPPED-ADDRESS,
+  // in every answer, which an RFC 8489 client never reads and an amplifier always sends.
+  const discovery = !!req.changeRequest || req.responsePort !== undefined || req.padding !== undefined
   // RFC 3489 knew 0x8022 as SERVER-NAME with a length that is a multiple of 4; classic clients
   // (Vovida stun 0.97) reject anything else, so they get no SOFTWARE at all.
   const reply: Parameters<typeof encodeStun>[0] = classic
-    ? {...base, software: undefined, klass: 'success', mapped: from, sourceAddress: origin, changedAddress: other}
-    : {...base, klass: 'success', xorMapped: from, mapped: from, responseOrigin: origin, otherAddress: other}
+    ? {...base, software: undefined, klass: 'success', mapped: from, sourceAddress: discovery ? origin : undefined, changedAddress: other}
+    : {...base, klass: 'success', xorMapped: from, responseOrigin: discovery ? origin : undefined, otherAddress: other}
   let data = encodeStun(reply, {fingerprint: req.fingerprint})
   // PADDING (RFC 5780 section 7.6) is echoed only as far as the answer stays no larger than the
   // request: the server must never amplify.
@@ -87,11 +98,9 @@ export class Responder {
     const out = Buffer.allocUnsafe(t.length + (n > HEADER ? 8 : 0))
     t.copy(out)
     datagram.copy(out, 8, 8, 20)
-    // XOR-MAPPED-ADDRESS at 20, MAPPED-ADDRESS at 32 (as encodeStun orders them).
+    // XOR-MAPPED-ADDRESS first, at 20 (as encodeStun orders them).
     out.writeUInt16BE(from.port ^ (MAGIC_COOKIE >>> 16), 26)
     out.writeUInt32BE((ip ^ MAGIC_COOKIE) >>> 0, 28)
-    out.writeUInt16BE(from.port, 38)
-    out.writeUInt32BE(ip, 40)
     if (n > HEADER) {
       out.writeUInt16BE(out.length - HEADER, 2)
       out.writeUInt32BE(0x80280004, t.length)
@@ -114,6 +123,66 @@ export class Responder {
 
 function fingerprintOk(b: Buffer): boolean {
   return ((crc32(b, 0, HEADER) ^ 0x5354554e) >>> 0) === b.readUInt32BE(HEADER + 4)
+}
+
+/**
+ * One token bucket for all sources together: `rate` answers per second, bursts of `burst`. Per-source
+ * buckets do nothing against spoofed sources (issue 9: 100 000 of them); this caps what the server
+ * sends in total, and so what it can add to anyone's flood.
+ */
+export class AnswerBudget {
+  private tokens: number
+  private at: number | null = null
+
+  constructor(private readonly rate: number, private readonly burst: number) {
+    this.tokens = burst
+  }
+
+  allow(now: number): boolean {
+    if (this.at !== null) this.tokens = Math.min(this.burst, this.tokens + (Math.max(0, now - this.at) / 1000) * this.rate)
+    this.at = now
+    if (this.tokens < 1) return false
+    this.tokens -= 1
+    return true
+  }
+}
+
+export interface AdmissionLimits {
+  /** Answers per second per source address, and the burst above it. */
+  rate: number
+  burst: number
+  /** Answers per second from the whole server, and the burst above it. */
+  globalRate: number
+  globalBurst: number
+}
+
+/** Why a datagram got no answer. */
+export type Drop = 'not-stun' | 'source-rate' | 'no-answer' | 'over-budget'
+
+/**
+ * The server's decision for one datagram, sans-I/O: its answer, or why none. Checks run cheapest
+ * first, and the global budget last, so that only answers actually sent spend it and one source
+ * over its own rate cannot use up everyone's.
+ */
+export class Admission {
+  private readonly perSource: RateLimiter
+  private readonly budget: AnswerBudget
+  private readonly responder: Responder
+
+  constructor(cfg: ServerConfig, limits: AdmissionLimits) {
+    this.perSource = new RateLimiter(limits.rate, limits.burst)
+    this.budget = new AnswerBudget(limits.globalRate, limits.globalBurst)
+    this.responder = new Responder(cfg)
+  }
+
+  decide(datagram: Buffer, from: TransportAddress, on: Via, now: number): Answer | Drop {
+    if (!looksLikeStun(datagram)) return 'not-stun'
+    if (!this.perSource.allow(from.address, now)) return 'source-rate'
+    const a = this.responder.answer(datagram, from, on)
+    if (!a) return 'no-answer'
+    if (!this.budget.allow(now)) return 'over-budget'
+    return a
+  }
 }
 
 /** Token bucket per source address: `rate` answers per second, bursts of `burst`. */

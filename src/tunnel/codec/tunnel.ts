@@ -1,5 +1,5 @@
 import {CodecError, cString, need, readCString} from '../../lib/errors.js'
-import {encodeFrame, type RawFrame} from './frame.js'
+import {encodeFrame, HEADER_LEN, type RawFrame} from './frame.js'
 
 /**
  * Tunnel frames of seed 000 (Figs. 6-10) plus keepalives. They share the Usher 8-byte header;
@@ -18,6 +18,8 @@ export const TunnelType = {
 
 export const TUNNEL_VERSION = 1
 export const MAX_PATH = 8
+/** The RELAY frame's HOPS trailer is one byte. */
+export const MAX_HOPS_FIELD = 0xff
 
 /** CLOSE status codes (Fig. 10). Stable: documented in docs/protocol.md. */
 export const CloseStatus = {
@@ -36,6 +38,7 @@ export const CloseStatus = {
   NO_HEALTHY_GATE: 19,
   BAD_RELAY_FRAME: 20,
   HOP_LIMIT: 21,
+  HOP_LOOP: 22,
 } as const
 
 export const CLOSE_STATUS_NAMES: Record<number, string> = Object.fromEntries(
@@ -43,7 +46,11 @@ export const CLOSE_STATUS_NAMES: Record<number, string> = Object.fromEntries(
 )
 
 export type TunnelFrame =
-  | {kind: 'relay'; origin: string; path: string[]}
+  /**
+   * hops: how many relays have forwarded the frame (the HOPS trailer, docs/protocol.md). Absent on
+   * the wire from senders that predate it, which a relay counts as 0; encoded only when set.
+   */
+  | {kind: 'relay'; origin: string; path: string[]; hops?: number}
   | {kind: 'request'; user: string; destination: string; keyExchange: string; transforms: number; flags: number; clientData: string}
   | {kind: 'response'; keyExchange: string; transforms: number; flags: number; clientData: string; keyLifetime: number}
   | {kind: 'close'; status: number; reason: string}
@@ -81,7 +88,9 @@ export function encodeTunnel(f: TunnelFrame): Buffer {
       if (f.path.length === 0 || f.path.length > MAX_PATH) throw new CodecError('BAD_PATH', `a path has 1 to ${MAX_PATH} nodes`)
       const {buf, offsets} = stringBuffer([f.origin, ...f.path])
       const head = fixed([offsets[0], f.path.length, ...offsets.slice(1)])
-      return encodeFrame(TunnelType.RELAY, TUNNEL_VERSION, Buffer.concat([head, buf]))
+      if (f.hops === undefined) return encodeFrame(TunnelType.RELAY, TUNNEL_VERSION, Buffer.concat([head, buf]))
+      if (!Number.isInteger(f.hops) || f.hops < 0 || f.hops > MAX_HOPS_FIELD) throw new CodecError('BAD_HOPS', `RELAY hop count ${f.hops} is not 0 to ${MAX_HOPS_FIELD}`)
+      return encodeFrame(TunnelType.RELAY, TUNNEL_VERSION, Buffer.concat([head, buf, Buffer.from([f.hops])]))
     }
     case 'request': {
       const {buf, offsets} = stringBuffer([f.user, f.destination, f.keyExchange, f.clientData])
@@ -114,10 +123,16 @@ export function decodeTunnel(f: RawFrame): TunnelFrame {
       if (count === 0 || count > MAX_PATH) throw new CodecError('BAD_PATH', `RELAY: path of ${count} nodes (1 to ${MAX_PATH} allowed)`)
       need(b, 4, count * 2, 'RELAY path indexes')
       const strings = b.subarray(4 + count * 2)
-      const path: string[] = []
-      for (let i = 0; i < count; i++) path.push(stringAt(strings, b.readUInt16BE(4 + i * 2), 'RELAY node name'))
+      const offsets = [originOff]
+      for (let i = 0; i < count; i++) offsets.push(b.readUInt16BE(4 + i * 2))
+      const [origin, ...path] = offsets.map((o, i) => stringAt(strings, o, i ? 'RELAY node name' : 'RELAY origin'))
       if (path.some((p) => p.length === 0)) throw new CodecError('BAD_PATH', 'RELAY: empty node name')
-      return {kind: 'relay', origin: stringAt(strings, originOff, 'RELAY origin'), path}
+      // The string buffer ends with the NUL of the string that ends last; older decoders never read
+      // past it, so the HOPS byte behind it is invisible to them (docs/protocol.md).
+      const end = Math.max(...offsets.map((o) => strings.indexOf(0, o) + 1))
+      const trailer = strings.length - end
+      if (trailer > 1) throw new CodecError('BAD_PATH', `RELAY: ${trailer} bytes after the string buffer (at most the HOPS byte)`)
+      return trailer ? {kind: 'relay', origin, path, hops: strings[end]} : {kind: 'relay', origin, path}
     }
     case TunnelType.REQUEST: {
       need(b, 0, 12, 'REQUEST')
@@ -156,6 +171,18 @@ export function decodeTunnel(f: RawFrame): TunnelFrame {
     default:
       throw new CodecError('BAD_TYPE', `unknown tunnel frame type ${f.type}`)
   }
+}
+
+/**
+ * A RELAY frame's bytes with its HOPS byte set, appended when the sender did not write one: what a
+ * relay forwards. Everything else stays byte for byte as received. `wire` is exactly the frame.
+ */
+export function withRelayHops(wire: Buffer, frame: {hops?: number}, hops: number): Buffer {
+  if (!Number.isInteger(hops) || hops < 0 || hops > MAX_HOPS_FIELD) throw new CodecError('BAD_HOPS', `RELAY hop count ${hops} is not 0 to ${MAX_HOPS_FIELD}`)
+  const out = frame.hops === undefined ? Buffer.concat([wire, Buffer.from([hops])]) : Buffer.from(wire)
+  out[out.length - 1] = hops
+  out.writeUInt32BE(out.length - HEADER_LEN, 0)
+  return out
 }
 
 /** Client data and services travel as "key=value" lines (Figs. 7, 8, 23). */

@@ -1,3 +1,5 @@
+import ipaddr from 'ipaddr.js'
+import {RefusedError} from '../../lib/errors.js'
 import {matchAddress, matchName, parseTarget, type Match} from '../../lib/net/rules.js'
 
 /**
@@ -27,11 +29,68 @@ export function parseHopRule(text: string): HopRule {
   }
 }
 
-/** Decide on the name first; undefined means "resolve it, then ask allowsAddress". */
+/**
+ * Decide on the name first: false when no rule could allow (name, port) whatever its address — the
+ * relay then refuses without resolving; undefined means "resolve it, then ask allowsAddress".
+ */
 export function allowsName(rules: HopRule[], host: string, port: number): boolean | undefined {
   return matchName(rules, host, port)
 }
 
 export function allowsAddress(rules: HopRule[], ip: string, port: number): boolean {
   return matchAddress(rules, ip, port)
+}
+
+/** An address and port this relay accepts tunnels on. */
+export interface Listen {
+  address: string
+  port: number
+}
+
+function normal(ip: string): ipaddr.IPv4 | ipaddr.IPv6 | null {
+  try {
+    return ipaddr.process(ip.replace(/%.*$/, ''))
+  } catch {
+    return null
+  }
+}
+
+/**
+ * Would dialling ip:port reach one of our own listeners? A wildcard listener (0.0.0.0, ::) takes
+ * any local address: `local` (the interfaces' addresses) and all of loopback; an unspecified
+ * destination is the host itself. Issue 9: a relay that dialled itself did so ~3 350 times from
+ * one frame, so this errs on the side of "yes" (a wildcard listener counts for both families).
+ */
+export function reachesSelf(ip: string, port: number, listens: readonly Listen[], local: readonly string[]): boolean {
+  const a = normal(ip)
+  if (!a) return false
+  const same = (x: string): boolean => {
+    const b = normal(x)
+    return !!b && b.kind() === a.kind() && b.toNormalizedString() === a.toNormalizedString()
+  }
+  for (const l of listens) {
+    if (l.port !== port) continue
+    if (a.range() === 'unspecified' || same(l.address)) return true
+    const wild = normal(l.address)?.range() === 'unspecified'
+    if (wild && (a.range() === 'loopback' || local.some(same))) return true
+  }
+  return false
+}
+
+/**
+ * Where this relay stands in a RELAY frame's path, or why it may not go on (sans-I/O). `hops` is the
+ * frame's count of relays passed (absent = 0). The path is forwarded unchanged, so a relay at index
+ * K has at most K relays before it: more means the frame came round a loop, through names or
+ * addresses that alias a relay. Returns the index of this relay.
+ */
+export function placeInPath(path: readonly string[], hops: number, isMe: (entry: string) => boolean, name: string, maxHops: number): number {
+  const mine = path.flatMap((e, i) => (isMe(e) ? [i] : []))
+  if (!mine.length) throw new RefusedError('TK_BAD_RELAY_FRAME', `path ${path.join(' -> ')} does not name this relay (${name})`)
+  if (mine.length > 1) throw new RefusedError('TK_HOP_LOOP', `path names this relay (${name}) ${mine.length} times`)
+  const me = mine[0]
+  if (me === path.length - 1) throw new RefusedError('TK_BAD_RELAY_FRAME', 'this relay is the last node: a path must end at a gate')
+  if (path.length - 1 > maxHops) throw new RefusedError('TK_HOP_LIMIT', `path of ${path.length - 1} relays is over the limit of ${maxHops}`)
+  if (hops >= maxHops) throw new RefusedError('TK_HOP_LIMIT', `the RELAY frame has passed ${hops} relays, the limit is ${maxHops}`)
+  if (hops > me) throw new RefusedError('TK_HOP_LOOP', `the RELAY frame has passed ${hops} relays but this relay is node ${me + 1} of its path: it came round a loop`)
+  return me
 }

@@ -156,7 +156,8 @@ export class Portal {
     // tunnel learns of it from 'close', and it must never be an unhandled error.
     raw.on('error', () => {})
     this.state = 'send-relay'
-    const relay = {kind: 'relay' as const, origin: hostname(), path: [...this.o.via.map((t) => hostPort(t.host, t.port)), target]}
+    // HOPS = 0: each relay counts itself in, so a path that loops dies at the hop limit.
+    const relay = {kind: 'relay' as const, origin: hostname(), path: [...this.o.via.map((t) => hostPort(t.host, t.port)), target], hops: 0}
     const relayWire = encodeTunnel(relay)
     this.o.tracer?.trace('out', peer, TUNNEL_TRACE, relay, relayWire.length)
     raw.write(relayWire)

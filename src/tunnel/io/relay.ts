@@ -1,9 +1,10 @@
 import {createServer, type Server, type Socket} from 'node:net'
+import {networkInterfaces} from 'node:os'
 import {CodecError, errorCode, RefusedError} from '../../lib/errors.js'
 import {closeStatusFor} from '../errors.js'
-import {CloseStatus, CLOSE_STATUS_NAMES, encodeTunnel, TunnelType} from '../codec/tunnel.js'
+import {CLOSE_STATUS_NAMES, encodeTunnel, TunnelType, withRelayHops} from '../codec/tunnel.js'
 import type {Logger} from '../../lib/log.js'
-import {allowsAddress, allowsName, type HopRule} from '../core/next-hop.js'
+import {allowsAddress, allowsName, placeInPath, reachesSelf, type HopRule, type Listen} from '../core/next-hop.js'
 import {GateGroup, parseGateTarget, type Balance, type Member} from '../core/gate-group.js'
 import {TUNNEL_TRACE} from '../trace.js'
 import type {Tracer} from '../../lib/trace/tracer.js'
@@ -44,6 +45,8 @@ export interface RelayOptions {
   connectTimeout: number
   log: Logger
   tracer?: Tracer
+  /** Name lookup for next hops (tests count and fake lookups); lib/io/connect's resolve() by default. */
+  lookup?: (host: string) => Promise<{address: string}>
 }
 
 /** The states of seed 000 Fig. 13 a relay's connection passes through, named in the log. */
@@ -61,6 +64,8 @@ export class Relay {
   spliced = 0
 
   private healthTimer: NodeJS.Timeout | null = null
+  /** Where we accept tunnels: a next hop that resolves to one of these is refused (issue 9). */
+  private listens: Listen[] = []
 
   private readonly o: RelayOptions
   private readonly groups: GateGroup[]
@@ -112,7 +117,10 @@ export class Relay {
 
   listen(): Promise<{address: string; port: number}> {
     tuneServerProcess()
-    return startListener(this.server, this.o.host, this.o.port, this.o.log)
+    return startListener(this.server, this.o.host, this.o.port, this.o.log).then((bound) => {
+      this.listens = [bound]
+      return bound
+    })
   }
 
   async close(): Promise<void> {
@@ -134,6 +142,8 @@ export class Relay {
       prev.destroy()
     }, this.o.handshakeTimeout * 1000)
     let next: Socket | null = null
+    // What only our log says: why a hop was refused, when the peer is told less (no DNS oracle).
+    let why = ''
     try {
       let read
       try {
@@ -145,10 +155,8 @@ export class Relay {
       const {frame, wire, rest} = read
       if (frame.kind !== 'relay') throw new RefusedError('TK_BAD_RELAY_FRAME', 'not a RELAY frame')
       this.o.tracer?.trace('in', peer, TUNNEL_TRACE, frame, wire.length)
-      const me = frame.path.findIndex((e) => nodeMatches(e, this.o.name))
-      if (me < 0) throw new RefusedError('TK_BAD_RELAY_FRAME', `path ${frame.path.join(' -> ')} does not name this relay (${this.o.name})`)
-      if (me === frame.path.length - 1) throw new RefusedError('TK_BAD_RELAY_FRAME', 'this relay is the last node: a path must end at a gate')
-      if (frame.path.length - 1 > this.o.maxHops) throw new RefusedError('TK_HOP_LIMIT', `path of ${frame.path.length - 1} relays is over the limit of ${this.o.maxHops}`)
+      const hops = frame.hops ?? 0
+      const me = placeInPath(frame.path, hops, (e) => nodeMatches(e, this.o.name), this.o.name, this.o.maxHops)
       const hop = frame.path[me + 1]
       const target = parseGateTarget(hop)
       if (!target) throw new RefusedError('TK_BAD_RELAY_FRAME', `next hop "${hop}" is not host:port`)
@@ -166,15 +174,31 @@ export class Relay {
         ;({host, port} = member)
       } else {
         ;({host, port} = target)
-        let verdict = allowsName(this.o.allowNext, host, port)
+        // The rules first: a name no rule could allow is never looked up, so a peer can neither
+        // make us query DNS for it nor learn from our answer whether it resolves (issue 9).
+        const byName = allowsName(this.o.allowNext, host, port)
+        const notAllowed = (): RefusedError => new RefusedError('TK_HOP_NOT_ALLOWED', `next hop ${hop} is not allowed (--allow-next)`)
+        if (byName === false) {
+          why = 'no rule allows this name and port; not resolved'
+          throw notAllowed()
+        }
         let address: string
         try {
-          address = (await resolve(host)).address
+          address = (await (this.o.lookup ?? resolve)(host)).address
         } catch (e) {
-          throw new RefusedError('TK_HOP_UNRESOLVABLE', `next hop ${hop}: ${(e as Error).message}`, {cause: e})
+          // A name a rule allows may say it does not resolve; one only an address rule could
+          // allow gets the same answer as a disallowed address.
+          if (byName) throw new RefusedError('TK_HOP_UNRESOLVABLE', `next hop ${hop}: ${(e as Error).message}`, {cause: e})
+          why = `does not resolve: ${(e as Error).message}`
+          throw notAllowed()
         }
-        if (verdict === undefined) verdict = allowsAddress(this.o.allowNext, address, port)
-        if (!verdict) throw new RefusedError('TK_HOP_NOT_ALLOWED', `next hop ${hop} is not allowed (--allow-next)`)
+        if (!byName && !allowsAddress(this.o.allowNext, address, port)) {
+          why = `resolves to ${address}`
+          throw notAllowed()
+        }
+        if (reachesSelf(address, port, this.listens, localAddresses())) {
+          throw new RefusedError('TK_HOP_LOOP', `next hop ${hop} is this relay (${hostPort(address, port)})`)
+        }
         state = 'forward-connect'
         try {
           next = await dialTcp(address, port, this.o.connectTimeout * 1000)
@@ -192,10 +216,12 @@ export class Relay {
       this.spliced++
       const n = next
       n.on('error', () => {})
-      this.o.tracer?.trace('out', hostPort(host, port), TUNNEL_TRACE, frame, wire.length)
+      // Forwarded as received but for HOPS, which counts us in: a loop dies at the hop limit.
+      const out = withRelayHops(wire, frame, hops + 1)
+      this.o.tracer?.trace('out', hostPort(host, port), TUNNEL_TRACE, {...frame, hops: hops + 1}, out.length)
       const m = member
       const since = Date.now()
-      const stop = joinSockets(prev, n, rest.length ? Buffer.concat([wire, rest]) : wire, (how) => {
+      const stop = joinSockets(prev, n, rest.length ? Buffer.concat([out, rest]) : out, (how) => {
         // Dead (Fig. 13): both directions have ended, or one side failed.
         state = 'dead'
         this.live.delete(stop)
@@ -216,9 +242,14 @@ export class Relay {
         return void prev.destroy()
       }
       const status = closeStatusFor(e)
-      log.log('warn', `refused ${peer} in ${state}: ${CLOSE_STATUS_NAMES[status]}: ${e.message}`)
+      log.log('warn', `refused ${peer} in ${state}: ${CLOSE_STATUS_NAMES[status]}: ${e.message}${why ? ` (${why})` : ''}`)
       prev.end(encodeTunnel({kind: 'close', status, reason: e.message}))
       setTimeout(() => prev.destroy(), 2000).unref()
     }
   }
+}
+
+/** This host's interface addresses, read at each check: interfaces come and go. */
+function localAddresses(): string[] {
+  return Object.values(networkInterfaces()).flatMap((xs) => (xs ?? []).map((x) => x.address))
 }

@@ -1,7 +1,7 @@
 import {test} from 'uvu'
 import * as assert from 'uvu/assert'
 import {decodeStun, encodeStun, StunMethod} from '../../../src/stun/codec/message.js'
-import {answer, RateLimiter, Responder, type ServerConfig} from '../../../src/stun/core/responder.js'
+import {Admission, answer, AnswerBudget, RateLimiter, Responder, type ServerConfig} from '../../../src/stun/core/responder.js'
 import {fuzz, mutate} from '../../helpers/fuzz.js'
 
 const cfg: ServerConfig = {primary: {address: '203.0.113.10', port: 3478}, alternate: {address: '198.51.100.10', port: 3479}, software: 'tunkit'}
@@ -10,17 +10,43 @@ const P = {altIp: false, altPort: false}
 const req = (extra: object = {}, cookie = true, fingerprint = true): Buffer =>
   encodeStun({method: StunMethod.BINDING, klass: 'request', transactionId: Buffer.alloc(12, 7), cookie, ...extra}, {fingerprint})
 
-test('a plain Binding request is answered from the same socket with all RFC 5780 addresses', () => {
+test('a plain Binding request is answered from the same socket with XOR-MAPPED-ADDRESS and OTHER-ADDRESS only', () => {
   const a = answer(cfg, req(), client, P)!
   assert.equal(a.via, P)
   assert.equal(a.to, client)
   const m = decodeStun(a.data)
   assert.is(m.klass, 'success')
   assert.equal(m.xorMapped, client)
-  assert.equal(m.responseOrigin, cfg.primary)
-  assert.equal(m.otherAddress, cfg.alternate)
+  assert.equal(m.otherAddress, cfg.alternate, 'test I of RFC 5780 learns the other address from a plain request')
+  assert.is(m.mapped, undefined)
+  assert.is(m.responseOrigin, undefined)
+  assert.is(m.software, 'tunkit', 'configured')
   assert.ok(m.fingerprint)
+  assert.is(decodeStun(answer(cfg, req({}, true, false), client, P)!.data).fingerprint, undefined, 'FINGERPRINT only for a request with one')
+  assert.is(decodeStun(answer({primary: cfg.primary}, req(), client, P)!.data).software, undefined, 'no SOFTWARE unless configured')
 })
+
+// docs/nat-discover.md, "Answer sizes": each request kind, its bytes, the answer's bytes (IPv4, no SOFTWARE).
+const sizes: [string, ServerConfig, Buffer, number, number][] = [
+  ['Binding', {primary: cfg.primary}, req({}, true, false), 20, 32],
+  ['Binding + FINGERPRINT', {primary: cfg.primary}, req(), 28, 40],
+  ['Binding, --alt', {...cfg, software: undefined}, req({}, true, false), 20, 44],
+  ['Binding + FINGERPRINT, --alt', {...cfg, software: undefined}, req(), 28, 52],
+  ['CHANGE-REQUEST, --alt', {...cfg, software: undefined}, req({changeRequest: {ip: true, port: true}}, true, false), 28, 56],
+  ['RESPONSE-PORT, --alt', {...cfg, software: undefined}, req({responsePort: 5555}, true, false), 28, 56],
+  ['classic', {primary: cfg.primary}, req({}, false, false), 20, 32],
+  ['classic, --alt', {...cfg, software: undefined}, req({}, false, false), 20, 44],
+  ['classic CHANGE-REQUEST, --alt', {...cfg, software: undefined}, req({changeRequest: {ip: false, port: true}}, false, false), 28, 56],
+  ['CHANGE-REQUEST without --alt (420)', {primary: cfg.primary}, req({changeRequest: {ip: true, port: false}}, true, false), 28, 36],
+  ['another method (400)', {primary: cfg.primary}, encodeStun({method: 0x002, klass: 'request', transactionId: Buffer.alloc(12), cookie: true}), 20, 28],
+]
+for (const [kind, c, q, reqBytes, ansBytes] of sizes) {
+  test(`answer size: ${kind}: ${reqBytes} -> ${ansBytes} bytes`, () => {
+    assert.is(q.length, reqBytes)
+    assert.is(answer(c, q, client, P)!.data.length, ansBytes)
+    assert.is(new Responder(c).answer(q, client, P)!.data.length, ansBytes, 'the fast path too')
+  })
+}
 
 test('CHANGE-REQUEST selects the socket that answers', () => {
   const both = answer(cfg, req({changeRequest: {ip: true, port: true}}), client, P)!
@@ -54,7 +80,7 @@ test('PADDING never makes the answer larger than the request', () => {
   assert.is(decodeStun(small.data).padding, undefined)
 })
 
-test('a classic RFC 3489 request gets MAPPED-ADDRESS, SOURCE-ADDRESS and CHANGED-ADDRESS, and its whole 16-byte id back', () => {
+test('a classic RFC 3489 request gets MAPPED-ADDRESS and CHANGED-ADDRESS (SOURCE-ADDRESS with CHANGE-REQUEST), and its whole 16-byte id back', () => {
   const classic = req({}, false, false)
   classic.write('\x02abc', 4, 'latin1') // Vovida's client keeps its test number in the first byte
   const wire = answer(cfg, classic, client, P)!.data
@@ -63,8 +89,10 @@ test('a classic RFC 3489 request gets MAPPED-ADDRESS, SOURCE-ADDRESS and CHANGED
   assert.is(m.software, undefined)
   assert.equal(m.mapped, client)
   assert.is(m.xorMapped, undefined)
-  assert.equal(m.sourceAddress, cfg.primary)
+  assert.is(m.sourceAddress, undefined)
   assert.equal(m.changedAddress, cfg.alternate)
+  const changed = decodeStun(answer(cfg, req({changeRequest: {ip: true, port: false}}, false, false), client, P)!.data)
+  assert.equal(changed.sourceAddress, {address: cfg.alternate!.address, port: cfg.primary.port})
 })
 
 test('unknown comprehension-required attributes get 420 with UNKNOWN-ATTRIBUTES; garbage and responses get nothing', () => {
@@ -83,6 +111,52 @@ test('the rate limiter allows a burst, then the configured rate, per source', ()
   assert.ok(r.allow('b', 1000), 'another source has its own bucket')
   assert.ok(r.allow('a', 1100), 'one token back after 100 ms at 10/s')
   assert.not.ok(r.allow('a', 1100))
+})
+
+test('the global budget: a burst, then its rate, whatever the source', () => {
+  const b = new AnswerBudget(10, 5)
+  let ok = 0
+  for (let i = 0; i < 20; i++) if (b.allow(1000)) ok++
+  assert.is(ok, 5)
+  assert.ok(b.allow(1100), 'one token back after 100 ms at 10/s')
+  assert.not.ok(b.allow(1100))
+  assert.not.ok(b.allow(1050), 'a clock that steps back gives nothing')
+})
+
+test('issue 9 flood: 100 000 spoofed sources, 10 000 plain Binding requests a second for 10 s, against a server with --alt', () => {
+  const limits = {rate: 50, burst: 100, globalRate: 1000, globalBurst: 2000}
+  const server = new Admission({...cfg, software: undefined}, limits)
+  // Wire bytes: the payload plus 28 (IPv4 and UDP headers), as the issue measured them.
+  let inBytes = 0
+  let outBytes = 0
+  let answers = 0
+  let overBudget = 0
+  const perSecond = new Map<number, number>()
+  const N = 100000
+  for (let i = 0; i < N; i++) {
+    const now = i / 10 // ms: 10 000 requests a second
+    const from = {address: `198.${18 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`, port: 1024 + (i % 60000)}
+    const q = Buffer.alloc(20)
+    q.writeUInt16BE(0x0001, 0)
+    q.writeUInt32BE(0x2112a442, 4)
+    q.writeUInt32BE(i, 16)
+    inBytes += q.length + 28
+    const a = server.decide(q, from, P, now)
+    if (a === 'over-budget') overBudget++
+    if (typeof a === 'string') continue
+    answers++
+    outBytes += a.data.length + 28
+    assert.is(a.data.length, 44)
+    const s = Math.floor(now / 1000)
+    perSecond.set(s, (perSecond.get(s) ?? 0) + 1)
+  }
+  // The burst, then the rate: 2 000 + 1 000 a second over the 9.9999 s between first and last request.
+  assert.is(answers, 2000 + 9999)
+  assert.is(answers + overBudget, N)
+  for (const [s, n] of perSecond) assert.ok(n <= (s === 0 ? 2000 + 1000 : 1000), `second ${s}: ${n} answers`)
+  // Each answer is 72/48 = 1.5 times its request on the wire; the flood as a whole gets 0.18 out per byte in.
+  assert.is((outBytes / inBytes).toFixed(2), '0.18')
+  assert.is(((44 + 28) / (20 + 28)).toFixed(2), '1.50')
 })
 
 test('fuzz: mutated requests never throw and never get an answer larger than needed', () => {

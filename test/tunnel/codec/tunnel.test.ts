@@ -8,6 +8,9 @@ const hex = (s: string): string => s.replace(/\s+/g, '')
 const vectors: [string, TunnelFrame, string][] = [
   ['RELAY', {kind: 'relay', origin: 'a', path: ['g']}, '0000000a 0010 0001  0000 0001 0002 61006700'],
   ['RELAY two hops', {kind: 'relay', origin: 'a', path: ['r', 'g']}, '0000000e 0010 0001  0000 0002 0002 0004 610072006700'],
+  // HOPS after the string buffer: as the portal sends it, and as relay r forwards it (docs/protocol.md).
+  ['RELAY with HOPS 0', {kind: 'relay', origin: 'a', path: ['r', 'g'], hops: 0}, '0000000f 0010 0001  0000 0002 0002 0004 610072006700 00'],
+  ['RELAY with HOPS 1', {kind: 'relay', origin: 'a', path: ['r', 'g'], hops: 1}, '0000000f 0010 0001  0000 0002 0002 0004 610072006700 01'],
   ['REQUEST', {kind: 'request', user: 'u', destination: 'd', keyExchange: 'k', transforms: 1, flags: 0, clientData: 's=1'},
     '00000016 0011 0001  0000 0002 0004 0001 0000 0006 7500 6400 6b00 733d3100'],
   ['RESPONSE', {kind: 'response', keyExchange: 'k', transforms: 1, flags: 0, clientData: 'i=a', keyLifetime: 3600},
@@ -36,6 +39,15 @@ test('RELAY paths longer than 8 nodes are refused both ways', () => {
   assert.throws(() => encodeTunnel({kind: 'relay', origin: 'a', path: Array(9).fill('x')}))
   const body = Buffer.concat([Buffer.from('00000009', 'hex'), Buffer.alloc(18), Buffer.from('6100', 'hex')])
   assert.throws(() => decodeTunnel({type: 16, id: 1, body}), /1 to 8/)
+})
+
+test('RELAY HOPS: found after the string that ends last, whatever the offsets order; more than one byte is refused', () => {
+  // Origin stored after the path strings: the buffer still ends with the last NUL.
+  const body = Buffer.from('0002 0001 0000 6700 6100 05'.replace(/ /g, ''), 'hex')
+  assert.equal(decodeTunnel({type: 16, id: 1, body}), {kind: 'relay', origin: 'a', path: ['g'], hops: 5})
+  const two = Buffer.concat([body, Buffer.from([0])])
+  assert.throws(() => decodeTunnel({type: 16, id: 1, body: two}), (e: Error & {code?: string}) => e.code === 'BAD_PATH')
+  for (const hops of [-1, 256, 1.5]) assert.throws(() => encodeTunnel({kind: 'relay', origin: 'a', path: ['g'], hops}))
 })
 
 test('client data key=value lines round-trip and refuse newlines in values', () => {

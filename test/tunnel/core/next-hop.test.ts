@@ -1,7 +1,7 @@
 import {test} from 'uvu'
 import * as assert from 'uvu/assert'
 import {FALL, GateGroup, RISE} from '../../../src/tunnel/core/gate-group.js'
-import {allowsAddress, allowsName, parseHopRule} from '../../../src/tunnel/core/next-hop.js'
+import {allowsAddress, allowsName, parseHopRule, placeInPath, reachesSelf} from '../../../src/tunnel/core/next-hop.js'
 
 test('--allow-next: names, wildcards, CIDRs and ports', () => {
   const rules = ['relay-c.example:4500', '*.gates.example', '198.18.0.0/15', '[2001:db8::/32]:4433'].map(parseHopRule)
@@ -14,6 +14,52 @@ test('--allow-next: names, wildcards, CIDRs and ports', () => {
   assert.not.ok(allowsAddress(rules, '2001:db8::7', 4434))
   assert.is(allowsName([], 'anything', 1), false, 'no rules: nothing is allowed')
   for (const bad of ['bad host!', '198.18.0.0/40', 'x.example:0']) assert.throws(() => parseHopRule(bad))
+})
+
+test('rules first: a name no rule could allow is refused before any lookup (no DNS oracle)', () => {
+  const cidrOnly = ['198.18.0.0/15'].map(parseHopRule)
+  assert.is(allowsName(cidrOnly, 'anything.example', 4500), undefined, 'an address rule might allow it: resolve')
+  const named = ['gate.example:4433', '198.18.0.0/15:4500'].map(parseHopRule)
+  assert.is(allowsName(named, 'other.example', 4433), false, 'only a name rule covers port 4433')
+  assert.is(allowsName(named, 'other.example', 22), false, 'no rule covers the port')
+  assert.is(allowsName(named, 'gate.example', 4433), true)
+})
+
+test('reachesSelf: exact listeners, wildcard listeners over loopback and interface addresses, unspecified and mapped forms', () => {
+  const local = ['127.0.0.1', '::1', '198.18.0.5', 'fe80::1']
+  const exact = [{address: '127.0.0.1', port: 4500}]
+  assert.ok(reachesSelf('127.0.0.1', 4500, exact, local))
+  assert.ok(reachesSelf('::ffff:127.0.0.1', 4500, exact, local), 'IPv4-mapped')
+  assert.ok(reachesSelf('0.0.0.0', 4500, exact, local), 'connect(0.0.0.0) is the host itself')
+  assert.ok(reachesSelf('::', 4500, exact, local))
+  assert.not.ok(reachesSelf('127.0.0.2', 4500, exact, local), 'a listener on 127.0.0.1 does not take 127.0.0.2')
+  assert.not.ok(reachesSelf('127.0.0.1', 4501, exact, local), 'another port')
+  const wild = [{address: '0.0.0.0', port: 4500}]
+  for (const ip of ['127.0.0.1', '127.3.2.1', '198.18.0.5', '::1', 'fe80::1', '0.0.0.0']) assert.ok(reachesSelf(ip, 4500, wild, local), ip)
+  assert.not.ok(reachesSelf('198.18.0.6', 4500, wild, local), 'another host')
+  assert.ok(reachesSelf('198.18.0.5', 4500, [{address: '::', port: 4500}], local))
+  assert.not.ok(reachesSelf('not an address', 4500, wild, local))
+  assert.not.ok(reachesSelf('127.0.0.1', 4500, [], local), 'not listening yet')
+})
+
+test('placeInPath: named twice, hop count over the limit or over our index (a loop), else our index', () => {
+  const isMe = (e: string): boolean => e === 'r:1'
+  const code = (fn: () => unknown): string | undefined => {
+    try {
+      fn()
+    } catch (e) {
+      return (e as {code?: string}).code
+    }
+  }
+  assert.is(placeInPath(['r:1', 'g:2'], 0, isMe, 'r', 8), 0)
+  assert.is(placeInPath(['a:1', 'b:1', 'r:1', 'g:2'], 2, isMe, 'r', 8), 2)
+  assert.is(placeInPath(['a:1', 'r:1', 'g:2'], 0, isMe, 'r', 8), 1, 'relays before us that predate HOPS count nothing')
+  assert.is(code(() => placeInPath(['r:1', 'r:1', 'g:2'], 0, isMe, 'r', 8)), 'TK_HOP_LOOP', 'the issue 9 frame')
+  assert.is(code(() => placeInPath(['r:1', 'b:1', 'g:2'], 2, isMe, 'r', 8)), 'TK_HOP_LOOP', 'back from b through an alias')
+  assert.is(code(() => placeInPath(['a:1', 'r:1', 'g:2'], 8, isMe, 'r', 8)), 'TK_HOP_LIMIT')
+  assert.is(code(() => placeInPath(['a:1', 'b:1', 'r:1', 'g:2'], 2, isMe, 'r', 2)), 'TK_HOP_LIMIT', 'path longer than --max-hops')
+  assert.is(code(() => placeInPath(['x:1', 'g:2'], 0, isMe, 'r', 8)), 'TK_BAD_RELAY_FRAME')
+  assert.is(code(() => placeInPath(['g:2', 'r:1'], 0, isMe, 'r', 8)), 'TK_BAD_RELAY_FRAME', 'last node')
 })
 
 test('groups: least-connections, round-robin, fall and rise', () => {
