@@ -13,6 +13,7 @@ import {FatalTunnelError, Portal, PORTAL_DEFAULTS as D} from '../tunnel/io/porta
 import {formatGateTarget, type GateTarget} from '../tunnel/core/gate-group.js'
 import {socksServer} from '../socks5/io/server.js'
 import {PortalVpn} from '../vpn/io/portal-vpn.js'
+import {parseCidr4} from '../vpn/core/pushed.js'
 
 export default class PortalCommand extends TunkitCommand {
   static override summary = 'Connect to a gate and offer a SOCKS5 proxy, port forwards and UDP forwards through it.'
@@ -44,6 +45,10 @@ gate, so DNS behind the gate works. The tunnel reconnects with backoff when it d
     tap: Flags.boolean({summary: 'With --vpn: an Ethernet (TAP) adapter with DHCP and ARP server emulators instead of TUN.', helpGroup: 'VPN'}),
     dev: Flags.string({summary: 'Name of the TUN/TAP device.', default: 'tunkit0', helpGroup: 'VPN'}),
     'no-routes': Flags.boolean({summary: 'Do not install the routes the gate announces.', helpGroup: 'VPN'}),
+    'accept-routes': F.ipv4Cidr({
+      summary: 'Install only pushed routes inside these networks (repeatable; default: any but a default route or a /1).', multiple: true, helpGroup: 'VPN',
+      description: 'Whatever this allows, a route that covers the first hop (the gate, or the first --via relay) is never installed.',
+    }),
     'skip-unbindable': Flags.boolean({summary: 'Skip, with a warning, a --socks, -L, -U or -R listener that cannot be bound instead of exiting.'}),
   }
 
@@ -60,6 +65,7 @@ gate, so DNS behind the gate works. The tunnel reconnects with backoff when it d
       auth = {user: f['socks-user'], pass}
     }
     const udpIdle = f['udp-idle']
+    const acceptRoutes = f['accept-routes']?.map((c) => parseCidr4(c) ?? badCidr(c)) ?? null
     const portal = new Portal({
       gate,
       via,
@@ -72,7 +78,7 @@ gate, so DNS behind the gate works. The tunnel reconnects with backoff when it d
       backoffMax: f['backoff-max'],
       log: this.logger,
       tracer: this.tracer,
-      vpn: f.vpn ? new PortalVpn(f.dev, !f['no-routes'], this.logger, f.tap ? 'tap' : 'tun', this.tracer) : undefined,
+      vpn: f.vpn ? new PortalVpn(f.dev, !f['no-routes'], this.logger, f.tap ? 'tap' : 'tun', this.tracer, acceptRoutes) : undefined,
     })
     // Watched from the start: a signal while the first tunnel is still being retried ends it too.
     const signal = this.waitForSignal()
@@ -136,4 +142,8 @@ gate, so DNS behind the gate works. The tunnel reconnects with backoff when it d
     await closeAll()
     this.logger.event('stopped', {signal: sig})
   }
+}
+
+function badCidr(c: string): never {
+  throw new UsageError(`--accept-routes: "${c}" is not an IPv4 CIDR (a.b.c.d/n)`)
 }

@@ -239,9 +239,11 @@ export class Portal {
           if (this.o.vpn) {
             if (!this.grant.vpn) return link.close(CloseStatus.NOT_AUTHORIZED, 'the gate did not grant VPN mode')
             try {
-              this.o.vpn.attach(this.grant.vpn, link, tls)
+              this.o.vpn.attach(this.grant.vpn, link, tls, raw.remoteAddress ? [raw.remoteAddress] : [])
             } catch (e) {
-              return link.close(CloseStatus.RESOURCE_LIMIT, `cannot set up the VPN device: ${(e as Error).message}`)
+              // A configuration the portal refuses is the gate's fault, not a local shortage.
+              const status = e instanceof TunkitError && e.code === 'TK_PROTOCOL_ERROR' ? CloseStatus.PROTOCOL_ERROR : CloseStatus.RESOURCE_LIMIT
+              return link.close(status, `cannot set up the VPN device: ${(e as Error).message}`)
             }
           }
           this.link = link
