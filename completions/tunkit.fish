@@ -102,6 +102,8 @@ complete -c tunkit -n '__fish_seen_subcommand_from portal' -l vpn -d 'VPN mode: 
 complete -c tunkit -n '__fish_seen_subcommand_from portal' -l tap -d 'With --vpn: an Ethernet (TAP) adapter with DHCP and ARP server emulators instead of TUN.'
 complete -c tunkit -n '__fish_seen_subcommand_from portal' -l dev -r -d 'Name of the TUN/TAP device.'
 complete -c tunkit -n '__fish_seen_subcommand_from portal' -l no-routes -d 'Do not install the routes the gate announces.'
+complete -c tunkit -n '__fish_seen_subcommand_from portal' -l accept-routes -r -d 'Install only pushed routes inside these networks (repeatable; default: any but a default route or a /1).'
+complete -c tunkit -n '__fish_seen_subcommand_from portal' -l skip-unbindable -d 'Skip, with a warning, a --socks, -L, -U or -R listener that cannot be bound instead of exiting.'
 complete -c tunkit -n '__fish_seen_subcommand_from relay' -l trace -d 'Print every frame sent and received, one line each, on stderr.'
 complete -c tunkit -n '__fish_seen_subcommand_from relay' -l trace-format -r -a 'text json' -d 'Trace as text or as JSON lines.'
 complete -c tunkit -n '__fish_seen_subcommand_from relay' -l json -d 'Print results and events as JSON lines on stdout.'

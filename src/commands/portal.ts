@@ -13,6 +13,7 @@ import {FatalTunnelError, Portal, PORTAL_DEFAULTS as D} from '../tunnel/io/porta
 import {formatGateTarget, type GateTarget} from '../tunnel/core/gate-group.js'
 import {socksServer} from '../socks5/io/server.js'
 import {PortalVpn} from '../vpn/io/portal-vpn.js'
+import {parseCidr4} from '../vpn/core/pushed.js'
 
 export default class PortalCommand extends TunkitCommand {
   static override summary = 'Connect to a gate and offer a SOCKS5 proxy, port forwards and UDP forwards through it.'
@@ -44,6 +45,11 @@ gate, so DNS behind the gate works. The tunnel reconnects with backoff when it d
     tap: Flags.boolean({summary: 'With --vpn: an Ethernet (TAP) adapter with DHCP and ARP server emulators instead of TUN.', helpGroup: 'VPN'}),
     dev: Flags.string({summary: 'Name of the TUN/TAP device.', default: 'tunkit0', helpGroup: 'VPN'}),
     'no-routes': Flags.boolean({summary: 'Do not install the routes the gate announces.', helpGroup: 'VPN'}),
+    'accept-routes': F.ipv4Cidr({
+      summary: 'Install only pushed routes inside these networks (repeatable; default: any but a default route or a /1).', multiple: true, helpGroup: 'VPN',
+      description: 'Whatever this allows, a route that covers the first hop (the gate, or the first --via relay) is never installed.',
+    }),
+    'skip-unbindable': Flags.boolean({summary: 'Skip, with a warning, a --socks, -L, -U or -R listener that cannot be bound instead of exiting.'}),
   }
 
   async run(): Promise<void> {
@@ -59,6 +65,7 @@ gate, so DNS behind the gate works. The tunnel reconnects with backoff when it d
       auth = {user: f['socks-user'], pass}
     }
     const udpIdle = f['udp-idle']
+    const acceptRoutes = f['accept-routes']?.map((c) => parseCidr4(c) ?? badCidr(c)) ?? null
     const portal = new Portal({
       gate,
       via,
@@ -71,34 +78,72 @@ gate, so DNS behind the gate works. The tunnel reconnects with backoff when it d
       backoffMax: f['backoff-max'],
       log: this.logger,
       tracer: this.tracer,
-      vpn: f.vpn ? new PortalVpn(f.dev, !f['no-routes'], this.logger, f.tap ? 'tap' : 'tun', this.tracer) : undefined,
+      vpn: f.vpn ? new PortalVpn(f.dev, !f['no-routes'], this.logger, f.tap ? 'tap' : 'tun', this.tracer, acceptRoutes) : undefined,
     })
+    // Watched from the start: a signal while the first tunnel is still being retried ends it too.
+    const signal = this.waitForSignal()
+    let early: NodeJS.Signals | null
     try {
-      await portal.start()
+      early = await Promise.race([portal.start().then(() => null), signal])
     } catch (e) {
       if (e instanceof FatalTunnelError) throw new TunkitError(e.code, `cannot open a tunnel to ${formatGateTarget(gate)}: ${e.message}`, {cause: e})
       throw e
     }
+    if (early) {
+      this.logger.log('info', `${early}: giving up on the tunnel`)
+      await portal.stop()
+      this.logger.event('stopped', {signal: early})
+      return
+    }
     const servers: (Server | UdpSocket)[] = []
+    // Ends every connection the SOCKS5 server accepted (UDP associations too) at shutdown.
+    const stopAll = new AbortController()
+    const closeAll = async (): Promise<void> => {
+      stopAll.abort()
+      for (const s of servers) s.close()
+      await portal.stop()
+    }
     const announce = (kind: string, bind: string, s: Server | UdpSocket, to?: {host: string; port: number}): void => {
       const where = hostPort(bind, boundPort(s))
       this.logger.log('info', `${kind} listening on ${where}${to ? ` → ${hostPort(to.host, to.port)}` : ''}`)
       this.logger.event('listening', {kind, address: where, port: boundPort(s), ...(to ? {to: hostPort(to.host, to.port)} : {})})
       servers.push(s)
     }
+    // A listener that cannot bind ends the portal (exit 2), closing what is already open: a portal
+    // with its tunnel dropped but a listener left answering would be alive and useless.
+    const open = async (kind: string, flag: string, bind: string, listen: () => Promise<Server | UdpSocket>, to?: {host: string; port: number}): Promise<void> => {
+      try {
+        announce(kind, bind, await this.listenOn(flag, listen), to)
+      } catch (e) {
+        if (!(e instanceof UsageError) || !f['skip-unbindable']) throw e
+        this.logger.log('warn', `${e.message}; skipped (--skip-unbindable)`)
+        this.logger.event('listen-skipped', {kind, reason: e.message})
+      }
+    }
     try {
       const socks = f.socks
-      if (socks) announce('socks', socks.host, await this.listenOn('--socks', () => socksServer(portal, {...socks, auth, udpIdle, log: this.logger})))
-      for (const l of f.local ?? []) announce('local', l.bind, await this.listenOn('-L', () => tcpForward(portal, l, this.logger)), l.to)
-      for (const u of f.udp ?? []) announce('udp', u.bind, await this.listenOn('-U', () => udpForward(portal, u, udpIdle, this.logger)), u.to)
+      if (socks) await open('socks', '--socks', socks.host, () => socksServer(portal, {...socks, auth, udpIdle, log: this.logger, signal: stopAll.signal}))
+      for (const l of f.local ?? []) await open('local', '-L', l.bind, () => tcpForward(portal, l, this.logger), l.to)
+      for (const u of f.udp ?? []) await open('udp', '-U', u.bind, () => udpForward(portal, u, udpIdle, this.logger), u.to)
+      // The gate's answer to -R on the first tunnel: a forward it could not bind is ours to report.
+      for (const r of portal.grant?.remoteForwards ?? []) {
+        if (!r.error) continue
+        const msg = `-R ${hostPort(r.bind, r.port)}: the gate cannot listen there: ${r.error}`
+        if (!f['skip-unbindable']) throw new UsageError(msg)
+        this.logger.log('warn', `${msg}; skipped (--skip-unbindable)`)
+        this.logger.event('listen-skipped', {kind: 'remote', reason: msg})
+      }
     } catch (e) {
-      await portal.stop()
+      await closeAll()
       throw e
     }
-    const sig = await this.waitForSignal()
+    const sig = await signal
     this.logger.log('info', `${sig}: closing the tunnel`)
-    for (const s of servers) s.close()
-    await portal.stop()
+    await closeAll()
     this.logger.event('stopped', {signal: sig})
   }
+}
+
+function badCidr(c: string): never {
+  throw new UsageError(`--accept-routes: "${c}" is not an IPv4 CIDR (a.b.c.d/n)`)
 }

@@ -54,6 +54,7 @@ export const ERROR_CODES = {
   TK_HOP_LOOP: fatal('the path leads back to a relay it already passed'),
   TK_BAD_RELAY_FRAME: fatal('the RELAY frame or its path is wrong'),
   TK_VERSION_MISMATCH: fatal('the peer speaks another protocol version'),
+  TK_NOT_A_GATE: fatal('the peer does not speak the tunkit protocol (not a gate or relay)'),
   TK_UNSUPPORTED: fatal('the peer asked for something not supported'),
   TK_INTERNAL: fatal('internal error'),
   TK_USAGE: {retryable: false, exit: 2, summary: 'a flag or argument is wrong'},

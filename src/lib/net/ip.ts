@@ -26,6 +26,18 @@ export function isIPv6(s: string): boolean {
   return IPV6_RE.test(s)
 }
 
+/**
+ * A host a peer may ask the far end to reach: an IPv4 or IPv6 literal without a zone (a scope id
+ * names an interface of this machine, meaningless behind the gate), or a name of letters, digits,
+ * '_', '-' and dots of at most 253 characters, as the CLI accepts (cli/parse.ts): nothing that
+ * a C string, a resolver or a log line could read differently.
+ */
+export function isHostName(s: string): boolean {
+  if (isIPv4(s)) return true
+  if (s.includes(':')) return !s.includes('%') && isIPv6(s)
+  return /^[A-Za-z0-9_][A-Za-z0-9._-]{0,252}$/.test(s)
+}
+
 /** 4, 6 or 0, as node:net's isIP. */
 export function isIP(s: string): 0 | 4 | 6 {
   return isIPv4(s) ? 4 : isIPv6(s) ? 6 : 0

@@ -1,5 +1,5 @@
 import {CodecError} from '../../lib/errors.js'
-import {formatIPv4, formatIPv6, ipv4Bytes, ipv6Bytes, isIPv4, isIPv6} from '../../lib/net/ip.js'
+import {formatIPv4, formatIPv6, ipv4Bytes, ipv6Bytes, isHostName, isIPv4, isIPv6} from '../../lib/net/ip.js'
 
 /** SOCKS5 wire messages, RFC 1928, with username/password auth of RFC 1929. */
 export const SOCKS_VERSION = 5
@@ -58,6 +58,9 @@ function parseAddr(b: Buffer, off: number): Parsed<{host: string; port: number; 
     end = off + 2 + len
     if (b.length < end + 2) return null
     host = b.toString('latin1', off + 2, end)
+    // Checked here, at the edge: a NUL, non-ASCII bytes or a zoned IPv6 literal cannot cross the
+    // tunnel (its UsherOpen carries a C string and 16-byte addresses) and must not reach the gate.
+    if (!isHostName(host)) throw new CodecError('SOCKS_ADDRESS', `not a host name: ${JSON.stringify(host.slice(0, 64))}`)
   } else throw new CodecError('SOCKS_ATYP', `address type ${atyp} not supported`)
   return {value: {host, port: b.readUInt16BE(end), atyp}, used: end + 2 - off}
 }
@@ -80,7 +83,8 @@ function encodeAddr(host: string, port: number): Buffer {
   let head: Buffer
   if (isIPv4(host)) head = Buffer.concat([Buffer.from([ATYP_IPV4]), ipv4Bytes(host)])
   else if (isIPv6(host)) {
-    head = Buffer.concat([Buffer.from([ATYP_IPV6]), ipv6Bytes(host)])
+    // A local address may carry a zone ("fe80::1%eth0"); the reply has 16 bytes, no room for it.
+    head = Buffer.concat([Buffer.from([ATYP_IPV6]), ipv6Bytes(host.replace(/%.*$/, ''))])
   } else {
     const name = Buffer.from(host, 'latin1')
     if (name.length === 0 || name.length > 255) throw new CodecError('SOCKS_ADDRESS', 'domain name must be 1-255 bytes')

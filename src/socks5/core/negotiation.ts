@@ -65,7 +65,9 @@ export class SocksServerMachine {
       }
     } catch (e) {
       if (!(e instanceof CodecError)) throw e
-      const data = e.code === 'SOCKS_ATYP' ? encodeReply(Reply.ADDRESS_TYPE_NOT_SUPPORTED) : undefined
+      // A request that parsed far enough to name an address gets a reply (RFC 1928 section 6).
+      const data = e.code === 'SOCKS_ATYP' ? encodeReply(Reply.ADDRESS_TYPE_NOT_SUPPORTED)
+        : e.code === 'SOCKS_ADDRESS' && this.state === 'request' ? encodeReply(Reply.HOST_UNREACHABLE) : undefined
       this.state = 'done'
       out.push({kind: 'fail', data, reason: e.message})
     }

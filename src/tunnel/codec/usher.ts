@@ -53,7 +53,11 @@ export function encodeUsher(r: UsherRecord): Buffer {
       let addrType: number
       let addr: Buffer
       if (isIPv4(r.host)) { addrType = ADDR_IPV4; addr = ipv4Bytes(r.host) }
-      else if (isIPv6(r.host)) { addrType = ADDR_IPV6; addr = ipv6Bytes(r.host) }
+      else if (isIPv6(r.host)) {
+        // 16 bytes on the wire: a zone ("%eth0") would be lost, and ipaddr.js throws on some.
+        if (r.host.includes('%')) throw new CodecError('BAD_ADDRESS', `IPv6 zone in "${r.host}" cannot cross the tunnel`)
+        addrType = ADDR_IPV6; addr = ipv6Bytes(r.host)
+      }
       else {
         if (r.host.length === 0 || Buffer.byteLength(r.host) > MAX_HOSTNAME) throw new CodecError('BAD_ADDRESS', `bad host name "${r.host}"`)
         addrType = ADDR_HOSTNAME

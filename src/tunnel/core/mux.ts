@@ -266,12 +266,24 @@ export class Mux {
       ep.opened(false, 'limit: too many sessions on this tunnel')
       return null
     }
+    // Encoded before the session exists: a target the record cannot carry (a NUL in the name, a
+    // zoned IPv6 literal) fails this open, not the caller's socket handler.
+    const rec: UsherRecord = {kind: 'open', session: id, protocol: req.protocol, host: req.host, port: req.port}
+    let wire: Buffer
+    try {
+      wire = encodeUsher(rec)
+    } catch (e) {
+      ep.opened(false, `unreachable: cannot open ${JSON.stringify(req.host.slice(0, 64))}: ${(e as Error).message}`)
+      return null
+    }
     const s = new Session(this, id, req, false)
     if (this.early) s.remoteId = id
     if (req.protocol === 'tcp') s.stream = ep as StreamEndpoint
     else s.dgram = ep as DatagramEndpoint
     this.sessions.set(id, s)
-    this.sendRecord({kind: 'open', session: id, protocol: req.protocol, host: req.host, port: req.port})
+    if (this.closed) return s
+    this.hooks.trace?.('out', rec, wire.length)
+    this.hooks.write([wire])
     return s
   }
 

@@ -9,7 +9,7 @@ import type {DatagramEndpoint, OpenRequest, Session, StreamEndpoint} from '../co
 import {TUNNEL_TRACE} from '../trace.js'
 import type {Tracer} from '../../lib/trace/tracer.js'
 import {dialTcp, hostPort} from '../../lib/io/connect.js'
-import {errorCode, fromSystemError, isRetryable, RefusedError, TlsError, TunkitError} from '../../lib/errors.js'
+import {CodecError, errorCode, fromSystemError, isRetryable, RefusedError, TlsError, TunkitError} from '../../lib/errors.js'
 import {closeError, closeStatusCode, openFailReason} from '../errors.js'
 import {Link} from './link.js'
 import {SocketEndpoint} from './stream-endpoint.js'
@@ -82,6 +82,8 @@ export class Portal {
   private stopping = false
   private everUp = false
   private retryTimer: NodeJS.Timeout | null = null
+  /** The connection of a tunnel still being set up: stop() ends it rather than wait out a step. */
+  private settingUp: Socket | null = null
   grant: TunnelGrant | null = null
 
   private readonly o: PortalOptions
@@ -98,6 +100,7 @@ export class Portal {
   async stop(): Promise<void> {
     this.stopping = true
     if (this.retryTimer) clearTimeout(this.retryTimer)
+    this.settingUp?.destroy()
     this.link?.close(CloseStatus.NORMAL, 'portal shutting down')
     this.o.vpn?.close()
     this.state = 'dead'
@@ -151,24 +154,49 @@ export class Portal {
     const first = this.o.via[0] ?? (gate.kind === 'host' ? gate : null)
     if (!first) throw new FatalTunnelError('TK_USAGE', `${target}: a gate group needs a relay (--via)`)
     const peer = hostPort(first.host, first.port)
-    const raw = this.o.upstreamSocks ? await this.viaSocks(first) : await dialTcp(first.host, first.port, this.o.connectTimeout * 1000)
+    const limit = this.o.connectTimeout
+    // Each step of the set-up is bounded by --connect-timeout and logged: a peer that accepts the
+    // connection and then says nothing must not hold the portal forever, silently.
+    log.log('debug', `tunnel: connecting to ${peer}${this.o.upstreamSocks ? ' via SOCKS5' : ''}`)
+    const raw = this.o.upstreamSocks ? await this.viaSocks(first) : await dialTcp(first.host, first.port, limit * 1000)
     // A reset (a gate that exits, say) is also emitted on this socket under the TLS one; the
     // tunnel learns of it from 'close', and it must never be an unhandled error.
     raw.on('error', () => {})
+    if (this.stopping) return void raw.destroy()
+    this.settingUp = raw
+    raw.once('close', () => {
+      if (this.settingUp === raw) this.settingUp = null
+    })
     this.state = 'send-relay'
     // HOPS = 0: each relay counts itself in, so a path that loops dies at the hop limit.
     const relay = {kind: 'relay' as const, origin: hostname(), path: [...this.o.via.map((t) => hostPort(t.host, t.port)), target], hops: 0}
     const relayWire = encodeTunnel(relay)
     this.o.tracer?.trace('out', peer, TUNNEL_TRACE, relay, relayWire.length)
+    log.log('debug', `tunnel: connected to ${peer}; sent RELAY (path ${relay.path.join(' -> ')}), waiting for its answer`)
     raw.write(relayWire)
+    // The first bytes back, to name what answered when it is not tunkit (an SSH or HTTP banner).
+    let head = Buffer.alloc(0)
+    const peek = (d: Buffer): void => void (head = Buffer.concat([head, d]).subarray(0, 64))
+    raw.on('data', peek)
     // The gate echoes the RELAY frame once the whole path is up; a relay that cannot forward
     // answers CLOSE instead (docs/protocol.md). Either arrives before TLS starts.
     let answer
     try {
-      answer = await readClearFrame(raw, [TunnelType.RELAY, TunnelType.CLOSE], 'answer to the RELAY frame')
+      answer = await deadline(readClearFrame(raw, [TunnelType.RELAY, TunnelType.CLOSE], 'answer to the RELAY frame'), limit, () => {
+        raw.destroy()
+        return new TunkitError('TK_TIMEOUT', `no answer to the RELAY frame from ${peer} within ${limit} s (path ${relay.path.join(' -> ')})`)
+      })
     } catch (e) {
       raw.destroy()
+      if (e instanceof TunkitError) throw e
+      // Bytes that are no tunnel frame at all (an SSH banner reads as a 1.4 GB frame): whatever
+      // answered is not a tunkit gate or relay, and asking again will not change that.
+      if (e instanceof CodecError && e.code !== 'VERSION' && e.code !== 'CLOSED') {
+        throw new TunkitError('TK_NOT_A_GATE', `not a tunkit gate at ${peer}${describeBytes(head)}`, {cause: e})
+      }
       throw new TunkitError(errorCode(e, 'TK_PROTOCOL_ERROR'), `${(e as Error).message} (path ${relay.path.join(' -> ')})`, {cause: e})
+    } finally {
+      raw.removeListener('data', peek)
     }
     this.o.tracer?.trace('in', peer, TUNNEL_TRACE, answer.frame, answer.wire.length)
     if (answer.frame.kind === 'close') {
@@ -176,15 +204,17 @@ export class Portal {
       throw closeError(answer.frame.status, answer.frame.reason, `path ${relay.path.join(' -> ')} refused`)
     }
     this.state = 'connect'
+    log.log('debug', `tunnel: ${peer} answered RELAY; TLS handshake`)
     const tls = await this.tlsHandshake(raw)
+    log.log('debug', `tunnel: TLS up with ${peer}; sent REQUEST, waiting for RESPONSE`)
     this.state = 'response-wait'
     await new Promise<void>((resolve, reject) => {
       let authorized = false
       let since = 0
       let keyTimer: NodeJS.Timeout | undefined
       const timer = setTimeout(() => {
-        link.close(CloseStatus.TIMEOUT, 'no RESPONSE from the gate')
-      }, this.o.connectTimeout * 1000)
+        link.close(CloseStatus.TIMEOUT, `no RESPONSE from the gate within ${limit} s`)
+      }, limit * 1000)
       const link: Link = new Link({
         socket: tls,
         peer,
@@ -210,12 +240,15 @@ export class Portal {
           if (this.o.vpn) {
             if (!this.grant.vpn) return link.close(CloseStatus.NOT_AUTHORIZED, 'the gate did not grant VPN mode')
             try {
-              this.o.vpn.attach(this.grant.vpn, link, tls)
+              this.o.vpn.attach(this.grant.vpn, link, tls, raw.remoteAddress ? [raw.remoteAddress] : [])
             } catch (e) {
-              return link.close(CloseStatus.RESOURCE_LIMIT, `cannot set up the VPN device: ${(e as Error).message}`)
+              // A configuration the portal refuses is the gate's fault, not a local shortage.
+              const status = e instanceof TunkitError && e.code === 'TK_PROTOCOL_ERROR' ? CloseStatus.PROTOCOL_ERROR : CloseStatus.RESOURCE_LIMIT
+              return link.close(status, `cannot set up the VPN device: ${(e as Error).message}`)
             }
           }
           this.link = link
+          this.settingUp = null
           this.state = 'authorized'
           for (const r of this.grant.remoteForwards) {
             if (r.error) log.log('warn', `gate refused remote forward ${hostPort(r.bind, r.port)}: ${r.error}`)
@@ -274,7 +307,7 @@ export class Portal {
       })
       const timer = setTimeout(() => {
         tls.destroy()
-        reject(new TlsError('TK_TIMEOUT', 'TLS handshake timed out'))
+        reject(new TlsError('TK_TIMEOUT', `TLS handshake timed out after ${this.o.connectTimeout} s`))
       }, this.o.connectTimeout * 1000)
       tls.once('secureConnect', () => {
         clearTimeout(timer)
@@ -328,4 +361,24 @@ export class Portal {
       (e: Error) => session.reject(openFailReason(e)),
     )
   }
+}
+
+/** `p`, or the error `onTimeout` makes once `seconds` have passed first. */
+function deadline<T>(p: Promise<T>, seconds: number, onTimeout: () => Error): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(onTimeout()), seconds * 1000)
+    p.then((v) => {
+      clearTimeout(t)
+      resolve(v)
+    }, (e: unknown) => {
+      clearTimeout(t)
+      reject(e)
+    })
+  })
+}
+
+/** What a peer that is not tunkit sent, as printable text for the error line (its first line). */
+function describeBytes(b: Buffer): string {
+  const text = b.toString('latin1').split(/\r?\n/)[0].replace(/[^\x20-\x7e]/g, '.').slice(0, 40)
+  return text && /[A-Za-z]{3}/.test(text) ? ` (it answered "${text}")` : ''
 }

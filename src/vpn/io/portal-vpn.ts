@@ -10,6 +10,7 @@ import {ethFields} from '../../inet/trace.js'
 import type {Tracer} from '../../lib/trace/tracer.js'
 import {openChannel, type Channel, type KeyExporter} from './channel.js'
 import {setUpPortalDevice} from './netconfig.js'
+import {acceptVpnConfig, type Cidr} from '../core/pushed.js'
 
 /**
  * The portal's pseudo network adapter. TUN: IP packets both ways, and the portal sets the address
@@ -26,9 +27,13 @@ export class PortalVpn {
   /** TAP: the host side's MAC, learned from the frames it sends. */
   private hostMac: string | null = null
 
-  constructor(private readonly devName: string, private readonly installRoutes: boolean, private readonly log: Logger, private readonly mode: 'tun' | 'tap' = 'tun', private readonly tracer?: Tracer) {}
+  /** accept: --accept-routes (null: the default policy of core/pushed.ts). */
+  constructor(private readonly devName: string, private readonly installRoutes: boolean, private readonly log: Logger, private readonly mode: 'tun' | 'tap' = 'tun', private readonly tracer?: Tracer, private readonly accept: Cidr[] | null = null) {}
 
-  attach(cfg: VpnConfig, link: Link, tls: KeyExporter): void {
+  /** avoid: the first hop's address, which no pushed route may cover. Throws on a configuration it refuses. */
+  attach(pushed: VpnConfig, link: Link, tls: KeyExporter, avoid: string[] = []): void {
+    // Checked before anything touches the device: the gate is trusted with traffic, not with this host's routing table.
+    const cfg = acceptVpnConfig(pushed, {accept: this.accept, avoid})
     if (!this.dev) {
       this.dev = TunDevice.open(this.devName, this.mode)
       this.dev.on('packets', (ps: Buffer[]) => (this.mode === 'tap' ? this.fromTap(ps) : this.send(ps)))
@@ -37,7 +42,17 @@ export class PortalVpn {
     const dev = this.dev
     const key = `${cfg.address}/${cfg.prefix} ${cfg.gateway} ${cfg.routes.join(',')}`
     if (this.configured !== key) {
+      for (const r of cfg.refused) {
+        this.log.log('info', `VPN: refused ${r.kind} ${JSON.stringify(r.value)} pushed by the gate: ${r.reason}`)
+        this.log.event('vpn-refused', {kind: r.kind, value: r.value, reason: r.reason})
+      }
       setUpPortalDevice(dev.name, this.mode, cfg, this.installRoutes ? cfg.routes : [])
+      if (this.installRoutes && this.mode === 'tun') {
+        for (const r of cfg.routes) {
+          this.log.log('info', `VPN: route ${r} via ${cfg.gateway} dev ${dev.name} installed`)
+          this.log.event('vpn-route', {route: r, gateway: cfg.gateway, dev: dev.name})
+        }
+      }
       this.adapter = {address: cfg.address, prefix: cfg.prefix, gateway: cfg.gateway, routes: this.installRoutes ? cfg.routes : [], dns: cfg.dns, leaseSec: 3600}
       this.configured = key
       this.log.log('info', this.mode === 'tun'

@@ -1,7 +1,7 @@
 import * as net from 'node:net'
 import {test} from 'uvu'
 import * as assert from 'uvu/assert'
-import {formatIPv6, ipv4Bytes, ipv4Mask, ipv4ToU32, ipv6Bytes, isIP, isIPv4, isIPv6, unmapIPv4} from '../../../src/lib/net/ip.js'
+import {formatIPv6, ipv4Bytes, ipv4Mask, ipv4ToU32, ipv6Bytes, isHostName, isIP, isIPv4, isIPv6, unmapIPv4} from '../../../src/lib/net/ip.js'
 
 test('isIPv4/isIPv6 agree with node:net on edge cases', () => {
   const cases = ['198.51.100.7', '01.2.3.4', '1.2.3', '256.1.1.1', '0x1.2.3.4', ' 1.2.3.4', '1.2.3.4\n', '', '::', '::1', '1::',
@@ -41,6 +41,11 @@ test('IPv6: bytes and RFC 5952 text round-trip', () => {
   assert.is(formatIPv6(ipv6Bytes('::ffff:198.51.100.7'), 0), '::ffff:c633:6407')
   const b = Buffer.concat([Buffer.from([9, 9]), ipv6Bytes('2001:db8::5')])
   assert.is(formatIPv6(b, 2), '2001:db8::5')
+})
+
+test('isHostName: literals without a zone and plain names; never NUL, 8-bit bytes or zones', () => {
+  for (const h of ['198.18.0.1', '2001:db8::1', '::ffff:198.18.0.1', 'localhost', 'a.example.', '_srv.x-y', 'x'.repeat(253)]) assert.ok(isHostName(h), h)
+  for (const h of ['', 'a\0b', '\u00e9'.repeat(200), 'fe80::1%a:b:c:d:e:f:1:2:3', 'fe80::1%eth0', 'a b', '-a', '.a', 'a:b', 'x'.repeat(254), '1.2.3.4:80']) assert.not.ok(isHostName(h), JSON.stringify(h))
 })
 
 test.run()

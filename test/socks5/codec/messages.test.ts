@@ -1,5 +1,6 @@
 import {test} from 'uvu'
 import * as assert from 'uvu/assert'
+import {SocksServerMachine} from '../../../src/socks5/core/negotiation.js'
 import {encodeReply, encodeUdp, parseGreeting, parseSocksRequest, parseUdp, parseUserPass} from '../../../src/socks5/codec/messages.js'
 
 const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex')
@@ -26,6 +27,25 @@ test('replies and UDP headers encode byte-exact', () => {
 test('bad versions and address types raise CodecError', () => {
   assert.throws(() => parseGreeting(hex('04 01 00')), /not a SOCKS5 client/)
   assert.throws(() => parseSocksRequest(hex('05 01 00 07 00')), /address type 7/)
+})
+
+/** The names that made the portal exit (issue 9): each a CONNECT, and a UDP datagram. */
+const HOSTILE = [Buffer.from('a\0b'), Buffer.alloc(200, 0xe9), Buffer.from('fe80::1%a:b:c:d:e:f:1:2:3')]
+
+test('a CONNECT to a name the tunnel cannot carry gets reply 4 (host unreachable), not an exception', () => {
+  for (const name of HOSTILE) {
+    const m = new SocksServerMachine()
+    assert.equal(m.feed(hex('05 01 00')).map((s) => s.kind), ['send'])
+    const steps = m.feed(Buffer.concat([hex('05 01 00 03'), Buffer.from([name.length]), name, hex('0050')]))
+    assert.is(steps.length, 1)
+    assert.is(steps[0].kind, 'fail')
+    assert.is((steps[0] as {data?: Buffer}).data?.toString('hex'), '05040001000000000000')
+    assert.throws(() => parseUdp(Buffer.concat([hex('000000 03'), Buffer.from([name.length]), name, hex('0035 00')])), /not a host name/)
+  }
+})
+
+test('a reply from a zoned local IPv6 address encodes without its zone', () => {
+  assert.is(encodeReply(0, 'fe80::1%a:b:c:d', 1).toString('hex'), '05000004fe8000000000000000000000000000010001')
 })
 
 test.run()

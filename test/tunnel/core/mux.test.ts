@@ -229,4 +229,18 @@ test('datagrams are dropped, not queued, while the tunnel is backed up', () => {
   assert.is(s.dropped, 1)
 })
 
+test('an open the UsherOpen record cannot carry fails cleanly: no throw, no session, nothing sent', () => {
+  const wrote: Buffer[][] = []
+  const m = new Mux({write: (c) => wrote.push(c), onOpen: () => {}, onFatal: (r) => assert.unreachable(r)})
+  for (const host of ['a\0b', '\u00e9'.repeat(200), 'fe80::1%a:b:c:d:e:f:1:2:3', '']) {
+    const ep = new FakeEndpoint()
+    assert.is(m.open({protocol: 'tcp', host, port: 80}, ep), null)
+    assert.is(ep.openResult?.[0], false)
+    assert.match(ep.openResult?.[1] ?? '', /^unreachable: /)
+  }
+  assert.is(m.size, 0)
+  assert.is(wrote.length, 0)
+  assert.ok(m.open({protocol: 'tcp', host: 'example.test', port: 80}, new FakeEndpoint()), 'a good open still works')
+})
+
 test.run()
