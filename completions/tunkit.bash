@@ -7,7 +7,7 @@ _tunkit() {
   case "$cmd" in
     "") opts="gate nat-discover pki portal relay" ;;
     "pki") opts="init issue" ;;
-    "gate") opts="--allow --allow-listen --ca --cert --config --connect-timeout --dead-after --dev --dns --handshake-timeout --idle-timeout --json --keepalive --key --key-lifetime --listen --log-level --max-lookups --max-sessions --max-startups --max-startups-per-source --max-tunnels --name --pki-dir --policy --pool --resolve-timeout --route --trace --trace-format --udp-idle --vpn -l" ;;
+    "gate") opts="--allow --allow-listen --ca --cert --config --connect-timeout --dead-after --dev --dns --early-data-per-identity --early-data-per-tunnel --fd-reserve --fd-share --handshake-timeout --idle-timeout --json --keepalive --key --key-lifetime --listen --log-level --max-lookups --max-pending-per-identity --max-pending-per-tunnel --max-sessions --max-sessions-per-identity --max-startups --max-startups-per-source --max-tunnels --max-tunnels-per-identity --name --open-burst --open-rate --pki-dir --policy --pool --resolve-timeout --route --trace --trace-format --udp-idle --vpn -l" ;;
     "nat-discover") opts="--alt --bind --burst --config --global-burst --global-rate --json --lifetime --listen --log-level --rate --serve --server --software --timeout --trace --trace-format -s" ;;
     "pki init") opts="--client --config --days --dir --force --json --log-level --san --trace --trace-format" ;;
     "pki issue") opts="--config --days --dir --force --json --log-level --san --server --trace --trace-format" ;;

@@ -10,6 +10,8 @@ import {hostPort} from '../lib/io/connect.js'
 import {Gate, GATE_DEFAULTS as D} from '../tunnel/io/gate.js'
 import {GateVpn} from '../vpn/io/gate-vpn.js'
 
+const MiB = 1024 * 1024
+
 export default class GateCommand extends TunkitCommand {
   static override summary = 'Accept authenticated tunnels from portals and open connections behind this host.'
   static override description = `The server end of a tunkit tunnel (seed 001 "Gate"). Portals connect over TCP, send a RELAY frame, then
@@ -54,6 +56,16 @@ authenticated tunnels only.`
     'dead-after': F.duration({summary: 'Silence after which a tunnel is dropped.', default: D.deadAfter}),
     'udp-idle': F.duration({summary: 'Silence after which a UDP session ends.', default: D.udpIdle}),
     'key-lifetime': F.duration({summary: 'How long a tunnel\'s keys live; portals reconnect before then (0 = forever).', default: D.keyLifetime}),
+    'max-tunnels-per-identity': Flags.integer({summary: 'Tunnels one client identity may have at once.', default: D.maxTunnelsPerIdentity, min: 1, helpGroup: 'LIMITS'}),
+    'max-sessions-per-identity': Flags.integer({summary: 'Sessions one identity may have over all its tunnels.', default: D.maxSessionsPerIdentity, min: 1, helpGroup: 'LIMITS'}),
+    'max-pending-per-tunnel': Flags.integer({summary: 'Opens of one tunnel still resolving or connecting.', default: D.maxPendingPerTunnel, min: 1, helpGroup: 'LIMITS'}),
+    'max-pending-per-identity': Flags.integer({summary: 'Opens of one identity still resolving or connecting.', default: D.maxPendingPerIdentity, min: 1, helpGroup: 'LIMITS'}),
+    'early-data-per-tunnel': Flags.integer({summary: 'MiB of early data held for one tunnel\'s pending opens.', default: D.earlyDataPerTunnel / MiB, min: 1, helpGroup: 'LIMITS'}),
+    'early-data-per-identity': Flags.integer({summary: 'MiB of early data held for one identity\'s pending opens.', default: D.earlyDataPerIdentity / MiB, min: 1, helpGroup: 'LIMITS'}),
+    'fd-reserve': Flags.integer({summary: 'Descriptors kept for new tunnels: opens never take them (at most a quarter of the limit).', default: D.fdReserve, min: 0, helpGroup: 'LIMITS'}),
+    'fd-share': Flags.integer({summary: 'Percent of the descriptors the other identities leave that one identity may hold.', default: D.fdShare, min: 1, max: 100, helpGroup: 'LIMITS'}),
+    'open-rate': Flags.integer({summary: 'Opens per second allowed on one tunnel (0 = no limit); more are refused.', default: D.openRate, min: 0, helpGroup: 'LIMITS'}),
+    'open-burst': Flags.integer({summary: 'Opens one tunnel may make at once before --open-rate applies.', default: D.openBurst, min: 1, helpGroup: 'LIMITS'}),
     vpn: Flags.boolean({summary: 'Offer VPN mode: IP packets between portals\' pseudo adapters and this host (needs root).', helpGroup: 'VPN'}),
     pool: F.ipv4Cidr({summary: 'Address pool for VPN clients (IPv4 CIDR); the first address is the gate\'s own.', helpGroup: 'VPN'}),
     route: F.cidr({summary: 'Network the portals should route through the gate (repeatable).', multiple: true, helpGroup: 'VPN'}),
@@ -93,6 +105,16 @@ authenticated tunnels only.`
       deadAfter: f['dead-after'],
       udpIdle: f['udp-idle'],
       keyLifetime: f['key-lifetime'],
+      maxTunnelsPerIdentity: f['max-tunnels-per-identity'],
+      maxSessionsPerIdentity: f['max-sessions-per-identity'],
+      maxPendingPerTunnel: f['max-pending-per-tunnel'],
+      maxPendingPerIdentity: f['max-pending-per-identity'],
+      earlyDataPerTunnel: f['early-data-per-tunnel'] * MiB,
+      earlyDataPerIdentity: f['early-data-per-identity'] * MiB,
+      fdReserve: f['fd-reserve'],
+      fdShare: f['fd-share'],
+      openRate: f['open-rate'],
+      openBurst: f['open-burst'],
       log: this.logger,
       tracer: this.tracer,
     })

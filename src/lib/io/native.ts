@@ -1,3 +1,4 @@
+import {readdirSync, readFileSync} from 'node:fs'
 import {createRequire} from 'node:module'
 
 /** The native addon (native/*.c, built by node-gyp at install): TUN/TAP I/O, the DATA digest, malloc
@@ -52,4 +53,19 @@ export function tuneServerProcess(): void {
   const n = tryNative()
   n?.setMmapThreshold(32 * 1024)
   n?.raiseFdLimit()
+}
+
+/**
+ * The descriptor soft limit (after tuneServerProcess raised it) and how many are open now, from
+ * /proc; where that cannot be read, the common default limit and a guess.
+ */
+export function descriptors(): {limit: number; open: number} {
+  let limit = 1024
+  let open = 32
+  try {
+    const m = /^Max open files\s+(\d+|unlimited)/m.exec(readFileSync('/proc/self/limits', 'utf8'))
+    if (m) limit = m[1] === 'unlimited' ? 1 << 20 : Number(m[1])
+    open = readdirSync('/proc/self/fd').length
+  } catch { /* not Linux: keep the guesses */ }
+  return {limit, open}
 }

@@ -58,6 +58,9 @@ export interface MuxHooks {
   onSessionEnd?(session: Session, reason: string): void
   /** Bytes queued for the tunnel but not yet sent; datagrams are dropped when it is high. */
   backlog?(): number
+  /** Early data held for pending sessions, beyond each session's window: take n bytes or refuse. */
+  takeEarly?(n: number): boolean
+  giveEarly?(n: number): void
 }
 
 /** Above this tunnel backlog UDP datagrams are dropped rather than queued: UDP may lose packets. */
@@ -97,6 +100,7 @@ export class Session {
     const q = this.earlyIn
     this.earlyIn = null
     if (q) {
+      this.mux.giveEarly(q.bytes)
       for (const d of q.data) this.onData(d)
       if (q.eof) {
         ep.end()
@@ -107,6 +111,7 @@ export class Session {
 
   acceptDatagram(ep: DatagramEndpoint): void {
     this.dgram = ep
+    this.dropEarly()
     this.mux.reply(this, true)
   }
 
@@ -193,15 +198,24 @@ export class Session {
   /** Early data and an early CLOSE(WRITE) that arrived before we accepted the open. */
   earlyIn: {data: Buffer[]; bytes: number; eof: boolean} | null = null
 
-  queueEarly(data: Buffer | null): boolean {
+  /** Hold early data; a refusal says why (over this session's window, or the tunnel's budget). */
+  queueEarly(data: Buffer | null): string | null {
     const q = (this.earlyIn ??= {data: [], bytes: 0, eof: false})
     if (data === null) q.eof = true
     else {
+      if (q.bytes + data.length > WINDOW) return 'early data over the window'
+      if (!this.mux.takeEarly(data.length)) return 'limit: early data over the budget of this tunnel or identity'
       q.bytes += data.length
-      if (q.bytes > WINDOW) return false
       q.data.push(Buffer.from(data)) // the frame may be a view of a reused chunk
     }
-    return true
+    return null
+  }
+
+  /** Let go of held early data (the session ended or needs none). */
+  dropEarly(): void {
+    if (!this.earlyIn) return
+    this.mux.giveEarly(this.earlyIn.bytes)
+    this.earlyIn = null
   }
 
   onData(data: Buffer, more = false): boolean {
@@ -311,7 +325,8 @@ export class Mux {
       }
       case 'send':
         if (s.state === 'pending' && s.incoming && this.early) {
-          if (!s.queueEarly(r.data)) this.refuseEarly(s)
+          const refused = s.queueEarly(r.data)
+          if (refused) this.refuseEarly(s, refused)
           return
         }
         if (!s.stream || (s.state !== 'active' && s.state !== 'write-active')) return
@@ -364,6 +379,14 @@ export class Mux {
   }
 
   // ---- internals used by Session ----
+
+  takeEarly(n: number): boolean {
+    return this.hooks.takeEarly?.(n) ?? true
+  }
+
+  giveEarly(n: number): void {
+    this.hooks.giveEarly?.(n)
+  }
 
   roomForDatagram(): boolean {
     return (this.hooks.backlog?.() ?? 0) < DATAGRAM_DROP_BACKLOG
@@ -430,6 +453,7 @@ export class Mux {
     if (this.sessions.get(s.localId) !== s) return
     this.sessions.delete(s.localId)
     this.blocked.delete(s)
+    s.dropEarly()
     this.totalInFlight -= s.inFlight
     s.inFlight = 0
     this.hooks.onSessionEnd?.(s, reason)
@@ -469,8 +493,8 @@ export class Mux {
     return id
   }
 
-  private refuseEarly(s: Session): void {
-    this.sendRecord({kind: 'rst', session: s.remoteId, reason: 'early data over the window'})
-    this.finish(s, 'rst', 'peer sent more early data than one window')
+  private refuseEarly(s: Session, reason: string): void {
+    this.sendRecord({kind: 'rst', session: s.remoteId, reason})
+    this.finish(s, 'rst', `peer sent too much early data: ${reason}`)
   }
 }

@@ -18,7 +18,8 @@ import type {Tracer} from '../../lib/trace/tracer.js'
 import {dialTcp, hostPort, resolve} from '../../lib/io/connect.js'
 import {Link} from './link.js'
 import {SocketEndpoint} from './stream-endpoint.js'
-import {tuneServerProcess} from '../../lib/io/native.js'
+import {descriptors, tuneServerProcess} from '../../lib/io/native.js'
+import {GateLimits, LogThrottle, TokenBucket, type TunnelUse} from '../core/limits.js'
 import {ListenError, startListener} from '../../lib/io/listen.js'
 import {CIPHERSUITES, type TlsMaterial} from '../../lib/io/tls-config.js'
 
@@ -47,6 +48,19 @@ export const GATE_DEFAULTS = {
   udpIdle: 120,
   /** 0 = keys live as long as the tunnel. */
   keyLifetime: 0,
+  // Resource limits (docs/security.md, "Gate: resource limits"): one client may not take the gate.
+  maxTunnelsPerIdentity: 16,
+  maxSessionsPerIdentity: 8192,
+  maxPendingPerTunnel: 256,
+  maxPendingPerIdentity: 1024,
+  earlyDataPerTunnel: 8 * 1024 * 1024,
+  earlyDataPerIdentity: 32 * 1024 * 1024,
+  fdReserve: 256,
+  /** Percent of the descriptors the others leave that one identity may hold. */
+  fdShare: 50,
+  /** UsherOpen per second and tunnel (0 = no limit), and how many may come at once. */
+  openRate: 200,
+  openBurst: 400,
 }
 
 /** What a Gate is built with: the tunables may be left to GATE_DEFAULTS. */
@@ -78,6 +92,16 @@ export interface GateOptions {
   vpn?: GateVpn
   /** Seconds a tunnel's keys live; the portal must reconnect before then (0 = forever). */
   keyLifetime: number
+  maxTunnelsPerIdentity: number
+  maxSessionsPerIdentity: number
+  maxPendingPerTunnel: number
+  maxPendingPerIdentity: number
+  earlyDataPerTunnel: number
+  earlyDataPerIdentity: number
+  fdReserve: number
+  fdShare: number
+  openRate: number
+  openBurst: number
 }
 
 
@@ -90,6 +114,8 @@ export class Gate {
   private startups: Startups<Socket>
   private lookups = new Map<string, Limiter>()
   private ctx: ReturnType<typeof createSecureContext>
+  private limits!: GateLimits
+  private readonly limitLog = new LogThrottle(10_000)
 
   private readonly o: GateOptions
 
@@ -102,6 +128,15 @@ export class Gate {
 
   listen(): Promise<{address: string; port: number}> {
     tuneServerProcess()
+    const o = this.o
+    const fd = descriptors()
+    this.limits = new GateLimits({
+      maxTunnelsPerIdentity: o.maxTunnelsPerIdentity, maxSessionsPerIdentity: o.maxSessionsPerIdentity,
+      maxPendingPerTunnel: o.maxPendingPerTunnel, maxPendingPerIdentity: o.maxPendingPerIdentity,
+      maxEarlyPerTunnel: o.earlyDataPerTunnel, maxEarlyPerIdentity: o.earlyDataPerIdentity,
+      // The listener, stdio, the event loop's own and the VPN device are in `open` already.
+      fdLimit: fd.limit, fdBase: fd.open + 1, fdReserve: o.fdReserve, fdShare: o.fdShare / 100,
+    })
     return startListener(this.server, this.o.host, this.o.port, this.o.log)
   }
 
@@ -124,6 +159,12 @@ export class Gate {
       log.log('warn', `refused ${peer}: tunnel limit of ${this.o.maxTunnels} reached`)
       return refuse(raw, 'gate is at its tunnel limit')
     }
+    const full = this.limits.admitConnection()
+    if (full) {
+      this.limitWarn('', `refused ${peer}: ${full}`)
+      return void raw.destroy()
+    }
+    raw.once('close', () => this.limits.connectionClosed())
     const source = sourceKey(raw.remoteAddress ?? '?')
     const admitted = this.startups.admit(source, raw)
     if (!admitted.ok) {
@@ -212,6 +253,7 @@ export class Gate {
     let authorized = false
     let since = 0
     let vpn: VpnConfig | null = null
+    let use: TunnelUse | null = null
     const link: Link = new Link({
       socket: tls,
       peer,
@@ -230,6 +272,12 @@ export class Gate {
           if (req.user !== identity) throw new HandshakeError(`REQUEST names user "${req.user}" but the certificate is "${identity}"`)
           const expected = tls.exportKeyingMaterial(32, EXPORTER_LABEL, Buffer.alloc(0)).toString('hex')
           if (req.binding !== expected) throw new HandshakeError('REQUEST is not bound to this TLS session')
+          const admitted = this.limits.tunnel(identity)
+          if (typeof admitted === 'string') {
+            this.limitWarn(identity, `refused a tunnel for ${identity} from ${peer}: ${admitted}`)
+            return link.close(CloseStatus.RESOURCE_LIMIT, admitted)
+          }
+          use = admitted
           if (req.vpn) {
             if (!this.o.vpn) throw new HandshakeError('this gate offers no VPN mode (start it with --vpn --pool CIDR)')
             vpn = this.o.vpn.lease(identity)
@@ -243,7 +291,7 @@ export class Gate {
           clearTimeout(timer)
           this.leavePending(raw)
           this.links.add(link)
-          this.startSessions(link, identity, peer, req.earlyData)
+          this.startSessions(link, identity, peer, req.earlyData, admitted)
           if (vpn) this.o.vpn!.attach(vpn.address, link, tls)
           void this.openRemoteForwards(link, identity, req.remoteForwards, forwards, req.earlyData).then((g) => {
             if (vpn) g.vpn = vpn
@@ -267,6 +315,7 @@ export class Gate {
         clearTimeout(timer)
         for (const s of forwards) s.close()
         if (vpn) this.o.vpn?.detach(vpn.address, link)
+        use?.close()
         this.links.delete(link)
         if (this.lookups.get(identity)?.idle) this.lookups.delete(identity)
         if (authorized) {
@@ -281,7 +330,8 @@ export class Gate {
     })
   }
 
-  private startSessions(link: Link, identity: string, peer: string, earlyData: boolean): void {
+  private startSessions(link: Link, identity: string, peer: string, earlyData: boolean, use: TunnelUse): void {
+    const opens = new TokenBucket(this.o.openRate, this.o.openBurst, performance.now())
     let idleTimer: NodeJS.Timeout | null = null
     const armIdle = (): void => {
       if (this.o.idleTimeout <= 0) return
@@ -295,18 +345,40 @@ export class Gate {
     link.startMux({
       onOpen: (req, session) => {
         if (idleTimer) clearTimeout(idleTimer)
-        void this.open(identity, peer, req, session)
+        // Refused before any work: a flood costs the gate one reply per open, and no descriptor.
+        const refused = opens.take(performance.now()) ? use.admitOpen() : `more than ${this.o.openRate} opens a second on this tunnel`
+        if (refused) {
+          this.limitWarn(identity, `refused opens for ${identity} from ${peer}: ${refused}`)
+          return session.reject(`limit: ${refused}`)
+        }
+        void this.open(identity, peer, req, session, use)
       },
       onSessionEnd: () => {
         if (link.mux && link.mux.size === 0) armIdle()
       },
+      takeEarly: (n) => use.takeEarly(n),
+      giveEarly: (n) => use.giveEarly(n),
     }, this.o.maxSessions)
     if (earlyData) link.mux!.early = {half: 'high'}
   }
 
-  private async open(identity: string, peer: string, req: OpenRequest, session: Session): Promise<void> {
+  /** A refusal for a limit, logged at most once per identity every 10 s with the count held back. */
+  private limitWarn(identity: string, line: string): void {
+    const held = this.limitLog.note(identity, performance.now())
+    if (held !== null) this.o.log.log('warn', held ? `${line} (and ${held} more refusals for this identity)` : line)
+  }
+
+  /** An admitted open: it holds one descriptor of `use` until its socket closes. */
+  private async open(identity: string, peer: string, req: OpenRequest, session: Session, use: TunnelUse): Promise<void> {
     const target = hostPort(req.host, req.port)
     const denied = (): RefusedError => new RefusedError('TK_DENIED', `${identity} may not open ${req.protocol} ${target} (gate policy)`)
+    let held = true
+    const free = (): void => {
+      if (held) use.sessionClosed()
+      held = false
+    }
+    // Once a socket exists for the session, its close frees the descriptor.
+    let handedOff = false
     try {
       const policy = this.o.policy
       // Decided before any lookup where the rules allow it: a refused identity learns nothing of
@@ -325,12 +397,17 @@ export class Gate {
       if (req.protocol === 'tcp') {
         const sock = await dialTcp(address, req.port, this.o.connectTimeout * 1000)
         if (session.state !== 'pending') return void sock.destroy()
+        handedOff = true
+        sock.once('close', free)
         const ep = new SocketEndpoint(sock)
         session.acceptStream(ep)
         ep.bind(session)
         ep.opened(true)
       } else {
-        session.acceptDatagram(await this.udpTo(address, req.port, session))
+        const ep = await this.udpTo(address, req.port, session, free)
+        handedOff = true
+        if (session.state !== 'pending') return ep.destroy('session ended while opening')
+        session.acceptDatagram(ep)
       }
     } catch (err) {
       // Anything unexpected fails this one open, never the gate.
@@ -338,6 +415,9 @@ export class Gate {
       if (errorCode(err) === 'TK_DENIED') this.o.log.log('warn', `denied: ${identity} from ${peer} asked for ${req.protocol} ${target}`, {key: `denied ${identity}`})
       else this.o.log.log('debug', `open ${req.protocol} ${target} for ${identity} failed: ${(err as Error).message}`)
       session.reject(openFailReason(err))
+    } finally {
+      use.dialed()
+      if (!handedOff) free()
     }
   }
 
@@ -348,7 +428,8 @@ export class Gate {
     return l
   }
 
-  private udpTo(address: string, port: number, session: Session): Promise<DatagramEndpoint> {
+  /** closed: the socket is gone (its descriptor free). */
+  private udpTo(address: string, port: number, session: Session, closed: () => void): Promise<DatagramEndpoint> {
     const sock: UdpSocket = createSocket(address.includes(':') ? 'udp6' : 'udp4')
     let idle: NodeJS.Timeout
     const touch = (): void => {
@@ -357,7 +438,10 @@ export class Gate {
       idle.unref()
     }
     return new Promise((res, rej) => {
-      sock.once('error', (e) => rej(fromSystemError(e, `UDP to ${hostPort(address, port)}`)))
+      sock.once('error', (e) => {
+        sock.close()
+        rej(fromSystemError(e, `UDP to ${hostPort(address, port)}`))
+      })
       sock.connect(port, address, () => {
         sock.removeAllListeners('error')
         sock.on('error', () => {}) // ICMP unreachable and the like: UDP is best effort
@@ -375,6 +459,7 @@ export class Gate {
           destroy: () => {
             clearTimeout(idle)
             sock.close()
+            closed()
           },
         })
       })

@@ -216,6 +216,35 @@ test('early data: an open with an id from the wrong half, or more early data tha
   assert.is(b.size, 0)
 })
 
+test('early data: the tunnel\'s budget caps what all pending sessions hold; it comes back when they end', () => {
+  const sent: string[] = []
+  let held = 0
+  const budget = 3 * 65536
+  const b = new Mux({
+    write: (cs) => cs.forEach((c) => { const r = decodeUsher(new FrameSplitter(1 << 20).push(c)[0]); sent.push(r.kind === 'rst' ? `rst ${r.session} ${r.reason}` : r.kind) }),
+    onOpen: () => {}, onFatal: (r) => assert.unreachable(r),
+    takeEarly: (n) => (held + n <= budget ? ((held += n), true) : false),
+    giveEarly: (n) => (held -= n),
+  })
+  b.early = {half: 'high'}
+  const push = (buf: Buffer): void => { for (const f of new FrameSplitter(1 << 20).push(buf)) b.receive(decodeUsher(f)) }
+  for (const id of [1, 2]) {
+    push(encodeUsher({kind: 'open', session: id, protocol: 'tcp', host: 'x.example', port: 1}))
+    push(encodeUsher({kind: 'send', session: id, data: Buffer.alloc(65536)}))
+    push(encodeUsher({kind: 'send', session: id, data: Buffer.alloc(65536)}))
+  }
+  assert.is(held, 2 * 65536, 'the fourth piece did not fit; its session gave back the third')
+  assert.equal(sent, ['rst 2 limit: early data over the budget of this tunnel or identity'])
+  assert.is(b.size, 1, 'only the session over the budget is reset')
+  const [s] = b.list()
+  s.reject('timeout: connect timed out')
+  assert.is(held, 0, 'a refused open gives its early data back')
+  push(encodeUsher({kind: 'open', session: 3, protocol: 'tcp', host: 'x.example', port: 1}))
+  push(encodeUsher({kind: 'send', session: 3, data: Buffer.alloc(1000)}))
+  b.list()[0].acceptStream(new FakeEndpoint())
+  assert.is(held, 0, 'so does an accepted one')
+})
+
 test('datagrams are dropped, not queued, while the tunnel is backed up', () => {
   let backlog = 0
   const sent: string[] = []
