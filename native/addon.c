@@ -100,6 +100,7 @@ static napi_value init(napi_env env, napi_value exports) {
     EXPORT("macCheck", mac_check),
     EXPORT("setMmapThreshold", process_set_mmap_threshold),
     EXPORT("raiseFdLimit", process_raise_fd_limit),
+    EXPORT("mallocTrim", process_malloc_trim),
     EXPORT("splice", splice_start),
     EXPORT("spliceAbort", splice_abort),
   };

@@ -51,6 +51,7 @@ napi_value mac_check(napi_env env, napi_callback_info info);
 // process.c: settings for long-running servers
 napi_value process_set_mmap_threshold(napi_env env, napi_callback_info info);
 napi_value process_raise_fd_limit(napi_env env, napi_callback_info info);
+napi_value process_malloc_trim(napi_env env, napi_callback_info info);
 // splice.c: kernel splicing for relays
 napi_value splice_start(napi_env env, napi_callback_info info);
 napi_value splice_abort(napi_env env, napi_callback_info info);

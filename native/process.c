@@ -33,3 +33,11 @@ napi_value process_raise_fd_limit(napi_env env, napi_callback_info info) {
   NAPI_CALL(env, napi_create_double(env, (double)r.rlim_cur, &out));
   return out;
 }
+
+// mallocTrim() -> boolean (true: memory went back to the OS). After a burst (a flood of early
+// data, say) glibc keeps freed heap pages below the top of the heap; malloc_trim returns them.
+napi_value process_malloc_trim(napi_env env, napi_callback_info info) {
+  napi_value out;
+  NAPI_CALL(env, napi_get_boolean(env, malloc_trim(0) == 1, &out));
+  return out;
+}

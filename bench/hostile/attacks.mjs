@@ -30,6 +30,9 @@ function tcp(port, host = '127.0.0.1') {
   })
 }
 
+/** The attacker's own loopback addresses, 127.0.0.2-31 (the legitimate portal uses 127.0.0.1). */
+const attackSource = (k) => `127.0.0.${2 + (k % 30)}`
+
 function write(s, buf) {
   return s.write(buf) ? undefined : new Promise((r) => { s.once('drain', r); s.once('close', r) })
 }
@@ -157,7 +160,9 @@ export async function preTlsIdle(t, durationMs, ctl) {
   const live = new Set()
   const one = (k) => {
     if (ctl.stopped()) return
-    const s = connect(t.gate.port, t.gate.host)
+    // From other addresses than the legitimate portal's (127.0.0.1): before authentication a
+    // gate can tell clients apart only by address.
+    const s = connect({port: t.gate.port, host: t.gate.host, localAddress: attackSource(k)})
     live.add(s)
     opened++
     s.on('error', () => {})
@@ -220,7 +225,7 @@ export async function relayUnresolvable(t, durationMs, ctl) {
   const live = new Set()
   const one = () => {
     if (ctl.stopped()) return
-    const s = connect(t.relay.port, t.relay.host)
+    const s = connect({port: t.relay.port, host: t.relay.host, localAddress: attackSource(n)})
     live.add(s)
     n++
     s.on('error', () => {})

@@ -276,11 +276,12 @@ export async function helper(kind) {
   return {port, pid: child.pid, close: () => { child.kill('SIGKILL'); started.delete(child) }}
 }
 
-/** Whether something on this host listens on 0.0.0.0:port (we try to bind it ourselves). */
+/** Whether a wildcard listener holds the port: it answers on 127.0.0.2, which a listener bound to
+ * 127.0.0.1 (the gate's loopback default for remote forwards) does not. */
 export function wildcardTaken(port) {
   return new Promise((res) => {
-    const s = createServer()
-    s.once('error', (e) => res(e.code === 'EADDRINUSE'))
-    s.listen(port, '0.0.0.0', () => s.close(() => res(false)))
+    const s = connect({port, host: '127.0.0.2'})
+    s.once('connect', () => { s.destroy(); res(true) })
+    s.once('error', () => res(false))
   })
 }

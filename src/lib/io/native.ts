@@ -1,5 +1,7 @@
 import {readdirSync, readFileSync} from 'node:fs'
 import {createRequire} from 'node:module'
+import {setFlagsFromString} from 'node:v8'
+import {runInNewContext} from 'node:vm'
 
 /** The native addon (native/*.c, built by node-gyp at install): TUN/TAP I/O, the DATA digest, malloc
  * tuning and kernel splicing for relays. A call given the wrong arguments throws (a TypeError, code
@@ -18,6 +20,7 @@ export interface Native {
   macCheck(handle: object, data: Buffer, counter: number, digest: Buffer, offset: number): boolean
   setMmapThreshold(bytes: number): boolean
   raiseFdLimit(): number
+  mallocTrim(): boolean
   splice(fdA: number, fdB: number, done: (err: string | null, aToB: number, bToA: number) => void): object
   spliceAbort(handle: object): void
 }
@@ -53,6 +56,38 @@ export function tuneServerProcess(): void {
   const n = tryNative()
   n?.setMmapThreshold(32 * 1024)
   n?.raiseFdLimit()
+  watchMemory()
+}
+
+/** How often a server checks whether a burst left memory behind, and how much growth counts. */
+const MEMORY_CHECK_MS = 5000
+const MEMORY_SLACK = 24 * 1024 * 1024
+
+/**
+ * After a burst (a flood of early data or of opens), an idle server would keep its memory: V8
+ * collects only when it allocates, and glibc keeps freed heap pages. When RSS sits well above
+ * the least seen and has stopped growing, a full collection and malloc_trim hand it back (a
+ * hostile-load target: RSS back within 20 % of idle). At most one collection per check, and
+ * none while RSS is near its floor.
+ */
+function watchMemory(): void {
+  let gc: (() => void) | undefined
+  try {
+    setFlagsFromString('--expose-gc')
+    gc = runInNewContext('gc') as () => void
+  } catch { /* no collector handle: malloc_trim alone */ }
+  let floor = process.memoryUsage.rss()
+  let last = floor
+  setInterval(() => {
+    const rss = process.memoryUsage.rss()
+    floor = Math.min(floor, rss)
+    const settled = rss <= last
+    last = rss
+    if (!settled || rss < floor + MEMORY_SLACK) return
+    gc?.()
+    tryNative()?.mallocTrim()
+    last = process.memoryUsage.rss()
+  }, MEMORY_CHECK_MS).unref()
 }
 
 /**

@@ -4,7 +4,7 @@ import {isIP} from '../../lib/net/ip.js'
  * The gate's budget for connections that have not authenticated yet, as sshd's MaxStartups
  * start:rate:full and PerSourceMaxStartups: below `start` pending connections every one is
  * admitted; from `start` a new one is dropped with probability rate% rising linearly to 100% at
- * `full`. At `full`, instead of refusing everyone (which hands the gate to whoever reconnects
+ * `full`, except for a source below an even share of `full`. At `full`, instead of refusing everyone (which hands the gate to whoever reconnects
  * fastest), a newcomer whose source holds fewer pending connections than the biggest holder takes
  * that holder's oldest slot. One source never holds more than `perSource`.
  */
@@ -55,12 +55,15 @@ export class Startups<T> {
     const mine = this.bySource.get(source)?.length ?? 0
     if (mine >= perSource) return {ok: false, why: `${perSource} unauthenticated connections from this source already`}
     let evict: T | undefined
+    // A source holding less than an even share of `full` is never early-dropped: a flood from some
+    // addresses then costs the others nothing but, at `full`, the flooder's oldest slot.
+    const fair = mine < Math.max(1, Math.floor(full / (this.bySource.size + (mine ? 0 : 1))))
     if (this.count >= full) {
       const [biggest, held] = this.biggest()
       if (held <= mine) return {ok: false, why: `${full} unauthenticated connections already`}
       evict = this.bySource.get(biggest)![0]
       this.remove(biggest, evict)
-    } else if (this.count >= start) {
+    } else if (this.count >= start && !fair) {
       const p = (rate + ((100 - rate) * (this.count - start)) / Math.max(1, full - start)) / 100
       if (this.random() < p) return {ok: false, why: `early drop at ${this.count} unauthenticated connections`}
     }

@@ -106,6 +106,9 @@ export interface GateOptions {
 
 
 /** The gate (seed 001) / tunnel server (seed 000, Fig. 12). */
+/** How long a tunnel over its open rate goes unread (a quarter second: a few refusals, not 300 000 a second). */
+const OPEN_FLOOD_HOLD_MS = 250
+
 export class Gate {
   private server: Server
   private links = new Set<Link>()
@@ -346,7 +349,11 @@ export class Gate {
       onOpen: (req, session) => {
         if (idleTimer) clearTimeout(idleTimer)
         // Refused before any work: a flood costs the gate one reply per open, and no descriptor.
-        const refused = opens.take(performance.now()) ? use.admitOpen() : `more than ${this.o.openRate} opens a second on this tunnel`
+        const overRate = !opens.take(performance.now())
+        // Over its rate, a tunnel is also not read for a while: the opens already read are refused,
+        // and TCP flow control holds back the rest instead of the gate answering each one.
+        if (overRate) link.holdReading(OPEN_FLOOD_HOLD_MS)
+        const refused = overRate ? `more than ${this.o.openRate} opens a second on this tunnel` : use.admitOpen()
         if (refused) {
           this.limitWarn(identity, `refused opens for ${identity} from ${peer}: ${refused}`)
           return session.reject(`limit: ${refused}`)

@@ -44,6 +44,7 @@ export class Link {
   private splitter = new FrameSplitter(MAX_FRAME_BODY, new Set([UsherType.SEND]))
   private corked = false
   private closed = false
+  private held = false
   private lastRx = Date.now()
   private timer: NodeJS.Timeout | null = null
   private readonly socket: Socket
@@ -86,6 +87,20 @@ export class Link {
   /** An already encoded frame (DATA frames are built by the data channel). */
   sendRaw(frame: Buffer): void {
     this.write([frame])
+  }
+
+  /**
+   * Stop reading this tunnel for a while: TCP flow control then slows a peer that floods us (the
+   * gate's open rate), so it costs the gate nothing while other tunnels are served.
+   */
+  holdReading(ms: number): void {
+    if (this.held || this.closed) return
+    this.held = true
+    this.socket.pause()
+    setTimeout(() => {
+      this.held = false
+      if (!this.closed) this.socket.resume()
+    }, ms).unref()
   }
 
   /** Whether --trace is on: callers on a per-packet path check it before building fields. */

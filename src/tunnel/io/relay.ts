@@ -12,6 +12,8 @@ import {dialTcp, hostPort, resolve} from '../../lib/io/connect.js'
 import {nodeMatches, readClearFrame} from './relay-frame.js'
 import {tuneServerProcess} from '../../lib/io/native.js'
 import {startListener} from '../../lib/io/listen.js'
+import {Limiter} from '../../lib/limit.js'
+import {sourceKey} from '../core/startups.js'
 import {joinSockets} from '../../lib/io/join.js'
 
 /** The relay's tunables (times in seconds); the relay command's flags show these. */
@@ -57,6 +59,11 @@ type State = 'receive-relay' | 'forward-connect' | 'forward' | 'dead'
  * next node, forwards the frame unchanged, then splices bytes both ways without reading them. TLS
  * runs end to end between portal and gate, so a relay never sees plaintext.
  */
+/** Concurrent next-hop lookups per source address, and how many more may wait. */
+const LOOKUPS_PER_SOURCE = 2
+const LOOKUP_QUEUE_PER_SOURCE = 16
+const MAX_LOOKUP_SOURCES = 4096
+
 export class Relay {
   private server: Server
   /** Closers for accepted connections and running joins (relay shutdown calls them all). */
@@ -66,6 +73,7 @@ export class Relay {
   private healthTimer: NodeJS.Timeout | null = null
   /** Where we accept tunnels: a next hop that resolves to one of these is refused (issue 9). */
   private listens: Listen[] = []
+  private lookups = new Map<string, Limiter>()
 
   private readonly o: RelayOptions
   private readonly groups: GateGroup[]
@@ -129,6 +137,19 @@ export class Relay {
     await new Promise<void>((r) => this.server.close(() => r()))
   }
 
+  /** One source address's share of the name lookups (no login here: the address is all we know),
+   * so names that never resolve, sent from one place, cannot hold every lookup slot. */
+  private lookupBudget(address: string): Limiter {
+    const key = sourceKey(address)
+    let l = this.lookups.get(key)
+    if (!l) {
+      // Forgotten once idle, so the map holds only sources with lookups under way.
+      if (this.lookups.size >= MAX_LOOKUP_SOURCES) for (const [k, v] of this.lookups) if (v.idle) this.lookups.delete(k)
+      this.lookups.set(key, (l = new Limiter(LOOKUPS_PER_SOURCE, LOOKUP_QUEUE_PER_SOURCE)))
+    }
+    return l
+  }
+
   private async accept(prev: Socket): Promise<void> {
     const peer = hostPort(prev.remoteAddress ?? '?', prev.remotePort ?? 0)
     const log = this.o.log
@@ -184,7 +205,7 @@ export class Relay {
         }
         let address: string
         try {
-          address = (await (this.o.lookup ?? resolve)(host)).address
+          address = (await (this.o.lookup ? this.o.lookup(host) : resolve(host, {budget: this.lookupBudget(prev.remoteAddress ?? '?')}))).address
         } catch (e) {
           // A name a rule allows may say it does not resolve; one only an address rule could
           // allow gets the same answer as a disallowed address.

@@ -25,20 +25,30 @@ test('one source never holds more than perSource', () => {
   assert.ok(s.admit('b', 6).ok)
 })
 
-test('early drop: none below START, RATE% at START, all but eviction at FULL', () => {
+test('early drop: none below START, RATE% at START rising to FULL, for sources at or above an even share', () => {
   let dice = 0
-  const s = new Startups<number>({start: 2, rate: 50, full: 4, perSource: 10}, () => dice)
-  assert.ok(s.admit('a', 1).ok)
-  assert.ok(s.admit('a', 2).ok)
-  dice = 0.49
-  assert.not.ok(s.admit('b', 3).ok, 'p = 50% at START')
-  dice = 0.5
-  assert.ok(s.admit('b', 3).ok)
+  const s = new Startups<string>({start: 2, rate: 50, full: 6, perSource: 10}, () => dice)
+  assert.ok(s.admit('a', 'a1').ok)
+  assert.ok(s.admit('a', 'a2').ok)
+  assert.ok(s.admit('b', 'b1').ok, 'b holds nothing: below its share (6 / 2 sources)')
+  assert.ok(s.admit('a', 'a3').ok, 'a holds 2, below its share of 3')
   dice = 0.74
-  assert.not.ok(s.admit('c', 4).ok, 'p = 75% half way')
-  dice = 0.99
-  assert.ok(s.admit('c', 4).ok)
-  assert.is(s.size, 4)
+  assert.not.ok(s.admit('a', 'a4').ok, 'a holds its share: p = 75% at 4 pending')
+  dice = 0.75
+  assert.ok(s.admit('a', 'a4').ok)
+  dice = 0.87
+  assert.not.ok(s.admit('a', 'a5').ok, 'p = 87.5% at 5 pending')
+  dice = 0.88
+  assert.ok(s.admit('a', 'a5').ok)
+  assert.is(s.size, 6)
+})
+
+test('a source below an even share is not early-dropped: a flood from some addresses costs others nothing', () => {
+  const s = new Startups<string>({start: 2, rate: 100, full: 100, perSource: 10}, () => 0)
+  for (let i = 0; i < 30; i++) for (let j = 0; j < 3; j++) s.admit(`attacker${i}`, `${i}.${j}`)
+  assert.ok(s.size < 100)
+  assert.ok(s.admit('legit', 'l1').ok, 'holds nothing: admitted whatever the dice say')
+  assert.not.ok(s.admit('attacker0', 'x').ok, 'the flooder, at its share, is dropped early')
 })
 
 test('at FULL a newcomer from a smaller source evicts the biggest holder\'s oldest; an equal one is refused', () => {
