@@ -164,7 +164,7 @@ export class Gate {
     }
     const full = this.limits.admitConnection()
     if (full) {
-      this.limitWarn('', `refused ${peer}: ${full}`)
+      this.limitWarn('connections', `refused ${peer}: ${full}`)
       return void raw.destroy()
     }
     raw.once('close', () => this.limits.connectionClosed())
@@ -277,7 +277,7 @@ export class Gate {
           if (req.binding !== expected) throw new HandshakeError('REQUEST is not bound to this TLS session')
           const admitted = this.limits.tunnel(identity)
           if (typeof admitted === 'string') {
-            this.limitWarn(identity, `refused a tunnel for ${identity} from ${peer}: ${admitted}`)
+            this.limitWarn(`tunnels ${identity}`, `refused a tunnel for ${identity} from ${peer}: ${admitted}`)
             return link.close(CloseStatus.RESOURCE_LIMIT, admitted)
           }
           use = admitted
@@ -355,7 +355,7 @@ export class Gate {
         if (overRate) link.holdReading(OPEN_FLOOD_HOLD_MS)
         const refused = overRate ? `more than ${this.o.openRate} opens a second on this tunnel` : use.admitOpen()
         if (refused) {
-          this.limitWarn(identity, `refused opens for ${identity} from ${peer}: ${refused}`)
+          this.limitWarn(`opens ${identity}`, `refused opens for ${identity} from ${peer}: ${refused}`)
           return session.reject(`limit: ${refused}`)
         }
         void this.open(identity, peer, req, session, use)
@@ -369,10 +369,10 @@ export class Gate {
     if (earlyData) link.mux!.early = {half: 'high'}
   }
 
-  /** A refusal for a limit, logged at most once per identity every 10 s with the count held back. */
-  private limitWarn(identity: string, line: string): void {
-    const held = this.limitLog.note(identity, performance.now())
-    if (held !== null) this.o.log.log('warn', held ? `${line} (and ${held} more refusals for this identity)` : line)
+  /** A refusal for a limit, logged at most once per key (kind and identity) every 10 s with the count held back. */
+  private limitWarn(key: string, line: string): void {
+    const held = this.limitLog.note(key, performance.now())
+    if (held !== null) this.o.log.log('warn', held ? `${line} (and ${held} more such refusals)` : line)
   }
 
   /** An admitted open: it holds one descriptor of `use` until its socket closes. */
