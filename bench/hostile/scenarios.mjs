@@ -8,8 +8,8 @@ import {
 } from './lib.mjs'
 import {bindingRequest, openTunnel} from './attacks.mjs'
 
-export const FULL = {attackMs: 12000, settleMs: 12000, idleCount: 150}
-export const SHORT = {attackMs: 8000, settleMs: 10000, idleCount: 60}
+export const FULL = {attackMs: 12000, settleMs: 20000, idleCount: 150}
+export const SHORT = {attackMs: 8000, settleMs: 20000, idleCount: 60}
 
 /** Idle → attack (legit workload alongside) → settle → rows, one per monitored component. */
 export async function measure({label, procs, request, attack, targets, cfg, gapMs = 5, extra = () => ({}), judge = () => []}) {

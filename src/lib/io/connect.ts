@@ -32,6 +32,24 @@ export interface ResolveOptions {
  */
 export async function resolve(host: string, o: ResolveOptions = {}): Promise<{address: string; family: number}> {
   if (isIP(host)) return {address: host, family: isIP(host)}
+  const hit = cache.get(host)
+  if (hit && hit.until > Date.now()) return hit.answer
+  const answer = await lookupBudgeted(host, o)
+  if (cache.size >= CACHE_SIZE) cache.delete(cache.keys().next().value!)
+  cache.set(host, {answer, until: Date.now() + CACHE_MS})
+  return answer
+}
+
+/**
+ * Answers are kept a short while (getaddrinfo gives no TTL): the next hops and targets in use
+ * are few, and while names that never resolve fill the lookup slots, the names in use keep
+ * answering from here. Bounded; the oldest entry goes first. Failures are not kept.
+ */
+const CACHE_MS = 30_000
+const CACHE_SIZE = 1024
+const cache = new Map<string, {answer: {address: string; family: number}; until: number}>()
+
+async function lookupBudgeted(host: string, o: ResolveOptions): Promise<{address: string; family: number}> {
   const ms = o.timeoutMs ?? RESOLVE_TIMEOUT_MS
   const ac = new AbortController()
   const timer = setTimeout(() => ac.abort(new ConnectError('TK_HOST_NOT_FOUND', `cannot resolve ${host}: no answer within ${ms / 1000} s`)), ms)

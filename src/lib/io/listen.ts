@@ -19,6 +19,8 @@ export interface Bound {
  * The one place a TCP server listens or a UDP socket binds: rejects with a ListenError, and
  * afterwards logs the listener's errors (or hands them to `onError`) instead of letting them throw.
  */
+const LISTEN_BACKLOG = 4096
+
 export function startListener(s: Server | UdpSocket, host: string, port: number, onError: Logger | ((e: NodeJS.ErrnoException) => void)): Promise<Bound> {
   const where = hostPort(host, port)
   return new Promise((res, rej) => {
@@ -30,7 +32,9 @@ export function startListener(s: Server | UdpSocket, host: string, port: number,
       const a = s.address() as Bound
       res({address: a.address, port: a.port})
     }
-    if ('listen' in s) s.listen(port, host, ready)
+    // A deep accept queue: under a connection flood a full one drops SYNs, and a legitimate client
+    // then waits a whole SYN retransmit (1 s). The kernel caps it at net.core.somaxconn.
+    if ('listen' in s) s.listen({port, host, backlog: LISTEN_BACKLOG}, ready)
     else s.bind(port, host, ready)
   })
 }

@@ -60,8 +60,8 @@ export function tuneServerProcess(): void {
 }
 
 /** How often a server checks whether a burst left memory behind, and how much growth counts. */
-const MEMORY_CHECK_MS = 5000
-const MEMORY_SLACK = 24 * 1024 * 1024
+const MEMORY_CHECK_MS = 2000
+const MEMORY_SLACK = 16 * 1024 * 1024
 
 /**
  * After a burst (a flood of early data or of opens), an idle server would keep its memory: V8
