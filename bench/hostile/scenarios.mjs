@@ -35,7 +35,8 @@ export async function measure({label, procs, request, attack, targets, cfg, gapM
     await sleep(250)
   }
   const settled = Math.round((cfg.settleMs - Math.max(0, settleEnd - Date.now())) / 100) / 10
-  const limit = TARGETS.p99Ratio * Math.max(idleWork.p99, TARGETS.p99FloorMs)
+  const ratio = cfg.p99Ratio ?? TARGETS.p99Ratio
+  const limit = ratio * Math.max(idleWork.p99, TARGETS.p99FloorMs)
   const extraWhy = judge(summary)
   return procs.map((p) => {
     const why = []
@@ -45,7 +46,7 @@ export async function measure({label, procs, request, attack, targets, cfg, gapM
     const pk = peak[p.tag]
     if (!up) why.push(`${p.tag} exited (${p.exitCode}): ${(p.stderrTail.split('\n').filter((l) => /Error|error:/.test(l)).pop() ?? p.stderrTail.slice(-200)).trim().slice(0, 200)}`)
     if (attackWork.failures > 0 || attackWork.ok === 0) why.push(`legit requests: ${attackWork.failures} of ${attackWork.n} failed (${attackWork.errors.join(', ')})`)
-    if (!(attackWork.p99 < limit)) why.push(`legit p99 ${fmt(attackWork.p99)} ms ≥ ${fmt(limit)} ms (10 × max(idle p99 ${fmt(idleWork.p99)}, floor ${TARGETS.p99FloorMs}))`)
+    if (!(attackWork.p99 < limit)) why.push(`legit p99 ${fmt(attackWork.p99)} ms ≥ ${fmt(limit)} ms (${ratio} × max(idle p99 ${fmt(idleWork.p99)}, floor ${TARGETS.p99FloorMs}))`)
     if (!(pk.rss < TARGETS.rssMaxMB)) why.push(`${p.tag} RSS peak ${fmt(pk.rss)} MB ≥ ${TARGETS.rssMaxMB} MB`)
     if (!(af.rss <= i.rss * (1 + TARGETS.rssReturnFrac) + TARGETS.rssSlackMB)) why.push(`${p.tag} RSS ${fmt(af.rss)} MB ${cfg.settleMs / 1000} s after the attack, idle ${fmt(i.rss)} MB (limit +20 % +${TARGETS.rssSlackMB} MB)`)
     if (!(af.fds <= i.fds + TARGETS.fdSlack)) why.push(`${p.tag} ${af.fds} descriptors ${cfg.settleMs / 1000} s after the attack, idle ${i.fds} (slack ${TARGETS.fdSlack})`)

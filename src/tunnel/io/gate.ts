@@ -172,7 +172,9 @@ export class Gate {
     const admitted = this.startups.admit(source, raw)
     if (!admitted.ok) {
       log.log('warn', `refused ${peer}: ${admitted.why} (--max-startups)`, {key: 'startups refused'})
-      return refuse(raw, 'too many unauthenticated connections')
+      // Only a source at or above its share is refused here (core/startups.ts), so this is a flood:
+      // a reset costs less than a CLOSE frame and the FIN exchange, for every reconnect.
+      return void raw.resetAndDestroy()
     }
     if (admitted.evict) {
       log.log('warn', `dropped an unauthenticated connection from ${this.pending.get(admitted.evict)} to make room for ${peer} (--max-startups)`, {key: 'startups evicted'})
