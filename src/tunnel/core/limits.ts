@@ -195,26 +195,3 @@ export class TokenBucket {
     return true
   }
 }
-
-/**
- * At most one log line per key per interval: refusals under attack come thousands a second.
- * note() gives how many were held back since the last line when one may be written, else null.
- */
-export class LogThrottle {
-  private readonly seen = new Map<string, {at: number; held: number}>()
-
-  constructor(private readonly intervalMs: number) {}
-
-  note(key: string, now: number): number | null {
-    const s = this.seen.get(key)
-    if (s && now - s.at < this.intervalMs) {
-      s.held++
-      return null
-    }
-    const held = s?.held ?? 0
-    this.seen.set(key, {at: now, held: 0})
-    // Keys of identities long gone are dropped once the table grows.
-    if (this.seen.size > 1024) for (const [k, v] of this.seen) if (now - v.at >= this.intervalMs) this.seen.delete(k)
-    return held
-  }
-}

@@ -19,7 +19,7 @@ import {dialTcp, hostPort, resolve} from '../../lib/io/connect.js'
 import {Link} from './link.js'
 import {SocketEndpoint} from './stream-endpoint.js'
 import {descriptors, tuneServerProcess} from '../../lib/io/native.js'
-import {GateLimits, LogThrottle, TokenBucket, type TunnelUse} from '../core/limits.js'
+import {GateLimits, TokenBucket, type TunnelUse} from '../core/limits.js'
 import {ListenError, startListener} from '../../lib/io/listen.js'
 import {CIPHERSUITES, type TlsMaterial} from '../../lib/io/tls-config.js'
 
@@ -118,7 +118,6 @@ export class Gate {
   private lookups = new Map<string, Limiter>()
   private ctx: ReturnType<typeof createSecureContext>
   private limits!: GateLimits
-  private readonly limitLog = new LogThrottle(10_000)
 
   private readonly o: GateOptions
 
@@ -371,10 +370,9 @@ export class Gate {
     if (earlyData) link.mux!.early = {half: 'high'}
   }
 
-  /** A refusal for a limit, logged at most once per key (kind and identity) every 10 s with the count held back. */
+  /** A refusal for a limit: the logger summarises repeats of one key (kind and identity). */
   private limitWarn(key: string, line: string): void {
-    const held = this.limitLog.note(key, performance.now())
-    if (held !== null) this.o.log.log('warn', held ? `${line} (and ${held} more such refusals)` : line)
+    this.o.log.log('warn', line, {key: `limit ${key}`})
   }
 
   /** An admitted open: it holds one descriptor of `use` until its socket closes. */

@@ -1,6 +1,6 @@
 import {test} from 'uvu'
 import * as assert from 'uvu/assert'
-import {GateLimits, LogThrottle, TokenBucket, TunnelUse, type LimitConfig} from '../../../src/tunnel/core/limits.js'
+import {GateLimits, TokenBucket, TunnelUse, type LimitConfig} from '../../../src/tunnel/core/limits.js'
 
 const config = (c: Partial<LimitConfig> = {}): LimitConfig => ({
   maxTunnelsPerIdentity: 4, maxSessionsPerIdentity: 1000, maxPendingPerTunnel: 1000, maxPendingPerIdentity: 1000,
@@ -131,15 +131,6 @@ test('token bucket: a burst, then the rate; 0 means no limit', () => {
   assert.is(later, 10, 'never more than the burst')
   const free = new TokenBucket(0, 1, 0)
   for (let i = 0; i < 1000; i++) assert.ok(free.take(0))
-})
-
-test('log throttle: one line per key and interval, with the count held back', () => {
-  const t = new LogThrottle(10_000)
-  assert.is(t.note('mallory', 0), 0)
-  assert.is(t.note('mallory', 5), null)
-  assert.is(t.note('mallory', 9_999), null)
-  assert.is(t.note('alice', 10), 0)
-  assert.is(t.note('mallory', 10_000), 2)
 })
 
 test.run()
