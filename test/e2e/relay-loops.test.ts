@@ -1,9 +1,9 @@
 import {readdirSync} from 'node:fs'
-import {connect} from 'node:net'
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
-import {CLOSE_STATUS_NAMES, decodeTunnel, encodeTunnel, type TunnelFrame} from '../../src/tunnel/codec/tunnel.js'
+import {encodeTunnel, type TunnelFrame} from '../../src/tunnel/codec/tunnel.js'
 import {event, freePort, stop, tunkit, waitFor, type Proc} from '../helpers/procs.js'
+import {closeFor} from '../helpers/tunnel.js'
 
 /**
  * Issue 9, item 11: a RELAY path that names a relay twice (or aliases it) made the relay dial itself
@@ -23,23 +23,7 @@ async function startRelay(port: number): Promise<Proc> {
 const fds = (p: Proc): number => readdirSync(`/proc/${p.child.pid}/fd`).length
 
 /** Sends one RELAY frame; resolves with the status of the CLOSE that comes back. */
-function answer(port: number, f: TunnelFrame): Promise<{status: string; reason: string}> {
-  return new Promise((res, rej) => {
-    const s = connect(port, '127.0.0.1', () => s.write(encodeTunnel(f)))
-    let buf = Buffer.alloc(0)
-    s.on('data', (d) => (buf = Buffer.concat([buf, d])))
-    s.on('error', rej)
-    s.on('close', () => {
-      try {
-        const c = decodeTunnel({type: buf.readInt16BE(4), id: buf.readUInt16BE(6), body: buf.subarray(8, 8 + buf.readUInt32BE(0))})
-        if (c.kind !== 'close') throw new Error(`got ${c.kind}`)
-        res({status: CLOSE_STATUS_NAMES[c.status], reason: c.reason})
-      } catch (e) {
-        rej(e)
-      }
-    })
-  })
-}
+const answer = (port: number, f: TunnelFrame): Promise<{status: string; reason: string}> => closeFor(port, encodeTunnel(f))
 
 t.before(async (ctx) => {
   ctx.pa = await freePort()

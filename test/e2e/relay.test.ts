@@ -1,12 +1,11 @@
 import {execFile} from 'node:child_process'
-import {connect} from 'node:net'
 import {promisify} from 'node:util'
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
-import {CLOSE_STATUS_NAMES, decodeTunnel, encodeTunnel} from '../../src/tunnel/codec/tunnel.js'
+import {encodeTunnel} from '../../src/tunnel/codec/tunnel.js'
 import {event, freePort, runCli, stop, tunkit, waitFor, type Proc} from '../helpers/procs.js'
 import {hashSink, helloHttp, httpBody, upload} from '../helpers/servers.js'
-import {makePki, startGate, startPortal, type Pki} from '../helpers/tunnel.js'
+import {closeFor, makePki, startGate, startPortal, type Pki} from '../helpers/tunnel.js'
 
 const run = promisify(execFile)
 const MB = 1 << 20
@@ -16,25 +15,6 @@ async function startRelay(port: number, allow: string[]): Promise<Proc> {
   const r = tunkit(['relay', '--listen', `127.0.0.1:${port}`, '--name', `127.0.0.1:${port}`, '--json', ...allow.flatMap((a) => ['--allow-next', a])])
   await event(r, 'listening')
   return r
-}
-
-/** Sends raw bytes to a relay and returns the CLOSE frame it answers with. */
-function closeFor(port: number, bytes: Buffer): Promise<{status: string; reason: string}> {
-  return new Promise((res, rej) => {
-    const s = connect(port, '127.0.0.1', () => s.write(bytes))
-    let buf = Buffer.alloc(0)
-    s.on('data', (d) => (buf = Buffer.concat([buf, d])))
-    s.on('error', rej)
-    s.on('close', () => {
-      try {
-        const f = decodeTunnel({type: buf.readInt16BE(4), id: buf.readUInt16BE(6), body: buf.subarray(8, 8 + buf.readUInt32BE(0))})
-        if (f.kind !== 'close') throw new Error(`got ${f.kind}`)
-        res({status: CLOSE_STATUS_NAMES[f.status], reason: f.reason})
-      } catch (e) {
-        rej(e)
-      }
-    })
-  })
 }
 
 t.before(async (ctx) => {

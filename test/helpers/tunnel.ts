@@ -1,3 +1,5 @@
+import {connect} from 'node:net'
+import {CLOSE_STATUS_NAMES, decodeTunnel} from '../../src/tunnel/codec/tunnel.js'
 import {event, runCli, stop, tmpDir, tunkit, waitFor, type Proc} from './procs.js'
 
 export interface Pki {
@@ -36,3 +38,22 @@ export async function startPortal(pki: Pki, gatePort: number, extra: string[], l
 }
 
 export {stop}
+
+/** Sends raw bytes to a relay or gate and returns the CLOSE frame it answers with. */
+export function closeFor(port: number, bytes: Buffer): Promise<{status: string; reason: string}> {
+  return new Promise((res, rej) => {
+    const s = connect(port, '127.0.0.1', () => s.write(bytes))
+    let buf = Buffer.alloc(0)
+    s.on('data', (d) => (buf = Buffer.concat([buf, d])))
+    s.on('error', rej)
+    s.on('close', () => {
+      try {
+        const f = decodeTunnel({type: buf.readInt16BE(4), id: buf.readUInt16BE(6), body: buf.subarray(8, 8 + buf.readUInt32BE(0))})
+        if (f.kind !== 'close') throw new Error(`got ${f.kind}`)
+        res({status: CLOSE_STATUS_NAMES[f.status], reason: f.reason})
+      } catch (e) {
+        rej(e)
+      }
+    })
+  })
+}
