@@ -59,16 +59,19 @@ export function tuneServerProcess(): void {
   watchMemory()
 }
 
-/** How often a server checks whether a burst left memory behind, and how much growth counts. */
+/** How often a server checks whether a burst left memory behind, how much growth counts, and
+ * how long a plateau must wait before it is collected again. */
 const MEMORY_CHECK_MS = 2000
 const MEMORY_SLACK = 16 * 1024 * 1024
+const MEMORY_RETRY_MS = 10_000
 
 /**
  * After a burst (a flood of early data or of opens), an idle server would keep its memory: V8
  * collects only when it allocates, and glibc keeps freed heap pages. When RSS sits well above
  * the least seen and has stopped growing, a full collection and malloc_trim hand it back (a
- * hostile-load target: RSS back within 20 % of idle). At most one collection per check, and
- * none while RSS is near its floor.
+ * hostile-load target: RSS back within 20 % of idle). Under steady load RSS stays up however
+ * often that runs, so it runs again only after MEMORY_RETRY_MS, or sooner if RSS grew by the
+ * slack since: a full collection every 10 s at most, not every check, on a busy server.
  */
 function watchMemory(): void {
   let gc: (() => void) | undefined
@@ -78,15 +81,19 @@ function watchMemory(): void {
   } catch { /* no collector handle: malloc_trim alone */ }
   let floor = process.memoryUsage.rss()
   let last = floor
+  let trimmed = {at: 0, rss: 0}
   setInterval(() => {
     const rss = process.memoryUsage.rss()
     floor = Math.min(floor, rss)
     const settled = rss <= last
     last = rss
     if (!settled || rss < floor + MEMORY_SLACK) return
+    const now = Date.now()
+    if (now - trimmed.at < MEMORY_RETRY_MS && rss < trimmed.rss + MEMORY_SLACK) return
     gc?.()
     tryNative()?.mallocTrim()
     last = process.memoryUsage.rss()
+    trimmed = {at: now, rss: last}
   }, MEMORY_CHECK_MS).unref()
 }
 
