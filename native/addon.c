@@ -1,6 +1,6 @@
 // The addon's entry: the export table, and the checked helpers every part uses (addon.h).
 // Parts: tun.c (TUN/TAP devices), mac.c (the DATA frame digest), process.c (settings for
-// long-running servers), splice.c (kernel splicing for relays). Linux only.
+// long-running servers), splice.c (kernel splicing for relays), accept.c (a listener that refuses floods cheaply). Linux only.
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -103,6 +103,9 @@ static napi_value init(napi_env env, napi_value exports) {
     EXPORT("mallocTrim", process_malloc_trim),
     EXPORT("splice", splice_start),
     EXPORT("spliceAbort", splice_abort),
+    EXPORT("acceptListen", accept_listen),
+    EXPORT("acceptStart", accept_start),
+    EXPORT("acceptStop", accept_stop),
   };
   NAPI_CALL(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
   return exports;

@@ -55,3 +55,7 @@ napi_value process_malloc_trim(napi_env env, napi_callback_info info);
 // splice.c: kernel splicing for relays
 napi_value splice_start(napi_env env, napi_callback_info info);
 napi_value splice_abort(napi_env env, napi_callback_info info);
+// accept.c: a listener whose accept loop refuses floods cheaply
+napi_value accept_listen(napi_env env, napi_callback_info info);
+napi_value accept_start(napi_env env, napi_callback_info info);
+napi_value accept_stop(napi_env env, napi_callback_info info);

@@ -1,5 +1,8 @@
-import {createServer, type Server, type Socket} from 'node:net'
+import {createServer, isIP, Socket, type Server} from 'node:net'
 import {createSocket, type Socket as UdpSocket, type RemoteInfo} from 'node:dgram'
+import {lookup} from 'node:dns/promises'
+import {closeSync} from 'node:fs'
+import {tryNative} from './native.js'
 import type {Logger} from '../log.js'
 import {hostPort} from './connect.js'
 
@@ -37,6 +40,69 @@ export function startListener(s: Server | UdpSocket, host: string, port: number,
     if ('listen' in s) s.listen({port, host, backlog: LISTEN_BACKLOG}, ready)
     else s.bind(port, host, ready)
   })
+}
+
+/** A listener whose accept loop runs in the addon (listenScreened). */
+export interface ScreenedListener extends Bound {
+  close(): void
+}
+
+/**
+ * A TCP listener that screens each connection by its source before Node makes a socket of it:
+ * `screen(address, port)` returns what to do with the socket, or undefined to refuse, and a
+ * refused connection costs a few microseconds in the addon (native/accept.c says why that
+ * matters under a reconnect flood). Null without the addon: the caller uses a net.Server then.
+ */
+export async function listenScreened(host: string, port: number, screen: (address: string, port: number) => ((s: Socket) => void) | undefined): Promise<ScreenedListener | null> {
+  const n = tryNative()
+  if (!n) return null
+  const where = hostPort(host, port)
+  let address = host
+  if (!isIP(host)) {
+    try {
+      address = (await lookup(host)).address
+    } catch (e) {
+      throw new ListenError(where, (e as NodeJS.ErrnoException).code ?? 'ENOTFOUND')
+    }
+  }
+  let fd: number
+  let bound: number
+  try {
+    // Dual-stack on "::", as Node's own listen.
+    ;[fd, bound] = n.acceptListen(address, port, LISTEN_BACKLOG, false)
+  } catch (e) {
+    throw new ListenError(where, (e as NodeJS.ErrnoException).code ?? 'EINVAL')
+  }
+  // Once a Socket owns the descriptor the addon must not close it: so nothing here throws past that
+  // point into the addon; a bug in `take` surfaces as an uncaught exception on the next tick.
+  const handle = n.acceptStart(fd, (cfd, from, fromPort) => {
+    try {
+      const take = screen(from, fromPort)
+      if (!take) return false
+      const s = new Socket({fd: cfd, readable: true, writable: true})
+      try {
+        s.setNoDelay(true)
+        take(s)
+      } catch (e) {
+        s.destroy()
+        process.nextTick(() => { throw e })
+      }
+      return true
+    } catch (e) {
+      process.nextTick(() => { throw e })
+      return false
+    }
+  })
+  let open = true
+  return {
+    address, port: bound,
+    close: () => {
+      if (!open) return
+      open = false
+      n.acceptStop(handle)
+      closeSync(fd)
+    },
+  }
 }
 
 /** A TCP listener for proxied connections: paused until the handler reads, half-open allowed. */

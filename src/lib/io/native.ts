@@ -23,6 +23,11 @@ export interface Native {
   mallocTrim(): boolean
   splice(fdA: number, fdB: number, done: (err: string | null, aToB: number, bToA: number) => void): object
   spliceAbort(handle: object): void
+  /** A non-blocking listening TCP socket on an IP literal: [fd, bound port]; errors carry the errno name as code. */
+  acceptListen(address: string, port: number, backlog: number, v6only: boolean): [number, number]
+  /** Accepts on `fd` in the addon; a connection for which `cb` does not return true is reset and closed there. */
+  acceptStart(fd: number, cb: (fd: number, address: string, port: number) => boolean): object
+  acceptStop(handle: object): void
 }
 
 let native: Native | Error | undefined

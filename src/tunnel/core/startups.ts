@@ -4,9 +4,10 @@ import {isIP} from '../../lib/net/ip.js'
  * The gate's budget for connections that have not authenticated yet, as sshd's MaxStartups
  * start:rate:full and PerSourceMaxStartups: below `start` pending connections every one is
  * admitted; from `start` a new one is dropped with probability rate% rising linearly to 100% at
- * `full`, except for a source below an even share of `full`. At `full`, instead of refusing everyone (which hands the gate to whoever reconnects
- * fastest), a newcomer whose source holds fewer pending connections than the biggest holder takes
- * that holder's oldest slot. One source never holds more than `perSource`.
+ * `full`, except for a source below an even share of `full`. At `full`, instead of refusing
+ * everyone (which hands the gate to whoever reconnects fastest), a newcomer whose source holds
+ * less than an even share, and fewer than the biggest holder, takes that holder's oldest slot.
+ * One source never holds more than `perSource`.
  */
 export interface StartupLimits {
   start: number
@@ -59,8 +60,10 @@ export class Startups<T> {
     // addresses then costs the others nothing but, at `full`, the flooder's oldest slot.
     const fair = mine < Math.max(1, Math.floor(full / (this.bySource.size + (mine ? 0 : 1))))
     if (this.count >= full) {
+      // Only a source below its share may evict: otherwise flooding sources at their share evict
+      // one another without end, and every admission costs a socket and a TLS start.
       const [biggest, held] = this.biggest()
-      if (held <= mine) return {ok: false, why: `${full} unauthenticated connections already`}
+      if (!fair || held <= mine) return {ok: false, why: `${full} unauthenticated connections already`}
       evict = this.bySource.get(biggest)![0]
       this.remove(biggest, evict)
     } else if (this.count >= start && !fair) {

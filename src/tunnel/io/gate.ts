@@ -20,7 +20,7 @@ import {Link} from './link.js'
 import {SocketEndpoint} from './stream-endpoint.js'
 import {descriptors, tuneServerProcess} from '../../lib/io/native.js'
 import {GateLimits, TokenBucket, type TunnelUse} from '../core/limits.js'
-import {ListenError, startListener} from '../../lib/io/listen.js'
+import {ListenError, listenScreened, startListener, type ScreenedListener} from '../../lib/io/listen.js'
 import {CIPHERSUITES, type TlsMaterial} from '../../lib/io/tls-config.js'
 
 /** The gate's tunables (times in seconds); the gate command's flags show these. */
@@ -105,6 +105,12 @@ export interface GateOptions {
 }
 
 
+/** A connection before authentication: its source, and its socket once one exists. */
+interface Pending {
+  source: string
+  socket?: Socket
+}
+
 /** The gate (seed 001) / tunnel server (seed 000, Fig. 12). */
 /** How long a tunnel over its open rate goes unread (a quarter second: a few refusals, not 300 000 a second). */
 const OPEN_FLOOD_HOLD_MS = 250
@@ -112,9 +118,11 @@ const OPEN_FLOOD_HOLD_MS = 250
 export class Gate {
   private server: Server
   private links = new Set<Link>()
-  /** Connections in their handshake, with their source (core/startups.ts). */
-  private pending = new Map<Socket, string>()
-  private startups: Startups<Socket>
+  /** Connections in their handshake (core/startups.ts). */
+  private pending = new Map<Socket, Pending>()
+  private startups: Startups<Pending>
+  /** The addon's listener (screens sources before a socket exists), or null: `server` listens. */
+  private screened: ScreenedListener | null = null
   private lookups = new Map<string, Limiter>()
   private ctx: ReturnType<typeof createSecureContext>
   private limits!: GateLimits
@@ -125,10 +133,14 @@ export class Gate {
     const o = (this.o = {...GATE_DEFAULTS, ...config})
     this.ctx = createSecureContext({cert: o.tls.cert, key: o.tls.key, ca: o.tls.ca, minVersion: 'TLSv1.3', ciphers: CIPHERSUITES, honorCipherOrder: true})
     this.startups = new Startups({...parseStartups(o.maxStartups), perSource: o.maxStartupsPerSource})
-    this.server = createServer({noDelay: true}, (s) => this.accept(s))
+    this.server = createServer({noDelay: true}, (s) => {
+      const p = this.admit(s.remoteAddress ?? '?', s.remotePort ?? 0)
+      if (p) this.accept(s, p)
+      else s.on('error', () => {}).resetAndDestroy()
+    })
   }
 
-  listen(): Promise<{address: string; port: number}> {
+  async listen(): Promise<{address: string; port: number}> {
     tuneServerProcess()
     const o = this.o
     const fd = descriptors()
@@ -139,7 +151,11 @@ export class Gate {
       // The listener, stdio, the event loop's own and the VPN device are in `open` already.
       fdLimit: fd.limit, fdBase: fd.open + 1, fdReserve: o.fdReserve, fdShare: o.fdShare / 100,
     })
-    return startListener(this.server, this.o.host, this.o.port, this.o.log)
+    this.screened = await listenScreened(o.host, o.port, (address, port) => {
+      const p = this.admit(address, port)
+      return p && ((s) => this.accept(s, p))
+    })
+    return this.screened ?? startListener(this.server, o.host, o.port, o.log)
   }
 
   get tunnels(): number {
@@ -149,14 +165,38 @@ export class Gate {
   async close(): Promise<void> {
     for (const s of this.pending.keys()) s.destroy()
     for (const l of this.links) l.close(CloseStatus.SHUTDOWN, 'gate shutting down')
-    await new Promise<void>((r) => this.server.close(() => r()))
+    if (this.screened) this.screened.close()
+    else await new Promise<void>((r) => this.server.close(() => r()))
+  }
+
+  /**
+   * Before authentication the source address is all a gate knows of a client: its share of the
+   * handshake slots (--max-startups) is decided first, before any socket exists on the addon's
+   * listener. Only a source at or above its share is refused (core/startups.ts), so a refusal is
+   * a flood: the listener resets it, which costs less than a CLOSE frame and a FIN exchange.
+   */
+  private admit(address: string, port: number): Pending | undefined {
+    const p: Pending = {source: sourceKey(address)}
+    const admitted = this.startups.admit(p.source, p)
+    if (!admitted.ok) {
+      this.o.log.log('warn', `refused ${hostPort(address, port)}: ${admitted.why} (--max-startups)`, {key: 'startups refused'})
+      return undefined
+    }
+    if (admitted.evict) {
+      this.o.log.log('warn', `dropped an unauthenticated connection from ${admitted.evict.source} to make room for ${hostPort(address, port)} (--max-startups)`, {key: 'startups evicted'})
+      admitted.evict.socket?.destroy()
+    }
+    return p
   }
 
   /** Accept Wait → Receive Relay (Fig. 12). */
-  private accept(raw: Socket): void {
+  private accept(raw: Socket, p: Pending): void {
     const peer = hostPort(raw.remoteAddress ?? '?', raw.remotePort ?? 0)
     const log = this.o.log
     raw.on('error', () => {})
+    p.socket = raw
+    this.pending.set(raw, p)
+    raw.once('close', () => this.leavePending(raw))
     if (this.links.size >= this.o.maxTunnels) {
       log.log('warn', `refused ${peer}: tunnel limit of ${this.o.maxTunnels} reached`)
       return refuse(raw, 'gate is at its tunnel limit')
@@ -167,27 +207,11 @@ export class Gate {
       return void raw.destroy()
     }
     raw.once('close', () => this.limits.connectionClosed())
-    const source = sourceKey(raw.remoteAddress ?? '?')
-    const admitted = this.startups.admit(source, raw)
-    if (!admitted.ok) {
-      log.log('warn', `refused ${peer}: ${admitted.why} (--max-startups)`, {key: 'startups refused'})
-      // Only a source at or above its share is refused here (core/startups.ts), so this is a flood:
-      // a reset costs less than a CLOSE frame and the FIN exchange, for every reconnect.
-      return void raw.resetAndDestroy()
-    }
-    if (admitted.evict) {
-      log.log('warn', `dropped an unauthenticated connection from ${this.pending.get(admitted.evict)} to make room for ${peer} (--max-startups)`, {key: 'startups evicted'})
-      admitted.evict.destroy()
-    }
-    this.pending.set(raw, source)
     const timer = setTimeout(() => {
       log.log('warn', `dropped ${peer}: handshake not finished within ${this.o.handshakeTimeout} s`)
       raw.destroy()
     }, this.o.handshakeTimeout * 1000)
-    raw.once('close', () => {
-      clearTimeout(timer)
-      this.leavePending(raw)
-    })
+    raw.once('close', () => clearTimeout(timer))
     readClearFrame(raw, [TunnelType.RELAY], 'RELAY frame').then(({frame, wire, rest}) => {
       this.o.tracer?.trace('in', peer, TUNNEL_TRACE, frame, wire.length)
       const relay = frame as Extract<TunnelFrame, {kind: 'relay'}>
@@ -216,10 +240,10 @@ export class Gate {
   }
 
   private leavePending(raw: Socket): void {
-    const source = this.pending.get(raw)
-    if (source === undefined) return
+    const p = this.pending.get(raw)
+    if (p === undefined) return
     this.pending.delete(raw)
-    this.startups.remove(source, raw)
+    this.startups.remove(p.source, p)
   }
 
   private startTls(raw: Socket, peer: string, origin: string, timer: NodeJS.Timeout): void {

@@ -51,14 +51,17 @@ test('a source below an even share is not early-dropped: a flood from some addre
   assert.not.ok(s.admit('attacker0', 'x').ok, 'the flooder, at its share, is dropped early')
 })
 
-test('at FULL a newcomer from a smaller source evicts the biggest holder\'s oldest; an equal one is refused', () => {
+test('at FULL a newcomer below its share evicts the biggest holder\'s oldest; one at its share or equal to the biggest is refused', () => {
   const s = new Startups<string>({start: 4, rate: 100, full: 4, perSource: 10})
   for (const h of ['a1', 'a2', 'a3', 'b1']) assert.ok(s.admit(h[0], h).ok)
   assert.equal(s.admit('legit', 'l1'), {ok: true, evict: 'a1'})
   assert.not.ok(s.admit('a', 'a4').ok, 'a holds the most already: it cannot churn its way in')
   s.remove('a', 'a1') // evicted handles were already forgotten
   assert.is(s.size, 4)
-  assert.equal(s.admit('b', 'b2'), {ok: true, evict: 'a2'}, 'b holds 1, a holds 2')
+  assert.not.ok(s.admit('b', 'b2').ok, 'b holds its share (4 / 3 sources): no eviction, only churn')
+  s.remove('b', 'b1')
+  assert.ok(s.admit('c', 'c1').ok, 'below FULL again')
+  assert.equal(s.admit('b', 'b2'), {ok: true, evict: 'a2'}, 'b holds nothing now, below its share (4 / 4 sources); a holds the most')
   const even = new Startups<string>({start: 2, rate: 100, full: 2, perSource: 10})
   assert.ok(even.admit('x', 'x1').ok)
   assert.ok(even.admit('y', 'y1').ok)
