@@ -161,17 +161,28 @@ export type Drop = 'not-stun' | 'source-rate' | 'no-answer' | 'over-budget'
 
 /**
  * The server's decision for one datagram, sans-I/O: its answer, or why none. Checks run cheapest
- * first, and the global budget last, so that only answers actually sent spend it and one source
+ * first, and the global budgets last, so that only answers actually sent spend them and one source
  * over its own rate cannot use up everyone's.
+ *
+ * Two global budgets of the same size: one for sources answered for a while (first answered more
+ * than a second ago, last within the minute), one for the rest. Spoofed floods use ever new
+ * addresses, or repeat one at once, and exhaust the second; a client that used the server before
+ * keeps being answered from the first. A source gets into the first only by answers from the
+ * second, spread over time, which a flood makes rare. The server sends at most twice the global
+ * rate.
  */
 export class Admission {
   private readonly perSource: RateLimiter
   private readonly budget: AnswerBudget
+  private readonly returningBudget: AnswerBudget
+  private readonly recent: RecentSources
   private readonly responder: Responder
 
   constructor(cfg: ServerConfig, limits: AdmissionLimits) {
     this.perSource = new RateLimiter(limits.rate, limits.burst)
     this.budget = new AnswerBudget(limits.globalRate, limits.globalBurst)
+    this.returningBudget = new AnswerBudget(limits.globalRate, limits.globalBurst)
+    this.recent = new RecentSources(RECENT_MS, RECENT_MAX)
     this.responder = new Responder(cfg)
   }
 
@@ -180,8 +191,39 @@ export class Admission {
     if (!this.perSource.allow(from.address, now)) return 'source-rate'
     const a = this.responder.answer(datagram, from, on)
     if (!a) return 'no-answer'
-    if (!this.budget.allow(now)) return 'over-budget'
+    if (!(this.recent.has(from.address, now) ? this.returningBudget : this.budget).allow(now)) return 'over-budget'
+    this.recent.touch(from.address, now)
     return a
+  }
+}
+
+/** A source counts as returning from a second after its first answer (a spoofer's burst of
+ * repeats does not) until a minute after its last. Entries come in no faster than the global rate,
+ * so 16 384 cover the minute at the default 1 000/s; the least recently answered go first. */
+const SENIORITY_MS = 1000
+const RECENT_MS = 60_000
+const RECENT_MAX = 16_384
+
+/** Sources answered lately, least recently answered first (a Map keeps insertion order). */
+export class RecentSources {
+  private readonly seen = new Map<string, {first: number; last: number}>()
+
+  constructor(private readonly ttlMs: number, private readonly max: number, private readonly seniorityMs = SENIORITY_MS) {}
+
+  has(source: string, now: number): boolean {
+    const e = this.seen.get(source)
+    return e !== undefined && now - e.last < this.ttlMs && now - e.first >= this.seniorityMs
+  }
+
+  touch(source: string, now: number): void {
+    const e = this.seen.get(source)
+    this.seen.delete(source)
+    this.seen.set(source, {first: e && now - e.last < this.ttlMs ? e.first : now, last: now})
+    if (this.seen.size > this.max) this.seen.delete(this.seen.keys().next().value as string)
+  }
+
+  get size(): number {
+    return this.seen.size
   }
 }
 

@@ -1,7 +1,7 @@
 import {test} from 'uvu'
 import * as assert from 'uvu/assert'
 import {decodeStun, encodeStun, StunMethod} from '../../../src/stun/codec/message.js'
-import {Admission, answer, AnswerBudget, RateLimiter, Responder, type ServerConfig} from '../../../src/stun/core/responder.js'
+import {Admission, answer, AnswerBudget, RateLimiter, RecentSources, Responder, type ServerConfig} from '../../../src/stun/core/responder.js'
 import {fuzz, mutate} from '../../helpers/fuzz.js'
 
 const cfg: ServerConfig = {primary: {address: '203.0.113.10', port: 3478}, alternate: {address: '198.51.100.10', port: 3479}, software: 'tunkit'}
@@ -157,6 +157,48 @@ test('issue 9 flood: 100 000 spoofed sources, 10 000 plain Binding requests a se
   // Each answer is 72/48 = 1.5 times its request on the wire; the flood as a whole gets 0.18 out per byte in.
   assert.is((outBytes / inBytes).toFixed(2), '0.18')
   assert.is(((44 + 28) / (20 + 28)).toFixed(2), '1.50')
+})
+
+test('issue 9 flood: a client that used the server before keeps being answered; spoofed sources do not get in', () => {
+  const server = new Admission({...cfg, software: undefined}, {rate: 50, burst: 100, globalRate: 1000, globalBurst: 2000})
+  const binding = (i: number): Buffer => {
+    const q = Buffer.alloc(20)
+    q.writeUInt16BE(0x0001, 0)
+    q.writeUInt32BE(0x2112a442, 4)
+    q.writeUInt32BE(i, 16)
+    return q
+  }
+  const known = {address: '198.18.200.1', port: 40000}
+  assert.type(server.decide(binding(0), known, P, 0), 'object', 'answered before the flood')
+  assert.type(server.decide(binding(0), known, P, 1000), 'object')
+  let knownAnswered = 0
+  let spoofedAnswered = 0
+  for (let i = 0; i < 100000; i++) {
+    const now = 1001 + i / 10 // 10 000 spoofed requests a second for 10 s, each source new
+    if (typeof server.decide(binding(i), {address: `198.${19 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`, port: 1024}, P, now) === 'object') spoofedAnswered++
+    // The known client asks twice a second, from a new port each time (a discovery's requests).
+    if (i % 5000 === 0 && typeof server.decide(binding(i), {...known, port: 40000 + i / 5000}, P, now) === 'object') knownAnswered++
+  }
+  assert.is(knownAnswered, 20, 'every request of the known client')
+  assert.is(spoofedAnswered, 2000 + 9999, 'the spoofed flood gets the other budget only: its burst and 1 000 a second')
+})
+
+test('recent sources: returning from a second after the first answer until a minute after the last; least recent forgotten first', () => {
+  const r = new RecentSources(60_000, 2, 1000)
+  r.touch('a', 0)
+  assert.not.ok(r.has('a', 10), 'a burst of repeats is not returning')
+  r.touch('a', 10)
+  assert.ok(r.has('a', 1000))
+  assert.ok(r.has('a', 60_009))
+  assert.not.ok(r.has('a', 60_010), 'a minute after the last answer')
+  r.touch('a', 70_000)
+  assert.not.ok(r.has('a', 70_500), 'after expiry it starts over')
+  r.touch('b', 70_001)
+  r.touch('a', 70_002)
+  r.touch('c', 70_003)
+  assert.is(r.size, 2)
+  assert.not.ok(r.has('b', 80_000), 'b was the least recently answered')
+  assert.ok(r.has('a', 80_000) && r.has('c', 80_000))
 })
 
 test('fuzz: mutated requests never throw and never get an answer larger than needed', () => {
