@@ -1,10 +1,14 @@
 import {connect, type Socket} from 'node:net'
+import {once} from 'node:events'
 import {readdirSync} from 'node:fs'
 import {test} from 'uvu'
 import * as assert from 'uvu/assert'
 import {ListenError, listenScreened, startListener} from '../../../src/lib/io/listen.js'
 import {nativeBinding} from '../../../src/lib/io/native.js'
 import {createServer} from 'node:net'
+import {spawn} from 'node:child_process'
+import {readFileSync} from 'node:fs'
+import {resolve} from 'node:path'
 
 // The addon's screened listener (native/accept.c): a refused connection is reset before Node
 // makes a socket of it; an admitted one is an ordinary net.Socket.
@@ -108,6 +112,30 @@ test('native accept: bad arguments and foreign handles throw with a code', () =>
   assert.is(code(() => n.acceptListen('127.0.0.1', 70000, 16, false)), 'EINVAL')
   assert.is(code(() => n.acceptStop(n.macKey(Buffer.alloc(32)))), 'ERR_INVALID_ARG_TYPE')
   assert.is(code(() => (n as unknown as {acceptStart(fd: number, cb: unknown): void}).acceptStart(0, 'x')), 'ERR_INVALID_ARG_TYPE')
+})
+
+test('screened: out of descriptors, the listener backs off instead of spinning, and recovers', async () => {
+  // A child with 64 descriptors holding every connection it accepts.
+  const listen = resolve('dist/src/lib/io/listen.js')
+  const script = `const {listenScreened} = await import(${JSON.stringify(listen)}); const held = []
+    const l = await listenScreened('127.0.0.1', 0, () => (s) => { held.push(s); s.on('data', (d) => s.write(d)) })
+    process.stdout.write(l.port + '\\n'); process.stdin.on('data', () => { for (const s of held) s.destroy() })`
+  const child = spawn('bash', ['-c', 'ulimit -n 64 && exec "$0" --input-type=module -e "$1"', process.execPath, script], {stdio: ['pipe', 'pipe', 'inherit']})
+  try {
+    const port = Number((await once(child.stdout, 'data'))[0].toString())
+    const clients = Array.from({length: 100}, () => connect(port, '127.0.0.1').on('error', () => {}))
+    await new Promise((r) => setTimeout(r, 500))
+    const cpu = (): number => readFileSync(`/proc/${child.pid}/stat`, 'utf8').split(') ')[1].split(' ').slice(11, 13).reduce((a, b) => a + Number(b), 0)
+    const before = cpu()
+    await new Promise((r) => setTimeout(r, 1000))
+    const ticks = cpu() - before
+    assert.ok(ticks < 30, `${ticks} clock ticks of CPU in 1 s with the accept queue full and no descriptor left`)
+    child.stdin.write('release\n')
+    for (const c of clients) c.destroy()
+    assert.is((await probe(port)).data, 'hello', 'accepting again once descriptors are free')
+  } finally {
+    child.kill()
+  }
 })
 
 test.run()
