@@ -4,7 +4,6 @@ import {readdirSync} from 'node:fs'
 import {test} from 'uvu'
 import * as assert from 'uvu/assert'
 import {ListenError, listenScreened, startListener} from '../../../src/lib/io/listen.js'
-import {nativeBinding} from '../../../src/lib/io/native.js'
 import {createServer} from 'node:net'
 import {spawn} from 'node:child_process'
 import {readFileSync} from 'node:fs'
@@ -96,22 +95,6 @@ test('screened: IPv6 and dual-stack', async () => {
   } finally {
     l.close()
   }
-})
-
-test('native accept: bad arguments and foreign handles throw with a code', () => {
-  const n = nativeBinding()
-  const code = (f: () => unknown): string | undefined => {
-    try {
-      f()
-    } catch (e) {
-      return (e as {code?: string}).code
-    }
-    return 'no exception'
-  }
-  assert.is(code(() => n.acceptListen('not an address', 0, 16, false)), 'EINVAL')
-  assert.is(code(() => n.acceptListen('127.0.0.1', 70000, 16, false)), 'EINVAL')
-  assert.is(code(() => n.acceptStop(n.macKey(Buffer.alloc(32)))), 'ERR_INVALID_ARG_TYPE')
-  assert.is(code(() => (n as unknown as {acceptStart(fd: number, cb: unknown): void}).acceptStart(0, 'x')), 'ERR_INVALID_ARG_TYPE')
 })
 
 test('screened: out of descriptors, the listener backs off instead of spinning, and recovers', async () => {

@@ -27,6 +27,13 @@ test('native: missing or wrong arguments throw, with a code', () => {
   assert.is(code(() => n.splice(-1, -1, () => {})), 'ESPLICE')
 })
 
+test('native accept: bad addresses and ports, foreign handles and a non-function throw with a code', () => {
+  assert.is(code(() => n.acceptListen('not an address', 0, 16, false)), 'EINVAL')
+  assert.is(code(() => n.acceptListen('127.0.0.1', 70000, 16, false)), 'EINVAL')
+  assert.is(code(() => n.acceptStop(n.macKey(Buffer.alloc(32)))), 'ERR_INVALID_ARG_TYPE')
+  assert.is(code(() => call.acceptStart(0, 'x')), 'ERR_INVALID_ARG_TYPE')
+})
+
 test('native: a handle of one kind is refused by the others', () => {
   const mac = n.macKey(Buffer.alloc(32, 1))
   assert.is(code(() => n.stopReading(mac)), 'ERR_INVALID_ARG_TYPE')
