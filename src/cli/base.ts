@@ -9,6 +9,7 @@ import {Tracer} from '../lib/trace/tracer.js'
 import {ListenError} from '../lib/io/listen.js'
 import {makeLogger} from './output.js'
 import {FlagValueError, UsageError} from './parse.js'
+import {nearest} from './suggest.js'
 
 export type BaseFlags = Interfaces.InferredFlags<typeof TunkitCommand['baseFlags']>
 
@@ -57,12 +58,27 @@ export abstract class TunkitCommand extends Command {
   protected override async catch(err: Error & {exitCode?: number; oclif?: {exit?: number}; code?: string}): Promise<unknown> {
     if (err.code === 'EEXIT' || err.message === 'EEXIT: 0') throw err
     const code = err instanceof TunkitError ? exitStatus(err) : err.exitCode ?? err.oclif?.exit ?? 1
-    const msg = err.message.replace(/\s*\n\s*/g, ' ').replace(/ See more help with --help$/, '')
+    const msg = this.suggestFlag(err) ?? err.message.replace(/\s*\n\s*/g, ' ').replace(/ See more help with --help$/, '')
     const tkCode = errorCode(err.cause ?? err, code === 2 ? 'TK_USAGE' : 'TK_FAILED')
     if (this.json && this.logger) this.logger.event('error', {code: err instanceof TunkitError ? err.code : tkCode, message: msg, exit: code})
-    process.stderr.write(`tunkit ${this.id ?? ''}: error: ${msg}\n`)
+    // The command as typed ("pki init"), not oclif's id ("pki:init").
+    process.stderr.write(`tunkit ${this.id?.replace(/:/g, ' ') ?? ''}: error: ${msg}\n`)
     process.exitCode = code
     return undefined
+  }
+
+  /**
+   * oclif's "Nonexistent flag: --gatee" as "unknown flag --gatee; did you mean --gate?" (oclif
+   * does not export the error's class, hence its name).
+   */
+  private suggestFlag(err: Error & {flags?: unknown}): string | undefined {
+    if (err.constructor.name !== 'NonExistentFlagsError' || !Array.isArray(err.flags)) return undefined
+    const defs = {...this.ctor.baseFlags, ...this.ctor.flags}
+    const names = Object.entries(defs).flatMap(([n, f]) => [`--${n}`, ...(f.char ? [`-${f.char}`] : [])])
+    return (err.flags as string[]).map((typed) => {
+      const near = nearest(typed.replace(/=.*/, ''), names)
+      return `unknown flag ${typed}${near ? `; did you mean ${near}?` : ''}`
+    }).join('; ')
   }
 
   /** Runs until SIGINT or SIGTERM, then stops cleanly. */
