@@ -20,7 +20,7 @@ export abstract class TunkitCommand extends Command {
     'trace-format': Flags.option({options: ['text', 'json'] as const, default: 'text' as const, summary: 'Trace as text or as JSON lines.', helpGroup: 'GLOBAL'})(),
     json: Flags.boolean({summary: 'Print results and events as JSON lines on stdout.', helpGroup: 'GLOBAL'}),
     'log-level': Flags.option({options: ['error', 'warn', 'info', 'debug'] as const, default: 'info' as const, summary: 'How much to log on stderr.', helpGroup: 'GLOBAL'})(),
-    config: Flags.string({summary: 'Read flags from a JSON file ({"flag-name": value}); command-line flags win.', helpGroup: 'GLOBAL'}),
+    config: Flags.string({summary: 'Read flags from a JSON file ({"flag-name": value}); command-line flags win.', helpValue: '<file>', helpGroup: 'GLOBAL'}),
   }
 
   protected logger!: Logger

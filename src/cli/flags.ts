@@ -1,6 +1,7 @@
 import {Flags} from '@oclif/core'
 import type {FlagDefinition} from '@oclif/core/interfaces'
 import ipaddr from 'ipaddr.js'
+import {identityProblem, sanProblem} from '../pki/names.js'
 import {parseGateTarget, type GateTarget} from '../tunnel/core/gate-group.js'
 import {FlagValueError, parseDuration, parseForward, parseHostPort, type Forward, type HostPort} from './parse.js'
 
@@ -62,5 +63,19 @@ export const cidr = typed((s, flag) => {
 
 export const ipv4Cidr = typed((s, flag) => {
   if (!ipaddr.IPv4.isValidCIDR(s)) throw new Error(`${flag}: "${s}" is not an IPv4 CIDR`)
+  return s
+})
+
+/** A name for a certificate: a DNS name or an IP address (pki init and pki issue check it alike). */
+export const san = typed((s, flag) => {
+  const why = sanProblem(s)
+  if (why) throw new Error(`${flag}: ${why}`)
+  return s
+})
+
+/** A client identity (the certificate's CN). */
+export const identity = typed((s, flag) => {
+  const why = identityProblem(s)
+  if (why) throw new Error(`${flag}: ${why}`)
   return s
 })

@@ -3,10 +3,10 @@ import {defaultFiles, loadTls, TlsConfigError, type TlsMaterial} from '../lib/io
 import {UsageError} from './parse.js'
 
 export const tlsFlags = {
-  cert: Flags.string({summary: 'Our certificate (PEM). Default: from the PKI directory.', helpGroup: 'TLS'}),
-  key: Flags.string({summary: 'Our private key (PEM). Default: from the PKI directory.', helpGroup: 'TLS'}),
-  ca: Flags.string({summary: 'CA certificate that signs the peer (PEM). Default: from the PKI directory.', helpGroup: 'TLS'}),
-  'pki-dir': Flags.string({summary: 'PKI directory written by "tunkit pki init".', env: 'TUNKIT_PKI', helpGroup: 'TLS'}),
+  cert: Flags.string({summary: 'Our certificate (PEM). Default: from the PKI directory.', helpValue: '<file>', helpGroup: 'TLS'}),
+  key: Flags.string({summary: 'Our private key (PEM). Default: from the PKI directory.', helpValue: '<file>', helpGroup: 'TLS'}),
+  ca: Flags.string({summary: 'CA certificate that signs the peer (PEM). Default: from the PKI directory.', helpValue: '<file>', helpGroup: 'TLS'}),
+  'pki-dir': Flags.string({summary: 'PKI directory written by "tunkit pki init".', env: 'TUNKIT_PKI', helpValue: '<dir>', helpGroup: 'TLS'}),
 }
 
 export function tlsFromFlags(role: 'gate' | 'client', f: {cert?: string; key?: string; ca?: string; 'pki-dir'?: string}): TlsMaterial {

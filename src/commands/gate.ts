@@ -14,15 +14,14 @@ const MiB = 1024 * 1024
 
 export default class GateCommand extends TunkitCommand {
   static override summary = 'Accept authenticated tunnels from portals and open connections behind this host.'
-  static override description = `The server end of a tunkit tunnel (seed 001 "Gate"). Portals connect over TCP, send a RELAY frame, then
-TLS 1.3 with mutual certificate authentication; the client's identity is its certificate subject CN.
-With no --allow rules every authenticated client may open anything; with rules, only what they allow.
-Remote forwards (portal -R) listen where --allow-listen rules allow; without any, on loopback only
-(ports 1024-65535), and a request for 0.0.0.0 or [::] binds 127.0.0.1 or [::1] instead. In a --policy
-file, "listen IDENTITY=ADDRESS[:PORTS]" lines are listen rules.
-Until a client has authenticated, it holds one of --max-startups slots (at most
---max-startups-per-source from one address) for at most --handshake-timeout; --max-tunnels counts
-authenticated tunnels only.`
+  // One line per paragraph: help and man pages wrap them to the reader's width.
+  static override description = `The server end of a tunnel. Portals connect over TCP and both sides authenticate with TLS 1.3 certificates; a client's identity is the common name (CN) of its certificate.
+
+With no --allow rules, every authenticated client may open connections to anything this host can reach; with rules, only to what they allow. A refused open is logged, and the portal is told why.
+
+Remote forwards (portal -R) listen where --allow-listen rules allow. Without any, they listen on loopback only, on ports 1024-65535, and a request for 0.0.0.0 or [::] binds 127.0.0.1 or [::1] instead. In a --policy file, lines "listen IDENTITY=ADDRESS[:PORTS]" are listen rules.
+
+A client that has not authenticated yet holds one of the --max-startups slots (at most --max-startups-per-source from one address) for at most --handshake-timeout; --max-tunnels counts authenticated tunnels only.`
   static override examples = [
     '<%= config.bin %> gate --listen 127.0.0.1:4433',
     "<%= config.bin %> gate --listen 0.0.0.0:4433 --allow 'alice=198.18.0.0/15:22,443' --allow '*=intranet.example:80'",
@@ -32,10 +31,10 @@ authenticated tunnels only.`
   static override flags = {
     ...tlsFlags,
     listen: F.hostPort({char: 'l', summary: 'Address and port to accept tunnels on.', ...F.hostPortDefault(D.host, D.port)}),
-    name: Flags.string({summary: 'Our node name: RELAY frames must end with it (default: accept any).'}),
-    allow: Flags.string({summary: "Access rule IDENTITY=TARGET[:PORTS] (repeatable), e.g. 'alice=198.18.0.0/15:22'.", multiple: true}),
-    'allow-listen': Flags.string({summary: "Remote forward rule IDENTITY=ADDRESS[:PORTS] (repeatable): where -R may listen; ADDRESS an address, CIDR or *, e.g. 'alice=0.0.0.0:8080'.", multiple: true}),
-    policy: Flags.string({summary: 'File of access rules, one per line (# comments; "listen IDENTITY=…" for listen rules).'}),
+    name: Flags.string({summary: 'This gate\'s name: a tunnel addressed to another name is refused (default: accept any).'}),
+    allow: Flags.string({summary: "Access rule IDENTITY=TARGET[:PORTS], e.g. 'alice=198.18.0.0/15:22'.", multiple: true}),
+    'allow-listen': Flags.string({summary: "Where a portal's -R may listen: IDENTITY=ADDRESS[:PORTS], ADDRESS an address, CIDR or *, e.g. 'alice=0.0.0.0:8080'.", multiple: true}),
+    policy: Flags.string({summary: 'File of access rules, one per line (# comments; "listen IDENTITY=…" for listen rules).', helpValue: '<file>'}),
     'max-sessions': Flags.integer({summary: 'Sessions allowed on one tunnel.', default: D.maxSessions, min: 1, max: 32767}),
     'max-tunnels': Flags.integer({summary: 'Authenticated tunnels allowed at once.', default: D.maxTunnels, min: 1}),
     'max-startups': Flags.string({
@@ -47,7 +46,7 @@ authenticated tunnels only.`
       },
     }),
     'max-startups-per-source': Flags.integer({summary: 'Unauthenticated connections from one address (an IPv6 /64) at once.', default: D.maxStartupsPerSource, min: 1}),
-    'handshake-timeout': F.duration({summary: 'Time a client has to finish RELAY, TLS and REQUEST (seconds, or 500ms, 30s, 5m).', default: D.handshakeTimeout}),
+    'handshake-timeout': F.duration({summary: 'Time a client has to connect, authenticate and ask for its tunnel (seconds, or 500ms, 30s, 5m).', default: D.handshakeTimeout}),
     'idle-timeout': F.duration({summary: 'Close a tunnel with no sessions after this long (0 = never).', default: D.idleTimeout}),
     'connect-timeout': F.duration({summary: 'Time to wait for an outbound connection.', default: D.connectTimeout}),
     'resolve-timeout': F.duration({summary: 'Time to wait for a host name to resolve.', default: D.resolveTimeout}),
@@ -68,8 +67,8 @@ authenticated tunnels only.`
     'open-burst': Flags.integer({summary: 'Opens one tunnel may make at once before --open-rate applies.', default: D.openBurst, min: 1, helpGroup: 'LIMITS'}),
     vpn: Flags.boolean({summary: 'Offer VPN mode: IP packets between portals\' pseudo adapters and this host (needs root).', helpGroup: 'VPN'}),
     pool: F.ipv4Cidr({summary: 'Address pool for VPN clients (IPv4 CIDR); the first address is the gate\'s own.', helpGroup: 'VPN'}),
-    route: F.cidr({summary: 'Network the portals should route through the gate (repeatable).', multiple: true, helpGroup: 'VPN'}),
-    dns: Flags.string({summary: 'DNS server to hand to portals (repeatable).', multiple: true, helpGroup: 'VPN'}),
+    route: F.cidr({summary: 'Network the portals should route through the gate.', multiple: true, helpGroup: 'VPN'}),
+    dns: Flags.string({summary: 'DNS server to hand to portals.', multiple: true, helpGroup: 'VPN'}),
     dev: Flags.string({summary: 'Name of the gate\'s TUN device.', default: 'tunkit-gate', helpGroup: 'VPN'}),
   }
 

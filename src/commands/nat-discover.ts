@@ -14,13 +14,11 @@ export const EXIT = {OK: 0, BAD_ARGS: 2, UDP_BLOCKED: 3, UNREACHABLE: 4} as cons
 
 export default class NatDiscover extends TunkitCommand {
   static override summary = 'Discover the NAT in front of this host (STUN, RFC 5780) and which tunnel will get through; or serve STUN.'
-  static override description = `Client: RFC 5780 mapping, filtering, hairpinning and (with --lifetime) binding-lifetime tests against a
-STUN server, then a recommendation: "direct" (no NAT: plain IPsec works), "nat-t" (ESP in UDP 4500)
-or "wrap" (UDP blocked or bindings too short: use a TCP portal/gate tunnel or L2TP on a reachable port).
-Exit status: 0 discovered, 2 bad arguments, 3 UDP blocked, 4 server unreachable.
-Server (--serve): answers Binding requests on the primary and alternate addresses and ports,
-with CHANGE-REQUEST, RESPONSE-ORIGIN, OTHER-ADDRESS, RESPONSE-PORT, a per-source rate limit and a
-global answer budget; answers carry no more than the request's kind needs (docs/nat-discover.md).`
+  static override description = `Client: tests the NAT between this host and a STUN server (RFC 5780): how it maps addresses and ports, what it lets in, whether it hairpins, and with --lifetime how long an idle mapping lives. Then it recommends a tunnel: "direct" (no NAT: plain IPsec works), "nat-t" (IPsec in UDP, port 4500) or "wrap" (UDP blocked or mappings too short-lived: use a portal and gate over TCP on a reachable port).
+
+Server (--serve): answers STUN requests on the primary and alternate addresses and ports, the RFC 5780 tests included, with a rate limit per source address and one for the whole server. An answer carries no more than its request needs.
+
+Exit status: 0 discovered, 2 bad arguments, 3 UDP blocked, 4 server unreachable.`
   static override examples = [
     '<%= config.bin %> nat-discover --serve --listen 203.0.113.10:3478 --alt 203.0.113.11:3479',
     '<%= config.bin %> nat-discover --server 203.0.113.10',
@@ -39,7 +37,7 @@ global answer budget; answers carry no more than the request's kind needs (docs/
     burst: Flags.integer({summary: 'Server: burst of answers per source address.', default: S.burst, min: 1}),
     'global-rate': Flags.integer({summary: 'Server: answers per second from the whole server (spoofed sources defeat --rate).', default: S.globalRate, min: 1}),
     'global-burst': Flags.integer({summary: 'Server: burst of answers from the whole server.', default: S.globalBurst, min: 1}),
-    software: Flags.boolean({summary: 'Server: name tunkit and its version in answers (SOFTWARE); off, answers stay smallest.'}),
+    software: Flags.boolean({summary: 'Server: name tunkit and its version in answers (off keeps answers smallest).'}),
   }
 
   async run(): Promise<void> {

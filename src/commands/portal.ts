@@ -17,9 +17,9 @@ import {parseCidr4} from '../vpn/core/pushed.js'
 
 export default class PortalCommand extends TunkitCommand {
   static override summary = 'Connect to a gate and offer a SOCKS5 proxy, port forwards and UDP forwards through it.'
-  static override description = `The client end of a tunkit tunnel (seed 001 "Portal"): one TCP connection to the gate, TLS 1.3 with
-mutual authentication, and every local connection multiplexed over it. Host names are resolved by the
-gate, so DNS behind the gate works. The tunnel reconnects with backoff when it drops.`
+  static override description = `The client end of a tunnel: one TCP connection to the gate, TLS 1.3 with certificates on both sides, and every local connection carried over it. Host names are resolved by the gate, so names only known behind the gate work.
+
+When the tunnel drops, the portal reconnects with backoff; its listeners stay open meanwhile.`
   static override examples = [
     '<%= config.bin %> portal --gate 127.0.0.1:4433 --socks 127.0.0.1:1080',
     '<%= config.bin %> portal --gate gate.example:4433 -L 127.0.0.1:8022:intranet.example:22 --trace',
@@ -32,9 +32,9 @@ gate, so DNS behind the gate works. The tunnel reconnects with backoff when it d
     via: F.hostPortList({summary: 'Relays to pass through, comma-separated host:port list (first hop first).'}),
     socks: F.localHostPort({char: 'D', summary: 'Run a SOCKS5 server on [host:]port.'}),
     'socks-user': Flags.string({summary: 'Require this SOCKS5 user name (RFC 1929); the password comes from TUNKIT_SOCKS_PASSWORD.'}),
-    local: F.forward({char: 'L', summary: 'Forward [bind:]port to host:port behind the gate (repeatable).', multiple: true}),
-    udp: F.forward({char: 'U', summary: 'Forward UDP [bind:]port to host:port behind the gate (repeatable).', multiple: true}),
-    remote: F.forward({char: 'R', summary: 'Ask the gate to listen on [bind:]port and forward to host:port on our side (repeatable).', multiple: true}),
+    local: F.forward({char: 'L', summary: 'Forward [bind:]port to host:port behind the gate.', multiple: true}),
+    udp: F.forward({char: 'U', summary: 'Forward UDP [bind:]port to host:port behind the gate.', multiple: true}),
+    remote: F.forward({char: 'R', summary: 'Ask the gate to listen on [bind:]port and forward to host:port on our side.', multiple: true}),
     'upstream-socks': F.hostPort({summary: 'Reach the gate through this SOCKS5 proxy, host:port.'}),
     keepalive: F.duration({summary: 'Time between keepalive pings (seconds, or 500ms, 30s, 5m; 0 = off).', default: D.keepalive}),
     'dead-after': F.duration({summary: 'Silence after which the tunnel is reconnected.', default: D.deadAfter}),
@@ -46,7 +46,7 @@ gate, so DNS behind the gate works. The tunnel reconnects with backoff when it d
     dev: Flags.string({summary: 'Name of the TUN/TAP device.', default: 'tunkit0', helpGroup: 'VPN'}),
     'no-routes': Flags.boolean({summary: 'Do not install the routes the gate announces.', helpGroup: 'VPN'}),
     'accept-routes': F.ipv4Cidr({
-      summary: 'Install only pushed routes inside these networks (repeatable; default: any but a default route or a /1).', multiple: true, helpGroup: 'VPN',
+      summary: 'Install only pushed routes inside these networks (default: any but a default route or a /1).', multiple: true, helpGroup: 'VPN',
       description: 'Whatever this allows, a route that covers the first hop (the gate, or the first --via relay) is never installed.',
     }),
     'skip-unbindable': Flags.boolean({summary: 'Skip, with a warning, a --socks, -L, -U or -R listener that cannot be bound instead of exiting.'}),

@@ -8,10 +8,9 @@ import {Relay, RELAY_DEFAULTS as D} from '../tunnel/io/relay.js'
 
 export default class RelayCommand extends TunkitCommand {
   static override summary = 'Forward tunnels hop by hop without seeing their contents (a bastion between portals and gates).'
-  static override description = `A tunnel relay (seed 000): it reads the RELAY frame a portal sends, finds its own --name in
-the path, connects the next node, forwards the frame and then splices bytes both ways. TLS runs end to
-end between portal and gate, so the relay never sees plaintext. It is not an open proxy: it forwards
-only to next hops allowed by --allow-next, and answers any refusal with a CLOSE frame that says why.`
+  static override description = `A relay between portals and gates. Each tunnel names its path (portal --via); the relay finds its own --name in it, connects the next hop and then passes bytes both ways. TLS runs end to end between portal and gate, so the relay never sees the traffic.
+
+It is not an open proxy: it forwards only to next hops that --allow-next rules allow (or to a --group of gates), and tells the portal why when it refuses.`
   static override examples = [
     '<%= config.bin %> relay --listen 0.0.0.0:4500 --name relay-b.example --allow-next relay-c.example:4500',
     '<%= config.bin %> relay --listen 127.0.0.1:4500 --name 127.0.0.1:4500 --allow-next 198.18.0.0/15',
@@ -20,19 +19,19 @@ only to next hops allowed by --allow-next, and answers any refusal with a CLOSE 
 
   static override flags = {
     listen: F.hostPort({char: 'l', summary: 'Address and port to accept tunnels on.', ...F.hostPortDefault(D.host, D.port)}),
-    name: Flags.string({summary: 'Our node name in RELAY paths (a host name, or host:port).'}),
-    'allow-next': Flags.string({summary: 'Next hop we may forward to: CIDR, address or host name, optionally :port (repeatable).', multiple: true}),
-    group: Flags.string({summary: 'A group of gates, NAME=host:port,host:port (repeatable); portals ask for "group:NAME".', multiple: true}),
+    name: Flags.string({summary: 'This relay\'s name, as portals name it in --via (a host name, or host:port).'}),
+    'allow-next': Flags.string({summary: 'Next hop we may forward to: CIDR, address or host name, optionally :port.', multiple: true}),
+    group: Flags.string({summary: 'A group of gates, NAME=host:port,host:port; portals ask for "group:NAME".', multiple: true}),
     balance: Flags.option({options: ['least-connections', 'round-robin'] as const, default: D.balance, summary: 'How a group member is chosen.'})(),
     'health-interval': F.duration({summary: 'Time between health checks of group members (seconds, or 500ms, 30s, 5m; 0 = off).', default: D.healthInterval}),
     'max-hops': Flags.integer({summary: 'Longest path (number of relays) accepted.', default: D.maxHops, min: 1, max: 8}),
-    'handshake-timeout': F.duration({summary: 'Time for a client to send its RELAY frame and for the next hop to connect.', default: D.handshakeTimeout}),
+    'handshake-timeout': F.duration({summary: 'Time for a client to send its path and for the next hop to connect.', default: D.handshakeTimeout}),
     'connect-timeout': F.duration({summary: 'Time to wait for the next hop.', default: D.connectTimeout}),
   }
 
   async run(): Promise<void> {
     const {flags: f} = await this.parse(RelayCommand)
-    const name = f.name ?? (await this.ask('name', 'This relay\'s name in RELAY paths:', (v) => { if (!v) throw new Error('a name is required') }))
+    const name = f.name ?? (await this.ask('name', 'This relay\'s name (as portals name it in --via):', (v) => { if (!v) throw new Error('a name is required') }))
     let rules
     try {
       rules = (f['allow-next'] ?? []).map(parseHopRule)

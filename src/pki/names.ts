@@ -1,4 +1,5 @@
 import {X509Certificate} from 'node:crypto'
+import {isIP} from 'node:net'
 import {homedir} from 'node:os'
 import {join} from 'node:path'
 
@@ -10,6 +11,21 @@ export function defaultPkiDir(): string {
   if (process.env.TUNKIT_PKI) return process.env.TUNKIT_PKI
   const base = process.env.XDG_CONFIG_HOME || join(homedir(), '.config')
   return join(base, 'tunkit', 'pki')
+}
+
+/** Why `name` cannot be a client identity (a certificate's CN and its file name), or null. */
+export function identityProblem(name: string): string | null {
+  if (!/^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/.test(name)) return `"${name}" must be 1-64 letters, digits, ".", "_", "@" or "-"`
+  if (name === 'ca') return '"ca" is reserved'
+  return null
+}
+
+/** Why `name` cannot be a subject alternative name (a DNS name, "*." allowed first, or an IP address), or null. */
+export function sanProblem(name: string): string | null {
+  if (isIP(name)) return null
+  const labels = name.replace(/^\*\./, '').split('.')
+  const ok = name.length <= 253 && labels.every((l) => /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/.test(l))
+  return ok ? null : `"${name}" is not a DNS name or an IP address`
 }
 
 /** The certificate's subject CN (the identity), or the whole subject when it has none. */

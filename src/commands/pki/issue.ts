@@ -3,7 +3,8 @@ import {existsSync} from 'node:fs'
 import {join} from 'node:path'
 import {TunkitCommand} from '../../cli/base.js'
 import {UsageError} from '../../cli/parse.js'
-import {defaultPkiDir} from '../../pki/names.js'
+import * as F from '../../cli/flags.js'
+import {defaultPkiDir, identityProblem, sanProblem} from '../../pki/names.js'
 import {issue, loadCa, PkiError, writePair} from '../../pki/pki.js'
 
 export default class PkiIssue extends TunkitCommand {
@@ -16,17 +17,17 @@ export default class PkiIssue extends TunkitCommand {
   }
 
   static override flags = {
-    dir: Flags.string({summary: 'PKI directory.', env: 'TUNKIT_PKI'}),
+    dir: Flags.string({summary: 'PKI directory.', env: 'TUNKIT_PKI', helpValue: '<dir>'}),
     days: Flags.integer({summary: 'Validity in days.', default: 825, min: 1}),
     server: Flags.boolean({summary: 'Issue a server (gate) certificate instead; NAME is also its DNS SAN.'}),
-    san: Flags.string({summary: 'Extra subject alternative name (repeatable).', multiple: true}),
+    san: F.san({summary: 'Another name in the certificate (subject alternative name): a DNS name or an IP address.', multiple: true}),
     force: Flags.boolean({summary: 'Overwrite an existing certificate of that name.'}),
   }
 
   async run(): Promise<void> {
     const {args, flags: f} = await this.parse(PkiIssue)
-    if (!/^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/.test(args.name)) throw new UsageError(`NAME: "${args.name}" must be 1-64 letters, digits, ".", "_", "@" or "-"`)
-    if (args.name === 'ca') throw new UsageError('NAME: "ca" is reserved')
+    const why = identityProblem(args.name) ?? (f.server ? sanProblem(args.name) : null)
+    if (why) throw new UsageError(`NAME: ${why}`)
     const dir = f.dir ?? defaultPkiDir()
     if (existsSync(join(dir, `${args.name}.crt`)) && !f.force) throw new UsageError(`NAME: ${args.name}.crt exists in ${dir} (use --force)`)
     let ca
