@@ -3,7 +3,10 @@
 // unless()) are only in "Skipped:", so failed = total - passed.
 import {spawn} from 'node:child_process'
 
-const which = process.argv[2] // "unit" | "e2e" | undefined (all)
+// "unit" | "e2e" | undefined (all). TUNKIT_TEST_SUITE=unit does the same for `npm test` as typed: the
+// quick-start test (test/e2e/quickstart.test.ts) runs the README's `npm test` in a fresh clone
+// with it, so that the clone runs its unit tests and not, recursively, the end-to-end suite.
+const which = process.argv[2] ?? process.env.TUNKIT_TEST_SUITE
 // End-to-end: test/e2e/ and the tests of I/O modules (real sockets and devices); unit: the rest.
 const e2e = '(^|/)(e2e|io)/'
 const pattern = which === 'unit' ? `^(?!.*${e2e}).*\\.test\\.js$` : which === 'e2e' ? `${e2e}.*\\.test\\.js$` : '\\.test\\.js$'
