@@ -65,8 +65,8 @@ const zsh = suite('completion: zsh')
 /**
  * Real zsh: an interactive shell in a zsh/zpty pseudo-terminal runs compinit with our fpath, and
  * compadd is wrapped to record the matches it is given (compadd -O) under the line being
- * completed; a Tab is typed after each line, then ^U clears it. The terminal's output is kept
- * too, for the descriptions zsh lists.
+ * completed; each line is typed after a ^U that clears the one before, then a Tab. The terminal's output is kept
+ * too, for the descriptions zsh lists (read as it comes, so that the terminal never fills up).
  */
 async function zshComplete(dir: string, lines: string[]): Promise<{matches: Map<string, string[]>; screen: string}> {
   const log = join(dir, 'compadd.log')
@@ -77,11 +77,13 @@ zpty -w z ${zq(`stty columns 250; PS1='> '; fpath=(${COMPLETIONS} $fpath); autol
 zpty -w z ${zq(`compadd() { local -a m; builtin compadd -O m "$@"; print -rl -- "@@ $BUFFER" $m >> ${log}; builtin compadd "$@" }`)}
 screen=
 for line in ${lines.map(zq).join(' ')}; do
-  zpty -w -n z "$line"$'\\t'
-  sleep 1
+  zpty -w -n z $'\\C-u'"$line"$'\\t'
+  # zle skips completion with keys pending: the next line waits until this one was completed.
+  for i in {1..100}; do grep -qxF "@@ $line" ${log} 2>/dev/null && break; sleep 0.1; done
+  sleep 0.3
   while zpty -rt z chunk; do screen+=$chunk; done
-  zpty -w -n z $'\\C-u'
 done
+for i in {1..10}; do sleep 0.1; while zpty -rt z chunk; do screen+=$chunk; done; done
 zpty -d z
 print -r -- "$screen"
 `
