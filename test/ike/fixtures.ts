@@ -1,4 +1,9 @@
 import {readFileSync} from 'node:fs'
+import {Exchange, Flag, PayloadType as P} from '../../src/ike/codec/constants.js'
+import {decodeMessage, type IkeMessage} from '../../src/ike/codec/message.js'
+import {payloadOf, type Payload} from '../../src/ike/codec/payload.js'
+import {deriveIkeKeys, openSk, rekeySkeyseed, skeyseed, skKeys, type IkeKeys, type SkKeys, type Suite} from '../../src/ike/core/crypto.js'
+import {suiteOf} from '../../src/ike/core/proposals.js'
 
 /** The strongSwan capture made by scripts/ike-capture.sh (test/fixtures/ike/). */
 
@@ -52,3 +57,58 @@ export function ikeKeySets(): Map<string, Buffer>[] {
 
 /** The lab's PSK (/work/shared/lab/ipsec/README.md). */
 export const LAB_PSK = Buffer.from('ks-lab-psk-2f7c9e41')
+
+/** An IKE_SA as this test reconstructs it from the capture. */
+export interface Sa {
+  spiI: Buffer
+  spiR: Buffer
+  /** SKEYSEED as derived here (for the rekeyed SA: from the old SK_d, §2.18). */
+  seed: Buffer
+  suite: Suite
+  ni: Buffer
+  nr: Buffer
+  keys: IkeKeys
+  sk: {initiator: SkKeys; responder: SkKeys}
+  logged: Map<string, Buffer>
+}
+
+export const nonce = (ps: Payload[]): Buffer => payloadOf(ps, P.NONCE)!.data
+export const chosen = (ps: Payload[]): Suite => suiteOf(payloadOf(ps, P.SA)!.proposals[0])
+export const saOf = (sas: Sa[], m: IkeMessage): Sa => sas.find((s) => s.spiI.equals(m.spiI) && s.spiR.equals(m.spiR))!
+export const keysFor = (sa: Sa, m: IkeMessage): SkKeys => (m.flags & Flag.INITIATOR ? sa.sk.initiator : sa.sk.responder)
+
+function newSa(spiI: Buffer, spiR: Buffer, s: Suite, ni: Buffer, nr: Buffer, seed: Buffer, logged: Map<string, Buffer>): Sa {
+  const keys = deriveIkeKeys(s, seed, ni, nr, spiI, spiR)
+  return {spiI, spiR, seed, suite: s, ni, nr, keys, sk: skKeys(s, keys), logged}
+}
+
+/** Every IKE_SA of the capture, in the order charon derived their keys. */
+export function reconstructSas(msgs: Captured[], sets: Map<string, Buffer>[]): Sa[] {
+  const sas: Sa[] = []
+  for (let i = 0; i < msgs.length; i++) {
+    const m = decodeMessage(msgs[i].raw)
+    if (m.exchange === Exchange.IKE_SA_INIT && !(m.flags & Flag.RESPONSE)) {
+      const r = decodeMessage(msgs[i + 1].raw)
+      const s = chosen(r.payloads)
+      const logged = sets[sas.length]
+      const ni = nonce(m.payloads)
+      const nr = nonce(r.payloads)
+      sas.push(newSa(r.spiI, r.spiR, s, ni, nr, skeyseed(s.prf!, ni, nr, logged.get('shared Diffie Hellman secret')!), logged))
+    } else if (m.exchange === Exchange.CREATE_CHILD_SA && !(m.flags & Flag.RESPONSE)) {
+      const old = saOf(sas, m)
+      const req = openSk(msgs[i].raw, keysFor(old, m)).inner
+      if (payloadOf(req, P.SA)!.proposals[0].protocol !== 1) continue // a CHILD_SA, not an IKE rekey
+      const res = openSk(msgs[i + 1].raw, keysFor(old, decodeMessage(msgs[i + 1].raw))).inner
+      const answer = payloadOf(res, P.SA)!.proposals[0]
+      const s = suiteOf(answer)
+      const logged = sets[sas.length]
+      // §2.18: the rekey's initiator is the new IKE_SA's initiator, its nonce Ni, its SPI SPIi.
+      const ni = nonce(req)
+      const nr = nonce(res)
+      const seed = rekeySkeyseed(old.suite.prf!, old.keys.skD, logged.get('shared Diffie Hellman secret')!, ni, nr)
+      sas.push(newSa(payloadOf(req, P.SA)!.proposals[0].spi, answer.spi, s, ni, nr, seed, logged))
+    }
+  }
+  return sas
+}
+

@@ -1,0 +1,115 @@
+import {randomBytes} from 'node:crypto'
+import {suite} from 'uvu'
+import * as assert from 'uvu/assert'
+import {Encr, Exchange, Integ, PayloadType as P} from '../../src/ike/codec/constants.js'
+import {decodeInner, decodeMessage, encodeInner, encodeMessage} from '../../src/ike/codec/message.js'
+import {encodeChain} from '../../src/ike/codec/payload.js'
+import {cipherInfo, integInfo, openProtected, openSk, sealSk, type SkKeys, type Suite} from '../../src/ike/core/crypto.js'
+import {fuzz, mutate, refusesOnly} from '../helpers/fuzz.js'
+import {capturedMessages, ikeKeySets, keysFor, reconstructSas, saOf} from './fixtures.js'
+import {innerPayloads, message, payload, PAYLOAD_KINDS} from './generators.js'
+
+/**
+ * The IKEv2 codec and SK protection on hostile input (seeded; TK_FUZZ_CASES each, 20 000 in CI):
+ * decoders throw nothing but CodecError, what decodes re-encodes to the same value, and tampered
+ * SK payloads never open.
+ */
+const t = suite('fuzz: ike')
+
+const captured = capturedMessages()
+const sas = reconstructSas(captured, ikeKeySets())
+/** The captured SK messages with the keys that open them, and their decrypted inner chains. */
+const protectedMsgs = captured.map((c) => ({raw: c.raw, m: decodeMessage(c.raw)})).filter((x) => x.m.exchange !== Exchange.IKE_SA_INIT).map((x) => ({raw: x.raw, keys: keysFor(saOf(sas, x.m), x.m)}))
+const innerChains = protectedMsgs.map((x) => {
+  const o = openSk(x.raw, x.keys)
+  return {plain: o.plain, first: o.encrypted.inner}
+})
+
+t('generated messages: decode(encode(m)) = m, and encoding again gives the same bytes', () => {
+  fuzz('ike message round trip', (r) => {
+    const m = message(r)
+    const wire = encodeMessage(m)
+    const d = decodeMessage(wire)
+    assert.equal(d, m)
+    assert.ok(encodeMessage(d).equals(wire))
+  })
+})
+
+t('generated inner (SK) chains: decodeInner(encodeInner(x)) = x', () => {
+  fuzz('ike inner round trip', (r) => {
+    const ps = innerPayloads(r)
+    const {first, bytes} = encodeInner(ps)
+    assert.equal(decodeInner(bytes, first), ps)
+  })
+})
+
+t('mutated captured and generated messages: CodecError or a message that re-encodes to itself', () => {
+  fuzz('ike message mutated', (r) => {
+    const base = r.chance(0.5) ? r.pick(captured).raw : encodeMessage(message(r))
+    const input = mutate(r, base)
+    const d = refusesOnly('decodeMessage', input, () => decodeMessage(input))
+    if (d) assert.equal(decodeMessage(encodeMessage(d)), d)
+  })
+})
+
+// One property per payload family: a chain holding one generated payload of that kind, mutated.
+for (const [kind, name] of PAYLOAD_KINDS.entries()) {
+  t(`mutated ${name} payloads: CodecError or a payload that re-encodes to itself`, () => {
+    fuzz(`ike ${name} mutated`, (r) => {
+      const {first, bytes} = encodeChain([payload(r, kind)])
+      const input = mutate(r, bytes)
+      const d = refusesOnly(`${name} payload`, input, () => decodeInner(input, first))
+      if (d) assert.equal(decodeInner(encodeChain(d).bytes, first), d)
+    })
+  })
+}
+
+t('mutated decrypted inner chains of the capture: CodecError or a chain that re-encodes to itself', () => {
+  fuzz('ike captured inner mutated', (r) => {
+    const c = r.pick(innerChains)
+    const input = mutate(r, c.plain)
+    const d = refusesOnly('decodeInner', input, () => decodeInner(input, c.first))
+    if (d) assert.equal(decodeInner(encodeInner(d).bytes, c.first), d)
+  })
+})
+
+t('tampered captured SK messages never open: CodecError (INTEGRITY when only the bytes changed)', () => {
+  fuzz('ike captured SK tampered', (r) => {
+    const c = r.pick(protectedMsgs)
+    const input = mutate(r, c.raw)
+    const o = refusesOnly('openSk', input, () => openProtected(input, c.keys))
+    if (o) assert.ok(input.equals(c.raw), 'only the untouched message opens')
+  })
+})
+
+const SUITES: Suite[] = [
+  {encr: Encr.AES_GCM_16, encrKeyBits: 256},
+  {encr: Encr.AES_GCM_16, encrKeyBits: 128},
+  {encr: Encr.CHACHA20_POLY1305},
+  ...[Integ.HMAC_SHA2_512_256, Integ.HMAC_SHA2_384_192, Integ.HMAC_SHA2_256_128, Integ.HMAC_SHA1_96].flatMap((integ) => [256, 128].map((encrKeyBits) => ({encr: Encr.AES_CBC, encrKeyBits, integ}))),
+]
+const KEYS: SkKeys[] = SUITES.map((suite) => ({suite, enc: randomBytes(cipherInfo(suite).keyLen), ...(integInfo(suite.integ) ? {integ: randomBytes(integInfo(suite.integ)!.keyLen)} : {})}))
+
+t('generated SK messages of every suite: open(seal(x)) = x; tampered ones throw CodecError only', () => {
+  fuzz('ike SK seal/open and tamper', (r) => {
+    const k = r.pick(KEYS)
+    const inner = innerPayloads(r, 4)
+    const head = {spiI: r.bytes(8), spiR: r.bytes(8), exchange: Exchange.IKE_AUTH, flags: 8, messageId: r.u32()}
+    const wire = sealSk(head, inner, k)
+    assert.equal(openSk(wire, k).inner, inner)
+    const input = mutate(r, wire)
+    const o = refusesOnly('openSk', input, () => openProtected(input, k))
+    if (o) assert.ok(input.equals(wire), 'only the untouched message opens')
+  })
+})
+
+t('the SK payload is last: a payload after it, or one nested inside it, is refused', () => {
+  const sk = {type: P.SK, inner: P.N, data: Buffer.alloc(40)} as const
+  assert.throws(() => encodeInner([sk]), /encrypted payload inside/)
+  const {bytes} = encodeChain([{type: P.NONCE, data: Buffer.alloc(16)}])
+  const nested = encodeChain([sk]).bytes
+  assert.throws(() => decodeInner(nested, P.SK), /inside an encrypted/)
+  assert.ok(bytes.length > 0)
+})
+
+t.run()
