@@ -460,9 +460,22 @@ export const SIGNATURE_ALGORITHMS: readonly SignatureAlgorithm[] = [
 export function parseSignatureAuth(data: Buffer): {algorithm: SignatureAlgorithm; signature: Buffer} {
   if (data.length < 1 || data.length < 1 + data[0]) throw new CodecError('TRUNCATED', 'AUTH: AlgorithmIdentifier truncated')
   const id = data.subarray(1, 1 + data[0])
-  const algorithm = SIGNATURE_ALGORITHMS.find((a) => a.der.equals(id))
+  const algorithm = SIGNATURE_ALGORITHMS.find((a) => a.der.equals(id)) ?? pssVariant(id)
   if (!algorithm) throw new CodecError('UNSUPPORTED', `AUTH: unknown signature algorithm ${id.toString('hex')}`)
   return {algorithm, signature: data.subarray(1 + data[0])}
+}
+
+const PSS_PREFIX = Buffer.from('06092a864886f70d01010a', 'hex')
+
+/**
+ * RSASSA-PSS parameters come in several encodings (hash AlgorithmIdentifiers with or without NULL,
+ * the default trailer field spelled out or not): identified here by the hash OID they name. The
+ * salt length need not be known: verification detects it.
+ */
+function pssVariant(id: Buffer): SignatureAlgorithm | undefined {
+  if (id.indexOf(PSS_PREFIX) !== 2) return undefined
+  const hash = Object.keys(HASH_OID).find((h) => id.includes(Buffer.from('0609' + HASH_OID[h], 'hex')))
+  return hash ? SIGNATURE_ALGORITHMS.find((a) => a.scheme === 'rsa-pss' && a.hash === hash) : undefined
 }
 
 /** The classic methods' fixed schemes (RFC 7296 §3.8, RFC 4754). */
@@ -473,10 +486,10 @@ const CLASSIC: Readonly<Record<number, Omit<SignatureAlgorithm, 'der' | 'name'>>
   [AuthMethod.ECDSA_SHA512_P521]: {scheme: 'ecdsa', hash: 'sha512'},
 }
 
-function signOpts(a: Pick<SignatureAlgorithm, 'scheme' | 'hash'>, classic: boolean): {dsaEncoding?: 'ieee-p1363' | 'der'; padding?: number; saltLength?: number} {
+function signOpts(a: Pick<SignatureAlgorithm, 'scheme' | 'hash'>, classic: boolean, verify = false): {dsaEncoding?: 'ieee-p1363' | 'der'; padding?: number; saltLength?: number} {
   // RFC 4754 (methods 9-11) signs r || s; RFC 7427 ECDSA carries the DER Ecdsa-Sig-Value.
   if (a.scheme === 'ecdsa') return {dsaEncoding: classic ? 'ieee-p1363' : 'der'}
-  if (a.scheme === 'rsa-pss') return {padding: crypto.constants.RSA_PKCS1_PSS_PADDING, saltLength: HASH_LEN[a.hash]}
+  if (a.scheme === 'rsa-pss') return {padding: crypto.constants.RSA_PKCS1_PSS_PADDING, saltLength: verify ? crypto.constants.RSA_PSS_SALTLEN_AUTO : HASH_LEN[a.hash]}
   return {padding: crypto.constants.RSA_PKCS1_PADDING}
 }
 
@@ -500,7 +513,7 @@ export function verifyAuth(method: number, key: crypto.KeyObject, octets: Buffer
   else if (CLASSIC[method]) a = CLASSIC[method]
   else throw new CodecError('UNSUPPORTED', `AUTH method ${method} is not a signature method`)
   try {
-    return crypto.verify(a.hash, octets, {key, ...signOpts(a, method !== AuthMethod.DIGITAL_SIGNATURE)}, sig)
+    return crypto.verify(a.hash, octets, {key, ...signOpts(a, method !== AuthMethod.DIGITAL_SIGNATURE, true)}, sig)
   } catch {
     return false
   }
