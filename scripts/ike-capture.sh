@@ -41,6 +41,10 @@ sleep 0.5
 # 6. ECDSA certificates (CERT, CERTREQ, RFC 7427 AUTH), ECP-256.
 "$LAB/lab.sh" connect cert
 "$LAB/lab.sh" disconnect
+sleep 0.5
+# 7. RSA certificates: IKE_AUTH in SKF fragments (RFC 7383), RFC 7427 sha256WithRSAEncryption.
+"$LAB/lab.sh" connect cert-rsa
+"$LAB/lab.sh" disconnect
 sleep 1
 kill "$tpid"; wait "$tpid" 2>/dev/null || true; tpid=
 mkdir -p "$OUT"

@@ -2,12 +2,13 @@ import {X509Certificate} from 'node:crypto'
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
 import {AuthMethod, Exchange, Flag, IdType, PayloadType as P, Prf} from '../../src/ike/codec/constants.js'
-import {decodeMessage, encodeMessage} from '../../src/ike/codec/message.js'
+import {decodeInner, decodeMessage, encodeMessage} from '../../src/ike/codec/message.js'
 import {payloadOf, payloadsOf, type Payload} from '../../src/ike/codec/payload.js'
 import {idToString} from '../../src/ike/codec/id.js'
 import {cpAddress} from '../../src/ike/codec/cp.js'
-import {deriveChildKeys, openSk, pskAuth, sealSk, signedOctets, verifyAuth} from '../../src/ike/core/crypto.js'
+import {deriveChildKeys, joinFragments, openProtected, openSk, parseSignatureAuth, pskAuth, sealProtected, sealSk, signedOctets, verifyAuth} from '../../src/ike/core/crypto.js'
 import {suiteOf} from '../../src/ike/core/proposals.js'
+import {CodecError} from '../../src/lib/errors.js'
 import {capturedMessages, chosen, ikeKeySets, keyDumps, keysFor, LAB_PSK, nonce, reconstructSas, saOf, type Sa} from './fixtures.js'
 
 /**
@@ -23,11 +24,11 @@ const sets = ikeKeySets()
 /** Every IKE_SA of the capture with the keys derived here (test/ike/fixtures.ts). */
 const sas = reconstructSas(msgs, sets)
 
-t('the capture holds the four IKE_SAs and every exchange type the issue names', () => {
-  assert.is(sets.length, 4, 'four key sets in keys.txt')
+t('the capture holds the five IKE_SAs and every exchange type the issue names', () => {
+  assert.is(sets.length, 5, 'five key sets in keys.txt')
   const kinds = new Set(msgs.map((c) => decodeMessage(c.raw).exchange))
   assert.equal([...kinds].sort(), [Exchange.IKE_SA_INIT, Exchange.IKE_AUTH, Exchange.CREATE_CHILD_SA, Exchange.INFORMATIONAL])
-  assert.is(msgs.length, 26)
+  assert.is(msgs.length, 34)
 })
 
 t('every captured message decodes and re-encodes byte-exact', () => {
@@ -49,7 +50,7 @@ t('IKE_SA_INIT: proposals, KE, nonces and notifies as strongSwan sent them', () 
 })
 
 t('IKE_SA keys derived from the captured nonces, SPIs and DH secret equal charon\'s (GCM/x25519, CBC/MODP-2048, ECDSA, rekeyed)', () => {
-  assert.is(sas.length, 4)
+  assert.is(sas.length, 5)
   for (const [i, sa] of sas.entries()) {
     const l = sa.logged
     assert.equal(sa.seed, l.get('SKEYSEED'), `SA ${i} SKEYSEED${i === 1 ? ' (rekeyed, §2.18)' : ''}`)
@@ -67,18 +68,37 @@ t('IKE_SA keys derived from the captured nonces, SPIs and DH secret equal charon
   assert.is(sas[2].suite.dh, 14, 'with MODP-2048')
 })
 
-t('every SK opens with the derived keys, decodes, and re-seals byte-exact with the same IV and padding', () => {
+t('every SK and SKF opens with the derived keys, decodes, and re-seals byte-exact with the same IV and padding', () => {
   let opened = 0
   for (const c of msgs) {
     const m = decodeMessage(c.raw)
     if (m.exchange === Exchange.IKE_SA_INIT) continue
-    const o = openSk(c.raw, keysFor(saOf(sas, m), m))
-    const {payloads, ...head} = o.message
-    const again = sealSk({...head, payloads: payloads.slice(0, -1)}, o.inner, keysFor(saOf(sas, m), m), {iv: o.iv, padding: o.padding})
+    const k = keysFor(saOf(sas, m), m)
+    const o = openProtected(c.raw, k)
+    const again = o.encrypted.type === P.SK
+      ? sealSk({...o.message, payloads: o.message.payloads.slice(0, -1)}, decodeInner(o.plain, o.encrypted.inner), k, {iv: o.iv, padding: o.padding})
+      : sealProtected(o.message, o.plain, k, {iv: o.iv, padding: o.padding})
     assert.equal(again.toString('hex'), c.raw.toString('hex'), `line ${c.line}`)
     opened++
   }
-  assert.is(opened, 20)
+  assert.is(opened, 26)
+})
+
+t('RSA certificates: IKE_AUTH in two SKF fragments each way; reassembled, the RFC 7427 sha256WithRSAEncryption AUTH verifies', () => {
+  const sa = sas[4]
+  const at = msgs.findIndex((c) => c.raw.subarray(0, 8).equals(sa.spiI))
+  for (const [from, real, peerNonce, skP, idType] of [[at + 2, msgs[at].raw, sa.nr, sa.keys.skPi, P.IDi], [at + 4, msgs[at + 1].raw, sa.ni, sa.keys.skPr, P.IDr]] as const) {
+    const frags = [msgs[from], msgs[from + 1]].map((c) => openProtected(c.raw, keysFor(sa, decodeMessage(c.raw))))
+    assert.equal(frags.map((f) => f.encrypted.type === P.SKF && `${f.encrypted.fragment}/${f.encrypted.total}`), ['1/2', '2/2'])
+    assert.ok(msgs[from].raw.length <= 1280, 'fragments of at most 1280 bytes')
+    const ps = joinFragments([frags[1], frags[0]])
+    const auth = payloadOf(ps, P.AUTH)!
+    assert.is(parseSignatureAuth(auth.data).algorithm.name, 'sha256WithRSAEncryption')
+    const octets = signedOctets(sa.suite.prf!, real, peerNonce, skP, payloadOf(ps, idType)!)
+    assert.ok(verifyAuth(auth.method, new X509Certificate(payloadOf(ps, P.CERT)!.data).publicKey, octets, auth.data))
+    assert.throws(() => joinFragments([frags[0]]), (e: unknown) => e instanceof CodecError && e.code === 'BAD_SKF')
+    assert.throws(() => joinFragments([frags[0], frags[0]]), (e: unknown) => e instanceof CodecError && e.code === 'BAD_SKF')
+  }
 })
 
 /** The decrypted inner payloads of message `i`. */

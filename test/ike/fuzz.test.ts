@@ -20,10 +20,8 @@ const captured = capturedMessages()
 const sas = reconstructSas(captured, ikeKeySets())
 /** The captured SK messages with the keys that open them, and their decrypted inner chains. */
 const protectedMsgs = captured.map((c) => ({raw: c.raw, m: decodeMessage(c.raw)})).filter((x) => x.m.exchange !== Exchange.IKE_SA_INIT).map((x) => ({raw: x.raw, keys: keysFor(saOf(sas, x.m), x.m)}))
-const innerChains = protectedMsgs.map((x) => {
-  const o = openSk(x.raw, x.keys)
-  return {plain: o.plain, first: o.encrypted.inner}
-})
+// SKF fragments carry pieces of a chain; only whole SK chains are mutated as chains.
+const innerChains = protectedMsgs.map((x) => openProtected(x.raw, x.keys)).filter((o) => o.encrypted.type === P.SK).map((o) => ({plain: o.plain, first: o.encrypted.inner}))
 
 t('generated messages: decode(encode(m)) = m, and encoding again gives the same bytes', () => {
   fuzz('ike message round trip', (r) => {

@@ -349,6 +349,25 @@ export function openSk(raw: Buffer, k: SkKeys): Opened & {inner: Payload[]} {
   return {...o, inner: decodeInner(o.plain, o.encrypted.inner)}
 }
 
+/**
+ * The inner payloads of a fragmented message (RFC 7383 §2.6) from its opened SKF fragments, in
+ * any order: all of them, each once, agreeing on the total. The caller bounds how many it keeps.
+ */
+export function joinFragments(fragments: readonly Opened[]): Payload[] {
+  const skf = fragments.map((f) => f.encrypted)
+  const total = skf[0]?.type === PayloadType.SKF ? skf[0].total : 0
+  const byNumber = new Map<number, Buffer>()
+  let first: number | undefined
+  fragments.forEach((f) => {
+    const e = f.encrypted
+    if (e.type !== PayloadType.SKF || e.total !== total || byNumber.has(e.fragment)) throw new CodecError('BAD_SKF', 'fragments of different messages, or one twice')
+    byNumber.set(e.fragment, f.plain)
+    if (e.fragment === 1) first = e.inner
+  })
+  if (total === 0 || byNumber.size !== total || first === undefined) throw new CodecError('BAD_SKF', `${byNumber.size} of ${total} fragments`)
+  return decodeInner(Buffer.concat([...Array(total).keys()].map((i) => byNumber.get(i + 1)!)), first)
+}
+
 export interface SealOptions {
   /** Fixed IV (tests re-sealing a capture); otherwise random. Never reuse one with a key in production. */
   iv?: Buffer
