@@ -293,7 +293,7 @@ export interface Opened {
   message: IkeMessage
   /** The SK or SKF payload as received. */
   encrypted: Extract<Payload, {type: typeof PayloadType.SK | typeof PayloadType.SKF}>
-  /** The inner bytes without padding; for SK also decoded. */
+  /** The inner bytes without padding (decodeInner or joinFragments decode them). */
   plain: Buffer
   /** The padding as sent (without the pad length byte), to re-seal byte-exact. */
   padding: Buffer
@@ -369,7 +369,7 @@ export function joinFragments(fragments: readonly Opened[]): Payload[] {
 }
 
 export interface SealOptions {
-  /** Fixed IV (tests re-sealing a capture); otherwise random. Never reuse one with a key in production. */
+  /** Fixed IV (tests re-sealing a capture); otherwise random, which at IKE's message count never repeats in practice. */
   iv?: Buffer
   /** Fixed padding (without the pad length byte); otherwise the least that fills the block, zeros. */
   padding?: Buffer
