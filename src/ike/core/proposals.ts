@@ -152,6 +152,10 @@ export function acceptAnswer(offer: readonly Proposal[], answer: readonly Propos
   for (const t of a.transforms) {
     if (!mine.transforms.some((m) => m.type === t.type && m.id === t.id && keyLength(m) === keyLength(t))) throw new TunkitError('TK_PROTOCOL_ERROR', `the responder chose transform ${t.type}/${t.id}, which was not offered`)
   }
+  // Every type we offered needs an answer, except DH when "none" was one of the choices.
+  const optional = (type: number): boolean => type === T.DH && mine.transforms.some((m) => m.type === T.DH && m.id === DhGroup.NONE)
+  const missing = mine.transforms.find((m) => !optional(m.type) && !a.transforms.some((t) => t.type === m.type))
+  if (missing) throw new TunkitError('TK_PROTOCOL_ERROR', `the responder's answer has no transform of type ${missing.type}`)
   return suite
 }
 

@@ -90,11 +90,12 @@ t('our default policies choose from what strongSwan\'s client offered in the cap
   assert.ok(c.ok && c.suite.encr === Encr.AES_GCM_16 && c.suite.dh === DhGroup.CURVE25519)
 })
 
-t('acceptAnswer refuses an answer that was not offered or has two transforms of a type', () => {
+t('acceptAnswer refuses an answer that was not offered, lacks a type we offered, or has two transforms of a type', () => {
   const offer = ikeOffer()
   const throwsCode = (fn: () => unknown): void => assert.throws(fn, (e: unknown) => e instanceof TunkitError && e.code === 'TK_PROTOCOL_ERROR')
   throwsCode(() => acceptAnswer(offer, [{...offer[0], transforms: [transform(T.ENCR, Encr.AES_CBC, 256), transform(T.PRF, 5), transform(T.DH, 31)]}]))
   throwsCode(() => acceptAnswer(offer, [{...offer[0], number: 9}]))
+  throwsCode(() => acceptAnswer(offer, [{...offer[0], transforms: [transform(T.ENCR, Encr.AES_GCM_16, 256), transform(T.PRF, 5)]}]))
   throwsCode(() => acceptAnswer(offer, [offer[0]]))
   throwsCode(() => acceptAnswer(offer, []))
 })
