@@ -1,13 +1,12 @@
-import {randomBytes} from 'node:crypto'
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
-import {Encr, Exchange, Integ, PayloadType as P} from '../../src/ike/codec/constants.js'
+import {Exchange, PayloadType as P} from '../../src/ike/codec/constants.js'
 import {decodeInner, decodeMessage, encodeInner, encodeMessage} from '../../src/ike/codec/message.js'
 import {encodeChain} from '../../src/ike/codec/payload.js'
-import {cipherInfo, integInfo, openProtected, openSk, sealSk, type SkKeys, type Suite} from '../../src/ike/core/crypto.js'
+import {openProtected, openSk, sealSk, type SkKeys} from '../../src/ike/core/crypto.js'
 import {fuzz, mutate, refusesOnly} from '../helpers/fuzz.js'
 import {capturedMessages, ikeKeySets, keysFor, reconstructSas, saOf} from './fixtures.js'
-import {innerPayloads, message, payload, PAYLOAD_KINDS} from './generators.js'
+import {innerPayloads, message, payload, PAYLOAD_KINDS, randomSkKeys, SK_SUITES} from './generators.js'
 
 /**
  * The IKEv2 codec and SK protection on hostile input (seeded; TK_FUZZ_CASES each, 20 000 in CI):
@@ -80,13 +79,7 @@ t('tampered captured SK messages never open: CodecError (INTEGRITY when only the
   })
 })
 
-const SUITES: Suite[] = [
-  {encr: Encr.AES_GCM_16, encrKeyBits: 256},
-  {encr: Encr.AES_GCM_16, encrKeyBits: 128},
-  {encr: Encr.CHACHA20_POLY1305},
-  ...[Integ.HMAC_SHA2_512_256, Integ.HMAC_SHA2_384_192, Integ.HMAC_SHA2_256_128, Integ.HMAC_SHA1_96].flatMap((integ) => [256, 128].map((encrKeyBits) => ({encr: Encr.AES_CBC, encrKeyBits, integ}))),
-]
-const KEYS: SkKeys[] = SUITES.map((suite) => ({suite, enc: randomBytes(cipherInfo(suite).keyLen), ...(integInfo(suite.integ) ? {integ: randomBytes(integInfo(suite.integ)!.keyLen)} : {})}))
+const KEYS: SkKeys[] = SK_SUITES.map(randomSkKeys)
 
 t('generated SK messages of every suite: open(seal(x)) = x; tampered ones throw CodecError only', () => {
   fuzz('ike SK seal/open and tamper', (r) => {

@@ -1,8 +1,12 @@
-import {Exchange, Notify, PayloadType as P, TsType} from '../../src/ike/codec/constants.js'
+import {randomBytes} from 'node:crypto'
+import {Encr, Exchange, Integ, Notify, PayloadType as P, TsType} from '../../src/ike/codec/constants.js'
 import type {IkeMessage} from '../../src/ike/codec/message.js'
 import type {Payload} from '../../src/ike/codec/payload.js'
 import type {Proposal, Transform} from '../../src/ike/codec/sa.js'
 import type {TrafficSelector} from '../../src/ike/codec/ts.js'
+import {cipherInfo, integInfo, type SkKeys, type Suite} from '../../src/ike/core/crypto.js'
+import {CodecError} from '../../src/lib/errors.js'
+import * as assert from 'uvu/assert'
 import {formatIPv6} from '../../src/lib/net/ip.js'
 import type {Rng} from '../helpers/fuzz.js'
 
@@ -86,4 +90,29 @@ export function message(r: Rng, encrypted = r.chance(0.3)): IkeMessage {
 /** An inner (decrypted) chain: no SK/SKF. */
 export function innerPayloads(r: Rng, max = 8): Payload[] {
   return Array.from({length: r.below(max)}, () => payload(r))
+}
+
+/** Every SK suite tunkit supports. */
+export const SK_SUITES: readonly Suite[] = [
+  {encr: Encr.AES_GCM_16, encrKeyBits: 256},
+  {encr: Encr.AES_GCM_16, encrKeyBits: 128},
+  {encr: Encr.CHACHA20_POLY1305},
+  ...[Integ.HMAC_SHA2_512_256, Integ.HMAC_SHA2_384_192, Integ.HMAC_SHA2_256_128, Integ.HMAC_SHA1_96].flatMap((integ) => [256, 128].map((encrKeyBits) => ({encr: Encr.AES_CBC, encrKeyBits, integ}))),
+]
+
+/** Fresh random keys of the right lengths for `suite`. */
+export function randomSkKeys(suite: Suite): SkKeys {
+  const integ = integInfo(suite.integ)
+  return {suite, enc: randomBytes(cipherInfo(suite).keyLen), ...(integ ? {integ: randomBytes(integ.keyLen)} : {})}
+}
+
+/** The CodecError code `fn` throws (failing on any other exception), or undefined when it returns. */
+export function codecErrorCode(fn: () => unknown): string | undefined {
+  try {
+    fn()
+  } catch (e) {
+    assert.instance(e, CodecError)
+    return (e as CodecError).code
+  }
+  return undefined
 }

@@ -7,7 +7,7 @@ import {decodeMessage, encodeMessage, type IkeMessage} from '../../../src/ike/co
 import {notifyValue} from '../../../src/ike/codec/notify.js'
 import {CriticalPayloadError, decodeChain, encodeChain, MAX_PAYLOADS, type Payload} from '../../../src/ike/codec/payload.js'
 import {tsFromCidr} from '../../../src/ike/codec/ts.js'
-import {CodecError} from '../../../src/lib/errors.js'
+import {codecErrorCode} from '../generators.js'
 
 const t = suite('ike codec: payloads and bounds')
 
@@ -15,15 +15,7 @@ const head = {spiI: Buffer.alloc(8, 0xaa), spiR: Buffer.alloc(8), exchange: Exch
 const msg = (payloads: Payload[]): IkeMessage => ({...head, payloads})
 const nonce: Payload = {type: P.NONCE, data: Buffer.alloc(32, 7)}
 
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn()
-  } catch (e) {
-    assert.instance(e, CodecError)
-    return (e as CodecError).code
-  }
-  return undefined
-}
+const codeOf = codecErrorCode
 
 /** A chain's bytes with one payload's generic header patched (critical bit, type of next…). */
 function patched(ps: Payload[], at: number, fn: (b: Buffer) => void): Buffer {

@@ -3,20 +3,12 @@ import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
 import {AuthMethod, DhGroup, Encr, Exchange, Integ, PayloadType as P, Prf} from '../../../src/ike/codec/constants.js'
 import {decodeMessage, encodeMessage} from '../../../src/ike/codec/message.js'
-import {CodecError} from '../../../src/lib/errors.js'
-import {cipherInfo, createKeyExchange, DH_GROUPS, integInfo, keLength, openSk, parseSignatureAuth, prf, prfPlus, sealSk, signAuth, SIGNATURE_ALGORITHMS, verifyAuth, type SkKeys, type Suite} from '../../../src/ike/core/crypto.js'
+import {codecErrorCode, randomSkKeys, SK_SUITES} from '../generators.js'
+import {cipherInfo, createKeyExchange, DH_GROUPS, keLength, openSk, parseSignatureAuth, prf, prfPlus, sealSk, signAuth, SIGNATURE_ALGORITHMS, verifyAuth, type Suite} from '../../../src/ike/core/crypto.js'
 
 const t = suite('ike core: crypto')
 
-const codeOf = (fn: () => unknown): string | undefined => {
-  try {
-    fn()
-  } catch (e) {
-    assert.instance(e, CodecError)
-    return (e as CodecError).code
-  }
-  return undefined
-}
+const codeOf = codecErrorCode
 
 t('prf+ is T1 | T2 | … with Tn = prf(K, Tn-1 | S | n), cut to the length asked for', () => {
   const k = Buffer.from('key')
@@ -56,23 +48,14 @@ t('invalid KE data is a CodecError: wrong length, off-curve point, X25519 low-or
   assert.is(codeOf(() => createKeyExchange(DhGroup.MODP_1024)), 'UNSUPPORTED')
 })
 
-const SUITES: Suite[] = [
-  {encr: Encr.AES_GCM_16, encrKeyBits: 256},
-  {encr: Encr.AES_GCM_16, encrKeyBits: 128},
-  {encr: Encr.CHACHA20_POLY1305},
-  {encr: Encr.AES_CBC, encrKeyBits: 256, integ: Integ.HMAC_SHA2_512_256},
-  {encr: Encr.AES_CBC, encrKeyBits: 256, integ: Integ.HMAC_SHA2_384_192},
-  {encr: Encr.AES_CBC, encrKeyBits: 128, integ: Integ.HMAC_SHA2_256_128},
-  {encr: Encr.AES_CBC, encrKeyBits: 128, integ: Integ.HMAC_SHA1_96},
-]
 
-const keysFor = (suite: Suite): SkKeys => ({suite, enc: crypto.randomBytes(cipherInfo(suite).keyLen), ...(integInfo(suite.integ) ? {integ: crypto.randomBytes(integInfo(suite.integ)!.keyLen)} : {})})
+const keysFor = randomSkKeys
 const head = {spiI: Buffer.alloc(8, 1), spiR: Buffer.alloc(8, 2), exchange: Exchange.INFORMATIONAL, flags: 8, messageId: 7}
 const inner = [{type: P.N, protocol: 0, spi: Buffer.alloc(0), notify: 16384, data: Buffer.alloc(0)}] as const
 
 t('SK of every suite: seals with the RFC 4868 ICV length and opens to the same payloads; a wrong key fails INTEGRITY', () => {
   const icv: Record<number, number> = {[Integ.HMAC_SHA2_512_256]: 32, [Integ.HMAC_SHA2_384_192]: 24, [Integ.HMAC_SHA2_256_128]: 16, [Integ.HMAC_SHA1_96]: 12}
-  for (const s of SUITES) {
+  for (const s of SK_SUITES) {
     const k = keysFor(s)
     const wire = sealSk(head, [...inner], k)
     const o = openSk(wire, k)
