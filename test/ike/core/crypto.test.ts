@@ -48,7 +48,6 @@ t('invalid KE data is a CodecError: wrong length, off-curve point, X25519 low-or
   assert.is(codeOf(() => createKeyExchange(DhGroup.MODP_1024)), 'UNSUPPORTED')
 })
 
-
 const keysFor = randomSkKeys
 const head = {spiI: Buffer.alloc(8, 1), spiR: Buffer.alloc(8, 2), exchange: Exchange.INFORMATIONAL, flags: 8, messageId: 7}
 const inner = [{type: P.N, protocol: 0, spi: Buffer.alloc(0), notify: 16384, data: Buffer.alloc(0)}] as const
