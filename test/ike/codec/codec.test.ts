@@ -55,11 +55,9 @@ t('header: another major version decodes as a header (for INVALID_MAJOR_VERSION)
 })
 
 t('chain bounds: trailing bytes, a payload overrunning its message, more than MAX_PAYLOADS, payloads after SK', () => {
-  const two = encodeMessage(msg([nonce, nonce]))
   assert.is(codeOf(() => decodeMessage(patched([nonce, nonce], 28, (b) => (b[0] = 0)))), 'LENGTH', 'bytes after the declared last payload')
   assert.is(codeOf(() => decodeMessage(patched([nonce], 28, (b) => b.writeUInt16BE(0xffff, 2)))), 'LENGTH')
   assert.is(codeOf(() => decodeMessage(patched([nonce], 28, (b) => b.writeUInt16BE(3, 2)))), 'LENGTH')
-  assert.ok(two.length > 0)
   const many = Array.from({length: MAX_PAYLOADS + 1}, () => ({type: P.V, data: Buffer.alloc(0)}) as Payload)
   assert.is(codeOf(() => encodeMessage(msg(many))), 'LIMIT')
   const {bytes} = encodeChain(many.slice(0, MAX_PAYLOADS))
@@ -69,7 +67,6 @@ t('chain bounds: trailing bytes, a payload overrunning its message, more than MA
   assert.is(codeOf(() => encodeMessage(msg([sk, nonce]))), 'BAD_SK')
   const afterSk = Buffer.concat([encodeMessage(msg([sk])), Buffer.from([0, 0, 0, 4])])
   afterSk.writeUInt32BE(afterSk.length, 24)
-  afterSk.writeUInt16BE(afterSk.readUInt16BE(30), 30)
   assert.is(codeOf(() => decodeMessage(afterSk)), 'BAD_SK')
 })
 
