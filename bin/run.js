@@ -4,4 +4,13 @@
 // its threads for as long as a resolver takes; the gate bounds them below the pool's size
 // (lib/io/connect.ts), so it starts with a bigger pool unless the user chose one.
 process.env.UV_THREADPOOL_SIZE ??= '16'
+// SIGINT/SIGTERM end tunkit with 0 at any moment; until the command's own handler is in place
+// (src/cli/base.ts init), while the modules load, this one ends it at once.
+const early = (sig) => {
+  if (process.listenerCount(sig) > 1) return
+  process.stderr.write(`info  stopped on ${sig}\n`)
+  process.exit(0)
+}
+process.on('SIGINT', early)
+process.on('SIGTERM', early)
 import('@oclif/core').then(({execute}) => execute({dir: require('node:path').join(__dirname, '..', 'package.json')}))

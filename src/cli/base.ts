@@ -11,6 +11,9 @@ import {makeLogger} from './output.js'
 import {FlagValueError, UsageError} from './parse.js'
 import {nearest} from './suggest.js'
 
+/** How long a command that waits for SIGINT/SIGTERM has to clean up before the process ends anyway. */
+const STOP_GRACE_MS = 1500
+
 export type BaseFlags = Interfaces.InferredFlags<typeof TunkitCommand['baseFlags']>
 
 /** Global flags, config-file defaults, one-line errors and signal handling for every command. */
@@ -26,6 +29,54 @@ export abstract class TunkitCommand extends Command {
   protected logger!: Logger
   protected tracer?: Tracer
   private json = false
+  /** The first SIGINT or SIGTERM received, and whether the command waits for it to clean up. */
+  private signalled: NodeJS.Signals | null = null
+  private signalWaiters = 0
+  private stoppedSaid = false
+  private onStopSignal!: (sig: NodeJS.Signals) => void
+  private readonly signalled$ = new Promise<NodeJS.Signals>((r) => (this.onStopSignal = r))
+
+  /**
+   * SIGINT and SIGTERM end every command with status 0 and the line "stopped on SIGNAL", at any
+   * moment (bin/run.js covers the start-up before this runs). A command that waits for the signal
+   * (waitForSignal) cleans up and returns; if it is not done within STOP_GRACE_MS, or it does not
+   * wait (a prompt, a probe, a key being written), the process ends here. A second signal is
+   * never needed; one ends it at once.
+   */
+  override async init(): Promise<void> {
+    await super.init()
+    const on = (sig: NodeJS.Signals): void => {
+      if (this.signalled || !this.signalWaiters) return this.exitOnSignal(sig)
+      this.signalled = sig
+      this.onStopSignal(sig)
+      setTimeout(() => this.exitOnSignal(sig), STOP_GRACE_MS).unref()
+    }
+    process.on('SIGINT', on)
+    process.on('SIGTERM', on)
+  }
+
+  private exitOnSignal(sig: NodeJS.Signals): never {
+    this.signalled ??= sig
+    if (!this.stoppedSaid) this.logger?.event('stopped', {signal: sig})
+    this.sayStopped()
+    process.exit(0)
+  }
+
+  private sayStopped(): void {
+    if (!this.signalled || this.stoppedSaid) return
+    this.stoppedSaid = true
+    if (this.logger) this.logger.log('info', `stopped on ${this.signalled}`)
+    else process.stderr.write(`info  stopped on ${this.signalled}\n`)
+  }
+
+  protected override async finally(err: Error | undefined): Promise<unknown> {
+    // A command that returned after a signal ends with 0, whatever it set before.
+    if (this.signalled && !err) {
+      this.sayStopped()
+      process.exitCode = 0
+    }
+    return super.finally(err)
+  }
 
   /** Inject flags from --config FILE for every flag not given on the command line. */
   protected override async parse<F extends FlagOutput, B extends FlagOutput, A extends ArgOutput>(
@@ -81,17 +132,10 @@ export abstract class TunkitCommand extends Command {
     }).join('; ')
   }
 
-  /** Runs until SIGINT or SIGTERM, then stops cleanly. */
+  /** Resolves on SIGINT or SIGTERM; from this call on the command cleans up itself (see init). */
   protected waitForSignal(): Promise<NodeJS.Signals> {
-    return new Promise((res) => {
-      const on = (sig: NodeJS.Signals): void => {
-        process.off('SIGINT', on)
-        process.off('SIGTERM', on)
-        res(sig)
-      }
-      process.on('SIGINT', on)
-      process.on('SIGTERM', on)
-    })
+    this.signalWaiters++
+    return this.signalled$
   }
 
   /** Binds a listener; failure is a usage error naming the flag (address in use, not ours…). */
@@ -116,6 +160,7 @@ export abstract class TunkitCommand extends Command {
   protected async ask(flag: string, message: string, validate: (v: string) => unknown): Promise<string> {
     if (!this.interactive()) throw new UsageError(`missing required flag --${flag}`)
     const {input} = await import('@inquirer/prompts')
+    // On a terminal in raw mode, Ctrl-C is a key the prompt reads, not a signal: it ends the same way.
     return input({
       message,
       validate: (v) => {
@@ -126,7 +171,7 @@ export abstract class TunkitCommand extends Command {
           return (e as Error).message
         }
       },
-    })
+    }).catch((e: Error) => (e.name === 'ExitPromptError' ? this.exitOnSignal('SIGINT') : Promise.reject(e)))
   }
 }
 

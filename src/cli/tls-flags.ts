@@ -1,5 +1,6 @@
 import {Flags} from '@oclif/core'
 import {defaultFiles, loadTls, TlsConfigError, type TlsMaterial} from '../lib/io/tls-config.js'
+import type {Logger} from '../lib/log.js'
 import {UsageError} from './parse.js'
 
 export const tlsFlags = {
@@ -9,10 +10,11 @@ export const tlsFlags = {
   'pki-dir': Flags.string({summary: 'PKI directory written by "tunkit pki init".', env: 'TUNKIT_PKI', helpValue: '<dir>', helpGroup: 'TLS'}),
 }
 
-export function tlsFromFlags(role: 'gate' | 'client', f: {cert?: string; key?: string; ca?: string; 'pki-dir'?: string}): TlsMaterial {
+/** Our certificate, key and CA, checked (lib/io/tls-config.ts); warnings go to `log`. */
+export function tlsFromFlags(role: 'gate' | 'client', f: {cert?: string; key?: string; ca?: string; 'pki-dir'?: string}, log?: Logger): TlsMaterial {
   try {
     const files = defaultFiles(role, {cert: f.cert, key: f.key, ca: f.ca}, f['pki-dir'])
-    return loadTls(files)
+    return loadTls(files, role, (msg) => log?.log('warn', msg))
   } catch (e) {
     if (e instanceof TlsConfigError) throw new UsageError(e.message)
     throw e

@@ -88,7 +88,7 @@ A client that has not authenticated yet holds one of the --max-startups slots (a
       vpn,
       host: f.listen.host,
       port: f.listen.port,
-      tls: tlsFromFlags('gate', f),
+      tls: tlsFromFlags('gate', f, this.logger),
       name: f.name,
       policy,
       maxSessions: f['max-sessions'],

@@ -40,6 +40,11 @@ When the tunnel drops, the portal reconnects with backoff; its listeners stay op
     'dead-after': F.duration({summary: 'Silence after which the tunnel is reconnected.', default: D.deadAfter}),
     'connect-timeout': F.duration({summary: 'Time for TCP, TLS and the gate to answer.', default: D.connectTimeout}),
     'backoff-max': F.duration({summary: 'Longest wait between reconnect attempts.', default: D.backoffMax}),
+    retries: Flags.integer({
+      summary: 'Exit 1 after this many failed attempts in a row (default: retry for ever).', min: 1,
+      description: 'Only refused, unreachable, timed-out and dropped connections are retried at all: a certificate, authorisation or path error, or a peer that is not a gate, exits 1 at once.',
+    }),
+    'gate-name': Flags.string({summary: 'Verify the gate certificate against this name instead of the --gate host (e.g. a DNS SAN when dialling an address).'}),
     'udp-idle': F.duration({summary: 'Silence after which a UDP flow ends.', default: D.udpIdle}),
     vpn: Flags.boolean({summary: 'VPN mode: a pseudo network adapter (TUN) carrying IP through the tunnel (needs root).', helpGroup: 'VPN'}),
     tap: Flags.boolean({summary: 'With --vpn: an Ethernet (TAP) adapter with DHCP and ARP server emulators instead of TUN.', helpGroup: 'VPN'}),
@@ -70,25 +75,25 @@ When the tunnel drops, the portal reconnects with backoff; its listeners stay op
       gate,
       via,
       upstreamSocks: f['upstream-socks'],
-      tls: tlsFromFlags('client', f),
+      tls: tlsFromFlags('client', f, this.logger),
       remoteForwards: f.remote ?? [],
       keepalive: f.keepalive,
       deadAfter: f['dead-after'],
       connectTimeout: f['connect-timeout'],
       backoffMax: f['backoff-max'],
+      retries: f.retries,
+      gateName: f['gate-name'],
       log: this.logger,
       tracer: this.tracer,
       vpn: f.vpn ? new PortalVpn(f.dev, !f['no-routes'], this.logger, f.tap ? 'tap' : 'tun', this.tracer, acceptRoutes) : undefined,
     })
     // Watched from the start: a signal while the first tunnel is still being retried ends it too.
     const signal = this.waitForSignal()
-    let early: NodeJS.Signals | null
-    try {
-      early = await Promise.race([portal.start().then(() => null), signal])
-    } catch (e) {
+    const gaveUp = (e: unknown): never => {
       if (e instanceof FatalTunnelError) throw new TunkitError(e.code, `cannot open a tunnel to ${formatGateTarget(gate)}: ${e.message}`, {cause: e})
       throw e
     }
+    const early = await Promise.race([portal.start().then(() => null), signal]).catch(gaveUp)
     if (early) {
       this.logger.log('info', `${early}: giving up on the tunnel`)
       await portal.stop()
@@ -137,9 +142,12 @@ When the tunnel drops, the portal reconnects with backoff; its listeners stay op
       await closeAll()
       throw e
     }
-    const sig = await signal
-    this.logger.log('info', `${sig}: closing the tunnel`)
+    // Until a signal, or until a later tunnel fails in a way retrying cannot fix (or --retries).
+    const end = await Promise.race([signal, portal.failed])
     await closeAll()
+    if (end instanceof FatalTunnelError) gaveUp(end)
+    const sig = end as NodeJS.Signals
+    this.logger.log('info', `${sig}: closing the tunnel`)
     this.logger.event('stopped', {signal: sig})
   }
 }

@@ -19,7 +19,10 @@ It is not an open proxy: it forwards only to next hops that --allow-next rules a
 
   static override flags = {
     listen: F.hostPort({char: 'l', summary: 'Address and port to accept tunnels on.', ...F.hostPortDefault(D.host, D.port)}),
-    name: Flags.string({summary: 'This relay\'s name, as portals name it in --via (a host name, or host:port).'}),
+    name: Flags.string({
+      summary: 'Required: this relay\'s name, as portals name it in --via (a host name, or host:port); asked for on a terminal.',
+      description: 'A --via hop names this relay when it is this text, or an address the name or --listen resolves to, with the port the relay listens on (127.0.0.1:4500 for --name localhost). Names in a path are never looked up.',
+    }),
     'allow-next': Flags.string({summary: 'Next hop we may forward to: CIDR, address or host name, optionally :port.', multiple: true}),
     group: Flags.string({summary: 'A group of gates, NAME=host:port,host:port; portals ask for "group:NAME".', multiple: true}),
     balance: Flags.option({options: ['least-connections', 'round-robin'] as const, default: D.balance, summary: 'How a group member is chosen.'})(),

@@ -47,6 +47,7 @@ export const ERROR_CODES = {
   TK_TLS_CERT_NOT_YET_VALID: fatal('the certificate is not yet valid'),
   TK_TLS_CERT_REQUIRED: fatal('no client certificate was sent'),
   TK_TLS_HOSTNAME_MISMATCH: fatal('the certificate does not name the host'),
+  TK_TLS_CONFIG: fatal('our own certificate, key or CA file cannot be used'),
   TK_NOT_AUTHORIZED: fatal('not authorised'),
   TK_DENIED: fatal('the policy does not allow it'),
   TK_HOP_NOT_ALLOWED: fatal('a relay may not forward to the next hop'),
@@ -127,6 +128,9 @@ export const SYSTEM_CODES: Readonly<Record<string, ErrorCode>> = {
   INVALID_PURPOSE: 'TK_TLS_BAD_CERTIFICATE',
   CERT_CHAIN_TOO_LONG: 'TK_TLS_BAD_CERTIFICATE',
   HOSTNAME_MISMATCH: 'TK_TLS_HOSTNAME_MISMATCH',
+  // Our own files, as OpenSSL finds them when a TLS context is made (loadTls checks them first).
+  ERR_OSSL_X509_KEY_VALUES_MISMATCH: 'TK_TLS_CONFIG',
+  ERR_OSSL_PEM_NO_START_LINE: 'TK_TLS_CONFIG',
   ERR_TLS_CERT_ALTNAME_INVALID: 'TK_TLS_HOSTNAME_MISMATCH',
   ERR_SSL_PEER_DID_NOT_RETURN_A_CERTIFICATE: 'TK_TLS_CERT_REQUIRED',
   // Alerts from the peer (the other end decided).

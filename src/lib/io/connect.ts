@@ -77,6 +77,30 @@ async function lookupBudgeted(host: string, o: ResolveOptions): Promise<{address
   }
 }
 
+/**
+ * Every address of a host name (of an address: itself) for a node's own name, looked up once at
+ * start and now and then: within RESOLVE_TIMEOUT_MS and the process's lookup budget; [] when it
+ * does not resolve.
+ */
+export async function resolveAll(host: string): Promise<string[]> {
+  if (isIP(host)) return [host]
+  const ac = new AbortController()
+  const timer = setTimeout(() => ac.abort(), RESOLVE_TIMEOUT_MS)
+  try {
+    const release = await LOOKUPS.acquire(ac.signal)
+    const answer = lookup(host, {all: true})
+    answer.then(release, release)
+    return await new Promise<string[]>((res) => {
+      answer.then((as) => res(as.map((a) => a.address)), () => res([]))
+      ac.signal.addEventListener('abort', () => res([]), {once: true})
+    })
+  } catch {
+    return []
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
 /** The one place that dials TCP: no-delay on, bounded connect time, failures as ConnectError. */
 export function dialTcp(host: string, port: number, timeoutMs: number): Promise<Socket> {
   return new Promise((resolve, reject) => {

@@ -94,3 +94,29 @@ export function placeInPath(path: readonly string[], hops: number, isMe: (entry:
   if (hops > me) throw new RefusedError('TK_HOP_LOOP', `the RELAY frame has passed ${hops} relays but this relay is node ${me + 1} of its path: it came round a loop`)
   return me
 }
+
+/** Where this relay can be reached, for matching path entries by address (entryIsSelf). */
+export interface SelfAddresses {
+  /** What the relay's --name resolves to, and the ports that name may carry. */
+  addresses: readonly string[]
+  ports: readonly number[]
+  listens: readonly Listen[]
+  /** The interfaces' addresses (for a wildcard listener). */
+  local: readonly string[]
+}
+
+/**
+ * Does a path entry name this relay by address (`127.0.0.1:4500` for a relay named `localhost`)?
+ * Only an address literal counts: a name in a path is never looked up, or any peer could make the
+ * relay query whatever it likes (docs/security.md). The entry's port, when it has one, must be one
+ * the relay is reached on: two relays of one host differ by port.
+ */
+export function entryIsSelf(entry: string, self: SelfAddresses): boolean {
+  const m = entry.match(/^\[([^\]]+)\](?::(\d+))?$/) ?? entry.match(/^([^:]+)(?::(\d+))?$/) ?? [entry, entry, undefined]
+  const a = normal(m[1])
+  if (!a) return false
+  const ports = m[2] === undefined ? self.listens.map((l) => l.port) : [Number(m[2])]
+  const same = (x: string): boolean => normal(x)?.toNormalizedString() === a.toNormalizedString() && normal(x)?.kind() === a.kind()
+  return ports.some((port) => (reachesSelf(m[1], port, self.listens, self.local) && a.range() !== 'unspecified') ||
+    (self.ports.includes(port) && self.addresses.some(same)))
+}

@@ -1,6 +1,6 @@
 import {hostname} from 'node:os'
 import {isIP, type Socket} from 'node:net'
-import {connect as tlsConnect, type TLSSocket} from 'node:tls'
+import {checkServerIdentity, connect as tlsConnect, type PeerCertificate, type TLSSocket} from 'node:tls'
 import {CloseStatus, CLOSE_STATUS_NAMES, encodeTunnel, TunnelType} from '../codec/tunnel.js'
 import {readClearFrame} from './relay-frame.js'
 import {EXPORTER_LABEL, parseResponse, requestFrame, type RemoteForward, type TunnelGrant} from '../core/handshake.js'
@@ -56,6 +56,10 @@ export interface PortalOptions {
   backoffMin: number
   backoffMax: number
   udpIdle: number
+  /** The name the gate certificate must carry, when it is not the --gate host (a group: any name). */
+  gateName?: string
+  /** Give up after this many failed attempts in a row (0 = retry for ever); fatal codes give up at once. */
+  retries?: number
   log: Logger
   tracer?: Tracer
   /** VPN mode: the pseudo network adapter (seed 000). */
@@ -63,8 +67,9 @@ export interface PortalOptions {
 }
 
 /**
- * The first tunnel failed with a code that retrying cannot fix (wrong certificate, not
- * authorised, a bad path): `start()` rejects with this, keeping the code and the cause.
+ * A tunnel failed with a code that retrying cannot fix (wrong certificate, not authorised, a bad
+ * path, not a gate), or --retries attempts failed in a row: `start()` rejects with this before
+ * the first tunnel, `failed` resolves with it after; the code and the cause are kept.
  */
 export class FatalTunnelError extends TunkitError {
   override name = 'FatalTunnelError'
@@ -80,7 +85,11 @@ export class Portal {
   state: State = 'idle'
   private link: Link | null = null
   private stopping = false
-  private everUp = false
+  /** Attempts failed since the last tunnel came up (--retries counts these). */
+  private failures = 0
+  private giveUp!: (e: FatalTunnelError) => void
+  /** Resolves when the portal gives up (see FatalTunnelError); it then tries no more. */
+  readonly failed = new Promise<FatalTunnelError>((r) => (this.giveUp = r))
   private retryTimer: NodeJS.Timeout | null = null
   /** The connection of a tunnel still being set up: stop() ends it rather than wait out a step. */
   private settingUp: Socket | null = null
@@ -130,13 +139,21 @@ export class Portal {
     if (this.stopping) return
     this.connectOnce().then(
       () => {
-        this.everUp = true
+        this.failures = 0
         res()
       },
       (e: Error) => {
         if (this.stopping) return
-        // Retry or give up by code (lib/errors.ts ERROR_CODES); once up, always retry.
-        if (!isRetryable(e) && !this.everUp) return rej(new FatalTunnelError(errorCode(e), e.message, {cause: e}))
+        this.failures++
+        // Retry or give up by code (lib/errors.ts ERROR_CODES), before and after a tunnel was up.
+        const retries = this.o.retries ?? 0
+        if (!isRetryable(e) || (retries > 0 && this.failures >= retries)) {
+          const why = isRetryable(e) ? `${e.message} (${this.failures} attempts failed in a row, --retries ${retries})` : e.message
+          const fatal = new FatalTunnelError(errorCode(e), why, {cause: e})
+          this.state = 'dead'
+          this.giveUp(fatal)
+          return rej(fatal)
+        }
         const delay = Math.min(this.o.backoffMax, this.o.backoffMin * 2 ** n) * (0.75 + Math.random() * 0.5)
         this.state = 'reconnect'
         this.o.log.log('warn', `tunnel to ${formatGateTarget(this.o.gate)} failed: ${e.message}; retrying in ${delay.toFixed(1)} s`)
@@ -276,7 +293,7 @@ export class Portal {
             status: status === undefined ? null : CLOSE_STATUS_NAMES[status] ?? null,
             seconds: (Date.now() - since) / 1000, bytesOut: raw.bytesWritten, bytesBack: raw.bytesRead,
           })
-          if (!this.stopping) this.attempt(0, () => {}, () => {})
+          if (!this.stopping) this.attempt(0, () => {}, () => {}) // a give-up resolves `failed`
         },
       })
       link.startMux({onOpen: (req, s) => this.incoming(req, s)})
@@ -301,9 +318,10 @@ export class Portal {
         ca: m.ca,
         minVersion: 'TLSv1.3',
         ciphers: CIPHERSUITES,
-        servername: gate.kind === 'group' || isIP(gate.host) ? undefined : gate.host,
-        // Which gate of a group answers is the relay's choice: any gate our CA signed will do.
-        ...(gate.kind === 'host' ? {host: gate.host} : {checkServerIdentity: () => undefined}),
+        // --gate-name: the certificate is checked against that name (and sent as SNI), not the
+        // address dialled. Which gate of a group answers is the relay's choice: any gate our CA
+        // signed will do, unless --gate-name says which name they carry.
+        ...identity(this.o.gateName ?? (gate.kind === 'host' ? gate.host : undefined)),
       })
       const timer = setTimeout(() => {
         tls.destroy()
@@ -361,6 +379,12 @@ export class Portal {
       (e: Error) => session.reject(openFailReason(e)),
     )
   }
+}
+
+/** TLS options that make the gate certificate name `name` (any name when undefined). */
+function identity(name: string | undefined): {servername?: string; checkServerIdentity: (host: string, cert: PeerCertificate) => Error | undefined} {
+  if (name === undefined) return {checkServerIdentity: () => undefined}
+  return {servername: isIP(name) ? undefined : name, checkServerIdentity: (_host, cert) => checkServerIdentity(name, cert)}
 }
 
 /** `p`, or the error `onTimeout` makes once `seconds` have passed first. */

@@ -4,11 +4,11 @@ import {CodecError, errorCode, RefusedError} from '../../lib/errors.js'
 import {closeStatusFor} from '../errors.js'
 import {CLOSE_STATUS_NAMES, encodeTunnel, TunnelType, withRelayHops} from '../codec/tunnel.js'
 import type {Logger} from '../../lib/log.js'
-import {allowsAddress, allowsName, placeInPath, reachesSelf, type HopRule, type Listen} from '../core/next-hop.js'
+import {allowsAddress, allowsName, entryIsSelf, placeInPath, reachesSelf, type HopRule, type Listen} from '../core/next-hop.js'
 import {GateGroup, parseGateTarget, type Balance, type Member} from '../core/gate-group.js'
 import {TUNNEL_TRACE} from '../trace.js'
 import type {Tracer} from '../../lib/trace/tracer.js'
-import {dialTcp, hostPort, resolve} from '../../lib/io/connect.js'
+import {dialTcp, hostPort, resolve, resolveAll} from '../../lib/io/connect.js'
 import {nodeMatches, readClearFrame} from './relay-frame.js'
 import {tuneServerProcess} from '../../lib/io/native.js'
 import {startListener} from '../../lib/io/listen.js'
@@ -63,6 +63,8 @@ type State = 'receive-relay' | 'forward-connect' | 'forward' | 'dead'
 const LOOKUPS_PER_SOURCE = 2
 const LOOKUP_QUEUE_PER_SOURCE = 16
 const MAX_LOOKUP_SOURCES = 4096
+/** How old our own name's addresses may get before a frame makes us look it up again. */
+const NAME_REFRESH_MS = 60_000
 
 export class Relay {
   private server: Server
@@ -74,6 +76,9 @@ export class Relay {
   /** Where we accept tunnels: a next hop that resolves to one of these is refused (issue 9). */
   private listens: Listen[] = []
   private lookups = new Map<string, Limiter>()
+  /** What our --name resolves to (path entries may name us by address), and when it was looked up. */
+  private nameAddresses: string[] = []
+  private nameResolved = 0
 
   private readonly o: RelayOptions
   private readonly groups: GateGroup[]
@@ -125,10 +130,28 @@ export class Relay {
 
   listen(): Promise<{address: string; port: number}> {
     tuneServerProcess()
-    return startListener(this.server, this.o.host, this.o.port, this.o.log).then((bound) => {
+    return startListener(this.server, this.o.host, this.o.port, this.o.log).then(async (bound) => {
       this.listens = [bound]
+      await this.resolveName()
       return bound
     })
+  }
+
+  /** Our --name's addresses: looked up at start, then again at most every NAME_REFRESH_MS. */
+  private async resolveName(): Promise<void> {
+    this.nameResolved = Date.now()
+    const t = parseGateTarget(this.o.name)
+    this.nameAddresses = await resolveAll(t?.kind === 'host' ? t.host : this.o.name)
+  }
+
+  /** A RELAY path entry names us: by our --name text, or by an address we are reached on. */
+  private isMe(entry: string): boolean {
+    if (nodeMatches(entry, this.o.name)) return true
+    // Refreshed in the background: a frame never waits for our own name's lookup.
+    if (Date.now() - this.nameResolved > NAME_REFRESH_MS) void this.resolveName()
+    const t = parseGateTarget(this.o.name)
+    const ports = [...this.listens.map((l) => l.port), ...(t?.kind === 'host' ? [t.port] : [])]
+    return entryIsSelf(entry, {addresses: this.nameAddresses, ports, listens: this.listens, local: localAddresses()})
   }
 
   async close(): Promise<void> {
@@ -177,7 +200,7 @@ export class Relay {
       if (frame.kind !== 'relay') throw new RefusedError('TK_BAD_RELAY_FRAME', 'not a RELAY frame')
       this.o.tracer?.trace('in', peer, TUNNEL_TRACE, frame, wire.length)
       const hops = frame.hops ?? 0
-      const me = placeInPath(frame.path, hops, (e) => nodeMatches(e, this.o.name), this.o.name, this.o.maxHops)
+      const me = placeInPath(frame.path, hops, (e) => this.isMe(e), this.o.name, this.o.maxHops)
       const hop = frame.path[me + 1]
       const target = parseGateTarget(hop)
       if (!target) throw new RefusedError('TK_BAD_RELAY_FRAME', `next hop "${hop}" is not host:port`)
