@@ -1,7 +1,7 @@
 import {test} from 'uvu'
 import * as assert from 'uvu/assert'
 import {FALL, GateGroup, RISE} from '../../../src/tunnel/core/gate-group.js'
-import {allowsAddress, allowsName, parseHopRule, placeInPath, reachesSelf} from '../../../src/tunnel/core/next-hop.js'
+import {allowsAddress, allowsName, entryIsSelf, parseHopRule, placeInPath, reachesSelf} from '../../../src/tunnel/core/next-hop.js'
 
 test('--allow-next: names, wildcards, CIDRs and ports', () => {
   const rules = ['relay-c.example:4500', '*.gates.example', '198.18.0.0/15', '[2001:db8::/32]:4433'].map(parseHopRule)
@@ -60,6 +60,23 @@ test('placeInPath: named twice, hop count over the limit or over our index (a lo
   assert.is(code(() => placeInPath(['a:1', 'b:1', 'r:1', 'g:2'], 2, isMe, 'r', 2)), 'TK_HOP_LIMIT', 'path longer than --max-hops')
   assert.is(code(() => placeInPath(['x:1', 'g:2'], 0, isMe, 'r', 8)), 'TK_BAD_RELAY_FRAME')
   assert.is(code(() => placeInPath(['g:2', 'r:1'], 0, isMe, 'r', 8)), 'TK_BAD_RELAY_FRAME', 'last node')
+})
+
+test('entryIsSelf: an address literal our name resolves to or we listen on, at our port; never another port or a name', () => {
+  // --name localhost (resolved at start to 127.0.0.1 and ::1), listening on 127.0.0.1:4500.
+  const self = {addresses: ['127.0.0.1', '::1'], ports: [4500], listens: [{address: '127.0.0.1', port: 4500}], local: ['127.0.0.1', '192.0.2.7']}
+  assert.ok(entryIsSelf('127.0.0.1:4500', self))
+  assert.ok(entryIsSelf('[::1]:4500', self))
+  assert.ok(entryIsSelf('127.0.0.1', self), 'no port: the port we listen on')
+  assert.not.ok(entryIsSelf('127.0.0.1:4501', self), 'another relay of this host')
+  assert.not.ok(entryIsSelf('192.0.2.7:4500', self), 'an interface address we do not listen on')
+  assert.not.ok(entryIsSelf('localhost.example:4500', self), 'a name is never looked up')
+  assert.not.ok(entryIsSelf('0.0.0.0:4500', self))
+  // Listening on the wildcard: any local address at our port is us.
+  const wild = {addresses: [], ports: [4500], listens: [{address: '0.0.0.0', port: 4500}], local: ['127.0.0.1', '192.0.2.7']}
+  assert.ok(entryIsSelf('192.0.2.7:4500', wild))
+  assert.ok(entryIsSelf('127.0.0.2:4500', wild))
+  assert.not.ok(entryIsSelf('198.51.100.1:4500', wild))
 })
 
 test('groups: least-connections, round-robin, fall and rise', () => {
