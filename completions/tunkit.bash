@@ -88,7 +88,7 @@ _tunkit() {
     "nat-discover") opts="--alt --bind --burst --config --global-burst --global-rate --json --lifetime --listen --log-level --rate --serve --server --software --timeout --trace --trace-format -s" ;;
     "pki init") opts="--client --config --days --dir --force --json --log-level --san --trace --trace-format" ;;
     "pki issue") opts="--config --days --dir --force --json --log-level --san --server --trace --trace-format" ;;
-    "portal") opts="--accept-routes --backoff-max --ca --cert --config --connect-timeout --dead-after --dev --gate --json --keepalive --key --local --log-level --no-routes --pki-dir --remote --skip-unbindable --socks --socks-user --tap --trace --trace-format --udp --udp-idle --upstream-socks --via --vpn -D -L -R -U -g" ;;
+    "portal") opts="--accept-routes --backoff-max --ca --cert --config --connect-timeout --dead-after --dev --gate --gate-name --json --keepalive --key --local --log-level --no-routes --pki-dir --remote --retries --skip-unbindable --socks --socks-user --tap --trace --trace-format --udp --udp-idle --upstream-socks --via --vpn -D -L -R -U -g" ;;
     "relay") opts="--allow-next --balance --config --connect-timeout --group --handshake-timeout --health-interval --json --listen --log-level --max-hops --name --trace --trace-format -l" ;;
     "version") opts="--config --json --log-level --trace --trace-format" ;;
   esac
