@@ -34,14 +34,24 @@ t('a portal with a certificate from another CA is refused at the handshake; the 
   await waitFor('gate log', () => /not signed by our CA/.test(ctx.gate.stderr))
 })
 
-t('an expired client certificate is refused and the gate says it expired', async (ctx) => {
+t('an expired client certificate: the portal refuses it at start, and the gate refuses it and says it expired', async (ctx) => {
   const ca = await loadCa(ctx.pki.dir)
   const past = Date.now() - 10 * 86400_000
   writePair(ctx.pki.dir, 'old', await issue(ca, {cn: 'alice', role: 'client', notBefore: new Date(past - 86400_000), notAfter: new Date(past)}))
   const d = ctx.pki.dir
   const r = await runCli(['portal', '--gate', `127.0.0.1:${ctx.gate.port}`, '--cert', join(d, 'old.crt'), '--key', join(d, 'old.key'), '--pki-dir', d, '--socks', '127.0.0.1:0'])
   assert.is(r.code, 1)
+  assert.match(r.stderr, /--cert: \S+old\.crt expired on /)
+  // The gate's own check, for a client that does not check itself.
+  const raw = connect(ctx.gate.port, '127.0.0.1')
+  await new Promise((res) => raw.once('connect', res))
+  raw.write(encodeTunnel({kind: 'relay', origin: 'test', path: ['127.0.0.1']}))
+  await new Promise((res) => raw.once('data', res))
+  raw.pause()
+  const tls = tlsConnect({socket: raw, ca: readFileSync(join(d, 'ca.crt')), cert: readFileSync(join(d, 'old.crt')), key: readFileSync(join(d, 'old.key')), servername: 'localhost', minVersion: 'TLSv1.3'})
+  tls.on('error', () => {})
   await waitFor('gate log', () => /expired/.test(ctx.gate.stderr))
+  tls.destroy()
 })
 
 t('a client without a certificate is refused', async (ctx) => {

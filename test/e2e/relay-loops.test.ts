@@ -42,7 +42,8 @@ t('the issue 9 attack: a path naming the relay twice, or an alias of it, is refu
   const gate = `127.0.0.1:${ctx.dead}`
   const paths = [
     [me, me, gate], // the frame of the issue
-    [me, `127.1:${ctx.pa}`, gate], // resolves to us
+    [me, `127.1:${ctx.pa}`, gate], // an address of ours: the path names us twice
+    [me, `localhost:${ctx.pa}`, gate], // a name (never matched by lookup) that resolves to us
     [me, `[::ffff:127.0.0.1]:${ctx.pa}`, gate],
     [me, `2130706433:${ctx.pa}`, gate], // 127.0.0.1 as one number (inet_aton)
     [me, `127.0.0.1:${ctx.pb}`, `127.0.0.1:${ctx.pa}`, gate], // through B and back: HOPS
@@ -60,7 +61,7 @@ t('the issue 9 attack: a path naming the relay twice, or an alias of it, is refu
   await waitFor('descriptors back to where they were', () => fds(ctx.a!) <= before + 2)
   assert.is(ctx.a!.events.filter((e) => e.event === 'tunnel-up').length, 0, 'nothing was forwarded')
   assert.match(ctx.a!.stderr, /hop-loop: path names this relay \(127\.0\.0\.1:\d+\) 2 times/)
-  assert.match(ctx.a!.stderr, /hop-loop: next hop 127\.1:\d+ is this relay \(127\.0\.0\.1:\d+\)/)
+  assert.match(ctx.a!.stderr, /hop-loop: next hop localhost:\d+ is this relay \(127\.0\.0\.1:\d+\)/)
   // A frame from a portal that predates HOPS gets the same treatment.
   assert.is((await answer(ctx.pa, {kind: 'relay', origin: 'old', path: [me, me, gate]})).status, 'hop-loop')
 })
@@ -70,9 +71,9 @@ t('a two-relay ping-pong (A -> B -> alias of A) dies on the hop count after one 
   const b = `127.0.0.1:${ctx.pb}`
   const upA = ctx.a!.events.filter((e) => e.event === 'tunnel-up').length
   const upB = ctx.b!.events.filter((e) => e.event === 'tunnel-up').length
-  // B may dial "127.1:pa" (it is not B), and A does not know that name as its own: only HOPS,
-  // 2 when the frame comes back to A, node 1 of the path, shows the loop.
-  const r = await answer(ctx.pa, {kind: 'relay', origin: 'attacker', path: [a, b, `127.1:${ctx.pa}`, `127.1:${ctx.pb}`, `127.0.0.1:${ctx.dead}`], hops: 0})
+  // B may dial "localhost:pa" (it is not B), and A does not take that name for its own (names in a
+  // path are not looked up): only HOPS, 2 when the frame comes back to A, node 1 of the path, shows the loop.
+  const r = await answer(ctx.pa, {kind: 'relay', origin: 'attacker', path: [a, b, `localhost:${ctx.pa}`, `localhost:${ctx.pb}`, `127.0.0.1:${ctx.dead}`], hops: 0})
   assert.is(r.status, 'hop-loop')
   assert.match(r.reason, /passed 2 relays but this relay is node 1/)
   await waitFor('both relays report the tunnel down', () => ctx.a!.events.some((e) => e.event === 'tunnel-down') && ctx.b!.events.some((e) => e.event === 'tunnel-down'))
