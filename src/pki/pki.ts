@@ -1,7 +1,7 @@
 import 'reflect-metadata' // @peculiar/x509 needs it (tsyringe)
 import * as x509 from '@peculiar/x509'
-import {randomBytes, webcrypto} from 'node:crypto'
-import {chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync} from 'node:fs'
+import {createPrivateKey, randomBytes, webcrypto, X509Certificate} from 'node:crypto'
+import {chmodSync, mkdirSync, readFileSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {isIP} from 'node:net'
 
@@ -98,9 +98,27 @@ export async function issue(ca: Signer, o: LeafOptions): Promise<Issued> {
 export async function loadCa(dir: string): Promise<Signer> {
   const certFile = join(dir, 'ca.crt')
   const keyFile = join(dir, 'ca.key')
-  if (!existsSync(certFile) || !existsSync(keyFile)) throw new PkiError(`no CA in ${dir}: run "tunkit pki init" first`)
-  const cert = new x509.X509Certificate(readFileSync(certFile, 'utf8'))
-  const der = x509.PemConverter.decodeFirst(readFileSync(keyFile, 'utf8'))
+  const read = (file: string): string => {
+    try {
+      return readFileSync(file, 'utf8')
+    } catch (e) {
+      const code = (e as {code?: string}).code
+      if (code === 'ENOENT') throw new PkiError(`no CA in ${dir}: run "tunkit pki init" first`)
+      throw new PkiError(`cannot read ${file}: ${code === 'EACCES' || code === 'EPERM' ? `permission denied (${code})` : (e as Error).message}`)
+    }
+  }
+  const [certPem, keyPem] = [read(certFile), read(keyFile)]
+  // Certificates signed by a key that is not the CA's would verify nowhere: refuse to issue them.
+  let ok: boolean
+  try {
+    const c = new X509Certificate(certPem)
+    ok = c.ca && c.checkPrivateKey(createPrivateKey(keyPem))
+  } catch {
+    ok = false
+  }
+  if (!ok) throw new PkiError(`${keyFile} is not the key of the CA certificate ${certFile}`)
+  const cert = new x509.X509Certificate(certPem)
+  const der = x509.PemConverter.decodeFirst(keyPem)
   const key = await webcrypto.subtle.importKey('pkcs8', der, ALG, false, ['sign']) as unknown as CryptoKey
   return {cert, key}
 }

@@ -1,5 +1,5 @@
 import {spawn} from 'node:child_process'
-import {chmodSync, copyFileSync} from 'node:fs'
+import {chmodSync, copyFileSync, existsSync} from 'node:fs'
 import {join} from 'node:path'
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
@@ -50,6 +50,20 @@ t('portal: a gate certificate, or a key of another certificate, exits 1 before d
   const portal = (...extra: string[]): string[] => ['portal', '--gate', '127.0.0.1:1', '--socks', '127.0.0.1:0', '--pki-dir', d, ...extra]
   await failsAtOnce(portal('--cert', join(d, 'gate.crt'), '--key', join(d, 'gate.key')), /--cert: \S+gate\.crt is not for a portal \(TLS client\): its extended key usage lacks clientAuth/, 'TK_TLS_CONFIG')
   await failsAtOnce(portal('--key', join(ctx.other.dir, 'client.key')), /--key: \S+client\.key is not the key of the certificate/, 'TK_TLS_CONFIG')
+})
+
+t('pki issue with a CA key that is not the CA certificate\'s: refused, nothing issued', async (ctx) => {
+  const {dir, cleanup} = tmpDir('ca-pair')
+  try {
+    copyFileSync(join(ctx.pki.dir, 'ca.crt'), join(dir, 'ca.crt'))
+    copyFileSync(join(ctx.other.dir, 'ca.key'), join(dir, 'ca.key'))
+    const r = await runCli(['pki', 'issue', 'carol', '--dir', dir])
+    assert.is(r.code, 2, r.stderr)
+    assert.match(r.stderr, /^tunkit pki[ :]issue: error: --dir: \S+ca\.key is not the key of the CA certificate \S+ca\.crt\n$/)
+    assert.not.ok(existsSync(join(dir, 'carol.crt')))
+  } finally {
+    cleanup()
+  }
 })
 
 t('an unreadable key is "permission denied", not "file not found" (exit 1)', async (ctx) => {

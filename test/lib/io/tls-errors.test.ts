@@ -2,7 +2,7 @@ import {test} from 'uvu'
 import * as assert from 'uvu/assert'
 import {once} from 'node:events'
 import {createServer as netServer, type AddressInfo} from 'node:net'
-import {connect, createServer, type TLSSocket} from 'node:tls'
+import {connect, createSecureContext, createServer, type TLSSocket} from 'node:tls'
 import {errorCode, isRetryable} from '../../../src/lib/errors.js'
 import {dialTcp} from '../../../src/lib/io/connect.js'
 import {createCa, issue} from '../../../src/pki/pki.js'
@@ -63,6 +63,19 @@ test('no client certificate: fatal (TK_TLS_CERT_REQUIRED)', async () => {
   assert.ok(r.client, 'the client failed')
   assert.is(errorCode(r.client), 'TK_TLS_CERT_REQUIRED', String((r.client as {code?: string}).code))
   assert.not.ok(isRetryable(r.client))
+})
+
+test('a key that is not the certificate\'s, as OpenSSL finds it making a TLS context: fatal (TK_TLS_CONFIG)', async () => {
+  const [mine, theirs] = [await pki(), await pki()]
+  let err: unknown
+  try {
+    createSecureContext({cert: mine.server.certPem, key: theirs.server.keyPem})
+  } catch (e) {
+    err = e
+  }
+  assert.ok(err, 'OpenSSL refused the pair')
+  assert.is(errorCode(err), 'TK_TLS_CONFIG', String((err as {code?: string}).code))
+  assert.not.ok(isRetryable(err))
 })
 
 test('a refused connection is retried (TK_CONNECT_REFUSED)', async () => {
