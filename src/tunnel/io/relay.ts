@@ -141,17 +141,18 @@ export class Relay {
   private async resolveName(): Promise<void> {
     this.nameResolved = Date.now()
     const t = parseGateTarget(this.o.name)
-    this.nameAddresses = await resolveAll(t?.kind === 'host' ? t.host : this.o.name)
+    const found = await resolveAll(t?.kind === 'host' ? t.host : this.o.name)
+    // A lookup that fails later keeps what the last one found.
+    if (found.length || !this.nameAddresses.length) this.nameAddresses = found
   }
 
-  /** A RELAY path entry names us: by our --name text, or by an address we are reached on. */
-  private isMe(entry: string): boolean {
-    if (nodeMatches(entry, this.o.name)) return true
+  /** Which path entries name us: our --name text, or an address we are reached on (entryIsSelf). */
+  private isMe(): (entry: string) => boolean {
     // Refreshed in the background: a frame never waits for our own name's lookup.
     if (Date.now() - this.nameResolved > NAME_REFRESH_MS) void this.resolveName()
     const t = parseGateTarget(this.o.name)
-    const ports = [...this.listens.map((l) => l.port), ...(t?.kind === 'host' ? [t.port] : [])]
-    return entryIsSelf(entry, {addresses: this.nameAddresses, ports, listens: this.listens, local: localAddresses()})
+    const self = {addresses: this.nameAddresses, ports: [...this.listens.map((l) => l.port), ...(t?.kind === 'host' ? [t.port] : [])], listens: this.listens, local: localAddresses()}
+    return (entry) => nodeMatches(entry, this.o.name) || entryIsSelf(entry, self)
   }
 
   async close(): Promise<void> {
@@ -200,7 +201,7 @@ export class Relay {
       if (frame.kind !== 'relay') throw new RefusedError('TK_BAD_RELAY_FRAME', 'not a RELAY frame')
       this.o.tracer?.trace('in', peer, TUNNEL_TRACE, frame, wire.length)
       const hops = frame.hops ?? 0
-      const me = placeInPath(frame.path, hops, (e) => this.isMe(e), this.o.name, this.o.maxHops)
+      const me = placeInPath(frame.path, hops, this.isMe(), this.o.name, this.o.maxHops)
       const hop = frame.path[me + 1]
       const target = parseGateTarget(hop)
       if (!target) throw new RefusedError('TK_BAD_RELAY_FRAME', `next hop "${hop}" is not host:port`)
