@@ -11,6 +11,8 @@ export default class RelayCommand extends TunkitCommand {
   static override description = `A relay between portals and gates. Each tunnel names its path (portal --via); the relay finds its own --name in it, connects the next hop and then passes bytes both ways. TLS runs end to end between portal and gate, so the relay never sees the traffic.
 
 It is not an open proxy: it forwards only to next hops that --allow-next rules allow (or to a --group of gates), and tells the portal why when it refuses.`
+  // --name is required (asked for on a terminal, so not an oclif `required` flag): the usage says so.
+  static override usage = '<%= command.id %> --name NAME [-l HOST:PORT] [--allow-next RULE...] [--group NAME=HOST:PORT,...] [FLAGS]'
   static override examples = [
     '<%= config.bin %> relay --listen 0.0.0.0:4500 --name relay-b.example --allow-next relay-c.example:4500',
     '<%= config.bin %> relay --listen 127.0.0.1:4500 --name 127.0.0.1:4500 --allow-next 198.18.0.0/15',

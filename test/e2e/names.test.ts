@@ -75,6 +75,7 @@ t('relay --name localhost: a portal naming it --via 127.0.0.1:PORT passes; 127.0
 t('relay --help shows --name as required', async () => {
   const r = await runCli(['relay', '--help'])
   assert.is(r.code, 0)
+  assert.match(r.stdout, /USAGE\n\s+\$ tunkit relay --name NAME \[/)
   assert.match(r.stdout, /--name=<value>\s+Required: our node name in RELAY paths/)
 })
 
