@@ -1,5 +1,6 @@
 import {spawn} from 'node:child_process'
 import {createSocket} from 'node:dgram'
+import {readFileSync} from 'node:fs'
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
 import {BIN, event, freePort, tunkit, waitFor, type Proc} from '../helpers/procs.js'
@@ -32,6 +33,27 @@ async function endsWith0(p: Proc, sig: NodeJS.Signals): Promise<void> {
   assert.ok(took < EXIT_MS, `exited ${took} ms after ${sig}`)
   assert.match(p.stderr, new RegExp(`info +stopped on ${sig}\\n$`))
 }
+
+/**
+ * bin/run.js has run its first lines and is loading the modules: libuv's pool (16 threads, set
+ * there) starts with the first import, after the signal handlers are in place.
+ */
+const loading = (p: Proc): boolean => {
+  try {
+    return Number(readFileSync(`/proc/${p.child.pid}/status`, 'utf8').match(/^Threads:\s*(\d+)/m)?.[1]) >= 16
+  } catch {
+    return false
+  }
+}
+
+t('gate and portal while their modules still load (long before a listener or a tunnel): exit 0', async (ctx) => {
+  for (const [args, sig] of [[['gate', '--listen', '127.0.0.1:0', '--pki-dir', ctx.pki.dir, '--json'], 'SIGINT'], [['portal', '--gate', '127.0.0.1:1', '--pki-dir', ctx.pki.dir, '--json'], 'SIGTERM']] as const) {
+    const p = tunkit([...args])
+    await waitFor('bin/run.js loading the modules', () => loading(p), 5000)
+    await endsWith0(p, sig)
+    assert.not.match(p.stdout, /"event":"listening"/)
+  }
+})
 
 t('gate: while listening (SIGINT) and with a tunnel up (SIGTERM)', async (ctx) => {
   await endsWith0(await startGate(ctx.pki), 'SIGINT')
