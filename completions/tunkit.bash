@@ -36,7 +36,7 @@ _tunkit_arg() {
         --log-level) echo "=error warn info debug" ;;
         --config|--cert|--key|--ca) echo "file" ;;
         --pki-dir) echo "dir" ;;
-        --gate|-g|--via|--socks|-D|--socks-user|--local|-L|--udp|-U|--remote|-R|--upstream-socks|--keepalive|--dead-after|--connect-timeout|--backoff-max|--udp-idle|--dev|--accept-routes) echo "text" ;;
+        --gate|-g|--via|--socks|-D|--socks-user|--local|-L|--udp|-U|--remote|-R|--upstream-socks|--keepalive|--dead-after|--connect-timeout|--backoff-max|--retries|--gate-name|--udp-idle|--dev|--accept-routes) echo "text" ;;
       esac ;;
     "relay") case "$2" in
         --trace-format) echo "=text json" ;;
