@@ -76,7 +76,7 @@ t('relay --help shows --name as required', async () => {
   const r = await runCli(['relay', '--help'])
   assert.is(r.code, 0)
   assert.match(r.stdout, /USAGE\n\s+\$ tunkit relay --name NAME \[/)
-  assert.match(r.stdout, /--name=<value>\s+Required: our node name in RELAY paths/)
+  assert.match(r.stdout, /--name=<value>\s+Required: this relay's name/)
 })
 
 t.run()

@@ -117,7 +117,7 @@ tty('relay asking for --name on a terminal: Ctrl-C ends it with 0, no second key
   child.stdout!.on('data', (d: Buffer) => (out += d))
   const exited = new Promise((r) => child.on('exit', r))
   try {
-    await waitFor('the prompt', () => /name in RELAY paths/.test(out))
+    await waitFor('the prompt', () => /This relay's name/.test(out))
     const t0 = Date.now()
     child.stdin!.write('\x03')
     const code = await Promise.race([exited, new Promise((r) => setTimeout(() => r('still running'), 5000))])
