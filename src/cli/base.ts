@@ -18,13 +18,16 @@ export abstract class TunkitCommand extends Command {
   static override baseFlags = {
     trace: Flags.boolean({summary: 'Print every frame sent and received, one line each, on stderr.', helpGroup: 'GLOBAL'}),
     // No default: it follows --log-format unless given.
-    'trace-format': Flags.option({options: ['text', 'json'] as const, summary: 'Trace as text or as JSON lines (default: as --log-format).', helpGroup: 'GLOBAL'})(),
+    'trace-format': Flags.option({options: ['text', 'json'] as const, summary: 'Trace as text or as JSON lines; by default as --log-format.', helpGroup: 'GLOBAL'})(),
     json: Flags.boolean({summary: 'Print results and events, errors included, as JSON lines on stdout.', helpGroup: 'GLOBAL'}),
     'log-level': Flags.option({options: ['error', 'warn', 'info', 'debug'] as const, default: 'info' as const, summary: 'How much to log on stderr.', helpGroup: 'GLOBAL'})(),
-    verbose: Flags.boolean({char: 'v', summary: 'Log at debug level (as --log-level debug); -vv also traces (as --trace).', helpGroup: 'GLOBAL'}),
+    verbose: Flags.boolean({char: 'v', summary: 'Log at debug level, as --log-level debug; -vv also traces, as --trace.', helpGroup: 'GLOBAL'}),
     'log-format': Flags.option({options: ['text', 'json'] as const, default: 'text' as const, summary: 'Log lines on stderr as text or as JSON objects, one a line.', helpGroup: 'GLOBAL'})(),
-    'log-time': Flags.option({options: ['utc', 'none'] as const, default: 'utc' as const, summary: 'Start text log lines with the UTC time, or not (journald adds its own).', helpGroup: 'GLOBAL'})(),
-    config: Flags.string({summary: 'Read flags from a JSON file ({"flag-name": value}) instead of ~/.config/tunkit/COMMAND.json; command-line flags win.', helpValue: '<file>', helpGroup: 'GLOBAL'}),
+    'log-time': Flags.option({options: ['utc', 'none'] as const, default: 'utc' as const, summary: 'Start text log lines with the UTC time, or not: journald adds its own.', helpGroup: 'GLOBAL'})(),
+    config: Flags.string({
+      summary: 'Read flags from a JSON file ({"flag-name": value}); command-line flags win.', helpValue: '<file>', helpGroup: 'GLOBAL',
+      description: 'Without it, ~/.config/tunkit/COMMAND.json ($XDG_CONFIG_HOME/tunkit/ when set; pki-init.json for "pki init") is read when it exists.',
+    }),
   }
 
   protected logger!: Logger
