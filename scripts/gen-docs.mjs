@@ -36,7 +36,7 @@ function flagLines(flags) {
   return out
 }
 
-const globalNames = new Set(['trace', 'trace-format', 'json', 'log-level', 'config'])
+const globalNames = new Set(['trace', 'trace-format', 'json', 'log-level', 'verbose', 'log-format', 'log-time', 'config'])
 
 // Descriptions are one line per paragraph; an "Exit status:" paragraph goes to EXIT STATUS instead.
 function paragraphs(s) {
@@ -78,7 +78,8 @@ function mainPage() {
   ]
   for (const c of commands) lines.push('.TP', `\\fB${words(c).join(' ')}\\fR`, roff(c.summary))
   lines.push('.SH GLOBAL OPTIONS', ...flagLines(Object.fromEntries(Object.entries(commands[0]?.flags ?? {}).filter(([n]) => globalNames.has(n)))))
-  lines.push('.SH FILES', '\\fI~/.config/tunkit/pki/\\fR: the PKI written by \\fBtunkit pki init\\fR (override with \\fBTUNKIT_PKI\\fR).')
+  lines.push('.SH FILES', '\\fI~/.config/tunkit/pki/\\fR: the PKI written by \\fBtunkit pki init\\fR (override with \\fBTUNKIT_PKI\\fR).',
+    '.br', '\\fI~/.config/tunkit/COMMAND.json\\fR (\\fB$XDG_CONFIG_HOME/tunkit/\\fR when set; \\fIpki\\-init.json\\fR for \\fBpki init\\fR): flags read when present and no \\fB\\-\\-config\\fR is given.')
   lines.push('.SH SEE ALSO', commands.map((c) => `\\fB${bin}\\-${words(c).join('\\-')}\\fR(1)`).join(', '))
   files[join('man', `${bin}.1`)] = lines.join('\n') + '\n'
 }

@@ -2,12 +2,12 @@ import {Command, Flags, Interfaces} from '@oclif/core'
 import type {Input, ParserOutput} from '@oclif/core/interfaces'
 type FlagOutput = {[name: string]: any} // eslint-disable-line @typescript-eslint/no-explicit-any
 type ArgOutput = {[name: string]: any} // eslint-disable-line @typescript-eslint/no-explicit-any
-import {readFileSync} from 'node:fs'
 import {errorCode, exitStatus, TunkitError} from '../lib/errors.js'
 import type {Level, Logger} from '../lib/log.js'
 import {Tracer} from '../lib/trace/tracer.js'
 import {ListenError} from '../lib/io/listen.js'
-import {makeLogger} from './output.js'
+import {configArgs, flagsPart} from './config.js'
+import {jsonLogLine, makeLogger, type LogFormat} from './output.js'
 import {FlagValueError, UsageError} from './parse.js'
 import {nearest} from './suggest.js'
 
@@ -20,15 +20,21 @@ export type BaseFlags = Interfaces.InferredFlags<typeof TunkitCommand['baseFlags
 export abstract class TunkitCommand extends Command {
   static override baseFlags = {
     trace: Flags.boolean({summary: 'Print every frame sent and received, one line each, on stderr.', helpGroup: 'GLOBAL'}),
-    'trace-format': Flags.option({options: ['text', 'json'] as const, default: 'text' as const, summary: 'Trace as text or as JSON lines.', helpGroup: 'GLOBAL'})(),
-    json: Flags.boolean({summary: 'Print results and events as JSON lines on stdout.', helpGroup: 'GLOBAL'}),
+    // No default: it follows --log-format unless given.
+    'trace-format': Flags.option({options: ['text', 'json'] as const, summary: 'Trace as text or as JSON lines; by default as --log-format.', helpGroup: 'GLOBAL'})(),
+    json: Flags.boolean({summary: 'Print results and events, errors included, as JSON lines on stdout.', helpGroup: 'GLOBAL'}),
     'log-level': Flags.option({options: ['error', 'warn', 'info', 'debug'] as const, default: 'info' as const, summary: 'How much to log on stderr.', helpGroup: 'GLOBAL'})(),
-    config: Flags.string({summary: 'Read flags from a JSON file ({"flag-name": value}); command-line flags win.', helpValue: '<file>', helpGroup: 'GLOBAL'}),
+    verbose: Flags.boolean({char: 'v', summary: 'Log at debug level, as --log-level debug; -vv also traces, as --trace.', helpGroup: 'GLOBAL'}),
+    'log-format': Flags.option({options: ['text', 'json'] as const, default: 'text' as const, summary: 'Log lines on stderr as text or as JSON objects, one a line.', helpGroup: 'GLOBAL'})(),
+    'log-time': Flags.option({options: ['utc', 'none'] as const, default: 'utc' as const, summary: 'Start text log lines with the UTC time, or not: journald adds its own.', helpGroup: 'GLOBAL'})(),
+    config: Flags.string({
+      summary: 'Read flags from a JSON file ({"flag-name": value}); command-line flags win.', helpValue: '<file>', helpGroup: 'GLOBAL',
+      description: 'Without it, ~/.config/tunkit/COMMAND.json ($XDG_CONFIG_HOME/tunkit/ when set; pki-init.json for "pki init") is read when it exists.',
+    }),
   }
 
   protected logger!: Logger
   protected tracer?: Tracer
-  private json = false
   /** The first SIGINT or SIGTERM received, and whether the command waits for it to clean up. */
   private signalled: NodeJS.Signals | null = null
   private signalWaiters = 0
@@ -66,7 +72,7 @@ export abstract class TunkitCommand extends Command {
     if (!this.signalled || this.stoppedSaid) return
     this.stoppedSaid = true
     if (this.logger) this.logger.log('info', `stopped on ${this.signalled}`)
-    else process.stderr.write(`info  stopped on ${this.signalled}\n`)
+    else process.stderr.write(this.output?.logFormat === 'json' ? jsonLogLine('info', `stopped on ${this.signalled}`, {}) + '\n' : `info  stopped on ${this.signalled}\n`)
   }
 
   protected override async finally(err: Error | undefined): Promise<unknown> {
@@ -78,16 +84,20 @@ export abstract class TunkitCommand extends Command {
     return super.finally(err)
   }
 
-  /** Inject flags from --config FILE for every flag not given on the command line. */
+  /** How a failure is reported: known from the command line (and config) before parsing ends. */
+  private output?: {json: boolean; logFormat: LogFormat}
+
+  /**
+   * -v/-vv expanded, then flags from the config file (--config FILE, or the command's default
+   * file) injected for every flag not given on the command line.
+   */
   protected override async parse<F extends FlagOutput, B extends FlagOutput, A extends ArgOutput>(
     options?: Input<F, B, A>, argv = this.argv,
   ): Promise<ParserOutput<F, B, A>> {
-    const i = argv.findIndex((a) => a === '--config' || a.startsWith('--config='))
-    if (i >= 0) {
-      const file = argv[i].includes('=') ? argv[i].slice('--config='.length) : argv[i + 1]
-      if (!file) throw new UsageError('--config: missing file name')
-      argv = [...argv, ...configArgs(file, argv, options?.flags ?? {})]
-    }
+    argv = verbosity(argv)
+    this.output = scanOutput(argv)
+    argv = [...argv, ...configArgs(argv, this.id ?? '', {...options?.baseFlags, ...options?.flags})]
+    this.output = scanOutput(argv)
     let out: ParserOutput<F, B, A>
     try {
       out = await super.parse(options, argv)
@@ -96,24 +106,26 @@ export abstract class TunkitCommand extends Command {
       throw e
     }
     const f = out.flags as unknown as BaseFlags
-    this.json = f.json
-    this.logger = makeLogger(f['log-level'] as Level, f.json)
-    if (f.trace) this.tracer = new Tracer(f['trace-format'])
+    this.output = {json: f.json, logFormat: f['log-format']}
+    this.logger = makeLogger({level: f.verbose ? 'debug' : f['log-level'] as Level, json: f.json, format: f['log-format'], time: f['log-time'] === 'utc'})
+    if (f.trace) this.tracer = new Tracer(f['trace-format'] ?? f['log-format'])
     return out
   }
 
   /**
-   * Errors become one line on stderr, err.message only. The exit status comes from the code
+   * Errors become one line on stderr, err.message only (a JSON object with --log-format json),
+   * and with --json an `error` event on stdout. The exit status comes from the code
    * (ERROR_CODES: usage errors 2, runtime failures 1); oclif's own errors carry theirs.
    */
   protected override async catch(err: Error & {exitCode?: number; oclif?: {exit?: number}; code?: string}): Promise<unknown> {
     if (err.code === 'EEXIT' || err.message === 'EEXIT: 0') throw err
     const code = err instanceof TunkitError ? exitStatus(err) : err.exitCode ?? err.oclif?.exit ?? 1
     const msg = this.suggestFlag(err) ?? err.message.replace(/\s*\n\s*/g, ' ').replace(/ See more help with --help$/, '')
-    const tkCode = errorCode(err.cause ?? err, code === 2 ? 'TK_USAGE' : 'TK_FAILED')
-    if (this.json && this.logger) this.logger.event('error', {code: err instanceof TunkitError ? err.code : tkCode, message: msg, exit: code})
-    // The command as typed ("pki init"), not oclif's id ("pki:init").
-    process.stderr.write(`tunkit ${this.id?.replace(/:/g, ' ') ?? ''}: error: ${msg}\n`)
+    const tkCode = err instanceof TunkitError ? err.code : errorCode(err.cause ?? err, code === 2 ? 'TK_USAGE' : 'TK_FAILED')
+    // Parsing may have failed: then the command line says where the error goes.
+    const out = this.output ?? scanOutput(this.argv)
+    if (out.json) process.stdout.write(JSON.stringify({event: 'error', time: new Date().toISOString(), code: tkCode, message: msg, exit: code}) + '\n')
+    this.errorLine(msg, {code: tkCode, exit: code}, out.logFormat)
     process.exitCode = code
     return undefined
   }
@@ -130,6 +142,14 @@ export abstract class TunkitCommand extends Command {
       const near = nearest(typed.replace(/=.*/, ''), names)
       return `unknown flag ${typed}${near ? `; did you mean ${near}?` : ''}`
     }).join('; ')
+  }
+
+  /**
+   * The line a command ends with when it fails: "tunkit CMD: error: …" with the command as typed
+   * ("pki init", not oclif's "pki:init"), or a JSON log line.
+   */
+  protected errorLine(msg: string, fields: Record<string, unknown>, format = this.output?.logFormat): void {
+    process.stderr.write(format === 'json' ? jsonLogLine('error', msg, fields) + '\n' : `tunkit ${this.id?.replace(/:/g, ' ') ?? ''}: error: ${msg}\n`)
   }
 
   /** Resolves on SIGINT or SIGTERM; from this call on the command cleans up itself (see init). */
@@ -149,7 +169,7 @@ export abstract class TunkitCommand extends Command {
   }
 
   protected jsonMode(): boolean {
-    return this.json
+    return this.output?.json ?? false
   }
 
   protected interactive(): boolean {
@@ -175,26 +195,24 @@ export abstract class TunkitCommand extends Command {
   }
 }
 
-function configArgs(file: string, argv: string[], flags: Record<string, {type: string; char?: string}>): string[] {
-  let data: unknown
-  try {
-    data = JSON.parse(readFileSync(file, 'utf8'))
-  } catch (e) {
-    throw new UsageError(`--config: cannot read ${file}: ${(e as Error).message}`)
-  }
-  if (typeof data !== 'object' || data === null || Array.isArray(data)) throw new UsageError(`--config: ${file} must hold a JSON object of flag names`)
-  const out: string[] = []
-  for (const [name, value] of Object.entries(data)) {
-    const def = flags[name]
-    if (!def || name === 'config') throw new UsageError(`--config: unknown flag "${name}" in ${file}`)
-    const given = argv.some((a) => a === `--${name}` || a.startsWith(`--${name}=`) || (def.char && a === `-${def.char}`))
-    if (given) continue
-    for (const v of Array.isArray(value) ? value : [value]) {
-      if (def.type === 'boolean') {
-        if (v === true) out.push(`--${name}`)
-        else if (v !== false) throw new UsageError(`--config: "${name}" must be true or false`)
-      } else out.push(`--${name}=${String(v)}`)
-    }
-  }
-  return out
+/** -vv is -v with --trace (oclif counts no flags); options only, not after "--". */
+function verbosity(argv: string[]): string[] {
+  const opts = flagsPart(argv)
+  let n = 0
+  const rest = opts.filter((a) => {
+    const m = /^-(v+)$/.exec(a)
+    if (m) n += m[1].length
+    else if (a === '--verbose') n++
+    return !m && a !== '--verbose'
+  })
+  if (n === 0) return argv
+  return [...rest, '--verbose', ...(n > 1 && !rest.includes('--trace') ? ['--trace'] : []), ...argv.slice(opts.length)]
+}
+
+/** --json and --log-format as the arguments give them (config flags already appended). */
+function scanOutput(argv: string[]): {json: boolean; logFormat: LogFormat} {
+  const opts = flagsPart(argv)
+  const json = opts.includes('--json')
+  const logFormat = opts.some((a, i) => a === '--log-format=json' || (a === '--log-format' && opts[i + 1] === 'json')) ? 'json' : 'text'
+  return {json, logFormat}
 }

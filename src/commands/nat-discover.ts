@@ -67,7 +67,7 @@ Exit status: 0 discovered, 2 bad arguments, 3 UDP blocked, 4 server unreachable.
       }
     }
     if (this.jsonMode()) process.stdout.write(JSON.stringify({schema: 1, error: 'server-unreachable', message: last?.message}) + '\n')
-    else process.stderr.write(`tunkit nat-discover: error: no STUN server reachable (${last?.message})\n`)
+    else this.errorLine(`no STUN server reachable (${last?.message})`, {exit: EXIT.UNREACHABLE})
     process.exitCode = EXIT.UNREACHABLE
   }
 

@@ -32,27 +32,29 @@ interface Window {
   suppressed: number
   last: string
   level: Level
+  fields?: Record<string, unknown>
   timer?: ReturnType<typeof setTimeout>
 }
 
 /**
  * Wraps a line writer so that a key repeated more than `burst` times an interval is summarised:
  * the rest are counted, and when the interval ends one line "LAST … (N more suppressed)" says so.
+ * `flushAll()` writes the counts of intervals still open (at exit, so none goes unreported).
  */
 export function limitRepeats(
-  write: (level: Level, msg: string) => void,
+  write: (level: Level, msg: string, fields?: Record<string, unknown>) => void,
   limit: RepeatLimit = REPEAT_LIMIT,
   clock: {now(): number; later(fn: () => void, ms: number): ReturnType<typeof setTimeout>} = {now: Date.now, later: (fn, ms) => setTimeout(fn, ms).unref()},
-): (level: Level, msg: string, fields?: Record<string, unknown>) => void {
+): ((level: Level, msg: string, fields?: Record<string, unknown>) => void) & {flushAll(): void} {
   const windows = new Map<string, Window>()
   const flush = (key: string): void => {
     const w = windows.get(key)
     if (!w) return
     windows.delete(key)
     if (w.timer) clearTimeout(w.timer)
-    if (w.suppressed) write(w.level, `${w.last} … (${w.suppressed} more suppressed)`)
+    if (w.suppressed) write(w.level, `${w.last} … (${w.suppressed} more suppressed)`, {...w.fields, suppressed: w.suppressed})
   }
-  return (level, msg, fields) => {
+  const limited = (level: Level, msg: string, fields?: Record<string, unknown>): void => {
     let key = repeatKey(level, msg, fields)
     const now = clock.now()
     let w = windows.get(key)
@@ -70,11 +72,13 @@ export function limitRepeats(
     }
     if (w.shown < limit.burst) {
       w.shown++
-      return write(level, msg)
+      return write(level, msg, fields)
     }
     w.suppressed++
     w.last = msg
+    w.fields = fields
     const k = key
     w.timer ??= clock.later(() => flush(k), w.start + limit.intervalMs - now)
   }
+  return Object.assign(limited, {flushAll: () => [...windows.keys()].forEach(flush)})
 }

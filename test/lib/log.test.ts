@@ -48,4 +48,18 @@ test('many distinct keys share one budget beyond the key table', () => {
   assert.ok(out.length < 600, `${out.length} lines`)
 })
 
+test('fields reach the writer, the summary line counts the rest, and flushAll reports an open interval', () => {
+  const out: {m: string; f?: Record<string, unknown>}[] = []
+  const log = limitRepeats((_l: Level, m: string, f?: Record<string, unknown>) => out.push({m, f}), {burst: 2, intervalMs: 1000}, fakeClock())
+  for (let i = 0; i < 5; i++) log('info', `session ${i} closed`, {key: 'k', bytes: i})
+  assert.is(out.length, 2)
+  assert.equal(out[1].f, {key: 'k', bytes: 1})
+  log.flushAll()
+  assert.is(out.length, 3)
+  assert.is(out[2].m, 'session 4 closed … (3 more suppressed)')
+  assert.equal(out[2].f, {key: 'k', bytes: 4, suppressed: 3})
+  log.flushAll()
+  assert.is(out.length, 3, 'nothing twice')
+})
+
 test.run()

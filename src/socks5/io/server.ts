@@ -69,8 +69,10 @@ export async function socksServer(portal: Portal, o: SocksOptions): Promise<Serv
 }
 function connect(portal: Portal, sock: Socket, req: {host: string; port: number}, log: Logger): void {
   const ep = new SocketEndpoint(sock, (ok, reason) => {
-    if (ok) sock.write(encodeReply(Reply.SUCCEEDED, sock.localAddress ?? '0.0.0.0', 0))
-    else {
+    if (ok) {
+      log.log('debug', `SOCKS5 CONNECT ${hostPort(req.host, req.port)} from ${hostPort(sock.remoteAddress ?? '?', sock.remotePort ?? 0)}: the gate opened it`)
+      sock.write(encodeReply(Reply.SUCCEEDED, sock.localAddress ?? '0.0.0.0', 0))
+    } else {
       log.log('info', `SOCKS5 CONNECT ${hostPort(req.host, req.port)} failed: ${reason}`)
       sock.end(encodeReply(replyFor(reason)))
     }

@@ -16,8 +16,11 @@ export interface ForwardSpec {
 /** `-L`: every local connection becomes one session to the fixed target. */
 export async function tcpForward(portal: Portal, f: ForwardSpec, log: Logger): Promise<Server> {
   return listenTcp(f.bind, f.port, log, (sock) => {
+    const what = `-L ${hostPort(f.bind, f.port)} → ${hostPort(f.to.host, f.to.port)}`
+    log.log('debug', `${what}: connection from ${hostPort(sock.remoteAddress ?? '?', sock.remotePort ?? 0)}`)
     const ep = new SocketEndpoint(sock, (ok, reason) => {
-      if (!ok) log.log('warn', `-L ${hostPort(f.bind, f.port)} → ${hostPort(f.to.host, f.to.port)}: ${reason}`)
+      if (!ok) log.log('warn', `${what}: ${reason}`)
+      else log.log('debug', `${what}: the gate opened it`)
     })
     const s = portal.openStream(f.to, ep)
     if (s) ep.bind(s)

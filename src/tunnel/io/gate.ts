@@ -126,6 +126,8 @@ export class Gate {
   private lookups = new Map<string, Limiter>()
   private ctx: ReturnType<typeof createSecureContext>
   private limits!: GateLimits
+  /** Forwarded connections still open, for the audit line when each closes. */
+  private conns = new Map<Session, Conn>()
 
   private readonly o: GateOptions
 
@@ -216,6 +218,7 @@ export class Gate {
       this.o.tracer?.trace('in', peer, TUNNEL_TRACE, frame, wire.length)
       const relay = frame as Extract<TunnelFrame, {kind: 'relay'}>
       const last = relay.path[relay.path.length - 1]
+      log.log('debug', `${peer}: RELAY from ${relay.origin}, path ${relay.path.join(' -> ')}; TLS handshake`)
       // A group name was resolved by the last relay, which picked us.
       if (this.o.name && parseGateTarget(last)?.kind !== 'group' && !nodeMatches(last, this.o.name)) {
         log.log('warn', `refused ${peer}: RELAY path ends at "${last}", not at this gate ("${this.o.name}")`)
@@ -270,6 +273,7 @@ export class Gate {
         return
       }
       tls.removeAllListeners('error')
+      log.log('debug', `${peer} (${origin}): TLS up (${tls.getProtocol()} ${tls.getCipher().standardName}), client certificate "${identity}"; waiting for REQUEST`)
       this.authorize(tls, raw, peer, identity!, timer)
     })
   }
@@ -297,6 +301,7 @@ export class Gate {
         }
         try {
           const req = parseTunnelRequest(f)
+          log.log('debug', `${peer}: REQUEST from ${identity}: ${req.remoteForwards.length} remote forward(s)${req.vpn ? ', VPN mode' : ''}${req.earlyData ? ', early data' : ''}`)
           if (req.user !== identity) throw new HandshakeError(`REQUEST names user "${req.user}" but the certificate is "${identity}"`)
           const expected = tls.exportKeyingMaterial(32, EXPORTER_LABEL, Buffer.alloc(0)).toString('hex')
           if (req.binding !== expected) throw new HandshakeError('REQUEST is not bound to this TLS session')
@@ -321,7 +326,7 @@ export class Gate {
           this.links.add(link)
           this.startSessions(link, identity, peer, req.earlyData, admitted)
           if (vpn) this.o.vpn!.attach(vpn.address, link, tls)
-          void this.openRemoteForwards(link, identity, req.remoteForwards, forwards, req.earlyData).then((g) => {
+          void this.openRemoteForwards(link, identity, peer, req.remoteForwards, forwards, req.earlyData).then((g) => {
             if (vpn) g.vpn = vpn
             if (link.isClosed) return
             link.send(responseFrame(g, this.o.keyLifetime))
@@ -385,13 +390,37 @@ export class Gate {
         }
         void this.open(identity, peer, req, session, use)
       },
-      onSessionEnd: () => {
+      onSessionEnd: (session, reason) => {
+        this.audit(session, reason)
         if (link.mux && link.mux.size === 0) armIdle()
       },
       takeEarly: (n) => use.takeEarly(n),
       giveEarly: (n) => use.giveEarly(n),
     }, this.o.maxSessions)
     if (earlyData) link.mux!.early = {half: 'high'}
+  }
+
+  /**
+   * The audit line of one forwarded connection: who, from where, to what, bytes each way, how
+   * long and why it ended; the same as a `session-closed` event. The summariser counts repeats of
+   * one identity and target (numbers aside, so a port or address scan shares one key) beyond its
+   * burst instead of printing them; the events are all kept.
+   */
+  private audit(session: Session, reason: string): void {
+    const c = this.conns.get(session)
+    if (!c) return
+    this.conns.delete(session)
+    const seconds = (Date.now() - c.since) / 1000
+    // bytesIn: what the portal sent (out, in docs/events.md terms); bytesOut: what went back.
+    const fields = {
+      peer: c.peer, identity: c.identity, kind: c.kind, protocol: session.req.protocol, target: c.target,
+      ...(c.address ? {address: c.address} : {}), ...(c.from ? {from: c.from} : {}),
+      reason, seconds, bytesOut: session.bytesIn, bytesBack: session.bytesOut,
+    }
+    const what = c.kind === 'remote' ? `-R ${c.target} from ${c.from}` : `${fields.protocol} ${c.target}${c.address && c.address !== c.target ? ` (${c.address})` : ''}`
+    this.o.log.log('info', `session: ${c.identity} from ${c.peer}: ${what} closed after ${seconds.toFixed(1)} s, ${session.bytesIn} bytes out, ${session.bytesOut} back: ${reason}`,
+      {key: `session ${c.identity} ${c.kind} ${c.target.replace(/\d+/g, '#')}`, ...fields})
+    this.o.log.event('session-closed', fields)
   }
 
   /** A refusal for a limit: the logger summarises repeats of one key (kind and identity). */
@@ -425,12 +454,16 @@ export class Gate {
         throw e
       }
       if (verdict === undefined && !policy.allowsAddress(identity, address, req.port)) throw denied()
+      const rule = verdict === undefined ? 'an address rule' : policy.open ? 'an open policy (no --allow rules)' : 'a name rule'
+      this.o.log.log('debug', `open ${req.protocol} ${target} for ${identity} from ${peer}: allowed by ${rule}; connecting to ${hostPort(address, req.port)}`)
+      const conn: Conn = {identity, peer, kind: 'open', target, address: hostPort(address, req.port), since: Date.now()}
       if (req.protocol === 'tcp') {
         const sock = await dialTcp(address, req.port, this.o.connectTimeout * 1000)
         if (session.state !== 'pending') return void sock.destroy()
         handedOff = true
         sock.once('close', free)
         const ep = new SocketEndpoint(sock)
+        this.conns.set(session, conn)
         session.acceptStream(ep)
         ep.bind(session)
         ep.opened(true)
@@ -438,6 +471,7 @@ export class Gate {
         const ep = await this.udpTo(address, req.port, session, free)
         handedOff = true
         if (session.state !== 'pending') return ep.destroy('session ended while opening')
+        this.conns.set(session, conn)
         session.acceptDatagram(ep)
       }
     } catch (err) {
@@ -497,7 +531,7 @@ export class Gate {
     })
   }
 
-  private async openRemoteForwards(link: Link, identity: string, wanted: {bind: string; port: number}[], servers: Server[], earlyData: boolean): Promise<TunnelGrant> {
+  private async openRemoteForwards(link: Link, identity: string, peer: string, wanted: {bind: string; port: number}[], servers: Server[], earlyData: boolean): Promise<TunnelGrant> {
     const grant: TunnelGrant = {identity, remoteForwards: [], earlyData}
     for (const f of wanted) {
       const asked = hostPort(f.bind, f.port)
@@ -510,7 +544,11 @@ export class Gate {
       const srv = createServer({noDelay: true, allowHalfOpen: true}, (s) => {
         const mux = link.mux
         if (!mux || link.isClosed) return void s.destroy()
-        const ep = new SocketEndpoint(s)
+        const from = hostPort(s.remoteAddress ?? '?', s.remotePort ?? 0)
+        const since = Date.now()
+        const ep = new SocketEndpoint(s, (ok) => {
+          if (ok && session) this.conns.set(session, {identity, peer, kind: 'remote', target: hostPort(v.bind, s.localPort ?? f.port), from, since})
+        })
         // Named as the portal asked (it finds its forward by that), wherever we listen.
         const session = mux.open({protocol: 'tcp', host: f.bind, port: f.port}, ep)
         if (session) ep.bind(session)
@@ -527,6 +565,22 @@ export class Gate {
     }
     return grant
   }
+}
+
+/** A forwarded connection, as its audit line names it. */
+interface Conn {
+  identity: string
+  /** The portal's address. */
+  peer: string
+  /** open: the portal asked the gate to connect; remote: a connection to a -R listener. */
+  kind: 'open' | 'remote'
+  /** host:port as asked (open), or the -R listener's address (remote). */
+  target: string
+  /** The address dialled (open). */
+  address?: string
+  /** Who connected to the -R listener (remote). */
+  from?: string
+  since: number
 }
 
 /** How the gate words a client certificate the TLS layer refused, by code (SYSTEM_CODES). */

@@ -156,8 +156,13 @@ export class Portal {
         }
         const delay = Math.min(this.o.backoffMax, this.o.backoffMin * 2 ** n) * (0.75 + Math.random() * 0.5)
         this.state = 'reconnect'
-        this.o.log.log('warn', `tunnel to ${formatGateTarget(this.o.gate)} failed: ${e.message}; retrying in ${delay.toFixed(1)} s`)
-        this.retryTimer = setTimeout(() => this.attempt(n + 1, res, rej), delay * 1000)
+        const gate = formatGateTarget(this.o.gate)
+        this.o.log.log('warn', `tunnel to ${gate} failed: ${e.message}; retrying in ${delay.toFixed(1)} s`)
+        this.o.log.event('retry', {gate, attempt: n + 1, delay: Math.round(delay * 1000) / 1000, code: errorCode(e), reason: e.message})
+        this.retryTimer = setTimeout(() => {
+          this.o.log.log('debug', `tunnel to ${gate}: attempt ${n + 2} after waiting ${delay.toFixed(1)} s`)
+          this.attempt(n + 1, res, rej)
+        }, delay * 1000)
       },
     )
   }

@@ -201,6 +201,7 @@ export class Relay {
       if (frame.kind !== 'relay') throw new RefusedError('TK_BAD_RELAY_FRAME', 'not a RELAY frame')
       this.o.tracer?.trace('in', peer, TUNNEL_TRACE, frame, wire.length)
       const hops = frame.hops ?? 0
+      log.log('debug', `${peer}: RELAY from ${frame.origin}, path ${frame.path.join(' -> ')}, ${hops} hop(s) so far`)
       const me = placeInPath(frame.path, hops, this.isMe(), this.o.name, this.o.maxHops)
       const hop = frame.path[me + 1]
       const target = parseGateTarget(hop)
@@ -241,6 +242,7 @@ export class Relay {
           why = `resolves to ${address}`
           throw notAllowed()
         }
+        log.log('debug', `${peer}: next hop ${hop} allowed by ${byName ? 'a name rule' : `an address rule (it resolves to ${address})`}; connecting`)
         if (reachesSelf(address, port, this.listens, localAddresses())) {
           throw new RefusedError('TK_HOP_LOOP', `next hop ${hop} is this relay (${hostPort(address, port)})`)
         }
