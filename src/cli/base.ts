@@ -104,6 +104,35 @@ export abstract class TunkitCommand extends Command {
     }
   }
 
+  /**
+   * SIGHUP: the command line is parsed again (so --config is re-read) and `reload` applies what it
+   * can, returning what changed. A reload that fails keeps the running configuration and logs one
+   * error line; it never ends the command. Returns the function that stops listening.
+   */
+  protected onHangup<F extends FlagOutput>(options: Input<F, FlagOutput, ArgOutput>, reload: (flags: F) => string[]): () => void {
+    let queue = Promise.resolve()
+    const on = (): void => {
+      queue = queue.then(async () => {
+        // parse() makes a new logger and tracer: the engine keeps using the ones it has.
+        const {logger, tracer, json} = this
+        try {
+          const changed = reload((await this.parse(options)).flags)
+          logger.log('info', `reloaded: ${changed.join('; ') || 'nothing changed'}`)
+          logger.event('reloaded', {changed})
+        } catch (e) {
+          const message = (e as Error).message.replace(/\s*\n\s*/g, ' ')
+          logger.log('error', `reload failed, the running configuration stays: ${message}`)
+          logger.event('reload-failed', {code: errorCode(e, e instanceof UsageError ? 'TK_USAGE' : 'TK_FAILED'), message})
+        } finally {
+          Object.assign(this, {logger, tracer})
+          this.json = json
+        }
+      })
+    }
+    process.on('SIGHUP', on)
+    return () => void process.off('SIGHUP', on)
+  }
+
   protected jsonMode(): boolean {
     return this.json
   }

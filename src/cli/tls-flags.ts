@@ -9,9 +9,14 @@ export const tlsFlags = {
   'pki-dir': Flags.string({summary: 'PKI directory written by "tunkit pki init".', env: 'TUNKIT_PKI', helpValue: '<dir>', helpGroup: 'TLS'}),
 }
 
-export function tlsFromFlags(role: 'gate' | 'client', f: {cert?: string; key?: string; ca?: string; 'pki-dir'?: string}): TlsMaterial {
+/** The gate's: certificates it refuses although its CA signed them. */
+export const crlFlag = {
+  crl: Flags.string({summary: 'Revocation list (PEM X.509 CRL) of client certificates; re-read on SIGHUP. Default: crl.pem of the PKI directory, if any, when --ca is not given.', helpGroup: 'TLS'}),
+}
+
+export function tlsFromFlags(role: 'gate' | 'client', f: {cert?: string; key?: string; ca?: string; crl?: string; 'pki-dir'?: string}): TlsMaterial {
   try {
-    const files = defaultFiles(role, {cert: f.cert, key: f.key, ca: f.ca}, f['pki-dir'])
+    const files = defaultFiles(role, {cert: f.cert, key: f.key, ca: f.ca, crl: f.crl}, f['pki-dir'])
     return loadTls(files)
   } catch (e) {
     if (e instanceof TlsConfigError) throw new UsageError(e.message)

@@ -1,11 +1,14 @@
 import {existsSync, readFileSync} from 'node:fs'
 import {join} from 'node:path'
-import {defaultPkiDir, subjectName} from '../../pki/names.js'
+import {CRL_FILE, defaultPkiDir, subjectName} from '../../pki/names.js'
+import {revokedSerials} from '../../pki/crl.js'
 
 export interface TlsFiles {
   cert: string
   key: string
   ca: string
+  /** A revocation list (PEM X.509 CRL); `optional` when it is the PKI directory's, which may have none yet. */
+  crl?: {file: string; optional: boolean}
 }
 
 export interface TlsMaterial {
@@ -14,6 +17,7 @@ export interface TlsMaterial {
   ca: string
   /** The subject CN of our own certificate. */
   name: string
+  crl?: string
 }
 
 export class TlsConfigError extends Error {
@@ -23,17 +27,19 @@ export class TlsConfigError extends Error {
 }
 
 /** Fill in unset paths from the default PKI directory (where `tunkit pki init` writes). */
-export function defaultFiles(role: 'gate' | 'client', given: Partial<TlsFiles>, dir: string = defaultPkiDir()): TlsFiles {
+export function defaultFiles(role: 'gate' | 'client', given: Partial<Omit<TlsFiles, 'crl'>> & {crl?: string}, dir: string = defaultPkiDir()): TlsFiles {
   return {
     cert: given.cert ?? join(dir, `${role}.crt`),
     key: given.key ?? join(dir, `${role}.key`),
     ca: given.ca ?? join(dir, 'ca.crt'),
+    // The gate checks the PKI directory's CRL when its CA is the directory's too.
+    crl: given.crl ? {file: given.crl, optional: false} : role === 'gate' && !given.ca ? {file: join(dir, CRL_FILE), optional: true} : undefined,
   }
 }
 
 export function loadTls(files: TlsFiles): TlsMaterial {
   const read = (flag: keyof TlsFiles): string => {
-    const p = files[flag]
+    const p = flag === 'crl' ? files.crl!.file : files[flag]
     if (!existsSync(p)) throw new TlsConfigError(flag, `--${flag}: file not found: ${p} (create a PKI with "tunkit pki init")`)
     try {
       return readFileSync(p, 'utf8')
@@ -48,7 +54,15 @@ export function loadTls(files: TlsFiles): TlsMaterial {
   } catch {
     throw new TlsConfigError('cert', `--cert: ${files.cert} is not a PEM certificate`)
   }
-  return {cert, key: read('key'), ca: read('ca'), name}
+  const crl = files.crl && !(files.crl.optional && !existsSync(files.crl.file)) ? read('crl') : undefined
+  if (crl !== undefined) {
+    try {
+      revokedSerials(crl)
+    } catch (e) {
+      throw new TlsConfigError('crl', `--crl: ${files.crl!.file}: ${(e as Error).message}`)
+    }
+  }
+  return {cert, key: read('key'), ca: read('ca'), name, ...(crl !== undefined ? {crl} : {})}
 }
 
 /**

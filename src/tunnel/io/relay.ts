@@ -15,6 +15,7 @@ import {startListener} from '../../lib/io/listen.js'
 import {Limiter} from '../../lib/limit.js'
 import {sourceKey} from '../core/startups.js'
 import {joinSockets} from '../../lib/io/join.js'
+import {Tally, type Counted, type EngineCounts} from '../../lib/metrics.js'
 
 /** The relay's tunables (times in seconds); the relay command's flags show these. */
 export const RELAY_DEFAULTS = {
@@ -64,7 +65,7 @@ const LOOKUPS_PER_SOURCE = 2
 const LOOKUP_QUEUE_PER_SOURCE = 16
 const MAX_LOOKUP_SOURCES = 4096
 
-export class Relay {
+export class Relay implements Counted {
   private server: Server
   /** Closers for accepted connections and running joins (relay shutdown calls them all). */
   private live = new Set<() => void>()
@@ -74,6 +75,11 @@ export class Relay {
   /** Where we accept tunnels: a next hop that resolves to one of these is refused (issue 9). */
   private listens: Listen[] = []
   private lookups = new Map<string, Limiter>()
+  /** For --metrics: connections before their RELAY frame is forwarded, tunnels being forwarded. */
+  private preauth = 0
+  private forwarding = 0
+  private readonly stats = {handshakeFailures: new Tally(), limitHits: new Tally()}
+  private bytesClosed = {out: 0, back: 0}
 
   private readonly o: RelayOptions
   private readonly groups: GateGroup[]
@@ -131,6 +137,19 @@ export class Relay {
     })
   }
 
+  /** Bytes count once a tunnel ends: the kernel splices them, JavaScript never sees them pass. */
+  counts(): EngineCounts {
+    return {tunnels: this.forwarding, preauth: this.preauth, bytes: {...this.bytesClosed}, ...this.stats}
+  }
+
+  /** SIGHUP: new --allow-next rules for the tunnels that come next; returns what changed. */
+  reload(allowNext: HopRule[]): string[] {
+    const texts = (rs: HopRule[]): string => rs.map((r) => r.text).join(', ') || 'none'
+    const was = texts(this.o.allowNext)
+    this.o.allowNext = allowNext
+    return was === texts(allowNext) ? [] : [`next hops: ${texts(allowNext)} (was ${was})`]
+  }
+
   async close(): Promise<void> {
     if (this.healthTimer) clearInterval(this.healthTimer)
     for (const stop of this.live) stop()
@@ -158,7 +177,9 @@ export class Relay {
     const drop = (): void => void prev.destroy()
     this.live.add(drop)
     prev.once('close', () => this.live.delete(drop))
+    this.preauth++
     const timer = setTimeout(() => {
+      this.stats.handshakeFailures.add('TK_TIMEOUT')
       log.log('warn', `${peer}: no RELAY frame within ${this.o.handshakeTimeout} s (${state})`)
       prev.destroy()
     }, this.o.handshakeTimeout * 1000)
@@ -235,6 +256,7 @@ export class Relay {
       clearTimeout(timer)
       state = 'forward'
       this.spliced++
+      this.forwarding++
       const n = next
       n.on('error', () => {})
       // Forwarded as received but for HOPS, which counts us in: a loop dies at the hop limit.
@@ -247,6 +269,9 @@ export class Relay {
         state = 'dead'
         this.live.delete(stop)
         if (m) m.tunnels--
+        this.forwarding--
+        this.bytesClosed.out += how.aToB
+        this.bytesClosed.back += how.bToA
         const secs = (Date.now() - since) / 1000
         log.log('info', `${peer} (${frame.origin}) -> ${to}: closed after ${secs.toFixed(1)} s, ${how.aToB} bytes out, ${how.bToA} back${how.error ? ` (${how.error})` : ''}`)
         log.event('tunnel-down', {
@@ -258,6 +283,7 @@ export class Relay {
     } catch (e) {
       clearTimeout(timer)
       next?.destroy()
+      this.stats.handshakeFailures.add(errorCode(e))
       if (!(e instanceof RefusedError)) {
         log.log('error', `${peer}: ${(e as Error).message}`)
         return void prev.destroy()
@@ -266,6 +292,8 @@ export class Relay {
       log.log('warn', `refused ${peer} in ${state}: ${CLOSE_STATUS_NAMES[status]}: ${e.message}${why ? ` (${why})` : ''}`)
       prev.end(encodeTunnel({kind: 'close', status, reason: e.message}))
       setTimeout(() => prev.destroy(), 2000).unref()
+    } finally {
+      this.preauth--
     }
   }
 }
