@@ -26,11 +26,14 @@ export abstract class TunkitCommand extends Command {
   protected logger!: Logger
   protected tracer?: Tracer
   private json = false
+  /** The command line as given: oclif keeps the one with --config's flags added in this.argv. */
+  private given?: string[]
 
   /** Inject flags from --config FILE for every flag not given on the command line. */
   protected override async parse<F extends FlagOutput, B extends FlagOutput, A extends ArgOutput>(
     options?: Input<F, B, A>, argv = this.argv,
   ): Promise<ParserOutput<F, B, A>> {
+    this.given ??= argv
     const i = argv.findIndex((a) => a === '--config' || a.startsWith('--config='))
     if (i >= 0) {
       const file = argv[i].includes('=') ? argv[i].slice('--config='.length) : argv[i + 1]
@@ -116,7 +119,7 @@ export abstract class TunkitCommand extends Command {
         // parse() makes a new logger and tracer: the engine keeps using the ones it has.
         const {logger, tracer, json} = this
         try {
-          const changed = reload((await this.parse(options)).flags)
+          const changed = reload((await this.parse(options, this.given)).flags)
           logger.log('info', `reloaded: ${changed.join('; ') || 'nothing changed'}`)
           logger.event('reloaded', {changed})
         } catch (e) {
