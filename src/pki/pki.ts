@@ -128,7 +128,8 @@ function integerHex(serial: string): string {
 export interface Listed {
   /** The file name without .crt, as `pki issue` and `pki revoke` name it. */
   name: string
-  cn: string
+  /** The subject CN. */
+  identity: string
   serial: string
   role: 'server' | 'client' | 'other'
   expires: string
@@ -152,7 +153,7 @@ export function listCertificates(dir: string): Listed[] {
     const c = new X509Certificate(readFileSync(join(dir, f)))
     const serial = normalSerial(c.serialNumber)
     const role = (c.keyUsage ?? []).map((oid) => EKU_ROLE[oid]).find(Boolean) ?? 'other'
-    return {name: f.slice(0, -4), cn: subjectName(c.toString()), serial, role, expires: new Date(c.validTo).toISOString(), revoked: revoked.has(serial)}
+    return {name: f.slice(0, -4), identity: subjectName(c.toString()), serial, role, expires: new Date(c.validTo).toISOString(), revoked: revoked.has(serial)}
   })
 }
 
@@ -165,7 +166,7 @@ export async function revoke(dir: string, name: string): Promise<{revoked: Liste
   const ca = await loadCa(dir)
   const all = listCertificates(dir)
   const byFile = all.filter((c) => c.name === name)
-  const chosen = byFile.length ? byFile : all.filter((c) => c.cn === name)
+  const chosen = byFile.length ? byFile : all.filter((c) => c.identity === name)
   if (!chosen.length) throw new PkiError(`no certificate named ${name} in ${dir} (no ${name}.crt, no certificate with CN ${name})`)
   const caCert = new X509Certificate(ca.cert.toString('pem'))
   for (const c of chosen) {

@@ -110,7 +110,7 @@ t('pki revoke + SIGHUP: the revoked identity\'s open tunnel is closed and its ne
     const certs = list.stdout.trim().split('\n').map((l) => JSON.parse(l))
     const by = Object.fromEntries(certs.map((c) => [c.name, c]))
     assert.equal(Object.keys(by).sort(), ['bob', 'client', 'gate'])
-    assert.equal([by.client.cn, by.client.role, by.client.revoked], ['alice', 'client', true])
+    assert.equal([by.client.identity, by.client.role, by.client.revoked], ['alice', 'client', true])
     assert.equal([by.bob.role, by.bob.revoked, by.gate.role, by.gate.revoked], ['client', false, 'server', false])
     assert.match(by.bob.serial, /^[0-9a-f]+$/)
 

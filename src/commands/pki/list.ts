@@ -27,7 +27,7 @@ export default class PkiList extends TunkitCommand {
       for (const c of certs) this.logger.event('certificate', {...c})
       return
     }
-    const rows = [['NAME', 'IDENTITY', 'SERIAL', 'ROLE', 'EXPIRES', 'REVOKED'], ...certs.map((c) => [c.name, c.cn, c.serial, c.role, c.expires.slice(0, 10), c.revoked ? 'yes' : 'no'])]
+    const rows = [['NAME', 'IDENTITY', 'SERIAL', 'ROLE', 'EXPIRES', 'REVOKED'], ...certs.map((c) => [c.name, c.identity, c.serial, c.role, c.expires.slice(0, 10), c.revoked ? 'yes' : 'no'])]
     const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)))
     process.stdout.write(rows.map((r) => r.map((v, i) => (i === r.length - 1 ? v : v.padEnd(widths[i]))).join('  ')).join('\n') + '\n')
   }

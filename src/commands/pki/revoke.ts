@@ -30,8 +30,8 @@ start and on SIGHUP: from then on the certificate is refused, and its open tunne
       throw e
     }
     for (const c of r.revoked) {
-      this.logger.log('info', `revoked ${c.name}.crt (identity ${c.cn}, serial ${c.serial}); send the gate SIGHUP to apply it`)
-      this.logger.event('revoked', {name: c.name, identity: c.cn, serial: c.serial, crl: r.crl})
+      this.logger.log('info', `revoked ${c.name}.crt (identity ${c.identity}, serial ${c.serial}); send the gate SIGHUP to apply it`)
+      this.logger.event('revoked', {name: c.name, identity: c.identity, serial: c.serial, crl: r.crl})
     }
     for (const c of r.already) this.logger.log('info', `${c.name}.crt (serial ${c.serial}) was already revoked`)
     if (!this.jsonMode()) process.stdout.write(`${r.crl}\n`)
