@@ -3,6 +3,7 @@ import type {Input, ParserOutput} from '@oclif/core/interfaces'
 type FlagOutput = {[name: string]: any} // eslint-disable-line @typescript-eslint/no-explicit-any
 type ArgOutput = {[name: string]: any} // eslint-disable-line @typescript-eslint/no-explicit-any
 import {readFileSync} from 'node:fs'
+import {isDeepStrictEqual} from 'node:util'
 import {errorCode, exitStatus, TunkitError} from '../lib/errors.js'
 import type {Level, Logger} from '../lib/log.js'
 import {Tracer} from '../lib/trace/tracer.js'
@@ -108,18 +109,22 @@ export abstract class TunkitCommand extends Command {
   }
 
   /**
-   * SIGHUP: the command line is parsed again (so --config is re-read) and `reload` applies what it
-   * can, returning what changed. A reload that fails keeps the running configuration and logs one
-   * error line; it never ends the command. Returns the function that stops listening.
+   * SIGHUP: the command line is parsed again (so --config is re-read) and `reload` applies the
+   * `reloadable` flags, returning what changed; any other flag that differs from the `running`
+   * ones is named as waiting for a restart. A reload that fails keeps the running configuration
+   * and logs one error line; it never ends the command. Returns the function that stops listening.
    */
-  protected onHangup<F extends FlagOutput>(options: Input<F, FlagOutput, ArgOutput>, reload: (flags: F) => string[]): () => void {
+  protected onHangup<F extends FlagOutput>(options: Input<F, FlagOutput, ArgOutput>, running: NoInfer<F>, reloadable: string[], reload: (flags: NoInfer<F>) => string[]): () => void {
     let queue = Promise.resolve()
     const on = (): void => {
       queue = queue.then(async () => {
         // parse() makes a new logger and tracer: the engine keeps using the ones it has.
         const {logger, tracer, json} = this
         try {
-          const changed = reload((await this.parse(options, this.given)).flags)
+          const flags = (await this.parse(options, this.given)).flags
+          const changed = reload(flags)
+          const later = Object.keys({...running, ...flags}).filter((k) => !reloadable.includes(k) && !isDeepStrictEqual(flags[k], running[k]))
+          if (later.length) changed.push(`not applied until a restart: ${later.map((k) => `--${k}`).join(', ')}`)
           logger.log('info', `reloaded: ${changed.join('; ') || 'nothing changed'}`)
           logger.event('reloaded', {changed})
         } catch (e) {

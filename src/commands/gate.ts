@@ -129,7 +129,8 @@ SIGHUP re-reads the --policy file, --allow and --allow-listen from the --config 
       (policy.listenRules.length ? `, ${policy.listenRules.length} listen rule(s)` : '; remote forwards on loopback only'))
     if (metrics) this.logger.log('info', `metrics on http://${hostPort(metrics.address, metrics.port)}/metrics`)
     this.logger.event('listening', {address: where, port: bound.port, ...(metrics ? {metrics: hostPort(metrics.address, metrics.port)} : {})})
-    const noHangup = this.onHangup(GateCommand, (g) => gate.reload({policy: this.policy(g.allow ?? [], g['allow-listen'] ?? [], g.policy), tls: tlsFromFlags('gate', g)}))
+    const reloadable = ['allow', 'allow-listen', 'policy', 'cert', 'key', 'ca', 'crl', 'pki-dir', 'config']
+    const noHangup = this.onHangup(GateCommand, f, reloadable, (g) => gate.reload({policy: this.policy(g.allow ?? [], g['allow-listen'] ?? [], g.policy), tls: tlsFromFlags('gate', g)}))
     const sig = await this.waitForSignal()
     noHangup()
     await metrics?.close()

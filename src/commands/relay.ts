@@ -58,7 +58,7 @@ SIGHUP re-reads --allow-next from the --config file for the tunnels that come ne
     this.logger.log('info', `relay "${name}" listening on ${where}; next hops: ${rules.map((r) => r.text).join(', ') || 'none'}`)
     if (metrics) this.logger.log('info', `metrics on http://${hostPort(metrics.address, metrics.port)}/metrics`)
     this.logger.event('listening', {address: where, port: bound.port, name, ...(metrics ? {metrics: hostPort(metrics.address, metrics.port)} : {})})
-    const noHangup = this.onHangup(RelayCommand, (g) => relay.reload(hopRules(g['allow-next'])))
+    const noHangup = this.onHangup(RelayCommand, f, ['allow-next', 'config'], (g) => relay.reload(hopRules(g['allow-next'])))
     const sig = await this.waitForSignal()
     noHangup()
     await metrics?.close()

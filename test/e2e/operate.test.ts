@@ -133,7 +133,7 @@ t('pki revoke + SIGHUP: the revoked identity\'s open tunnel is closed and its ne
   }
 })
 
-t('a reload whose key does not match the certificate keeps the running TLS configuration; unknown names cannot be revoked', async (ctx) => {
+t('a reload whose key does not match the certificate keeps the running TLS configuration; unknown names cannot be revoked; another CA\'s CRL is refused at start', async (ctx) => {
   const dir = ctx.pki.dir
   const cert = join(ctx.tmp.dir, 'gate.crt')
   const key = join(ctx.tmp.dir, 'gate.key')
@@ -152,6 +152,15 @@ t('a reload whose key does not match the certificate keeps the running TLS confi
   const r = await runCli(['pki', 'revoke', 'nobody', '--dir', dir])
   assert.is(r.code, 2)
   assert.match(r.stderr, /no certificate named nobody/)
+  const other = await makePki('operate-other', 'mallory')
+  try {
+    assert.is((await runCli(['pki', 'revoke', 'mallory', '--dir', other.dir])).code, 0)
+    const wrong = await runCli(['gate', '--listen', '127.0.0.1:0', '--pki-dir', dir, '--crl', join(other.dir, 'crl.pem')])
+    assert.is(wrong.code, 2, 'a CRL of another CA would refuse every client: refused at start')
+    assert.match(wrong.stderr, /--crl: .*crl\.pem: it is not signed by the CA/)
+  } finally {
+    other.cleanup()
+  }
 })
 
 /** GET over a real HTTP client; returns status and body. */
@@ -258,7 +267,7 @@ t('the metrics endpoint drops a client that sends nothing, and serves others mea
   }
 })
 
-t('relay: SIGHUP re-reads --allow-next from --config; --metrics counts the refusal and the forwarded tunnel', async (ctx) => {
+t('relay: SIGHUP re-reads --allow-next from --config and names flags that need a restart; --metrics counts the refusal and the forwarded tunnel', async (ctx) => {
   const gate = await startGate(ctx.pki)
   const cfg = join(ctx.tmp.dir, 'relay.json')
   const port = await freePort()
@@ -270,9 +279,9 @@ t('relay: SIGHUP re-reads --allow-next from --config; --metrics counts the refus
     const refused = await runCli(['portal', '--gate', `127.0.0.1:${gate.port}`, '--via', `127.0.0.1:${port}`, '--pki-dir', ctx.pki.dir, ...bobFlags(ctx.pki.dir), '--socks', '127.0.0.1:0'])
     assert.is(refused.code, 1)
     assert.match(refused.stderr, /hop-not-allowed|not allowed/)
-    writeFileSync(cfg, JSON.stringify({'allow-next': [`127.0.0.1:${gate.port}`]}))
+    writeFileSync(cfg, JSON.stringify({'allow-next': [`127.0.0.1:${gate.port}`], 'handshake-timeout': '20s'}))
     const ok = await hangup(relay, 'reloaded')
-    assert.equal(ok.changed, [`next hops: 127.0.0.1:${gate.port} (was 127.0.0.1:1)`])
+    assert.equal(ok.changed, [`next hops: 127.0.0.1:${gate.port} (was 127.0.0.1:1)`, 'not applied until a restart: --handshake-timeout'])
     p = await startPortal(ctx.pki, gate.port, ['--via', `127.0.0.1:${port}`, '--socks', '127.0.0.1:0', ...bobFlags(ctx.pki.dir)], 1)
     const s = await socksConnect(p.ports.socks, '127.0.0.1', ctx.http1.port)
     s.socket.destroy()

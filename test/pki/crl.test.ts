@@ -6,7 +6,7 @@ import {join} from 'node:path'
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
 import {CodecError} from '../../src/lib/errors.js'
-import {crlSerials, normalSerial, revokedSerials} from '../../src/pki/crl.js'
+import {crlProblem, decodeCrl, normalSerial, revokedSerials} from '../../src/pki/crl.js'
 import {createCa, issue, listCertificates, revoke, writePair} from '../../src/pki/pki.js'
 import {tmpDir} from '../helpers/procs.js'
 
@@ -24,12 +24,14 @@ t.after((ctx) => ctx.tmp?.cleanup())
 const serialOf = (dir: string, name: string): string => normalSerial(new X509Certificate(readFileSync(join(dir, `${name}.crt`))).serialNumber)
 
 /** A CRL signed by the test CA with these serials (hex as @peculiar/x509 takes them). */
-async function crlWith(ca: {cert: x509.X509Certificate; key: webcrypto.CryptoKey}, serials: string[], nextUpdate = true): Promise<x509.X509Crl> {
+async function crlWith(ca: {cert: x509.X509Certificate; key: webcrypto.CryptoKey}, serials: string[], nextUpdate: Date | null = new Date(Date.now() + 86400_000), alg: object = ALG): Promise<x509.X509Crl> {
   return x509.X509CrlGenerator.create({
-    issuer: ca.cert.subject, thisUpdate: new Date(), ...(nextUpdate ? {nextUpdate: new Date(Date.now() + 86400_000)} : {}),
-    entries: serials.map((serialNumber) => ({serialNumber, revocationDate: new Date()})), signingKey: ca.key, signingAlgorithm: ALG,
+    issuer: ca.cert.subject, thisUpdate: new Date(Date.now() - 2 * 86400_000), ...(nextUpdate ? {nextUpdate} : {}),
+    entries: serials.map((serialNumber) => ({serialNumber, revocationDate: new Date()})), signingKey: ca.key, signingAlgorithm: alg,
   })
 }
+
+const pemOf = (crl: x509.X509Crl): string => x509.PemConverter.encode(crl.rawData, 'X509 CRL')
 
 t('revoke adds to the list each time; the serials read back are the certificates\', as @peculiar/x509 reads them', async (ctx) => {
   const dir = ctx.tmp.dir
@@ -48,8 +50,8 @@ t('revoke adds to the list each time; the serials read back are the certificates
 })
 
 t('a CRL without entries, or without nextUpdate, reads as what it holds', async (ctx) => {
-  assert.equal(crlSerials(Buffer.from((await crlWith(ctx.ca, [])).rawData)), [])
-  assert.equal(crlSerials(Buffer.from((await crlWith(ctx.ca, ['0a0b'], false)).rawData)), ['a0b'])
+  assert.equal(decodeCrl(Buffer.from((await crlWith(ctx.ca, [])).rawData)).serials, [])
+  assert.equal(decodeCrl(Buffer.from((await crlWith(ctx.ca, ['0a0b'], null)).rawData)).serials, ['a0b'])
 })
 
 t('serials compare without leading zeros and case: a high bit, a leading zero byte, two CRLs in one file', async (ctx) => {
@@ -65,11 +67,11 @@ t('anything else is a CodecError, never another exception: no PEM, truncated or 
   const der = Buffer.from((await crlWith(ctx.ca, ['01', '02'])).rawData)
   const bad = [
     () => revokedSerials('-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n'),
-    () => crlSerials(Buffer.alloc(0)),
-    () => crlSerials(Buffer.from([0x02, 0x01, 0x00])),
-    () => crlSerials(Buffer.from([0x30, 0x85, 1, 2, 3, 4, 5])),
+    () => decodeCrl(Buffer.alloc(0)),
+    () => decodeCrl(Buffer.from([0x02, 0x01, 0x00])),
+    () => decodeCrl(Buffer.from([0x30, 0x85, 1, 2, 3, 4, 5])),
   ]
-  for (let n = 1; n < der.length; n += 7) bad.push(() => crlSerials(der.subarray(0, n)))
+  for (let n = 1; n < der.length; n += 7) bad.push(() => decodeCrl(der.subarray(0, n)))
   for (const f of bad) {
     try {
       f()
@@ -78,6 +80,22 @@ t('anything else is a CodecError, never another exception: no PEM, truncated or 
       assert.instance(e, CodecError)
     }
   }
+})
+
+t('a CRL that would lock every client out is named at load: another CA\'s, or past its next update; an RSA CA\'s verifies too', async (ctx) => {
+  const caPem = ctx.ca.certPem
+  assert.is(crlProblem(pemOf(await crlWith(ctx.ca, ['01'])), caPem), null)
+  assert.is(crlProblem(pemOf(await crlWith(ctx.ca, ['01'], null)), caPem), null, 'no nextUpdate: never stale')
+  const other = await createCa('other CA', 30)
+  assert.match(crlProblem(pemOf(await crlWith(other, ['01'])), caPem)!, /not signed by the CA/)
+  assert.is(crlProblem(pemOf(await crlWith(other, ['01'])), caPem + other.certPem), null, 'any CA of the bundle')
+  assert.match(crlProblem(pemOf(await crlWith(ctx.ca, ['01'], new Date(Date.now() - 86400_000))), caPem)!, /next update was due/)
+  const rsa = {name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256', publicExponent: new Uint8Array([1, 0, 1]), modulusLength: 2048}
+  const keys = await webcrypto.subtle.generateKey(rsa, true, ['sign', 'verify']) as webcrypto.CryptoKeyPair
+  const cert = await x509.X509CertificateGenerator.createSelfSigned({serialNumber: '01', name: 'CN=rsa CA', keys, signingAlgorithm: rsa, notBefore: new Date(Date.now() - 86400_000), notAfter: new Date(Date.now() + 86400_000)})
+  const rsaCa = {cert, key: keys.privateKey}
+  assert.is(crlProblem(pemOf(await crlWith(rsaCa, ['01'], undefined, rsa)), cert.toString('pem')), null)
+  assert.match(crlProblem(pemOf(await crlWith(rsaCa, ['01'], undefined, rsa)), caPem)!, /not signed by the CA/)
 })
 
 t.run()

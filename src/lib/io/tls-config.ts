@@ -1,7 +1,7 @@
 import {existsSync, readFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {CRL_FILE, defaultPkiDir, subjectName} from '../../pki/names.js'
-import {revokedSerials} from '../../pki/crl.js'
+import {crlProblem} from '../../pki/crl.js'
 
 export interface TlsFiles {
   cert: string
@@ -54,15 +54,18 @@ export function loadTls(files: TlsFiles): TlsMaterial {
   } catch {
     throw new TlsConfigError('cert', `--cert: ${files.cert} is not a PEM certificate`)
   }
+  const ca = read('ca')
   const crl = files.crl && !(files.crl.optional && !existsSync(files.crl.file)) ? read('crl') : undefined
   if (crl !== undefined) {
+    let problem
     try {
-      revokedSerials(crl)
+      problem = crlProblem(crl, ca)
     } catch (e) {
-      throw new TlsConfigError('crl', `--crl: ${files.crl!.file}: ${(e as Error).message}`)
+      problem = (e as Error).message
     }
+    if (problem) throw new TlsConfigError('crl', `--crl: ${files.crl!.file}: ${problem}`)
   }
-  return {cert, key: read('key'), ca: read('ca'), name, ...(crl !== undefined ? {crl} : {})}
+  return {cert, key: read('key'), ca, name, ...(crl !== undefined ? {crl} : {})}
 }
 
 /**
