@@ -97,7 +97,7 @@ t('SIGHUP re-reads the policy file: the tunnel and its open session carry on, ne
 
 t('pki revoke + SIGHUP: the revoked identity\'s open tunnel is closed and its new tunnels refused; others keep theirs; pki list shows it', async (ctx) => {
   const dir = ctx.pki.dir
-  const gate = await startGate(ctx.pki, ['--allow', '*=127.0.0.1'])
+  const gate = await startGate(ctx.pki, ['--allow', '*=127.0.0.1', '--metrics', '0'])
   const alice = await startPortal(ctx.pki, gate.port, ['--socks', '127.0.0.1:0', '--backoff-max', '1'], 1)
   const bob = await startPortal(ctx.pki, gate.port, ['--socks', '127.0.0.1:0', ...bobFlags(dir)], 1)
   try {
@@ -122,6 +122,9 @@ t('pki revoke + SIGHUP: the revoked identity\'s open tunnel is closed and its ne
     await waitFor('gate refuses the portal\'s reconnect', () => /client certificate is not acceptable \(CERT_REVOKED\)/.test(gate.stderr))
     const fresh = await runCli(['portal', '--gate', `127.0.0.1:${gate.port}`, '--pki-dir', dir, '--socks', '127.0.0.1:0'])
     assert.is(fresh.code, 1, 'a new tunnel with the revoked certificate is refused')
+    const m = parse((await scrape(gate.events.find((e) => e.event === 'listening')!.metrics as string)).body)
+    assert.ok(m['tunkit_handshake_failures_total{reason="TK_TLS_BAD_CERTIFICATE",role="gate"}'] >= 2, 'the reconnect and the new portal, counted as TLS failures')
+    assert.is(m['tunkit_tunnels{role="gate"}'], 1, 'bob\'s')
     const b = await socksConnect(bob.ports.socks, '127.0.0.1', ctx.http1.port)
     b.socket.destroy()
     assert.is(b.rep, 0, 'bob\'s tunnel still carries opens')

@@ -522,6 +522,8 @@ export class Gate implements Counted {
       if (errorCode(err) === 'TK_DENIED') this.o.log.log('warn', `denied: ${identity} from ${peer} asked for ${req.protocol} ${target}`, {key: `denied ${identity}`})
       else this.o.log.log('debug', `open ${req.protocol} ${target} for ${identity} failed: ${(err as Error).message}`)
       this.stats.opensRefused.add(errorCode(err))
+      // The one limit an admitted open can still meet: its identity's name lookups.
+      if (errorCode(err) === 'TK_RESOURCE_LIMIT') this.stats.limitHits.add('max-lookups')
       session.reject(openFailReason(err))
     } finally {
       use.dialed()

@@ -228,6 +228,7 @@ export class Relay implements Counted {
         try {
           address = (await (this.o.lookup ? this.o.lookup(host) : resolve(host, {budget: this.lookupBudget(prev.remoteAddress ?? '?')}))).address
         } catch (e) {
+          if (errorCode(e) === 'TK_RESOURCE_LIMIT') this.stats.limitHits.add('lookups')
           // A name a rule allows may say it does not resolve; one only an address rule could
           // allow gets the same answer as a disallowed address.
           if (byName) throw new RefusedError('TK_HOP_UNRESOLVABLE', `next hop ${hop}: ${(e as Error).message}`, {cause: e})
