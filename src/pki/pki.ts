@@ -150,7 +150,12 @@ export function listCertificates(dir: string): Listed[] {
   const crl = readCrl(dir)
   const revoked = new Set((crl?.entries ?? []).map((e) => normalSerial(e.serialNumber)))
   return readdirSync(dir).filter((f) => f.endsWith('.crt') && f !== 'ca.crt').sort().map((f) => {
-    const c = new X509Certificate(readFileSync(join(dir, f)))
+    let c: X509Certificate
+    try {
+      c = new X509Certificate(readFileSync(join(dir, f)))
+    } catch (e) {
+      throw new PkiError(`${join(dir, f)} is not a PEM certificate: ${(e as Error).message}`)
+    }
     const serial = normalSerial(c.serialNumber)
     const role = (c.keyUsage ?? []).map((oid) => EKU_ROLE[oid]).find(Boolean) ?? 'other'
     return {name: f.slice(0, -4), identity: subjectName(c.toString()), serial, role, expires: new Date(c.validTo).toISOString(), revoked: revoked.has(serial)}

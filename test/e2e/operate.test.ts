@@ -1,11 +1,15 @@
-import {copyFileSync, statSync, writeFileSync} from 'node:fs'
+import {X509Certificate} from 'node:crypto'
+import {copyFileSync, readFileSync, statSync, writeFileSync} from 'node:fs'
 import {request} from 'node:http'
 import {connect, createServer, type Socket} from 'node:net'
 import {join} from 'node:path'
+import {connect as tlsConnect} from 'node:tls'
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
 import {event, freePort, runCli, tmpDir, tunkit, waitFor, type Proc} from '../helpers/procs.js'
 import {helloHttp, listening, socksConnect} from '../helpers/servers.js'
+import {encodeTunnel} from '../../src/tunnel/codec/tunnel.js'
+import {normalSerial} from '../../src/pki/crl.js'
 import {closeFor, makePki, startGate, startPortal, stop, type Pki} from '../helpers/tunnel.js'
 
 // Operating a long-running gate or relay (issue 10, item 9): SIGHUP reloads, pki revoke, --metrics.
@@ -52,6 +56,7 @@ async function hangup(p: Proc, outcome: 'reloaded' | 'reload-failed'): Promise<R
   return waitFor(`${outcome} event\n${p.stderr}`, () => p.events.filter((e) => e.event === outcome)[before])
 }
 
+// The revoke test revokes alice's certificate (client.crt): the tests after it use bob's.
 const bobFlags = (dir: string): string[] => ['--cert', join(dir, 'bob.crt'), '--key', join(dir, 'bob.key')]
 
 t('SIGHUP re-reads the policy file: the tunnel and its open session carry on, new opens follow the new rules; a broken file keeps the old ones', async (ctx) => {
@@ -132,6 +137,50 @@ t('pki revoke + SIGHUP: the revoked identity\'s open tunnel is closed and its ne
   } finally {
     await stop(alice)
     await stop(bob)
+    await stop(gate)
+  }
+})
+
+/** The serial of the certificate the gate presents now (RELAY frame, its echo, then TLS). */
+async function servedSerial(port: number, ca: string): Promise<string> {
+  const raw = connect(port, '127.0.0.1')
+  await new Promise((r) => raw.once('connect', r))
+  raw.write(encodeTunnel({kind: 'relay', origin: 'test', path: ['127.0.0.1']}))
+  await new Promise((r) => raw.once('data', r))
+  raw.pause()
+  const tls = tlsConnect({socket: raw, ca: readFileSync(ca), servername: 'localhost', minVersion: 'TLSv1.3'})
+  tls.on('error', () => {})
+  await new Promise((r) => tls.once('secureConnect', r))
+  const serial = normalSerial(tls.getPeerCertificate().serialNumber)
+  tls.destroy()
+  return serial
+}
+
+t('SIGHUP rotates the gate\'s certificate: the next handshake presents the new one, the established tunnel stays', async (ctx) => {
+  const dir = ctx.pki.dir
+  const cert = join(ctx.tmp.dir, 'rotate.crt')
+  const key = join(ctx.tmp.dir, 'rotate.key')
+  copyFileSync(join(dir, 'gate.crt'), cert)
+  copyFileSync(join(dir, 'gate.key'), key)
+  const gate = await startGate(ctx.pki, ['--cert', cert, '--key', key])
+  const p = await startPortal(ctx.pki, gate.port, ['--socks', '127.0.0.1:0', ...bobFlags(dir)], 1)
+  try {
+    const ca = join(dir, 'ca.crt')
+    const before = await servedSerial(gate.port, ca)
+    assert.is((await runCli(['pki', 'issue', 'gate-next', '--server', '--san', 'localhost', '--san', '127.0.0.1', '--dir', dir])).code, 0)
+    copyFileSync(join(dir, 'gate-next.crt'), cert)
+    copyFileSync(join(dir, 'gate-next.key'), key)
+    const ok = await hangup(gate, 'reloaded')
+    assert.equal(ok.changed, ['certificate and key'])
+    const after = await servedSerial(gate.port, ca)
+    assert.is.not(after, before)
+    assert.is(after, normalSerial(new X509Certificate(readFileSync(cert)).serialNumber))
+    const s = await socksConnect(p.ports.socks, '127.0.0.1', ctx.http1.port)
+    s.socket.destroy()
+    assert.is(s.rep, 0, 'the tunnel set up with the old certificate still carries opens')
+    assert.is(p.events.filter((e) => e.event === 'tunnel-up').length, 1)
+  } finally {
+    await stop(p)
     await stop(gate)
   }
 })

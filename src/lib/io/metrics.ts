@@ -14,7 +14,7 @@ const TIMEOUT_MS = 5000
 const MAX_HEADER_BYTES = 4096
 
 /** One registry per engine (never prom-client's global one), read from a snapshot at each scrape. */
-export function engineRegistry(engine: Counted, role: 'gate' | 'relay'): {registry: Registry; scrape(): Promise<string>} {
+function engineRegistry(engine: Counted, role: 'gate' | 'relay'): {registry: Registry; scrape(): Promise<string>} {
   const registry = new Registry()
   registry.setDefaultLabels({role})
   let now: EngineCounts = engine.counts()
