@@ -11,7 +11,7 @@ export const tlsFlags = {
 
 /** The gate's: certificates it refuses although its CA signed them. */
 export const crlFlag = {
-  crl: Flags.string({summary: 'Revocation list (PEM X.509 CRL) of client certificates; re-read on SIGHUP. Default: crl.pem of the PKI directory, if any, when --ca is not given.', helpGroup: 'TLS'}),
+  crl: Flags.string({summary: 'Revocation list of client certificates (PEM X.509 CRL). Default: crl.pem of the PKI directory, unless --ca is given.', helpValue: '<file>', helpGroup: 'TLS'}),
 }
 
 export function tlsFromFlags(role: 'gate' | 'client', f: {cert?: string; key?: string; ca?: string; crl?: string; 'pki-dir'?: string}): TlsMaterial {

@@ -10,7 +10,7 @@ export default class PkiList extends TunkitCommand {
   static override examples = ['<%= config.bin %> pki list', '<%= config.bin %> pki list --dir ./pki --json']
 
   static override flags = {
-    dir: Flags.string({summary: 'PKI directory.', env: 'TUNKIT_PKI'}),
+    dir: Flags.string({summary: 'PKI directory.', env: 'TUNKIT_PKI', helpValue: '<dir>'}),
   }
 
   async run(): Promise<void> {

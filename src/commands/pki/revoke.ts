@@ -1,14 +1,14 @@
 import {Args, Flags} from '@oclif/core'
 import {TunkitCommand} from '../../cli/base.js'
 import {UsageError} from '../../cli/parse.js'
-import {defaultPkiDir} from '../../pki/names.js'
+import {defaultPkiDir, identityProblem} from '../../pki/names.js'
 import {PkiError, revoke} from '../../pki/pki.js'
 
 export default class PkiRevoke extends TunkitCommand {
   static override summary = 'Revoke a certificate: add it to the PKI directory\'s revocation list (crl.pem).'
-  static override description = `NAME is a certificate of the PKI directory: NAME.crt, or else every certificate whose subject CN is
-NAME. The CA signs a new X.509 CRL, crl.pem (mode 0600). A gate that uses the PKI directory reads it at
-start and on SIGHUP: from then on the certificate is refused, and its open tunnels are closed.`
+  static override description = `NAME is a certificate of the PKI directory: NAME.crt, or else every certificate whose identity (subject CN) is NAME. The CA signs a new revocation list (an X.509 CRL), crl.pem, mode 0600.
+
+A gate that uses the PKI directory reads the list at start and on SIGHUP: from then on the certificate is refused, and the tunnels that use it are closed.`
   static override examples = ['<%= config.bin %> pki revoke bob', 'kill -HUP "$(pidof tunkit-gate)"  # or: systemctl reload tunkit-gate']
 
   static override args = {
@@ -16,11 +16,13 @@ start and on SIGHUP: from then on the certificate is refused, and its open tunne
   }
 
   static override flags = {
-    dir: Flags.string({summary: 'PKI directory.', env: 'TUNKIT_PKI'}),
+    dir: Flags.string({summary: 'PKI directory.', env: 'TUNKIT_PKI', helpValue: '<dir>'}),
   }
 
   async run(): Promise<void> {
     const {args, flags: f} = await this.parse(PkiRevoke)
+    const why = identityProblem(args.name)
+    if (why) throw new UsageError(`NAME: ${why}`)
     const dir = f.dir ?? defaultPkiDir()
     let r
     try {
