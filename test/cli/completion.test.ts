@@ -65,7 +65,8 @@ const zsh = suite('completion: zsh')
 /**
  * Real zsh: an interactive shell in a zsh/zpty pseudo-terminal runs compinit with our fpath, and
  * compadd is wrapped to record the matches it is given (compadd -O) under the line being
- * completed; each line is typed after a ^U that clears the one before, then a Tab. The terminal's output is kept
+ * completed (calls that only fill an array, -O/-A/-D as _arguments makes them, pass straight
+ * through: adding their matches too would change the list); each line is typed after a ^U that clears the one before, then a Tab. The terminal's output is kept
  * too, for the descriptions zsh lists (read as it comes, so that the terminal never fills up).
  */
 async function zshComplete(dir: string, lines: string[]): Promise<{matches: Map<string, string[]>; screen: string}> {
@@ -74,7 +75,7 @@ async function zshComplete(dir: string, lines: string[]): Promise<{matches: Map<
   const script = `zmodload zsh/zpty
 zpty -b z zsh -f -i
 zpty -w z ${zq(`stty columns 250; PS1='> '; fpath=(${COMPLETIONS} $fpath); autoload -U compinit; compinit -u -D; zstyle ':completion:*' list-prompt ''; LISTMAX=100000`)}
-zpty -w z ${zq(`compadd() { local -a m; builtin compadd -O m "$@"; print -rl -- "@@ $BUFFER" $m >> ${log}; builtin compadd "$@" }`)}
+zpty -w z ${zq(`compadd() { (( \${@[(I)-[OAD]*]} )) && { builtin compadd "$@"; return }; local -a m; builtin compadd -O m "$@"; print -rl -- "@@ $BUFFER" $m >> ${log}; builtin compadd "$@" }`)}
 screen=
 for line in ${lines.map(zq).join(' ')}; do
   zpty -w -n z $'\\C-u'"$line"$'\\t'
