@@ -2,6 +2,7 @@ import {Command, Flags, Interfaces} from '@oclif/core'
 import type {Input, ParserOutput} from '@oclif/core/interfaces'
 type FlagOutput = {[name: string]: any} // eslint-disable-line @typescript-eslint/no-explicit-any
 type ArgOutput = {[name: string]: any} // eslint-disable-line @typescript-eslint/no-explicit-any
+import {isDeepStrictEqual} from 'node:util'
 import {errorCode, exitStatus, TunkitError} from '../lib/errors.js'
 import type {Level, Logger} from '../lib/log.js'
 import {Tracer} from '../lib/trace/tracer.js'
@@ -41,6 +42,8 @@ export abstract class TunkitCommand extends Command {
   private stoppedSaid = false
   private onStopSignal!: (sig: NodeJS.Signals) => void
   private readonly signalled$ = new Promise<NodeJS.Signals>((r) => (this.onStopSignal = r))
+  /** The command line as given: oclif keeps the one with --config's flags added in this.argv. */
+  private given?: string[]
 
   /**
    * SIGINT and SIGTERM end every command with status 0 and the line "stopped on SIGNAL", at any
@@ -94,6 +97,7 @@ export abstract class TunkitCommand extends Command {
   protected override async parse<F extends FlagOutput, B extends FlagOutput, A extends ArgOutput>(
     options?: Input<F, B, A>, argv = this.argv,
   ): Promise<ParserOutput<F, B, A>> {
+    this.given ??= argv
     argv = verbosity(argv)
     this.output = scanOutput(argv)
     argv = [...argv, ...configArgs(argv, this.id ?? '', {...options?.baseFlags, ...options?.flags})]
@@ -166,6 +170,38 @@ export abstract class TunkitCommand extends Command {
       if (e instanceof ListenError) throw new UsageError(`${flag}: ${e.message}`)
       throw e
     }
+  }
+
+  /**
+   * SIGHUP: the command line is parsed again (so --config is re-read) and `reload` applies the
+   * `reloadable` flags, returning what changed; any other flag that differs from the `running`
+   * ones is named as waiting for a restart. A reload that fails keeps the running configuration
+   * and logs one error line; it never ends the command. Returns the function that stops listening.
+   */
+  protected onHangup<F extends FlagOutput>(options: Input<F, FlagOutput, ArgOutput>, running: NoInfer<F>, reloadable: string[], reload: (flags: NoInfer<F>) => string[]): () => void {
+    let queue = Promise.resolve()
+    const on = (): void => {
+      queue = queue.then(async () => {
+        // parse() makes a new logger and tracer: the engine keeps using the ones it has.
+        const {logger, tracer, output} = this
+        try {
+          const flags = (await this.parse(options, this.given)).flags
+          const changed = reload(flags)
+          const later = Object.keys({...running, ...flags}).filter((k) => !reloadable.includes(k) && !isDeepStrictEqual(flags[k], running[k]))
+          if (later.length) changed.push(`not applied until a restart: ${later.map((k) => `--${k}`).join(', ')}`)
+          logger.log('info', `reloaded: ${changed.join('; ') || 'nothing changed'}`)
+          logger.event('reloaded', {changed})
+        } catch (e) {
+          const message = (e as Error).message.replace(/\s*\n\s*/g, ' ')
+          logger.log('error', `reload failed, the running configuration stays: ${message}`)
+          logger.event('reload-failed', {code: errorCode(e, e instanceof UsageError ? 'TK_USAGE' : 'TK_FAILED'), message})
+        } finally {
+          Object.assign(this, {logger, tracer, output})
+        }
+      })
+    }
+    process.on('SIGHUP', on)
+    return () => void process.off('SIGHUP', on)
   }
 
   protected jsonMode(): boolean {

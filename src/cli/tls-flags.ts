@@ -10,10 +10,15 @@ export const tlsFlags = {
   'pki-dir': Flags.string({summary: 'PKI directory written by "tunkit pki init".', env: 'TUNKIT_PKI', helpValue: '<dir>', helpGroup: 'TLS'}),
 }
 
-/** Our certificate, key and CA, checked (lib/io/tls-config.ts); warnings go to `log`. */
-export function tlsFromFlags(role: 'gate' | 'client', f: {cert?: string; key?: string; ca?: string; 'pki-dir'?: string}, log?: Logger): TlsMaterial {
+/** The gate's: certificates it refuses although its CA signed them. */
+export const crlFlag = {
+  crl: Flags.string({summary: 'Revocation list of client certificates (PEM X.509 CRL). Default: crl.pem of the PKI directory, unless --ca is given.', helpValue: '<file>', helpGroup: 'TLS'}),
+}
+
+/** Our certificate, key and CA (and the gate's CRL), checked (lib/io/tls-config.ts); warnings go to `log`. */
+export function tlsFromFlags(role: 'gate' | 'client', f: {cert?: string; key?: string; ca?: string; crl?: string; 'pki-dir'?: string}, log?: Logger): TlsMaterial {
   try {
-    const files = defaultFiles(role, {cert: f.cert, key: f.key, ca: f.ca}, f['pki-dir'])
+    const files = defaultFiles(role, {cert: f.cert, key: f.key, ca: f.ca, crl: f.crl}, f['pki-dir'])
     return loadTls(files, role, (msg) => log?.log('warn', msg))
   } catch (e) {
     if (e instanceof TlsConfigError) throw new UsageError(e.message)

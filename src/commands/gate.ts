@@ -3,12 +3,13 @@ import {readFileSync} from 'node:fs'
 import {TunkitCommand} from '../cli/base.js'
 import {UsageError} from '../cli/parse.js'
 import * as F from '../cli/flags.js'
-import {tlsFlags, tlsFromFlags} from '../cli/tls-flags.js'
+import {crlFlag, tlsFlags, tlsFromFlags} from '../cli/tls-flags.js'
 import {parseListenRule, parseRule, Policy, PolicyError, type Rule} from '../tunnel/core/policy.js'
 import {parseStartups} from '../tunnel/core/startups.js'
 import {hostPort} from '../lib/io/connect.js'
 import {Gate, GATE_DEFAULTS as D} from '../tunnel/io/gate.js'
 import {GateVpn} from '../vpn/io/gate-vpn.js'
+import {serveMetrics} from '../lib/io/metrics.js'
 
 const MiB = 1024 * 1024
 
@@ -21,7 +22,9 @@ With no --allow rules, every authenticated client may open connections to anythi
 
 Remote forwards (portal -R) listen where --allow-listen rules allow. Without any, they listen on loopback only, on ports 1024-65535, and a request for 0.0.0.0 or [::] binds 127.0.0.1 or [::1] instead. In a --policy file, lines "listen IDENTITY=ADDRESS[:PORTS]" are listen rules.
 
-A client that has not authenticated yet holds one of the --max-startups slots (at most --max-startups-per-source from one address) for at most --handshake-timeout; --max-tunnels counts authenticated tunnels only.`
+A client that has not authenticated yet holds one of the --max-startups slots (at most --max-startups-per-source from one address) for at most --handshake-timeout; --max-tunnels counts authenticated tunnels only.
+
+SIGHUP re-reads the --policy file, --allow and --allow-listen from the --config file, and the certificate, key, CA and --crl: established tunnels stay up, except those of a certificate now revoked; a reload that fails keeps the running configuration (docs/deploy.md).`
   static override examples = [
     '<%= config.bin %> gate --listen 127.0.0.1:4433',
     "<%= config.bin %> gate --listen 0.0.0.0:4433 --allow 'alice=198.18.0.0/15:22,443' --allow '*=intranet.example:80'",
@@ -30,6 +33,8 @@ A client that has not authenticated yet holds one of the --max-startups slots (a
 
   static override flags = {
     ...tlsFlags,
+    ...crlFlag,
+    metrics: F.localHostPort({summary: 'Serve Prometheus metrics on http://[HOST:]PORT/metrics (host 127.0.0.1 when left out).'}),
     listen: F.hostPort({char: 'l', summary: 'Address and port to accept tunnels on.', ...F.hostPortDefault(D.host, D.port)}),
     name: Flags.string({summary: 'This gate\'s name: a tunnel addressed to another name is refused (default: accept any).'}),
     allow: Flags.string({summary: "Access rule IDENTITY=TARGET[:PORTS], e.g. 'alice=198.18.0.0/15:22'.", multiple: true}),
@@ -119,10 +124,16 @@ A client that has not authenticated yet holds one of the --max-startups slots (a
     })
     const bound = await this.listenOn('--listen', () => gate.listen())
     const where = hostPort(bound.address, bound.port)
+    const metrics = f.metrics && await this.listenOn('--metrics', () => serveMetrics(gate, 'gate', f.metrics!.host, f.metrics!.port, this.logger))
     this.logger.log('info', `gate listening on ${where}${policy.open ? ' (no access rules: every authenticated client may open anything)' : ` with ${policy.rules.length} access rule(s)`}` +
       (policy.listenRules.length ? `, ${policy.listenRules.length} listen rule(s)` : '; remote forwards on loopback only'))
-    this.logger.event('listening', {address: where, port: bound.port})
+    if (metrics) this.logger.log('info', `metrics on http://${hostPort(metrics.address, metrics.port)}/metrics`)
+    this.logger.event('listening', {address: where, port: bound.port, ...(metrics ? {metrics: hostPort(metrics.address, metrics.port)} : {})})
+    const reloadable = ['allow', 'allow-listen', 'policy', 'cert', 'key', 'ca', 'crl', 'pki-dir', 'config']
+    const noHangup = this.onHangup(GateCommand, f, reloadable, (g) => gate.reload({policy: this.policy(g.allow ?? [], g['allow-listen'] ?? [], g.policy), tls: tlsFromFlags('gate', g)}))
     const sig = await this.waitForSignal()
+    noHangup()
+    await metrics?.close()
     this.logger.log('info', `${sig}: closing ${gate.tunnels} tunnel(s)`)
     await gate.close()
     vpn?.close()

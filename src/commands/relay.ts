@@ -2,15 +2,18 @@ import {Flags} from '@oclif/core'
 import {TunkitCommand} from '../cli/base.js'
 import {parseHostPort, UsageError} from '../cli/parse.js'
 import * as F from '../cli/flags.js'
-import {HopRuleError, parseHopRule} from '../tunnel/core/next-hop.js'
+import {HopRuleError, parseHopRule, type HopRule} from '../tunnel/core/next-hop.js'
 import {hostPort} from '../lib/io/connect.js'
 import {Relay, RELAY_DEFAULTS as D} from '../tunnel/io/relay.js'
+import {serveMetrics} from '../lib/io/metrics.js'
 
 export default class RelayCommand extends TunkitCommand {
   static override summary = 'Forward tunnels hop by hop without seeing their contents (a bastion between portals and gates).'
   static override description = `A relay between portals and gates. Each tunnel names its path (portal --via); the relay finds its own --name in it, connects the next hop and then passes bytes both ways. TLS runs end to end between portal and gate, so the relay never sees the traffic.
 
-It is not an open proxy: it forwards only to next hops that --allow-next rules allow (or to a --group of gates), and tells the portal why when it refuses.`
+It is not an open proxy: it forwards only to next hops that --allow-next rules allow (or to a --group of gates), and tells the portal why when it refuses.
+
+SIGHUP re-reads --allow-next from the --config file for the tunnels that come next; tunnels already forwarded stay up (docs/deploy.md).`
   // --name is required (asked for on a terminal, so not an oclif `required` flag): the usage says so.
   static override usage = '<%= command.id %> --name NAME [-l HOST:PORT] [--allow-next RULE...] [--group NAME=HOST:PORT,...] [FLAGS]'
   static override examples = [
@@ -32,18 +35,13 @@ It is not an open proxy: it forwards only to next hops that --allow-next rules a
     'max-hops': Flags.integer({summary: 'Longest path (number of relays) accepted.', default: D.maxHops, min: 1, max: 8}),
     'handshake-timeout': F.duration({summary: 'Time for a client to send its path and for the next hop to connect.', default: D.handshakeTimeout}),
     'connect-timeout': F.duration({summary: 'Time to wait for the next hop.', default: D.connectTimeout}),
+    metrics: F.localHostPort({summary: 'Serve Prometheus metrics on http://[HOST:]PORT/metrics (host 127.0.0.1 when left out).'}),
   }
 
   async run(): Promise<void> {
     const {flags: f} = await this.parse(RelayCommand)
     const name = f.name ?? (await this.ask('name', 'This relay\'s name (as portals name it in --via):', (v) => { if (!v) throw new Error('a name is required') }))
-    let rules
-    try {
-      rules = (f['allow-next'] ?? []).map(parseHopRule)
-    } catch (e) {
-      if (e instanceof HopRuleError) throw new UsageError(`--allow-next: ${e.message}`)
-      throw e
-    }
+    const rules = hopRules(f['allow-next'])
     const groups = (f.group ?? []).map((spec) => {
       const eq = spec.indexOf('=')
       if (eq <= 0) throw new UsageError(`--group: "${spec}" is not NAME=host:port,host:port`)
@@ -61,10 +59,24 @@ It is not an open proxy: it forwards only to next hops that --allow-next rules a
     })
     const bound = await this.listenOn('--listen', () => relay.listen())
     const where = hostPort(bound.address, bound.port)
+    const metrics = f.metrics && await this.listenOn('--metrics', () => serveMetrics(relay, 'relay', f.metrics!.host, f.metrics!.port, this.logger))
     this.logger.log('info', `relay "${name}" listening on ${where}; next hops: ${rules.map((r) => r.text).join(', ') || 'none'}`)
-    this.logger.event('listening', {address: where, port: bound.port, name})
+    if (metrics) this.logger.log('info', `metrics on http://${hostPort(metrics.address, metrics.port)}/metrics`)
+    this.logger.event('listening', {address: where, port: bound.port, name, ...(metrics ? {metrics: hostPort(metrics.address, metrics.port)} : {})})
+    const noHangup = this.onHangup(RelayCommand, f, ['allow-next', 'config'], (g) => relay.reload(hopRules(g['allow-next'])))
     const sig = await this.waitForSignal()
+    noHangup()
+    await metrics?.close()
     await relay.close()
     this.logger.event('stopped', {signal: sig, spliced: relay.spliced})
+  }
+}
+
+function hopRules(texts: string[] = []): HopRule[] {
+  try {
+    return texts.map(parseHopRule)
+  } catch (e) {
+    if (e instanceof HopRuleError) throw new UsageError(`--allow-next: ${e.message}`)
+    throw e
   }
 }

@@ -28,6 +28,9 @@ export function sanProblem(name: string): string | null {
   return ok ? null : `"${name}" is not a DNS name or an IP address`
 }
 
+/** The revocation list in a PKI directory: `pki revoke` writes it, the gate reads it by default. */
+export const CRL_FILE = 'crl.pem'
+
 /** The certificate's subject CN (the identity), or the whole subject when it has none. */
 export function subjectName(pem: string): string {
   const subject = new X509Certificate(pem).subject

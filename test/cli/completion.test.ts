@@ -64,23 +64,23 @@ const zsh = suite('completion: zsh')
 
 /**
  * Real zsh: an interactive shell in a zsh/zpty pseudo-terminal runs compinit with our fpath, and
- * compadd is wrapped (unless `wrap` is false) to record the matches it is given (compadd -O) under the line being
- * completed; each line is typed after a ^U that clears the one before, then a Tab. The terminal's output is kept
- * too, for the descriptions zsh lists (read as it comes, so that the terminal never fills up). The
- * terminal is 1000 rows tall: a listing longer than the screen would wait for a key (list-prompt).
+ * compadd is wrapped to record the matches it is given (compadd -O) under the line being
+ * completed (calls that only fill an array, -O/-A/-D as _arguments makes them, pass straight
+ * through: adding their matches too would change the list); each line is typed after a ^U that clears the one before, then a Tab. The terminal's output is kept
+ * too, for the descriptions zsh lists (read as it comes, so that the terminal never fills up).
  */
-async function zshComplete(dir: string, lines: string[], wrap = true): Promise<{matches: Map<string, string[]>; screen: string}> {
+async function zshComplete(dir: string, lines: string[]): Promise<{matches: Map<string, string[]>; screen: string}> {
   const log = join(dir, 'compadd.log')
   const zq = (s: string): string => `'${s.replace(/'/g, "'\\''")}'`
   const script = `zmodload zsh/zpty
 zpty -b z zsh -f -i
-zpty -w z ${zq(`stty rows 1000 columns 250; PS1='> '; fpath=(${COMPLETIONS} $fpath); autoload -U compinit; compinit -u -D; zstyle ':completion:*' list-prompt ''; LISTMAX=100000`)}
-${wrap ? `zpty -w z ${zq(`compadd() { local -a m; builtin compadd -O m "$@"; print -rl -- "@@ $BUFFER" $m >> ${log}; builtin compadd "$@" }`)}` : ''}
+zpty -w z ${zq(`stty columns 250; PS1='> '; fpath=(${COMPLETIONS} $fpath); autoload -U compinit; compinit -u -D; zstyle ':completion:*' list-prompt ''; LISTMAX=100000`)}
+zpty -w z ${zq(`compadd() { (( \${@[(I)-[OAD]*]} )) && { builtin compadd "$@"; return }; local -a m; builtin compadd -O m "$@"; print -rl -- "@@ $BUFFER" $m >> ${log}; builtin compadd "$@" }`)}
 screen=
 for line in ${lines.map(zq).join(' ')}; do
   zpty -w -n z $'\\C-u'"$line"$'\\t'
   # zle skips completion with keys pending: the next line waits until this one was completed.
-  ${wrap ? `for i in {1..100}; do grep -qxF "@@ $line" ${log} 2>/dev/null && break; sleep 0.1; done` : 'sleep 1.5'}
+  for i in {1..100}; do grep -qxF "@@ $line" ${log} 2>/dev/null && break; sleep 0.1; done
   sleep 0.3
   while zpty -rt z chunk; do screen+=$chunk; done
 done
@@ -91,7 +91,7 @@ print -r -- "$screen"
   const {stdout} = await run('zsh', ['-f', '-c', script], {cwd: dir, timeout: 10000 + lines.length * 2000})
   const matches = new Map<string, string[]>()
   let key = ''
-  for (const l of wrap ? readFileSync(log, 'utf8').split('\n') : []) {
+  for (const l of readFileSync(log, 'utf8').split('\n')) {
     if (l.startsWith('@@ ')) key = l.slice(3)
     else if (l) matches.set(key, [...(matches.get(key) ?? []), l])
   }
@@ -101,11 +101,9 @@ print -r -- "$screen"
 unless(zsh, lacking(['zsh']))('zsh completes commands, flags after valued flags, enumeration values and files; descriptions keep their colons', async () => {
   const s = scratch()
   try {
-    const {matches} = await zshComplete(s.dir, CASES.map(([line]) => line))
+    const {matches, screen} = await zshComplete(s.dir, [...CASES.map(([line]) => line), 'tunkit gate --c'])
     for (const [line, want, notWant] of CASES) check(line, matches.get(line) ?? [], want, notWant)
-    // Descriptions as written, colons included: in a shell of its own without the compadd wrapper,
-    // with which zsh lists nothing for this line once the single-letter -v is among the specs.
-    const {screen} = await zshComplete(s.dir, ['tunkit gate --c'], false)
+    // Descriptions as written, colons included.
     assert.match(screen, /--ca +-- CA certificate that signs the peer \(PEM\)\. Default: from the PKI directory\./)
     assert.match(screen, /--connect-timeout +-- Time to wait for an outbound connection\./)
   } finally {

@@ -1,13 +1,16 @@
 import {createPrivateKey, X509Certificate, type KeyObject} from 'node:crypto'
-import {closeSync, fstatSync, openSync, readFileSync} from 'node:fs'
+import {closeSync, existsSync, fstatSync, openSync, readFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {TunkitError} from '../errors.js'
-import {defaultPkiDir, subjectName} from '../../pki/names.js'
+import {CRL_FILE, defaultPkiDir, subjectName} from '../../pki/names.js'
+import {crlProblem} from '../../pki/crl.js'
 
 export interface TlsFiles {
   cert: string
   key: string
   ca: string
+  /** A revocation list (PEM X.509 CRL); `optional` when it is the PKI directory's, which may have none yet. */
+  crl?: {file: string; optional: boolean}
 }
 
 export interface TlsMaterial {
@@ -16,6 +19,7 @@ export interface TlsMaterial {
   ca: string
   /** The subject CN of our own certificate. */
   name: string
+  crl?: string
 }
 
 /** A file a flag names is not there: a usage error (exit 2) naming the flag. */
@@ -26,11 +30,13 @@ export class TlsConfigError extends Error {
 }
 
 /** Fill in unset paths from the default PKI directory (where `tunkit pki init` writes). */
-export function defaultFiles(role: 'gate' | 'client', given: Partial<TlsFiles>, dir: string = defaultPkiDir()): TlsFiles {
+export function defaultFiles(role: 'gate' | 'client', given: Partial<Omit<TlsFiles, 'crl'>> & {crl?: string}, dir: string = defaultPkiDir()): TlsFiles {
   return {
     cert: given.cert ?? join(dir, `${role}.crt`),
     key: given.key ?? join(dir, `${role}.key`),
     ca: given.ca ?? join(dir, 'ca.crt'),
+    // The gate checks the PKI directory's CRL when its CA is the directory's too.
+    crl: given.crl ? {file: given.crl, optional: false} : role === 'gate' && !given.ca ? {file: join(dir, CRL_FILE), optional: true} : undefined,
   }
 }
 
@@ -49,7 +55,7 @@ const PEM_CERT = /-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g
 export function loadTls(files: TlsFiles, role: 'gate' | 'client' = 'gate', warn: (msg: string) => void = () => {}): TlsMaterial {
   const bad = (flag: keyof TlsFiles, why: string): TunkitError => new TunkitError('TK_TLS_CONFIG', `--${flag}: ${files[flag]} ${why}`)
   const read = (flag: keyof TlsFiles): string => {
-    const p = files[flag]
+    const p = flag === 'crl' ? files.crl!.file : files[flag]
     let fd: number
     try {
       fd = openSync(p, 'r')
@@ -113,7 +119,17 @@ export function loadTls(files: TlsFiles, role: 'gate' | 'client' = 'gate', warn:
     }
     if (!c.ca) throw bad('ca', `holds a certificate that is not a CA (${c.subject.replace(/\n/g, ', ')}); give the CA certificate (ca.crt)`)
   }
-  return {cert: certPem, key: keyPem, ca, name: subjectName(certPem)}
+  const crl = files.crl && !(files.crl.optional && !existsSync(files.crl.file)) ? read('crl') : undefined
+  if (crl !== undefined) {
+    let problem
+    try {
+      problem = crlProblem(crl, ca)
+    } catch (e) {
+      problem = (e as Error).message
+    }
+    if (problem) throw new TlsConfigError('crl', `--crl: ${files.crl!.file}: ${problem}`)
+  }
+  return {cert: certPem, key: keyPem, ca, name: subjectName(certPem), ...(crl !== undefined ? {crl} : {})}
 }
 
 /**

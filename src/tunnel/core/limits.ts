@@ -2,8 +2,11 @@
  * The gate's resource accounting (issue 9): what each identity and each tunnel holds (tunnels,
  * sessions, opens still connecting, early data, descriptors) and whether one more is allowed.
  * Sans-I/O: the gate reports what it opens and closes, and passes the time in.
- * A refusal is a sentence (the gate sends it as "limit: <sentence>"); null means allowed.
+ * A refusal is a sentence (the gate sends it as "limit: <sentence>"); null means allowed. Each
+ * refusal is also counted in `hits` under the flag that sets the limit (for --metrics).
  */
+import {Tally} from '../../lib/metrics.js'
+
 export interface LimitConfig {
   maxTunnelsPerIdentity: number
   maxSessionsPerIdentity: number
@@ -38,7 +41,12 @@ export class GateLimits {
   /** Descriptors held for connections (authenticated or not) and sessions. */
   private held = 0
 
-  constructor(readonly c: LimitConfig) {}
+  constructor(readonly c: LimitConfig, readonly hits = new Tally()) {}
+
+  private hit(limit: string, why: string): string {
+    this.hits.add(limit)
+    return why
+  }
 
   get descriptors(): number {
     return this.held
@@ -62,7 +70,7 @@ export class GateLimits {
 
   /** A connection arrives, its identity not yet known: it may use the reserve. */
   admitConnection(): string | null {
-    if (this.held >= this.capacity) return `the gate holds ${this.held} descriptors, all it may (limit ${this.c.fdLimit})`
+    if (this.held >= this.capacity) return this.hit('fd', `the gate holds ${this.held} descriptors, all it may (limit ${this.c.fdLimit})`)
     this.held++
     return null
   }
@@ -76,7 +84,7 @@ export class GateLimits {
     const u = this.use(identity)
     if (u.tunnels >= this.c.maxTunnelsPerIdentity) {
       this.forget(identity, u)
-      return `${identity} already has ${u.tunnels} tunnels, the most one identity may have`
+      return this.hit('max-tunnels-per-identity', `${identity} already has ${u.tunnels} tunnels, the most one identity may have`)
     }
     u.tunnels++
     return new TunnelUse(this, this.c, identity, u)
@@ -85,15 +93,15 @@ export class GateLimits {
   /** @internal (TunnelUse) one more session holding a descriptor, or why not. */
   admitSession(t: TunnelUse, u: IdentityUse): string | null {
     const c = this.c
-    if (t.pending >= c.maxPendingPerTunnel) return `${t.pending} opens of this tunnel are still connecting, the most allowed`
-    if (u.pending >= c.maxPendingPerIdentity) return `${u.pending} opens of ${t.identity} are still connecting, the most allowed`
-    if (u.sessions >= c.maxSessionsPerIdentity) return `${t.identity} has ${u.sessions} sessions, the most one identity may have`
+    if (t.pending >= c.maxPendingPerTunnel) return this.hit('max-pending-per-tunnel', `${t.pending} opens of this tunnel are still connecting, the most allowed`)
+    if (u.pending >= c.maxPendingPerIdentity) return this.hit('max-pending-per-identity', `${u.pending} opens of ${t.identity} are still connecting, the most allowed`)
+    if (u.sessions >= c.maxSessionsPerIdentity) return this.hit('max-sessions-per-identity', `${t.identity} has ${u.sessions} sessions, the most one identity may have`)
     const forOpens = this.capacity - this.reserve
-    if (this.held >= forOpens) return `the gate's descriptors are in use (${this.held}; ${this.reserve} kept for new tunnels)`
+    if (this.held >= forOpens) return this.hit('fd-reserve', `the gate's descriptors are in use (${this.held}; ${this.reserve} kept for new tunnels)`)
     // Never more than a share of what the others leave: every other identity keeps room to open.
     const mine = u.tunnels + u.sessions
     const allowed = Math.floor(c.fdShare * (forOpens - (this.held - mine)))
-    if (mine >= allowed) return `${t.identity} holds ${mine} descriptors, its share of the gate's ${forOpens}`
+    if (mine >= allowed) return this.hit('fd-share', `${t.identity} holds ${mine} descriptors, its share of the gate's ${forOpens}`)
     this.held++
     u.sessions++
     u.pending++
@@ -155,7 +163,10 @@ export class TunnelUse {
 
   /** Hold n more bytes of early data, or false when this tunnel or identity holds its most. */
   takeEarly(n: number): boolean {
-    if (this.early + n > this.c.maxEarlyPerTunnel || this.u.early + n > this.c.maxEarlyPerIdentity) return false
+    if (this.early + n > this.c.maxEarlyPerTunnel || this.u.early + n > this.c.maxEarlyPerIdentity) {
+      this.limits.hits.add('early-data')
+      return false
+    }
     this.early += n
     this.u.early += n
     return true

@@ -22,6 +22,8 @@ import {descriptors, tuneServerProcess} from '../../lib/io/native.js'
 import {GateLimits, TokenBucket, type TunnelUse} from '../core/limits.js'
 import {ListenError, listenScreened, startListener, type ScreenedListener} from '../../lib/io/listen.js'
 import {CIPHERSUITES, type TlsMaterial} from '../../lib/io/tls-config.js'
+import {Tally, type Counted, type EngineCounts} from '../../lib/metrics.js'
+import {normalSerial, revokedSerials} from '../../pki/crl.js'
 
 /** The gate's tunables (times in seconds); the gate command's flags show these. */
 export const GATE_DEFAULTS = {
@@ -115,9 +117,19 @@ interface Pending {
 /** How long a tunnel over its open rate goes unread (a quarter second: a few refusals, not 300 000 a second). */
 const OPEN_FLOOD_HOLD_MS = 250
 
-export class Gate {
+/** What the gate keeps of an authenticated tunnel beyond its Link. */
+interface TunnelInfo {
+  identity: string
+  peer: string
+  /** The client certificate's serial: a reload closes the tunnel once it is revoked. */
+  serial: string
+  /** The TCP socket under TLS: its byte counts are the tunnel's (docs/events.md). */
+  raw: Socket
+}
+
+export class Gate implements Counted {
   private server: Server
-  private links = new Set<Link>()
+  private links = new Map<Link, TunnelInfo>()
   /** Connections in their handshake (core/startups.ts). */
   private pending = new Map<Socket, Pending>()
   private startups: Startups<Pending>
@@ -128,12 +140,15 @@ export class Gate {
   private limits!: GateLimits
   /** Forwarded connections still open, for the audit line when each closes. */
   private conns = new Map<Session, Conn>()
+  private readonly stats = {opensRefused: new Tally(), handshakeFailures: new Tally(), limitHits: new Tally()}
+  /** Bytes of tunnels already closed (bytesOut, bytesBack). */
+  private bytesClosed = {out: 0, back: 0}
 
   private readonly o: GateOptions
 
   constructor(config: GateConfig) {
     const o = (this.o = {...GATE_DEFAULTS, ...config})
-    this.ctx = createSecureContext({cert: o.tls.cert, key: o.tls.key, ca: o.tls.ca, minVersion: 'TLSv1.3', ciphers: CIPHERSUITES, honorCipherOrder: true})
+    this.ctx = secureContext(o.tls)
     this.startups = new Startups({...parseStartups(o.maxStartups), perSource: o.maxStartupsPerSource})
     this.server = createServer({noDelay: true}, (s) => {
       const p = this.admit(s.remoteAddress ?? '?', s.remotePort ?? 0)
@@ -152,7 +167,7 @@ export class Gate {
       maxEarlyPerTunnel: o.earlyDataPerTunnel, maxEarlyPerIdentity: o.earlyDataPerIdentity,
       // The listener, stdio, the event loop's own and the VPN device are in `open` already.
       fdLimit: fd.limit, fdBase: fd.open + 1, fdReserve: o.fdReserve, fdShare: o.fdShare / 100,
-    })
+    }, this.stats.limitHits)
     this.screened = await listenScreened(o.host, o.port, (address, port) => {
       const p = this.admit(address, port)
       return p && ((s) => this.accept(s, p))
@@ -164,9 +179,52 @@ export class Gate {
     return this.links.size
   }
 
+  counts(): EngineCounts {
+    const bytes = {...this.bytesClosed}
+    let sessions = 0
+    for (const [link, t] of this.links) {
+      sessions += link.mux?.size ?? 0
+      bytes.out += t.raw.bytesRead
+      bytes.back += t.raw.bytesWritten
+    }
+    return {tunnels: this.links.size, preauth: this.pending.size, sessions, bytes, ...this.stats}
+  }
+
+  /**
+   * SIGHUP: a new policy, certificate, key, CA and revocation list for what comes next. The TLS
+   * context is built first, so a bad key or certificate throws and nothing changes. Established
+   * tunnels stay up under the new policy (it decides their next opens; remote forwards already
+   * listening stay), except those whose client certificate the new list revokes: they are closed.
+   * Returns what changed, for the one log line.
+   */
+  reload(next: {policy: Policy; tls: TlsMaterial}): string[] {
+    const ctx = secureContext(next.tls)
+    const revoked = next.tls.crl ? revokedSerials(next.tls.crl) : new Set<string>()
+    const was = {policy: this.o.policy, tls: this.o.tls}
+    this.ctx = ctx
+    this.o.policy = next.policy
+    this.o.tls = next.tls
+    const changed: string[] = []
+    const rules = (p: Policy): string => `${p.rules.length} access and ${p.listenRules.length} listen rule(s)`
+    const texts = (p: Policy): string => [...p.rules, ...p.listenRules.map((r) => ({text: `listen ${r.text}`}))].map((r) => r.text).join('\n')
+    if (texts(was.policy) !== texts(next.policy)) changed.push(`policy: ${rules(next.policy)} (was ${rules(was.policy)})`)
+    if (was.tls.cert !== next.tls.cert || was.tls.key !== next.tls.key) changed.push('certificate and key')
+    if (was.tls.ca !== next.tls.ca) changed.push('CA')
+    if (was.tls.crl !== next.tls.crl) changed.push(`revocation list: ${revoked.size} revoked`)
+    let closed = 0
+    for (const [link, t] of this.links) {
+      if (!revoked.has(t.serial)) continue
+      this.o.log.log('warn', `closing the tunnel of ${t.identity} from ${t.peer}: its certificate (serial ${t.serial}) is revoked`)
+      link.close(CloseStatus.NOT_AUTHORIZED, 'client certificate revoked')
+      closed++
+    }
+    if (closed) changed.push(`closed ${closed} tunnel(s) of revoked certificates`)
+    return changed
+  }
+
   async close(): Promise<void> {
     for (const s of this.pending.keys()) s.destroy()
-    for (const l of this.links) l.close(CloseStatus.SHUTDOWN, 'gate shutting down')
+    for (const l of this.links.keys()) l.close(CloseStatus.SHUTDOWN, 'gate shutting down')
     if (this.screened) this.screened.close()
     else await new Promise<void>((r) => this.server.close(() => r()))
   }
@@ -181,6 +239,7 @@ export class Gate {
     const p: Pending = {source: sourceKey(address)}
     const admitted = this.startups.admit(p.source, p)
     if (!admitted.ok) {
+      this.stats.limitHits.add('max-startups')
       this.o.log.log('warn', `refused ${hostPort(address, port)}: ${admitted.why} (--max-startups)`, {key: 'startups refused'})
       return undefined
     }
@@ -200,6 +259,7 @@ export class Gate {
     this.pending.set(raw, p)
     raw.once('close', () => this.leavePending(raw))
     if (this.links.size >= this.o.maxTunnels) {
+      this.stats.limitHits.add('max-tunnels')
       log.log('warn', `refused ${peer}: tunnel limit of ${this.o.maxTunnels} reached`)
       return refuse(raw, 'gate is at its tunnel limit')
     }
@@ -210,6 +270,7 @@ export class Gate {
     }
     raw.once('close', () => this.limits.connectionClosed())
     const timer = setTimeout(() => {
+      this.stats.handshakeFailures.add('TK_TIMEOUT')
       log.log('warn', `dropped ${peer}: handshake not finished within ${this.o.handshakeTimeout} s`)
       raw.destroy()
     }, this.o.handshakeTimeout * 1000)
@@ -221,6 +282,7 @@ export class Gate {
       log.log('debug', `${peer}: RELAY from ${relay.origin}, path ${relay.path.join(' -> ')}; TLS handshake`)
       // A group name was resolved by the last relay, which picked us.
       if (this.o.name && parseGateTarget(last)?.kind !== 'group' && !nodeMatches(last, this.o.name)) {
+        this.stats.handshakeFailures.add('TK_BAD_RELAY_FRAME')
         log.log('warn', `refused ${peer}: RELAY path ends at "${last}", not at this gate ("${this.o.name}")`)
         raw.end(encodeTunnel({kind: 'close', status: CloseStatus.BAD_RELAY_FRAME, reason: `this is ${this.o.name}, not ${last}`}))
         return
@@ -237,6 +299,7 @@ export class Gate {
         return void raw.destroy()
       }
       if (e.code === 'CLOSED') return
+      this.stats.handshakeFailures.add('TK_BAD_RELAY_FRAME')
       log.log('warn', `refused ${peer}: ${e.message}`)
       raw.end(encodeTunnel({kind: 'close', status: CloseStatus.BAD_RELAY_FRAME, reason: e.message}))
     })
@@ -253,7 +316,9 @@ export class Gate {
     const log = this.o.log
     const tls = new TLSSocket(raw, {isServer: true, secureContext: this.ctx, requestCert: true, rejectUnauthorized: true})
     tls.on('error', (err) => {
-      log.log('warn', `TLS handshake with ${peer} (${origin}) failed: ${clientTlsError(err).message}`)
+      const e = clientTlsError(err)
+      this.stats.handshakeFailures.add(e.code)
+      log.log('warn', `TLS handshake with ${peer} (${origin}) failed: ${e.message}`)
       tls.destroy()
     })
     tls.once('secure', () => {
@@ -261,12 +326,14 @@ export class Gate {
       const cert = tls.getPeerCertificate() as PeerCertificate
       const verifyError = (tls as unknown as {ssl?: {verifyError(): (Error & {code?: string}) | null}}).ssl?.verifyError()
       let why: string | undefined
+      let code: ErrorCode = 'TK_TLS_CERT_REQUIRED'
       if (!cert || Object.keys(cert).length === 0) why = 'client sent no certificate'
-      else if (verifyError) why = clientTlsError(verifyError).message
+      else if (verifyError) ({message: why, code} = clientTlsError(verifyError))
       const cn = cert?.subject?.CN
       const identity = Array.isArray(cn) ? cn[0] : cn
-      if (!why && !identity) why = 'client certificate has no subject CN'
+      if (!why && !identity) [why, code] = ['client certificate has no subject CN', 'TK_NOT_AUTHORIZED']
       if (why) {
+        this.stats.handshakeFailures.add(code)
         log.log('warn', `refused ${peer} (${origin}): ${why}`)
         tls.end(encodeTunnel({kind: 'close', status: CloseStatus.NOT_AUTHORIZED, reason: why}))
         setTimeout(() => tls.destroy(), 1000).unref()
@@ -317,13 +384,14 @@ export class Gate {
             if (!vpn) throw new HandshakeError('the VPN address pool is exhausted')
           }
           if (this.links.size >= this.o.maxTunnels) {
+            this.stats.limitHits.add('max-tunnels')
             log.log('warn', `refused ${identity} from ${peer}: tunnel limit of ${this.o.maxTunnels} reached`)
             return link.close(CloseStatus.RESOURCE_LIMIT, 'gate is at its tunnel limit')
           }
           authorized = true
           clearTimeout(timer)
           this.leavePending(raw)
-          this.links.add(link)
+          this.links.set(link, {identity, peer, serial: normalSerial(tls.getPeerCertificate().serialNumber), raw})
           this.startSessions(link, identity, peer, req.earlyData, admitted)
           if (vpn) this.o.vpn!.attach(vpn.address, link, tls)
           void this.openRemoteForwards(link, identity, peer, req.remoteForwards, forwards, req.earlyData).then((g) => {
@@ -340,6 +408,7 @@ export class Gate {
           log.event('tunnel-up', {peer, identity})
         } catch (e) {
           if (!(e instanceof HandshakeError)) throw e
+          this.stats.handshakeFailures.add('TK_NOT_AUTHORIZED')
           log.log('warn', `refused ${identity} from ${peer}: ${e.message}`)
           link.close(CloseStatus.NOT_AUTHORIZED, e.message)
         }
@@ -349,7 +418,10 @@ export class Gate {
         for (const s of forwards) s.close()
         if (vpn) this.o.vpn?.detach(vpn.address, link)
         use?.close()
-        this.links.delete(link)
+        if (this.links.delete(link)) {
+          this.bytesClosed.out += raw.bytesRead
+          this.bytesClosed.back += raw.bytesWritten
+        }
         if (this.lookups.get(identity)?.idle) this.lookups.delete(identity)
         if (authorized) {
           log.log('info', `tunnel down: ${identity} from ${peer}: ${reason}`)
@@ -382,9 +454,13 @@ export class Gate {
         const overRate = !opens.take(performance.now())
         // Over its rate, a tunnel is also not read for a while: the opens already read are refused,
         // and TCP flow control holds back the rest instead of the gate answering each one.
-        if (overRate) link.holdReading(OPEN_FLOOD_HOLD_MS)
+        if (overRate) {
+          link.holdReading(OPEN_FLOOD_HOLD_MS)
+          this.stats.limitHits.add('open-rate')
+        }
         const refused = overRate ? `more than ${this.o.openRate} opens a second on this tunnel` : use.admitOpen()
         if (refused) {
+          this.stats.opensRefused.add('TK_RESOURCE_LIMIT')
           this.limitWarn(`opens ${identity}`, `refused opens for ${identity} from ${peer}: ${refused}`)
           return session.reject(`limit: ${refused}`)
         }
@@ -479,6 +555,9 @@ export class Gate {
       if (!(err instanceof TunkitError)) this.o.log.log('error', `open ${req.protocol} ${target} for ${identity}: ${(err as Error).stack ?? err}`)
       if (errorCode(err) === 'TK_DENIED') this.o.log.log('warn', `denied: ${identity} from ${peer} asked for ${req.protocol} ${target}`, {key: `denied ${identity}`})
       else this.o.log.log('debug', `open ${req.protocol} ${target} for ${identity} failed: ${(err as Error).message}`)
+      this.stats.opensRefused.add(errorCode(err))
+      // The one limit an admitted open can still meet: its identity's name lookups.
+      if (errorCode(err) === 'TK_RESOURCE_LIMIT') this.stats.limitHits.add('max-lookups')
       session.reject(openFailReason(err))
     } finally {
       use.dialed()
@@ -598,6 +677,10 @@ export function clientTlsError(err: Error & {code?: string}): TlsError {
   const problem = CLIENT_CERT_PROBLEMS[code]
   const message = problem ? (code === 'TK_TLS_CERT_REQUIRED' ? problem : `${problem} (${err.code})`) : err.message
   return new TlsError(code, message, {cause: err})
+}
+
+function secureContext(tls: TlsMaterial): ReturnType<typeof createSecureContext> {
+  return createSecureContext({cert: tls.cert, key: tls.key, ca: tls.ca, ...(tls.crl ? {crl: tls.crl} : {}), minVersion: 'TLSv1.3', ciphers: CIPHERSUITES, honorCipherOrder: true})
 }
 
 /** A CLOSE frame that says why, then the socket goes: a flood must not leave half-closed sockets. */

@@ -15,6 +15,7 @@ import {startListener} from '../../lib/io/listen.js'
 import {Limiter} from '../../lib/limit.js'
 import {sourceKey} from '../core/startups.js'
 import {joinSockets} from '../../lib/io/join.js'
+import {Tally, type Counted, type EngineCounts} from '../../lib/metrics.js'
 
 /** The relay's tunables (times in seconds); the relay command's flags show these. */
 export const RELAY_DEFAULTS = {
@@ -66,7 +67,7 @@ const MAX_LOOKUP_SOURCES = 4096
 /** How old our own name's addresses may get before a frame makes us look it up again. */
 const NAME_REFRESH_MS = 60_000
 
-export class Relay {
+export class Relay implements Counted {
   private server: Server
   /** Closers for accepted connections and running joins (relay shutdown calls them all). */
   private live = new Set<() => void>()
@@ -79,6 +80,11 @@ export class Relay {
   /** What our --name resolves to (path entries may name us by address), and when it was looked up. */
   private nameAddresses: string[] = []
   private nameResolved = 0
+  /** For --metrics: connections before their RELAY frame is forwarded, tunnels being forwarded. */
+  private preauth = 0
+  private forwarding = 0
+  private readonly stats = {handshakeFailures: new Tally(), limitHits: new Tally()}
+  private bytesClosed = {out: 0, back: 0}
 
   private readonly o: RelayOptions
   private readonly groups: GateGroup[]
@@ -155,6 +161,19 @@ export class Relay {
     return (entry) => nodeMatches(entry, this.o.name) || entryIsSelf(entry, self)
   }
 
+  /** Bytes count once a tunnel ends: the kernel splices them, JavaScript never sees them pass. */
+  counts(): EngineCounts {
+    return {tunnels: this.forwarding, preauth: this.preauth, bytes: {...this.bytesClosed}, ...this.stats}
+  }
+
+  /** SIGHUP: new --allow-next rules for the tunnels that come next; returns what changed. */
+  reload(allowNext: HopRule[]): string[] {
+    const texts = (rs: HopRule[]): string => rs.map((r) => r.text).join(', ') || 'none'
+    const was = texts(this.o.allowNext)
+    this.o.allowNext = allowNext
+    return was === texts(allowNext) ? [] : [`next hops: ${texts(allowNext)} (was ${was})`]
+  }
+
   async close(): Promise<void> {
     if (this.healthTimer) clearInterval(this.healthTimer)
     for (const stop of this.live) stop()
@@ -182,7 +201,9 @@ export class Relay {
     const drop = (): void => void prev.destroy()
     this.live.add(drop)
     prev.once('close', () => this.live.delete(drop))
+    this.preauth++
     const timer = setTimeout(() => {
+      this.stats.handshakeFailures.add('TK_TIMEOUT')
       log.log('warn', `${peer}: no RELAY frame within ${this.o.handshakeTimeout} s (${state})`)
       prev.destroy()
     }, this.o.handshakeTimeout * 1000)
@@ -232,6 +253,7 @@ export class Relay {
         try {
           address = (await (this.o.lookup ? this.o.lookup(host) : resolve(host, {budget: this.lookupBudget(prev.remoteAddress ?? '?')}))).address
         } catch (e) {
+          if (errorCode(e) === 'TK_RESOURCE_LIMIT') this.stats.limitHits.add('lookups')
           // A name a rule allows may say it does not resolve; one only an address rule could
           // allow gets the same answer as a disallowed address.
           if (byName) throw new RefusedError('TK_HOP_UNRESOLVABLE', `next hop ${hop}: ${(e as Error).message}`, {cause: e})
@@ -261,6 +283,7 @@ export class Relay {
       clearTimeout(timer)
       state = 'forward'
       this.spliced++
+      this.forwarding++
       const n = next
       n.on('error', () => {})
       // Forwarded as received but for HOPS, which counts us in: a loop dies at the hop limit.
@@ -273,6 +296,9 @@ export class Relay {
         state = 'dead'
         this.live.delete(stop)
         if (m) m.tunnels--
+        this.forwarding--
+        this.bytesClosed.out += how.aToB
+        this.bytesClosed.back += how.bToA
         const secs = (Date.now() - since) / 1000
         log.log('info', `${peer} (${frame.origin}) -> ${to}: closed after ${secs.toFixed(1)} s, ${how.aToB} bytes out, ${how.bToA} back${how.error ? ` (${how.error})` : ''}`)
         log.event('tunnel-down', {
@@ -284,6 +310,7 @@ export class Relay {
     } catch (e) {
       clearTimeout(timer)
       next?.destroy()
+      this.stats.handshakeFailures.add(errorCode(e))
       if (!(e instanceof RefusedError)) {
         log.log('error', `${peer}: ${(e as Error).message}`)
         return void prev.destroy()
@@ -292,6 +319,8 @@ export class Relay {
       log.log('warn', `refused ${peer} in ${state}: ${CLOSE_STATUS_NAMES[status]}: ${e.message}${why ? ` (${why})` : ''}`)
       prev.end(encodeTunnel({kind: 'close', status, reason: e.message}))
       setTimeout(() => prev.destroy(), 2000).unref()
+    } finally {
+      this.preauth--
     }
   }
 }

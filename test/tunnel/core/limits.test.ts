@@ -133,4 +133,14 @@ test('token bucket: a burst, then the rate; 0 means no limit', () => {
   for (let i = 0; i < 1000; i++) assert.ok(free.take(0))
 })
 
+test('every refusal is counted under the flag that sets its limit (for --metrics)', () => {
+  const l = new GateLimits(config({maxTunnelsPerIdentity: 1, maxPendingPerTunnel: 2, fdLimit: 120, fdBase: 100, fdReserve: 0}))
+  const t = tunnel(l, 'mallory')
+  assert.is(typeof l.tunnel('mallory'), 'string')
+  openAll(t)
+  assert.is(t.takeEarly(1000), false)
+  for (let i = 0; i < 30; i++) l.admitConnection() // 3 held of 20: 17 admitted, 13 refused
+  assert.equal(Object.fromEntries(l.hits.entries()), {'max-tunnels-per-identity': 1, 'max-pending-per-tunnel': 1, 'early-data': 1, fd: 13})
+})
+
 test.run()
