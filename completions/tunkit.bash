@@ -5,61 +5,70 @@
 _tunkit_arg() {
   case "$1" in
     "gate") case "$2" in
-        --trace-format) echo "=text json" ;;
+        --trace-format|--log-format) echo "=text json" ;;
         --log-level) echo "=error warn info debug" ;;
+        --log-time) echo "=utc none" ;;
         --config|--cert|--key|--ca|--crl|--policy) echo "file" ;;
         --pki-dir) echo "dir" ;;
         --metrics|--listen|-l|--name|--allow|--allow-listen|--max-sessions|--max-tunnels|--max-startups|--max-startups-per-source|--handshake-timeout|--idle-timeout|--connect-timeout|--resolve-timeout|--max-lookups|--keepalive|--dead-after|--udp-idle|--key-lifetime|--max-tunnels-per-identity|--max-sessions-per-identity|--max-pending-per-tunnel|--max-pending-per-identity|--early-data-per-tunnel|--early-data-per-identity|--fd-reserve|--fd-share|--open-rate|--open-burst|--pool|--route|--dns|--dev) echo "text" ;;
       esac ;;
     "nat-discover") case "$2" in
-        --trace-format) echo "=text json" ;;
+        --trace-format|--log-format) echo "=text json" ;;
         --log-level) echo "=error warn info debug" ;;
+        --log-time) echo "=utc none" ;;
         --config) echo "file" ;;
         --server|-s|--bind|--timeout|--lifetime|--listen|--alt|--rate|--burst|--global-rate|--global-burst) echo "text" ;;
       esac ;;
     "pki init") case "$2" in
-        --trace-format) echo "=text json" ;;
+        --trace-format|--log-format) echo "=text json" ;;
         --log-level) echo "=error warn info debug" ;;
+        --log-time) echo "=utc none" ;;
         --config) echo "file" ;;
         --dir) echo "dir" ;;
         --san|--client|--days) echo "text" ;;
       esac ;;
     "pki issue") case "$2" in
-        --trace-format) echo "=text json" ;;
+        --trace-format|--log-format) echo "=text json" ;;
         --log-level) echo "=error warn info debug" ;;
+        --log-time) echo "=utc none" ;;
         --config) echo "file" ;;
         --dir) echo "dir" ;;
         --days|--san) echo "text" ;;
       esac ;;
     "pki list") case "$2" in
-        --trace-format) echo "=text json" ;;
+        --trace-format|--log-format) echo "=text json" ;;
         --log-level) echo "=error warn info debug" ;;
+        --log-time) echo "=utc none" ;;
         --config) echo "file" ;;
         --dir) echo "dir" ;;
       esac ;;
     "pki revoke") case "$2" in
-        --trace-format) echo "=text json" ;;
+        --trace-format|--log-format) echo "=text json" ;;
         --log-level) echo "=error warn info debug" ;;
+        --log-time) echo "=utc none" ;;
         --config) echo "file" ;;
         --dir) echo "dir" ;;
       esac ;;
     "portal") case "$2" in
-        --trace-format) echo "=text json" ;;
+        --trace-format|--log-format) echo "=text json" ;;
         --log-level) echo "=error warn info debug" ;;
+        --log-time) echo "=utc none" ;;
         --config|--cert|--key|--ca) echo "file" ;;
         --pki-dir) echo "dir" ;;
-        --gate|-g|--via|--socks|-D|--socks-user|--local|-L|--udp|-U|--remote|-R|--upstream-socks|--keepalive|--dead-after|--connect-timeout|--backoff-max|--udp-idle|--dev|--accept-routes) echo "text" ;;
+        --gate|-g|--via|--socks|-D|--socks-user|--local|-L|--udp|-U|--remote|-R|--upstream-socks|--keepalive|--dead-after|--connect-timeout|--backoff-max|--retries|--gate-name|--udp-idle|--dev|--accept-routes) echo "text" ;;
       esac ;;
     "relay") case "$2" in
-        --trace-format) echo "=text json" ;;
+        --trace-format|--log-format) echo "=text json" ;;
         --log-level) echo "=error warn info debug" ;;
+        --log-time) echo "=utc none" ;;
         --config) echo "file" ;;
         --listen|-l|--name|--allow-next|--group|--health-interval|--max-hops|--handshake-timeout|--connect-timeout|--metrics) echo "text" ;;
         --balance) echo "=least-connections round-robin" ;;
       esac ;;
     "version") case "$2" in
-        --trace-format) echo "=text json" ;;
+        --trace-format|--log-format) echo "=text json" ;;
         --log-level) echo "=error warn info debug" ;;
+        --log-time) echo "=utc none" ;;
         --config) echo "file" ;;
       esac ;;
   esac
@@ -96,15 +105,15 @@ _tunkit() {
     "") opts="gate help nat-discover pki portal relay version" ;;
     "help") opts="gate nat-discover pki portal relay version" ;;
     "pki") opts="init issue list revoke" ;;
-    "gate") opts="--allow --allow-listen --ca --cert --config --connect-timeout --crl --dead-after --dev --dns --early-data-per-identity --early-data-per-tunnel --fd-reserve --fd-share --handshake-timeout --idle-timeout --json --keepalive --key --key-lifetime --listen --log-level --max-lookups --max-pending-per-identity --max-pending-per-tunnel --max-sessions --max-sessions-per-identity --max-startups --max-startups-per-source --max-tunnels --max-tunnels-per-identity --metrics --name --open-burst --open-rate --pki-dir --policy --pool --resolve-timeout --route --trace --trace-format --udp-idle --vpn -l" ;;
-    "nat-discover") opts="--alt --bind --burst --config --global-burst --global-rate --json --lifetime --listen --log-level --rate --serve --server --software --timeout --trace --trace-format -s" ;;
-    "pki init") opts="--client --config --days --dir --force --json --log-level --san --trace --trace-format" ;;
-    "pki issue") opts="--config --days --dir --force --json --log-level --san --server --trace --trace-format" ;;
-    "pki list") opts="--config --dir --json --log-level --trace --trace-format" ;;
-    "pki revoke") opts="--config --dir --json --log-level --trace --trace-format" ;;
-    "portal") opts="--accept-routes --backoff-max --ca --cert --config --connect-timeout --dead-after --dev --gate --json --keepalive --key --local --log-level --no-routes --pki-dir --remote --skip-unbindable --socks --socks-user --tap --trace --trace-format --udp --udp-idle --upstream-socks --via --vpn -D -L -R -U -g" ;;
-    "relay") opts="--allow-next --balance --config --connect-timeout --group --handshake-timeout --health-interval --json --listen --log-level --max-hops --metrics --name --trace --trace-format -l" ;;
-    "version") opts="--config --json --log-level --trace --trace-format" ;;
+    "gate") opts="--allow --allow-listen --ca --cert --config --connect-timeout --crl --dead-after --dev --dns --early-data-per-identity --early-data-per-tunnel --fd-reserve --fd-share --handshake-timeout --idle-timeout --json --keepalive --key --key-lifetime --listen --log-format --log-level --log-time --max-lookups --max-pending-per-identity --max-pending-per-tunnel --max-sessions --max-sessions-per-identity --max-startups --max-startups-per-source --max-tunnels --max-tunnels-per-identity --metrics --name --open-burst --open-rate --pki-dir --policy --pool --resolve-timeout --route --trace --trace-format --udp-idle --verbose --vpn -l -v" ;;
+    "nat-discover") opts="--alt --bind --burst --config --global-burst --global-rate --json --lifetime --listen --log-format --log-level --log-time --rate --serve --server --software --timeout --trace --trace-format --verbose -s -v" ;;
+    "pki init") opts="--client --config --days --dir --force --json --log-format --log-level --log-time --san --trace --trace-format --verbose -v" ;;
+    "pki issue") opts="--config --days --dir --force --json --log-format --log-level --log-time --san --server --trace --trace-format --verbose -v" ;;
+    "pki list") opts="--config --dir --json --log-format --log-level --log-time --trace --trace-format --verbose -v" ;;
+    "pki revoke") opts="--config --dir --json --log-format --log-level --log-time --trace --trace-format --verbose -v" ;;
+    "portal") opts="--accept-routes --backoff-max --ca --cert --config --connect-timeout --dead-after --dev --gate --gate-name --json --keepalive --key --local --log-format --log-level --log-time --no-routes --pki-dir --remote --retries --skip-unbindable --socks --socks-user --tap --trace --trace-format --udp --udp-idle --upstream-socks --verbose --via --vpn -D -L -R -U -g -v" ;;
+    "relay") opts="--allow-next --balance --config --connect-timeout --group --handshake-timeout --health-interval --json --listen --log-format --log-level --log-time --max-hops --metrics --name --trace --trace-format --verbose -l -v" ;;
+    "version") opts="--config --json --log-format --log-level --log-time --trace --trace-format --verbose -v" ;;
   esac
   mapfile -t COMPREPLY < <(compgen -W "$opts" -- "$cur")
 }
