@@ -45,7 +45,7 @@ unless(t, lacking(['tmux']))('a missing --gate is asked for on a terminal, a wro
       const {stdout} = await tmux('display-message', '-p', '-t', 'tk', '#{pane_dead} status=#{pane_dead_status} signal=#{pane_dead_signal}')
       // The pane is dead when the terminal closes; its status comes when tmux has reaped the process.
       return /^1 (status=\d|.*signal=\d)/.test(stdout) && stdout.trim()
-    })
+    }).catch(async (e) => { console.log('SCREEN:\n' + (await screen()), (await tmux('display-message', '-p', '-t', 'tk', '#{pane_dead} status=#{pane_dead_status} signal=#{pane_dead_signal} pid=#{pane_pid}')).stdout); throw e })
     assert.is(status, '1 status=0 signal=', 'Ctrl-C: exit status 0')
     assert.match(await screen(), /SIGINT: closing the tunnel/)
   } finally {
