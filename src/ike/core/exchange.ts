@@ -226,10 +226,14 @@ export class ProtectedSa {
       if (isInputError(e)) return drop()
       throw e
     }
-    const answer = handle(m, inner, now)
-    if (!answer) return drop()
-    // §2.11: a responder answers where a genuine request came from (the peer may move behind a NAT).
+    // §2.11: answer where a genuine request came from (the peer moves to port 4500 behind a NAT).
+    const was = this.peer
     if (from) this.peer = from
+    const answer = handle(m, inner, now)
+    if (!answer) {
+      this.peer = was
+      return drop()
+    }
     const {reply, actions} = answer
     const data = sealSk(this.header(m.exchange, m.messageId, true), reply, this.send)
     this.lastResponse = {id: m.messageId, data}
