@@ -3,9 +3,10 @@ import {CodecError, TunkitError} from '../../lib/errors.js'
 import {ipv4Bytes, ipv6Bytes, isIPv4} from '../../lib/net/ip.js'
 import {Exchange, Flag, Notify, PayloadType as P, ProtocolId} from '../codec/constants.js'
 import {decodeMessage, type IkeMessage} from '../codec/message.js'
-import type {Payload} from '../codec/payload.js'
+import {payloadOf, payloadsOf, type Payload} from '../codec/payload.js'
 import type {TrafficSelector} from '../codec/ts.js'
-import {createKeyExchange, openSk, sealSk, type ChildKeys, type KeyExchange, type SkKeys, type Suite} from './crypto.js'
+import {createKeyExchange, deriveChildKeys, openSk, sealSk, type ChildKeys, type KeyExchange, type SkKeys, type Suite} from './crypto.js'
+import {choose, DH_PREFERENCE, type Policy} from './proposals.js'
 
 /**
  * What both IKEv2 machines (initiator.ts, responder.ts) share once an IKE_SA has keys (RFC 7296
@@ -72,6 +73,8 @@ export type Action =
   /** The IKE_SA failed; `error.message` is the one line for the user or the log. */
   | {type: 'failed'; spiI: Buffer; error: TunkitError}
   | {type: 'deleted'; spiI: Buffer; what: 'ike' | 'child'; by: 'peer' | 'us'; spis: Buffer[]}
+  /** The peer rekeyed `old` (§2.8): `child` is new; `old` stays until its DELETE arrives. */
+  | {type: 'rekeyed'; spiI: Buffer; old: ChildSa; child: ChildSa}
 
 export interface Counters {
   /** Datagrams dropped without a reply: malformed, failed integrity, unexpected ID or state. */
@@ -129,7 +132,8 @@ export class ProtectedSa {
   private pending: Pending | undefined
   private readonly queue: Queued[] = []
   private lastResponse: {id: number; data: Buffer} | undefined
-  child: ChildSa | undefined
+  /** The CHILD_SAs, the first one and rekeyed ones, until deleted. */
+  readonly children: ChildSa[] = []
 
   constructor(
     readonly role: 'initiator' | 'responder',
@@ -139,6 +143,10 @@ export class ProtectedSa {
     readonly recv: SkKeys,
     public peer: Endpoint,
     readonly counters: Counters,
+    /** The PRF and SK_d, for CHILD_SA keys made on this SA (§2.17). */
+    readonly prfId: number,
+    readonly skD: Buffer,
+    readonly deps: Deps,
     readonly retransmit: Retransmit = RETRANSMIT,
   ) {
     // IKE_SA_INIT used ID 0 and IKE_AUTH is 1: the initiator's next request is 1, the responder's first is 0.
@@ -254,20 +262,72 @@ export class ProtectedSa {
         this.state = 'closed'
         return {reply: [], actions: [{type: 'deleted', spiI: this.spiI, what: 'ike', by: 'peer', spis: []}]}
       }
-      const c = this.child
-      if (p.protocol !== ProtocolId.ESP || !c) continue
-      // The peer names its inbound SPI; we answer with ours of the same pair (§1.4.1).
-      const [theirs, ours] = this.role === 'initiator' ? [c.spiR, c.spiI] : [c.spiI, c.spiR]
-      if (!p.spis.some((s) => s.equals(theirs))) continue
-      this.child = undefined
-      reply.push({type: P.D, protocol: ProtocolId.ESP, spiSize: 4, spis: [ours]})
-      actions.push({type: 'deleted', spiI: this.spiI, what: 'child', by: 'peer', spis: [ours, theirs]})
+      if (p.protocol !== ProtocolId.ESP) continue
+      // The peer names its inbound SPIs; we answer with ours of the same pairs (§1.4.1).
+      const gone = this.children.filter((c) => p.spis.some((s) => s.equals(this.spis(c).theirs)))
+      if (!gone.length) continue
+      reply.push({type: P.D, protocol: ProtocolId.ESP, spiSize: 4, spis: gone.map((c) => this.spis(c).ours)})
+      for (const c of gone) {
+        this.children.splice(this.children.indexOf(c), 1)
+        actions.push({type: 'deleted', spiI: this.spiI, what: 'child', by: 'peer', spis: [this.spis(c).ours, this.spis(c).theirs]})
+      }
     }
     if (inner.some((p) => p.type === P.N && !('unknown' in p) && p.notify === Notify.AUTHENTICATION_FAILED)) {
       this.state = 'closed'
       actions.push({type: 'failed', spiI: this.spiI, error: new TunkitError('TK_NOT_AUTHORIZED', 'the peer did not accept our authentication (AUTHENTICATION_FAILED)')})
     }
     return {reply, actions}
+  }
+
+  /** Our inbound SPI of a CHILD_SA and the peer's. */
+  spis(c: ChildSa): {ours: Buffer; theirs: Buffer} {
+    return this.role === 'initiator' ? {ours: c.spiI, theirs: c.spiR} : {ours: c.spiR, theirs: c.spiI}
+  }
+
+  /**
+   * CREATE_CHILD_SA from the peer (§1.3.3, §2.8): a CHILD_SA rekey, with or without KE, chosen by
+   * `esp`. New CHILD_SAs and IKE_SA rekeys are refused with NO_ADDITIONAL_SAS for now (§1.3).
+   */
+  answerCreateChild(inner: Payload[], esp: readonly Policy[]): {reply: Payload[]; actions: Action[]} {
+    const refuse = (type: number, data?: Buffer): {reply: Payload[]; actions: Action[]} => ({reply: [notify(type, data)], actions: []})
+    const rekey = payloadsOf(inner, P.N).find((n) => n.notify === Notify.REKEY_SA)
+    if (!rekey || rekey.protocol !== ProtocolId.ESP) return refuse(Notify.NO_ADDITIONAL_SAS)
+    const old = this.children.find((c) => this.spis(c).theirs.equals(rekey.spi))
+    if (!old) return refuse(Notify.CHILD_SA_NOT_FOUND)
+    const sa = payloadOf(inner, P.SA)
+    const ni = payloadOf(inner, P.NONCE)
+    const ke = payloadOf(inner, P.KE)
+    const tsI = payloadOf(inner, P.TSi)
+    const tsR = payloadOf(inner, P.TSr)
+    if (!sa || !ni || !tsI || !tsR) return refuse(Notify.INVALID_SYNTAX)
+    const choice = choose(esp.map((p) => ({...p, dh: ke ? [...DH_PREFERENCE] : []})), sa.proposals)
+    if (!choice.ok || choice.proposal.spi.length !== 4) return refuse(Notify.NO_PROPOSAL_CHOSEN)
+    const group = choice.suite.dh
+    if (ke && ke.group !== group) return refuse(Notify.INVALID_KE_PAYLOAD, Buffer.from([group! >> 8, group! & 255]))
+    let secret: Buffer | undefined
+    let kePayload: Payload[] = []
+    if (ke) {
+      const dh = this.deps.keyExchange(group!)
+      try {
+        secret = dh.computeSecret(ke.data)
+      } catch (e) {
+        if (isInputError(e)) return refuse(Notify.INVALID_SYNTAX)
+        throw e
+      }
+      kePayload = [{type: P.KE, group: group!, data: dh.publicKey}]
+    }
+    const nr = this.deps.random(32)
+    const mine = this.deps.random(4)
+    // KEYMAT's "initiator" is the exchange's (§2.17): the peer. ChildSa speaks in IKE roles.
+    const k = deriveChildKeys(this.prfId, this.skD, choice.suite, ni.data, nr, secret)
+    const child: ChildSa = this.role === 'responder'
+      ? {suite: choice.suite, spiI: choice.proposal.spi, spiR: mine, keys: k, tsI: tsI.selectors, tsR: tsR.selectors}
+      : {suite: choice.suite, spiI: mine, spiR: choice.proposal.spi, keys: {encI: k.encR, integI: k.integR, encR: k.encI, integR: k.integI}, tsI: tsR.selectors, tsR: tsI.selectors}
+    this.children.push(child)
+    return {
+      reply: [{type: P.SA, proposals: [{...choice.proposal, spi: mine}]}, {type: P.NONCE, data: nr}, ...kePayload, {type: P.TSi, selectors: tsI.selectors}, {type: P.TSr, selectors: tsR.selectors}],
+      actions: [{type: 'rekeyed', spiI: this.spiI, old, child}],
+    }
   }
 
   /** A liveness check (DPD, §1.4): an empty INFORMATIONAL; no answer after the retries fails the SA. */

@@ -8,7 +8,7 @@ import type {Proposal} from '../codec/sa.js'
 import {tsFromCidr, type TrafficSelector} from '../codec/ts.js'
 import {deriveChildKeys, deriveIkeKeys, pskAuth, pskAuthMatches, signedOctets, skeyseed, skKeys, type KeyExchange, type Suite} from './crypto.js'
 import {DEFAULT_DEPS, errorNotifies, isInputError, natHash, notify, ProtectedSa, RETRANSMIT, type Action, type Counters, type Deps, type Endpoint, type Established, type Retransmit} from './exchange.js'
-import {acceptAnswer, espOffer, ikeOffer} from './proposals.js'
+import {acceptAnswer, espOffer, espPolicies, ikeOffer} from './proposals.js'
 
 /**
  * The IKEv2 initiator (RFC 7296 §1.2): IKE_SA_INIT with the full offer, then IKE_AUTH with PSK,
@@ -181,7 +181,7 @@ export class IkeInitiator {
       local: dst.length > 0 && !dst.some((h) => h.equals(natHash(this.spiI, m.spiR, this.config.local))),
     }
     const peer = nat.local || nat.remote ? {address: this.config.gateway.address, port: 4500} : this.config.gateway
-    const ike = new ProtectedSa('initiator', this.spiI, m.spiR, sk.initiator, sk.responder, peer, this.counters, this.rt)
+    const ike = new ProtectedSa('initiator', this.spiI, m.spiR, sk.initiator, sk.responder, peer, this.counters, suite.prf!, keys.skD, this.deps, this.rt)
     this.sa = ike
     this.phase = 'sa'
     const childSpi = this.deps.random(4)
@@ -261,15 +261,15 @@ export class IkeInitiator {
     }
     const vip = attr(CfgAttr.INTERNAL_IP4_ADDRESS)[0]
     if (vip) est.vip = vip
-    ike.child = est.child
+    ike.children.push(est.child)
     return [{type: 'established', sa: est}]
   }
 
-  /** Requests of the gateway: INFORMATIONAL (DPD, DELETE); CREATE_CHILD_SA is not taken yet. */
+  /** Requests of the gateway: INFORMATIONAL (DPD, DELETE), CREATE_CHILD_SA (CHILD_SA rekey). */
   private onRequest(sa: ProtectedSa, m: IkeMessage, inner: Payload[]): ReturnType<Parameters<ProtectedSa['receive']>[2]> {
     if (sa.state === 'auth') return undefined
     if (m.exchange === Exchange.INFORMATIONAL) return sa.informational(inner)
-    if (m.exchange === Exchange.CREATE_CHILD_SA) return {reply: [notify(Notify.NO_ADDITIONAL_SAS)], actions: []}
+    if (m.exchange === Exchange.CREATE_CHILD_SA) return sa.answerCreateChild(inner, espPolicies())
     return undefined
   }
 }

@@ -202,7 +202,7 @@ export class IkeResponder {
     ]
     const initResponse = encodeMessage({spiI: m.spiI, spiR, exchange: Exchange.IKE_SA_INIT, flags: Flag.RESPONSE, messageId: 0, payloads})
     const sk = skKeys(suite, keys)
-    const ike = new ProtectedSa('responder', m.spiI, spiR, sk.responder, sk.initiator, from, this.counters, this.config.retransmit ?? RETRANSMIT)
+    const ike = new ProtectedSa('responder', m.spiI, spiR, sk.responder, sk.initiator, from, this.counters, suite.prf!, keys.skD, this.deps, this.config.retransmit ?? RETRANSMIT)
     const entry: Sa = {ike, remote: from, ni: ni.data, nr, suite, keys, initRequest: raw, initResponse, nat, created: now}
     this.sas.set(key(spiR), entry)
     this.byInit.set(endpointKey(m.spiI, from), entry)
@@ -214,8 +214,7 @@ export class IkeResponder {
       const ike = sa.ike
       if (ike.state === 'auth') return m.exchange === Exchange.IKE_AUTH ? this.onAuth(sa, inner) : undefined
       if (m.exchange === Exchange.INFORMATIONAL) return ike.informational(inner)
-      // CREATE_CHILD_SA is not taken yet: §1.3 lets a responder refuse it.
-      if (m.exchange === Exchange.CREATE_CHILD_SA) return {reply: [notify(Notify.NO_ADDITIONAL_SAS)], actions: []}
+      if (m.exchange === Exchange.CREATE_CHILD_SA) return ike.answerCreateChild(inner, this.config.esp ?? espPolicies())
       return undefined
     }
   }
@@ -263,7 +262,7 @@ export class IkeResponder {
     if (cp) reply.push({type: P.CP, cfgType: CfgType.REPLY, attributes: [...(vip ? [{type: CfgAttr.INTERNAL_IP4_ADDRESS, value: ipv4Bytes(vip)}] : []), ...dns.map((d) => ({type: CfgAttr.INTERNAL_IP4_DNS, value: ipv4Bytes(d)}))]})
     reply.push({type: P.SA, proposals: [{...choice.proposal, spi: spiR}]}, {type: P.TSi, selectors: narrowedI}, {type: P.TSr, selectors: narrowedR})
     const child = {suite: choice.suite, spiI: choice.proposal.spi, spiR, keys: deriveChildKeys(prf, sa.keys.skD, choice.suite, sa.ni, sa.nr), tsI: narrowedI, tsR: narrowedR}
-    ike.child = child
+    ike.children.push(child)
     const est: Established = {role: 'responder', spiI: ike.spiI, spiR: ike.spiR, ike: sa.suite, peerId: who, child, dns: [...dns], nat: sa.nat, peer: ike.peer}
     if (vip) est.vip = vip
     return {reply, actions: [{type: 'established', sa: est}]}

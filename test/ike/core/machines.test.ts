@@ -5,7 +5,9 @@ import {decodeMessage, encodeMessage} from '../../../src/ike/codec/message.js'
 import {payloadOf} from '../../../src/ike/codec/payload.js'
 import {tsFromCidr} from '../../../src/ike/codec/ts.js'
 import type {Established} from '../../../src/ike/core/exchange.js'
-import {parseProposals} from '../../../src/ike/core/proposals.js'
+import {acceptAnswer, espOffer, parseProposals} from '../../../src/ike/core/proposals.js'
+import {createKeyExchange, deriveChildKeys, type ChildKeys} from '../../../src/ike/core/crypto.js'
+import type {Payload} from '../../../src/ike/codec/payload.js'
 import {narrow} from '../../../src/ike/core/responder.js'
 import {GATEWAY, only, pair, type Pair} from './loop.js'
 
@@ -181,7 +183,64 @@ t('the responder deletes the CHILD_SA: the initiator answers with its own SPI of
   const rsa = p.res.ikeSa(i.spiI)!
   p.feed('r', rsa.request(Exchange.INFORMATIONAL, [{type: P.D, protocol: ProtocolId.ESP, spiSize: 4, spis: [i.child.spiR]}], p.now))
   assert.equal(only(p.iEvents, 'deleted').map((d) => [d.what, d.spis.map((s) => s.toString('hex'))]), [['child', [i.child.spiI.toString('hex'), i.child.spiR.toString('hex')]]])
-  assert.is(p.ini.ikeSa!.child, undefined)
+  assert.equal(p.ini.ikeSa!.children, [])
+})
+
+for (const pfs of [false, true]) {
+  t(`the gateway rekeys the CHILD_SA ${pfs ? 'with' : 'without'} a KE: the client answers, both derive the same new keys, then the old SA is deleted`, () => {
+    const p = pair()
+    p.run()
+    const [i] = established(p)
+    const rsa = p.res.ikeSa(i.spiI)!
+    const ni = Buffer.alloc(32, 9)
+    const spi = Buffer.from('0badc0de', 'hex')
+    const dh = createKeyExchange(DhGroup.CURVE25519)
+    const inner: Payload[] = [
+      {type: P.N, protocol: ProtocolId.ESP, spi: i.child.spiR, notify: Notify.REKEY_SA, data: Buffer.alloc(0)},
+      {type: P.SA, proposals: espOffer(spi, pfs)},
+      {type: P.NONCE, data: ni},
+      ...(pfs ? [{type: P.KE, group: DhGroup.CURVE25519, data: dh.publicKey} as Payload] : []),
+      {type: P.TSi, selectors: i.child.tsR},
+      {type: P.TSr, selectors: i.child.tsI},
+    ]
+    let gateway: ChildKeys | undefined
+    p.feed('r', rsa.request(Exchange.CREATE_CHILD_SA, inner, p.now, (reply) => {
+      const nr = payloadOf(reply, P.NONCE)!.data
+      const ke = payloadOf(reply, P.KE)
+      assert.is(ke !== undefined, pfs)
+      const suite = acceptAnswer(espOffer(spi, pfs), payloadOf(reply, P.SA)!.proposals)
+      gateway = deriveChildKeys(rsa.prfId, rsa.skD, suite, ni, nr, ke ? dh.computeSecret(ke.data) : undefined)
+      return []
+    }))
+    const r = only(p.iEvents, 'rekeyed')
+    assert.is(r.length, 1)
+    const c = r[0].child
+    assert.ok(c.spiR.equals(spi))
+    if (pfs) assert.is(c.suite.dh, DhGroup.CURVE25519)
+    // The gateway started the exchange: its "initiator" keys are the client's "responder" keys.
+    assert.ok(gateway!.encI.equals(c.keys.encR) && gateway!.encR.equals(c.keys.encI))
+    assert.not.ok(c.keys.encI.equals(i.child.keys.encI))
+    assert.is(p.ini.ikeSa!.children.length, 2)
+    p.feed('r', rsa.request(Exchange.INFORMATIONAL, [{type: P.D, protocol: ProtocolId.ESP, spiSize: 4, spis: [i.child.spiR]}], p.now))
+    assert.equal(p.ini.ikeSa!.children, [c])
+  })
+}
+
+t('CREATE_CHILD_SA for a new CHILD_SA, an unknown SPI or a KE of another group is refused without harm', () => {
+  const p = pair()
+  p.run()
+  const [i] = established(p)
+  const rsa = p.res.ikeSa(i.spiI)!
+  const answers: number[][] = []
+  const base: Payload[] = [{type: P.SA, proposals: espOffer(Buffer.alloc(4, 1))}, {type: P.NONCE, data: Buffer.alloc(32, 1)}, {type: P.TSi, selectors: i.child.tsR}, {type: P.TSr, selectors: i.child.tsI}]
+  const keep = (reply: Payload[]): [] => (answers.push(reply.flatMap((x) => (x.type === P.N && 'notify' in x ? [x.notify] : []))), [])
+  p.feed('r', rsa.request(Exchange.CREATE_CHILD_SA, base, p.now, keep))
+  p.feed('r', rsa.request(Exchange.CREATE_CHILD_SA, [{type: P.N, protocol: ProtocolId.ESP, spi: Buffer.alloc(4, 7), notify: Notify.REKEY_SA, data: Buffer.alloc(0)}, ...base], p.now, keep))
+  const rekey: Payload = {type: P.N, protocol: ProtocolId.ESP, spi: i.child.spiR, notify: Notify.REKEY_SA, data: Buffer.alloc(0)}
+  const ecp = createKeyExchange(DhGroup.ECP_256)
+  p.feed('r', rsa.request(Exchange.CREATE_CHILD_SA, [rekey, {type: P.SA, proposals: espOffer(Buffer.alloc(4, 1), true)}, ...base.slice(1), {type: P.KE, group: DhGroup.ECP_256, data: ecp.publicKey}], p.now, keep))
+  assert.equal(answers, [[Notify.NO_ADDITIONAL_SAS], [Notify.CHILD_SA_NOT_FOUND], [Notify.INVALID_KE_PAYLOAD]])
+  assert.equal(only(p.iEvents, 'rekeyed'), [])
 })
 
 t('a NAT on the way: both sides detect it and the initiator moves to port 4500 for IKE_AUTH', () => {
