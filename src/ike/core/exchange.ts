@@ -1,7 +1,7 @@
 import {createHash, randomBytes} from 'node:crypto'
 import {CodecError, TunkitError} from '../../lib/errors.js'
 import {ipv4Bytes, ipv6Bytes, isIPv4} from '../../lib/net/ip.js'
-import {Exchange, Flag, Notify, PayloadType as P, ProtocolId} from '../codec/constants.js'
+import {Exchange, Flag, HashAlg, Notify, PayloadType as P, ProtocolId} from '../codec/constants.js'
 import {decodeMessage, type IkeMessage} from '../codec/message.js'
 import {payloadOf, payloadsOf, type Payload} from '../codec/payload.js'
 import type {TrafficSelector} from '../codec/ts.js'
@@ -90,6 +90,23 @@ export function natHash(spiI: Buffer, spiR: Buffer, at: Endpoint): Buffer {
   port.writeUInt16BE(at.port)
   return createHash('sha1').update(Buffer.concat([spiI, spiR, isIPv4(at.address) ? ipv4Bytes(at.address) : ipv6Bytes(at.address), port])).digest()
 }
+
+/**
+ * §2.23 from one side's view of IKE_SA_INIT: the peer's SOURCE hashes not matching where we see it
+ * means a NAT in front of the peer (`remote`); its DESTINATION hashes not matching our own address
+ * means one in front of us (`local`). No hashes: the peer does no NAT-T, so there is none to handle.
+ */
+export function natDetected(ps: readonly Payload[], spiI: Buffer, spiR: Buffer, remote: Endpoint, local: Endpoint): {local: boolean; remote: boolean} {
+  const ns = payloadsOf(ps, P.N)
+  const misses = (type: number, at: Endpoint): boolean => {
+    const hs = ns.filter((n) => n.notify === type)
+    return hs.length > 0 && !hs.some((n) => n.data.equals(natHash(spiI, spiR, at)))
+  }
+  return {remote: misses(Notify.NAT_DETECTION_SOURCE_IP, remote), local: misses(Notify.NAT_DETECTION_DESTINATION_IP, local)}
+}
+
+/** RFC 7427 hashes we verify, announced in IKE_SA_INIT by both roles. */
+export const SIGNATURE_HASHES = Buffer.from([0, HashAlg.SHA2_256, 0, HashAlg.SHA2_384, 0, HashAlg.SHA2_512])
 
 export const notify = (type: number, data: Buffer = Buffer.alloc(0), protocol = 0, spi: Buffer = Buffer.alloc(0)): Payload => ({type: P.N, protocol, spi, notify: type, data})
 

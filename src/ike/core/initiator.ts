@@ -1,5 +1,5 @@
 import {TunkitError, type ErrorCode} from '../../lib/errors.js'
-import {AuthMethod, CfgAttr, CfgType, Exchange, Flag, HashAlg, Notify, NOTIFY_NAMES, PayloadType as P, ProtocolId, TransformType} from '../codec/constants.js'
+import {AuthMethod, CfgAttr, CfgType, Exchange, Flag, Notify, NOTIFY_NAMES, PayloadType as P, ProtocolId, TransformType} from '../codec/constants.js'
 import {cpAddress} from '../codec/cp.js'
 import {idToString, type IdBody} from '../codec/id.js'
 import {decodeMessage, encodeMessage, type IkeMessage} from '../codec/message.js'
@@ -7,7 +7,7 @@ import {payloadOf, payloadsOf, type Payload} from '../codec/payload.js'
 import type {Proposal} from '../codec/sa.js'
 import {tsFromCidr, type TrafficSelector} from '../codec/ts.js'
 import {deriveChildKeys, deriveIkeKeys, pskAuth, pskAuthMatches, signedOctets, skeyseed, skKeys, type KeyExchange, type Suite} from './crypto.js'
-import {DEFAULT_DEPS, errorNotifies, isInputError, natHash, notify, ProtectedSa, RETRANSMIT, type Action, type Counters, type Deps, type Endpoint, type Established, type Retransmit} from './exchange.js'
+import {DEFAULT_DEPS, errorNotifies, isInputError, natDetected, natHash, notify, ProtectedSa, RETRANSMIT, SIGNATURE_HASHES, type Action, type Counters, type Deps, type Endpoint, type Established, type RequestHandler, type Retransmit} from './exchange.js'
 import {acceptAnswer, espOffer, espPolicies, ikeOffer} from './proposals.js'
 
 /**
@@ -93,7 +93,7 @@ export class IkeInitiator {
       notify(Notify.NAT_DETECTION_SOURCE_IP, natHash(this.spiI, zero, this.config.local)),
       notify(Notify.NAT_DETECTION_DESTINATION_IP, natHash(this.spiI, zero, this.config.gateway)),
       ...(this.config.fragmentation ? [notify(Notify.IKEV2_FRAGMENTATION_SUPPORTED)] : []),
-      notify(Notify.SIGNATURE_HASH_ALGORITHMS, Buffer.from([0, HashAlg.SHA2_256, 0, HashAlg.SHA2_384, 0, HashAlg.SHA2_512])),
+      notify(Notify.SIGNATURE_HASH_ALGORITHMS, SIGNATURE_HASHES),
     ]
     const data = encodeMessage({spiI: this.spiI, spiR: zero, exchange: Exchange.IKE_SA_INIT, flags: Flag.INITIATOR, messageId: 0, payloads})
     this.init = {data, sent: 1, at: now + this.rt.initialMs}
@@ -172,14 +172,7 @@ export class IkeInitiator {
     }
     const keys = deriveIkeKeys(suite, skeyseed(suite.prf!, this.ni, nr.data, secret), this.ni, nr.data, this.spiI, m.spiR)
     const sk = skKeys(suite, keys)
-    const hashes = (type: number): Buffer[] => ns.filter((n) => n.notify === type).map((n) => n.data)
-    const src = hashes(Notify.NAT_DETECTION_SOURCE_IP)
-    const dst = hashes(Notify.NAT_DETECTION_DESTINATION_IP)
-    // §2.23: no hashes means the gateway does not do NAT-T; then there is no NAT to handle.
-    const nat = {
-      remote: src.length > 0 && !src.some((h) => h.equals(natHash(this.spiI, m.spiR, this.config.gateway))),
-      local: dst.length > 0 && !dst.some((h) => h.equals(natHash(this.spiI, m.spiR, this.config.local))),
-    }
+    const nat = natDetected(m.payloads, this.spiI, m.spiR, this.config.gateway, this.config.local)
     const peer = nat.local || nat.remote ? {address: this.config.gateway.address, port: 4500} : this.config.gateway
     const ike = new ProtectedSa('initiator', this.spiI, m.spiR, sk.initiator, sk.responder, peer, this.counters, suite.prf!, keys.skD, this.deps, this.rt)
     this.sa = ike
@@ -224,9 +217,11 @@ export class IkeInitiator {
     if (this.config.remoteId && !(idr.idType === this.config.remoteId.idType && idr.data.equals(this.config.remoteId.data))) {
       return dead(new TunkitError('TK_NOT_AUTHORIZED', `the gateway is ${idToString(idr)}, not ${idToString(this.config.remoteId)}`))
     }
-    // The IKE_SA stands from here (§1.2); a refused CHILD_SA leaves it up, so delete it ourselves.
+    // The IKE_SA stands from here (§1.2); a refused CHILD_SA leaves it up, so delete it ourselves
+    // (the DELETE is retransmitted and its answer closes the SA).
     ike.state = 'established'
-    if (errors.length) return this.fail(refusal('the CHILD_SA', errors[0]), ike.close(now))
+    const childFailed = (error: TunkitError): Action[] => [...ike.close(now), {type: 'failed', spiI: this.spiI, error}]
+    if (errors.length) return childFailed(refusal('the CHILD_SA', errors[0]))
     const sa = payloadOf(inner, P.SA)
     const tsI = payloadOf(inner, P.TSi)
     const tsR = payloadOf(inner, P.TSr)
@@ -236,7 +231,7 @@ export class IkeInitiator {
       child = acceptAnswer(x.esp, sa.proposals)
       if (sa.proposals[0].protocol !== ProtocolId.ESP || sa.proposals[0].spi.length !== 4) throw new TunkitError('TK_PROTOCOL_ERROR', 'the CHILD_SA answer is not ESP with a 4-byte SPI')
     } catch (e) {
-      if (e instanceof TunkitError) return this.fail(e, ike.close(now))
+      if (e instanceof TunkitError) return childFailed(e)
       throw e
     }
     const cp = payloadsOf(inner, P.CP).find((p) => p.cfgType === CfgType.REPLY)
@@ -266,7 +261,7 @@ export class IkeInitiator {
   }
 
   /** Requests of the gateway: INFORMATIONAL (DPD, DELETE), CREATE_CHILD_SA (CHILD_SA rekey). */
-  private onRequest(sa: ProtectedSa, m: IkeMessage, inner: Payload[]): ReturnType<Parameters<ProtectedSa['receive']>[2]> {
+  private onRequest(sa: ProtectedSa, m: IkeMessage, inner: Payload[]): ReturnType<RequestHandler> {
     if (sa.state === 'auth') return undefined
     if (m.exchange === Exchange.INFORMATIONAL) return sa.informational(inner)
     if (m.exchange === Exchange.CREATE_CHILD_SA) return sa.answerCreateChild(inner, espPolicies())

@@ -1,13 +1,13 @@
 import {createHmac, timingSafeEqual} from 'node:crypto'
 import {TunkitError} from '../../lib/errors.js'
 import {ipv4Bytes, ipv4ToU32, ipv4FromU32, isIPv4} from '../../lib/net/ip.js'
-import {AuthMethod, CfgAttr, CfgType, Exchange, Flag, HashAlg, Notify, PayloadType as P, TsType} from '../codec/constants.js'
+import {AuthMethod, CfgAttr, CfgType, Exchange, Flag, Notify, PayloadType as P, TsType} from '../codec/constants.js'
 import {idToString, type IdBody} from '../codec/id.js'
 import {decodeMessage, encodeMessage, type IkeMessage} from '../codec/message.js'
 import {payloadOf, payloadsOf, type Payload} from '../codec/payload.js'
 import {tsFromCidr, type TrafficSelector} from '../codec/ts.js'
 import {deriveChildKeys, deriveIkeKeys, pskAuth, pskAuthMatches, signedOctets, skeyseed, skKeys, type IkeKeys, type Suite} from './crypto.js'
-import {DEFAULT_DEPS, isInputError, natHash, notify, ProtectedSa, RETRANSMIT, type Action, type Counters, type Deps, type Endpoint, type Established, type RequestHandler, type Retransmit} from './exchange.js'
+import {DEFAULT_DEPS, isInputError, natDetected, natHash, notify, SIGNATURE_HASHES, ProtectedSa, RETRANSMIT, type Action, type Counters, type Deps, type Endpoint, type Established, type RequestHandler, type Retransmit} from './exchange.js'
 import {choose, espPolicies, IKE_POLICIES, type Policy} from './proposals.js'
 
 /**
@@ -184,21 +184,16 @@ export class IkeResponder {
     const suite = choice.suite
     const keys = deriveIkeKeys(suite, skeyseed(suite.prf!, ni.data, nr, secret), ni.data, nr, m.spiI, spiR)
     const ns = payloadsOf(m.payloads, P.N)
-    const hashes = (type: number): Buffer[] => ns.filter((n) => n.notify === type).map((n) => n.data)
-    const zero = Buffer.alloc(8)
-    const src = hashes(Notify.NAT_DETECTION_SOURCE_IP)
-    const dst = hashes(Notify.NAT_DETECTION_DESTINATION_IP)
-    const nat = {
-      remote: src.length > 0 && !src.some((h) => h.equals(natHash(m.spiI, zero, from))),
-      local: dst.length > 0 && !dst.some((h) => h.equals(natHash(m.spiI, zero, this.config.local))),
-    }
+    // In the request SPIr is still zero (§2.23).
+    const nat = natDetected(m.payloads, m.spiI, Buffer.alloc(8), from, this.config.local)
+    const natT = ns.some((n) => n.notify === Notify.NAT_DETECTION_SOURCE_IP)
     const payloads: Payload[] = [
       {type: P.SA, proposals: [choice.proposal]},
       {type: P.KE, group, data: dh.publicKey},
       {type: P.NONCE, data: nr},
-      ...(src.length ? [notify(Notify.NAT_DETECTION_SOURCE_IP, natHash(m.spiI, spiR, this.config.local)), notify(Notify.NAT_DETECTION_DESTINATION_IP, natHash(m.spiI, spiR, from))] : []),
+      ...(natT ? [notify(Notify.NAT_DETECTION_SOURCE_IP, natHash(m.spiI, spiR, this.config.local)), notify(Notify.NAT_DETECTION_DESTINATION_IP, natHash(m.spiI, spiR, from))] : []),
       ...(ns.some((n) => n.notify === Notify.IKEV2_FRAGMENTATION_SUPPORTED) ? [notify(Notify.IKEV2_FRAGMENTATION_SUPPORTED)] : []),
-      notify(Notify.SIGNATURE_HASH_ALGORITHMS, Buffer.from([0, HashAlg.SHA2_256, 0, HashAlg.SHA2_384, 0, HashAlg.SHA2_512])),
+      notify(Notify.SIGNATURE_HASH_ALGORITHMS, SIGNATURE_HASHES),
     ]
     const initResponse = encodeMessage({spiI: m.spiI, spiR, exchange: Exchange.IKE_SA_INIT, flags: Flag.RESPONSE, messageId: 0, payloads})
     const sk = skKeys(suite, keys)
