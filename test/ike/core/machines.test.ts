@@ -126,6 +126,7 @@ t('no ESP proposal in common: the IKE_SA is made, the CHILD_SA refused, the init
   assert.is(failure(p.iEvents).message, 'the gateway refused the CHILD_SA: no proposal in common (NO_PROPOSAL_CHOSEN)')
   assert.match(failure(p.rEvents).message, /no ESP proposal in common/)
   assert.equal(only(p.rEvents, 'deleted').map((d) => [d.what, d.by]), [['ike', 'peer']])
+  assert.equal(only(p.iEvents, 'deleted').map((d) => [d.what, d.by]), [['ike', 'us']])
 })
 
 t('TS unacceptable: TS_UNACCEPTABLE, TK_DENIED on the initiator, and the IKE_SA is deleted', () => {
