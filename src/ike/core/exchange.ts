@@ -212,10 +212,6 @@ export class ProtectedSa {
     return this.pending?.at
   }
 
-  get inFlight(): boolean {
-    return this.pending !== undefined
-  }
-
   /**
    * A protected message for this SA (header already matched by SPI). Responses must answer the
    * request in flight; requests must carry the next ID (or repeat the last one: cached reply).
@@ -228,28 +224,29 @@ export class ProtectedSa {
     if (this.state === 'closed' && !this.lastResponse) return drop()
     let m: IkeMessage
     let inner: Payload[]
+    let answered: Pending | undefined
     try {
       m = decodeMessage(raw)
       // The peer's I flag must be the opposite of ours.
       if (((m.flags & Flag.INITIATOR) !== 0) === (this.role === 'initiator')) return drop()
       if (m.flags & Flag.RESPONSE) {
-        const p = this.pending
-        if (!p || m.messageId !== p.id) return drop()
+        if (!this.pending || m.messageId !== this.pending.id) return drop()
         inner = openSk(raw, this.recv).inner
-        this.pending = undefined
-        return [...p.onResponse(inner, now), ...(this.state === 'closed' ? [] : this.next(now))]
-      }
-      if (this.lastResponse && m.messageId === this.lastResponse.id) {
+        answered = this.pending
+      } else if (this.lastResponse && m.messageId === this.lastResponse.id) {
         // §2.1: a retransmitted request gets the same response; check it is genuine first.
         openSk(raw, this.recv)
         this.counters.cachedReplies++
         return [{type: 'send', to: this.peer, data: this.lastResponse.data}]
-      }
-      if (m.messageId !== this.peerNext || this.state === 'closed') return drop()
-      inner = openSk(raw, this.recv).inner
+      } else if (m.messageId !== this.peerNext || this.state === 'closed') return drop()
+      else inner = openSk(raw, this.recv).inner
     } catch (e) {
       if (isInputError(e)) return drop()
       throw e
+    }
+    if (answered) {
+      this.pending = undefined
+      return [...answered.onResponse(inner, now), ...(this.state === 'closed' ? [] : this.next(now))]
     }
     // §2.11: answer where a genuine request came from (the peer moves to port 4500 behind a NAT).
     const was = this.peer
