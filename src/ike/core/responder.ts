@@ -1,0 +1,287 @@
+import {createHmac, timingSafeEqual} from 'node:crypto'
+import {TunkitError} from '../../lib/errors.js'
+import {ipv4Bytes, ipv4ToU32, ipv4FromU32, isIPv4} from '../../lib/net/ip.js'
+import {AuthMethod, CfgAttr, CfgType, Exchange, Flag, Notify, PayloadType as P, TsType} from '../codec/constants.js'
+import {idToString, type IdBody} from '../codec/id.js'
+import {decodeMessage, encodeMessage, type IkeMessage} from '../codec/message.js'
+import {payloadOf, payloadsOf, type Payload} from '../codec/payload.js'
+import {tsFromCidr, type TrafficSelector} from '../codec/ts.js'
+import {deriveChildKeys, deriveIkeKeys, pskAuth, pskAuthMatches, signedOctets, skeyseed, skKeys, type IkeKeys, type Suite} from './crypto.js'
+import {DEFAULT_DEPS, isInputError, natDetected, natHash, notify, SIGNATURE_HASHES, ProtectedSa, RETRANSMIT, type Action, type Counters, type Deps, type Endpoint, type Established, type RequestHandler, type Retransmit} from './exchange.js'
+import {choose, espPolicies, IKE_POLICIES, type Policy} from './proposals.js'
+
+/**
+ * The IKEv2 responder (RFC 7296 §1.2, §2.6, §2.7): one object for every IKE_SA of a gateway, so
+ * that the COOKIE threshold and the half-open bound see them all. IKE_SA_INIT answers that keep no
+ * state (COOKIE, INVALID_KE_PAYLOAD, NO_PROPOSAL_CHOSEN) are made without allocating an SA.
+ */
+
+export interface ResponderConfig {
+  /** Our address as the initiator sends to it (NAT detection). */
+  local: Endpoint
+  id: IdBody
+  /** The PSK of an initiator identity; undefined refuses it. */
+  psk(id: IdBody): Buffer | undefined
+  /** Our preferences, best first (default: everything tunkit supports). */
+  ike?: readonly Policy[]
+  esp?: readonly Policy[]
+  /** The subnets we protect: the initiator's TSr is narrowed to them. */
+  subnets: readonly string[]
+  /** A virtual IPv4 address for an identity, or undefined when the pool is empty. */
+  lease(id: IdBody): string | undefined
+  dns?: readonly string[]
+  /** Half-open SAs above which IKE_SA_INIT needs a COOKIE (§2.6), and the hard bound. */
+  cookieThreshold?: number
+  maxHalfOpen?: number
+  /** How long a half-open or failed SA is kept. */
+  halfOpenMs?: number
+  retransmit?: Retransmit
+}
+
+interface Sa {
+  ike: ProtectedSa
+  remote: Endpoint
+  ni: Buffer
+  nr: Buffer
+  suite: Suite
+  keys: IkeKeys
+  /** RealMessage1 and 2 of the AUTH octets. */
+  initRequest: Buffer
+  initResponse: Buffer
+  nat: Established['nat']
+  created: number
+  closedAt?: number
+}
+
+const key = (spi: Buffer): string => spi.toString('hex')
+const endpointKey = (spiI: Buffer, e: Endpoint): string => `${spiI.toString('hex')}|${e.address}|${e.port}`
+
+export class IkeResponder {
+  readonly counters: Counters = {dropped: 0, retransmits: 0, cachedReplies: 0}
+  private readonly deps: Deps
+  private readonly sas = new Map<string, Sa>()
+  /** Half-open SAs by initiator SPI and address, to spot a retransmitted IKE_SA_INIT. */
+  private readonly byInit = new Map<string, Sa>()
+  /** The current cookie secret and the one before (a cookie made just before a rotation stays good). */
+  private secrets: {version: number; secret: Buffer}[]
+
+  constructor(readonly config: ResponderConfig, deps: Partial<Deps> = {}) {
+    this.deps = {...DEFAULT_DEPS, ...deps}
+    this.secrets = [{version: 0, secret: this.deps.random(32)}]
+  }
+
+  /** §2.6: the caller rotates the cookie secret (e.g. every few minutes). */
+  rotateCookieSecret(secret: Buffer): void {
+    this.secrets = [{version: (this.secrets[0].version + 1) & 0xff, secret}, this.secrets[0]]
+  }
+
+  get halfOpen(): number {
+    let n = 0
+    for (const sa of this.sas.values()) if (sa.ike.state === 'auth') n++
+    return n
+  }
+
+  /** The IKE_SA whose initiator SPI is `spiI`, for DPD and DELETE. */
+  ikeSa(spiI: Buffer): ProtectedSa | undefined {
+    for (const sa of this.sas.values()) if (sa.ike.spiI.equals(spiI)) return sa.ike
+    return undefined
+  }
+
+  private drop(): Action[] {
+    this.counters.dropped++
+    return []
+  }
+
+  /** A datagram from `from` (without the non-ESP marker). */
+  receive(raw: Buffer, from: Endpoint, now: number): Action[] {
+    if (raw.length < 28) return this.drop()
+    const spiR = raw.subarray(8, 16)
+    if (spiR.every((b) => b === 0)) return this.onInit(raw, from, now)
+    const sa = this.sas.get(key(spiR))
+    if (!sa || !raw.subarray(0, 8).equals(sa.ike.spiI)) return this.drop()
+    return sa.ike.receive(raw, now, this.handler(sa), from)
+  }
+
+  tick(now: number): Action[] {
+    const out: Action[] = []
+    const linger = this.config.halfOpenMs ?? 30_000
+    let next = Infinity
+    for (const [k, sa] of this.sas) {
+      const ike = sa.ike
+      out.push(...ike.tick(now))
+      if (ike.state === 'closed') sa.closedAt ??= now
+      // Half-open SAs expire; closed ones linger so a retransmitted request still gets its answer.
+      if ((ike.state === 'auth' && now - sa.created >= linger) || (sa.closedAt !== undefined && now - sa.closedAt >= linger)) {
+        this.sas.delete(k)
+        this.byInit.delete(endpointKey(ike.spiI, sa.remote))
+        continue
+      }
+      next = Math.min(next, ike.wakeAt ?? Infinity, ike.state === 'auth' ? sa.created + linger : sa.closedAt !== undefined ? sa.closedAt + linger : Infinity)
+    }
+    if (next < Infinity) out.push({type: 'timer', at: next})
+    return out
+  }
+
+  private cookieFor(version: number, secret: Buffer, ni: Buffer, from: Endpoint, spiI: Buffer): Buffer {
+    const mac = createHmac('sha256', secret).update(Buffer.concat([ni, Buffer.from(from.address), spiI])).digest()
+    return Buffer.concat([Buffer.from([version]), mac])
+  }
+
+  private cookieValid(cookie: Buffer, ni: Buffer, from: Endpoint, spiI: Buffer): boolean {
+    const s = this.secrets.find((x) => x.version === cookie[0])
+    if (!s) return false
+    const want = this.cookieFor(s.version, s.secret, ni, from, spiI)
+    return want.length === cookie.length && timingSafeEqual(want, cookie)
+  }
+
+  /** An answer that keeps no state: HDR(SPIi, 0), N(type, data). */
+  private stateless(m: IkeMessage, from: Endpoint, type: number, data?: Buffer): Action[] {
+    const payloads = [notify(type, data)]
+    return [{type: 'send', to: from, data: encodeMessage({spiI: m.spiI, spiR: Buffer.alloc(8), exchange: Exchange.IKE_SA_INIT, flags: Flag.RESPONSE, messageId: 0, payloads})}]
+  }
+
+  private onInit(raw: Buffer, from: Endpoint, now: number): Action[] {
+    let m: IkeMessage
+    try {
+      m = decodeMessage(raw)
+    } catch (e) {
+      if (isInputError(e)) return this.drop()
+      throw e
+    }
+    if (m.exchange !== Exchange.IKE_SA_INIT || m.flags & Flag.RESPONSE || !(m.flags & Flag.INITIATOR) || m.messageId !== 0) return this.drop()
+    const sa = payloadOf(m.payloads, P.SA)
+    const ke = payloadOf(m.payloads, P.KE)
+    const ni = payloadOf(m.payloads, P.NONCE)
+    if (!sa || !ke || !ni) return this.drop()
+    const old = this.byInit.get(endpointKey(m.spiI, from))
+    if (old) {
+      // §2.1: a retransmission gets the same answer; another nonce on the same SPI is a new attempt we ignore.
+      if (!old.ni.equals(ni.data) || old.ike.state !== 'auth') return this.drop()
+      this.counters.cachedReplies++
+      return [{type: 'send', to: from, data: old.initResponse}]
+    }
+    const half = this.halfOpen
+    if (half >= (this.config.cookieThreshold ?? 64)) {
+      const n = m.payloads[0]
+      const ok = n?.type === P.N && !('unknown' in n) && n.notify === Notify.COOKIE && this.cookieValid(n.data, ni.data, from, m.spiI)
+      if (!ok) return this.stateless(m, from, Notify.COOKIE, this.cookieFor(this.secrets[0].version, this.secrets[0].secret, ni.data, from, m.spiI))
+    }
+    const choice = choose(this.config.ike ?? IKE_POLICIES, sa.proposals)
+    if (!choice.ok) return this.stateless(m, from, Notify.NO_PROPOSAL_CHOSEN)
+    const group = choice.suite.dh!
+    if (ke.group !== group) return this.stateless(m, from, Notify.INVALID_KE_PAYLOAD, Buffer.from([group >> 8, group & 255]))
+    if (half >= (this.config.maxHalfOpen ?? 4096)) return this.drop()
+    const dh = this.deps.keyExchange(group)
+    let secret: Buffer
+    try {
+      secret = dh.computeSecret(ke.data)
+    } catch (e) {
+      if (isInputError(e)) return this.drop()
+      throw e
+    }
+    const spiR = this.deps.random(8)
+    const nr = this.deps.random(32)
+    const suite = choice.suite
+    const keys = deriveIkeKeys(suite, skeyseed(suite.prf!, ni.data, nr, secret), ni.data, nr, m.spiI, spiR)
+    const ns = payloadsOf(m.payloads, P.N)
+    // In the request SPIr is still zero (§2.23).
+    const nat = natDetected(m.payloads, m.spiI, Buffer.alloc(8), from, this.config.local)
+    const natT = ns.some((n) => n.notify === Notify.NAT_DETECTION_SOURCE_IP)
+    const payloads: Payload[] = [
+      {type: P.SA, proposals: [choice.proposal]},
+      {type: P.KE, group, data: dh.publicKey},
+      {type: P.NONCE, data: nr},
+      ...(natT ? [notify(Notify.NAT_DETECTION_SOURCE_IP, natHash(m.spiI, spiR, this.config.local)), notify(Notify.NAT_DETECTION_DESTINATION_IP, natHash(m.spiI, spiR, from))] : []),
+      ...(ns.some((n) => n.notify === Notify.IKEV2_FRAGMENTATION_SUPPORTED) ? [notify(Notify.IKEV2_FRAGMENTATION_SUPPORTED)] : []),
+      notify(Notify.SIGNATURE_HASH_ALGORITHMS, SIGNATURE_HASHES),
+    ]
+    const initResponse = encodeMessage({spiI: m.spiI, spiR, exchange: Exchange.IKE_SA_INIT, flags: Flag.RESPONSE, messageId: 0, payloads})
+    const sk = skKeys(suite, keys)
+    const ike = new ProtectedSa('responder', m.spiI, spiR, sk.responder, sk.initiator, from, this.counters, suite.prf!, keys.skD, this.deps, this.config.retransmit ?? RETRANSMIT)
+    const entry: Sa = {ike, remote: from, ni: ni.data, nr, suite, keys, initRequest: raw, initResponse, nat, created: now}
+    this.sas.set(key(spiR), entry)
+    this.byInit.set(endpointKey(m.spiI, from), entry)
+    return [{type: 'send', to: from, data: initResponse}, {type: 'timer', at: now + (this.config.halfOpenMs ?? 30_000)}]
+  }
+
+  private handler(sa: Sa): RequestHandler {
+    return (m, inner) => {
+      const ike = sa.ike
+      if (ike.state === 'auth') return m.exchange === Exchange.IKE_AUTH ? this.onAuth(sa, inner) : undefined
+      if (m.exchange === Exchange.INFORMATIONAL) return ike.informational(inner)
+      if (m.exchange === Exchange.CREATE_CHILD_SA) return ike.answerCreateChild(inner, this.config.esp ?? espPolicies())
+      return undefined
+    }
+  }
+
+  private onAuth(sa: Sa, inner: Payload[]): {reply: Payload[]; actions: Action[]} {
+    const c = this.config
+    const ike = sa.ike
+    const prf = sa.suite.prf!
+    const idi = payloadOf(inner, P.IDi)
+    const auth = payloadOf(inner, P.AUTH)
+    const fail = (n: number, code: 'TK_NOT_AUTHORIZED' | 'TK_PROTOCOL_ERROR', why: string): {reply: Payload[]; actions: Action[]} => {
+      ike.state = 'closed'
+      return {reply: [notify(n)], actions: [{type: 'failed', spiI: ike.spiI, error: new TunkitError(code, `IKE_AUTH from ${sa.remote.address}: ${why}`)}]}
+    }
+    if (!idi || !auth) return fail(Notify.INVALID_SYNTAX, 'TK_PROTOCOL_ERROR', 'no IDi or AUTH')
+    const who = idToString(idi)
+    const psk = c.psk(idi)
+    if (!psk) return fail(Notify.AUTHENTICATION_FAILED, 'TK_NOT_AUTHORIZED', `no PSK for ${who}`)
+    const octets = signedOctets(prf, sa.initRequest, sa.nr, sa.keys.skPi, idi)
+    if (auth.method !== AuthMethod.SHARED_KEY_MIC || !pskAuthMatches(prf, psk, octets, auth.data)) return fail(Notify.AUTHENTICATION_FAILED, 'TK_NOT_AUTHORIZED', `${who} failed authentication (wrong PSK)`)
+    ike.state = 'established'
+    const reply: Payload[] = [{type: P.IDr, ...c.id}, {type: P.AUTH, method: AuthMethod.SHARED_KEY_MIC, data: pskAuth(prf, psk, signedOctets(prf, sa.initResponse, sa.ni, sa.keys.skPr, c.id))}]
+    // The IKE_SA stands; a CHILD_SA we cannot make is refused by notify (§1.2, §2.21.2).
+    const childFails = (n: number, why: string): {reply: Payload[]; actions: Action[]} => ({
+      reply: [...reply, notify(n)],
+      actions: [{type: 'failed', spiI: ike.spiI, error: new TunkitError(n === Notify.NO_PROPOSAL_CHOSEN ? 'TK_UNSUPPORTED' : 'TK_DENIED', `CHILD_SA for ${who}: ${why}`)}],
+    })
+    const saP = payloadOf(inner, P.SA)
+    const tsI = payloadOf(inner, P.TSi)
+    const tsR = payloadOf(inner, P.TSr)
+    if (!saP || !tsI || !tsR) return childFails(Notify.INVALID_SYNTAX, 'no SA, TSi or TSr')
+    const cp = payloadsOf(inner, P.CP).find((p) => p.cfgType === CfgType.REQUEST)
+    let vip: string | undefined
+    if (cp?.attributes.some((a) => a.type === CfgAttr.INTERNAL_IP4_ADDRESS)) {
+      vip = c.lease(idi)
+      if (!vip) return childFails(Notify.INTERNAL_ADDRESS_FAILURE, 'the address pool is empty')
+    }
+    const choice = choose(c.esp ?? espPolicies(), saP.proposals)
+    if (!choice.ok || choice.proposal.spi.length !== 4) return childFails(Notify.NO_PROPOSAL_CHOSEN, 'no ESP proposal in common')
+    const narrowedI = vip ? narrow(tsI.selectors, [tsFromCidr(`${vip}/32`)]) : tsI.selectors
+    const narrowedR = narrow(tsR.selectors, c.subnets.map(tsFromCidr))
+    if (!narrowedI.length || !narrowedR.length) return childFails(Notify.TS_UNACCEPTABLE, `traffic selectors outside ${c.subnets.join(', ') || 'nothing'}`)
+    const spiR = this.deps.random(4)
+    const dns = vip ? (c.dns ?? []) : []
+    if (cp) reply.push({type: P.CP, cfgType: CfgType.REPLY, attributes: [...(vip ? [{type: CfgAttr.INTERNAL_IP4_ADDRESS, value: ipv4Bytes(vip)}] : []), ...dns.map((d) => ({type: CfgAttr.INTERNAL_IP4_DNS, value: ipv4Bytes(d)}))]})
+    reply.push({type: P.SA, proposals: [{...choice.proposal, spi: spiR}]}, {type: P.TSi, selectors: narrowedI}, {type: P.TSr, selectors: narrowedR})
+    const child = {suite: choice.suite, spiI: choice.proposal.spi, spiR, keys: deriveChildKeys(prf, sa.keys.skD, choice.suite, sa.ni, sa.nr), tsI: narrowedI, tsR: narrowedR}
+    ike.children.push(child)
+    const est: Established = {role: 'responder', spiI: ike.spiI, spiR: ike.spiR, ike: sa.suite, peerId: who, child, dns: [...dns], nat: sa.nat, peer: ike.peer}
+    if (vip) est.vip = vip
+    return {reply, actions: [{type: 'established', sa: est}]}
+  }
+}
+
+/**
+ * The parts of `offered` inside `allowed` (§2.9 narrowing), IPv4 ranges only: each offered
+ * selector cut to each allowed one, protocol and ports intersected too.
+ */
+export function narrow(offered: readonly TrafficSelector[], allowed: readonly TrafficSelector[]): TrafficSelector[] {
+  const out: TrafficSelector[] = []
+  for (const o of offered) {
+    for (const a of allowed) {
+      if (o.tsType !== TsType.IPV4_ADDR_RANGE || a.tsType !== TsType.IPV4_ADDR_RANGE || !isIPv4(o.start) || !isIPv4(o.end)) continue
+      if (o.ipProtocol && a.ipProtocol && o.ipProtocol !== a.ipProtocol) continue
+      const start = Math.max(ipv4ToU32(o.start), ipv4ToU32(a.start))
+      const end = Math.min(ipv4ToU32(o.end), ipv4ToU32(a.end))
+      const startPort = Math.max(o.startPort, a.startPort)
+      const endPort = Math.min(o.endPort, a.endPort)
+      if (start > end || startPort > endPort) continue
+      out.push({tsType: TsType.IPV4_ADDR_RANGE, ipProtocol: o.ipProtocol || a.ipProtocol, startPort, endPort, start: ipv4FromU32(start), end: ipv4FromU32(end)})
+    }
+  }
+  return out
+}
+

@@ -1,0 +1,114 @@
+import type {Action, Endpoint} from '../../../src/ike/core/exchange.js'
+import {IkeInitiator, type InitiatorConfig} from '../../../src/ike/core/initiator.js'
+import {IkeResponder, type ResponderConfig} from '../../../src/ike/core/responder.js'
+import {idFromString} from '../../../src/ike/codec/id.js'
+import {Rng} from '../../helpers/fuzz.js'
+
+/**
+ * An initiator and a responder joined in memory: a tiny loop that passes datagrams, follows the
+ * timers the machines ask for, and can lose or rewrite datagrams on the way.
+ */
+
+export const CLIENT: Endpoint = {address: '10.0.0.2', port: 500}
+export const GATEWAY: Endpoint = {address: '10.0.0.1', port: 500}
+export const PSK = Buffer.from('correct horse battery staple')
+
+export interface Sent {
+  dir: 'i->r' | 'r->i'
+  to: Endpoint
+  data: Buffer
+  /** The index among the datagrams of this direction. */
+  n: number
+}
+
+export interface Pair {
+  ini: IkeInitiator
+  res: IkeResponder
+  now: number
+  /** Every datagram sent, delivered or lost. */
+  sent: Sent[]
+  /** The non-send actions of each side. */
+  iEvents: Action[]
+  rEvents: Action[]
+  /** The address the responder sees the initiator at (another one: a NAT on the way). */
+  seenAs: Endpoint
+  /** Returns true to lose a datagram. */
+  lose: (s: Sent) => boolean
+  /** Runs until nothing is in flight and no timer is due before `until`. */
+  run(until?: number): void
+  /** Hands the machines actions made outside the loop (dpd, close) and runs. */
+  feed(dir: 'i' | 'r', actions: Action[]): void
+}
+
+export function seededRandom(seed: number): (n: number) => Buffer {
+  const r = new Rng(seed)
+  return (n) => r.bytes(n)
+}
+
+export function pair(opts: {ini?: Partial<InitiatorConfig>; res?: Partial<ResponderConfig>; seed?: number; seenAs?: Endpoint; lose?: Pair['lose']} = {}): Pair {
+  const random = seededRandom(opts.seed ?? 1)
+  const ini = new IkeInitiator({local: CLIENT, gateway: GATEWAY, id: idFromString('client@example.net'), psk: PSK, ...opts.ini}, {random})
+  const leases = new Map<string, string>()
+  const res = new IkeResponder(
+    {
+      local: GATEWAY,
+      id: idFromString('gw.example.net'),
+      psk: (id) => (id.data.toString() === 'client@example.net' ? PSK : undefined),
+      subnets: ['198.18.1.0/24'],
+      lease: (id) => {
+        const k = id.data.toString('hex')
+        if (!leases.has(k)) leases.set(k, `198.18.200.${leases.size + 10}`)
+        return leases.get(k)
+      },
+      dns: ['198.18.1.53'],
+      ...opts.res,
+    },
+    {random},
+  )
+  const timers: number[] = []
+  const queue: Sent[] = []
+  const counts = {'i->r': 0, 'r->i': 0}
+  const p: Pair = {
+    ini, res, now: 0, sent: [], iEvents: [], rEvents: [], seenAs: opts.seenAs ?? CLIENT, lose: opts.lose ?? (() => false),
+    feed(dir, actions) {
+      take(dir, actions)
+      p.run()
+    },
+    run(until = 120_000) {
+      for (let steps = 0; steps < 10_000; steps++) {
+        const s = queue.shift()
+        if (s) {
+          if (s.dir === 'i->r') {
+            // After NAT detection the initiator sends from and to port 4500 (§2.23).
+            const from = s.to.port === 4500 ? {...p.seenAs, port: 4500} : p.seenAs
+            take('r', res.receive(s.data, from, p.now))
+          } else take('i', ini.receive(s.data, p.now))
+          continue
+        }
+        const next = Math.min(...timers.filter((t) => t > p.now))
+        if (!(next <= until)) return
+        p.now = next
+        take('i', ini.tick(p.now))
+        take('r', res.tick(p.now))
+      }
+      throw new Error('the loop did not settle')
+    },
+  }
+  function take(side: 'i' | 'r', actions: Action[]): void {
+    for (const a of actions) {
+      if (a.type === 'send') {
+        const dir = side === 'i' ? 'i->r' : 'r->i'
+        const s: Sent = {dir, to: a.to, data: a.data, n: counts[dir]++}
+        p.sent.push(s)
+        if (!p.lose(s)) queue.push(s)
+      } else if (a.type === 'timer') timers.push(a.at)
+      else (side === 'i' ? p.iEvents : p.rEvents).push(a)
+    }
+  }
+  take('i', ini.start(0))
+  return p
+}
+
+export function only<T extends Action['type']>(events: Action[], type: T): Extract<Action, {type: T}>[] {
+  return events.filter((a) => a.type === type) as Extract<Action, {type: T}>[]
+}
