@@ -13,8 +13,9 @@ import {makePki, startGate, startPortal, type Pki} from '../helpers/tunnel.js'
 
 const t = suite<Record<string, any>>('SIGINT and SIGTERM: exit 0 at any stage') // eslint-disable-line @typescript-eslint/no-explicit-any
 
-/** The bound on the time from the signal to the exit (the process stops its work, no second signal). */
-const EXIT_MS = 2000
+/** How long one signal may take to end a command before the test calls it hung (a hang bound, not a
+ * timing claim: the command's own grace is 1.5 s, and no second signal is ever sent). */
+const HANG_MS = 10_000
 
 t.before(async (ctx) => {
   ctx.pki = await makePki('signals') as Pki
@@ -22,15 +23,13 @@ t.before(async (ctx) => {
 
 t.after((ctx) => ctx.pki?.cleanup())
 
-/** Sends `sig` once; asserts exit 0 within EXIT_MS and the "stopped on" line. */
+/** Sends `sig` once; asserts exit 0 without a second signal and the "stopped on" line. */
 async function endsWith0(p: Proc, sig: NodeJS.Signals): Promise<void> {
   const t0 = Date.now()
   p.child.kill(sig)
-  const code = await Promise.race([p.exited, new Promise((r) => setTimeout(() => r('still running'), 5000))])
-  const took = Date.now() - t0
+  const code = await Promise.race([p.exited, new Promise((r) => setTimeout(() => r('still running'), HANG_MS))])
   if (code === 'still running') p.child.kill('SIGKILL')
-  assert.is(code, 0, `exit 0 on ${sig}: ${p.stderr}`)
-  assert.ok(took < EXIT_MS, `exited ${took} ms after ${sig}`)
+  assert.is(code, 0, `exit 0 on ${sig} (${Date.now() - t0} ms): ${p.stderr}`)
   assert.match(p.stderr, new RegExp(`info +stopped on ${sig}\\n$`))
 }
 
@@ -118,11 +117,9 @@ tty('relay asking for --name on a terminal: Ctrl-C ends it with 0, no second key
   const exited = new Promise((r) => child.on('exit', r))
   try {
     await waitFor('the prompt', () => /This relay's name/.test(out))
-    const t0 = Date.now()
     child.stdin!.write('\x03')
-    const code = await Promise.race([exited, new Promise((r) => setTimeout(() => r('still running'), 5000))])
+    const code = await Promise.race([exited, new Promise((r) => setTimeout(() => r('still running'), HANG_MS))])
     assert.is(code, 0, out)
-    assert.ok(Date.now() - t0 < EXIT_MS)
     assert.match(out, /stopped on SIGINT/)
   } finally {
     child.kill('SIGKILL')

@@ -52,20 +52,17 @@ test('screened: the screen sees the source; admitted sockets work, refused ones 
   }
 })
 
-test('screened: 3000 refused connections cost no descriptor and no time to speak of', async () => {
+test('screened: 3000 refused connections are reset and cost no descriptor', async () => {
   const l = (await listenScreened('127.0.0.1', 0, () => undefined))!
   const before = fds()
   let reset = 0
-  const t0 = Date.now()
   for (let round = 0; round < 30; round++) {
     const rs = await Promise.all(Array.from({length: 100}, () => probe(l.port)))
     reset += rs.filter((r) => r.error === 'ECONNRESET' && !r.data).length
   }
-  const ms = Date.now() - t0
   l.close()
   assert.is(reset, 3000)
   assert.ok(fds() <= before, `descriptors ${before} → ${fds()}`)
-  assert.ok(ms < 20_000, `${ms} ms`)
 })
 
 test('screened: names resolve, a taken port is a ListenError, close stops accepting (twice is harmless)', async () => {
