@@ -74,10 +74,12 @@ t('an unreadable key is "permission denied", not "file not found" (exit 1)', asy
     chmodSync(join(dir, 'gate.crt'), 0o644)
     chmodSync(join(dir, 'ca.crt'), 0o644)
     const args = [BIN, 'gate', '--listen', '127.0.0.1:0', '--pki-dir', dir]
-    // Root reads any file: then the gate runs as nobody, for whom the 0600 key of root is unreadable.
+    chmodSync(join(dir, 'gate.key'), 0)
+    // Root reads any file through CAP_DAC_OVERRIDE: drop it (and DAC_READ_SEARCH) from the bounding
+    // set, so root stays root and can still read the checkout wherever it lives.
     const asRoot = process.getuid?.() === 0
-    if (!asRoot) chmodSync(join(dir, 'gate.key'), 0)
-    const child = spawn(process.execPath, args, {env: {PATH: process.env.PATH ?? '', HOME: '/nonexistent', NO_COLOR: '1', CI: '1'}, stdio: ['ignore', 'ignore', 'pipe'], ...(asRoot ? {uid: 65534, gid: 65534} : {})})
+    const [cmd, argv] = asRoot ? ['setpriv', ['--bounding-set', '-dac_override,-dac_read_search', process.execPath, ...args]] : [process.execPath, args]
+    const child = spawn(cmd, argv, {env: {PATH: process.env.PATH ?? '', HOME: '/nonexistent', NO_COLOR: '1', CI: '1'}, stdio: ['ignore', 'ignore', 'pipe']})
     let stderr = ''
     child.stderr!.on('data', (b: Buffer) => (stderr += b))
     const timer = setTimeout(() => child.kill('SIGKILL'), 20000)
