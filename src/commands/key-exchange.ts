@@ -1,0 +1,196 @@
+import {Flags} from '@oclif/core'
+import {readFileSync, statSync} from 'node:fs'
+import {lookup} from 'node:dns/promises'
+import {isIP} from 'node:net'
+import {TunkitCommand} from '../cli/base.js'
+import * as F from '../cli/flags.js'
+import {UsageError} from '../cli/parse.js'
+import {TunkitError} from '../lib/errors.js'
+import {ProtocolId} from '../ike/codec/constants.js'
+import {idFromString} from '../ike/codec/id.js'
+import {tsText, suiteText} from '../ike/core/describe.js'
+import type {Action, ChildSa, Established} from '../ike/core/exchange.js'
+import {espPolicies, parseProposals, type Policy} from '../ike/core/proposals.js'
+import {IkeClient} from '../ike/io/client.js'
+import {IkeGateway} from '../ike/io/gateway.js'
+import {openPlane} from '../ike/io/plane-open.js'
+import {parseCidr4, type Cidr} from '../vpn/core/pushed.js'
+
+/** `--policy SUBNET[=PROPOSALS]`: a protected subnet and the ESP transforms for it. */
+export interface SubnetPolicy {
+  subnet: string
+  esp: Policy[]
+}
+
+export function parsePolicy(s: string): SubnetPolicy {
+  const [net, proposals] = s.split('=', 2)
+  const c = parseCidr4(net.trim())
+  if (!c) throw new UsageError(`--policy: "${net}" is not an IPv4 CIDR (e.g. 198.18.1.0/24=aes256gcm16)`)
+  try {
+    return {subnet: `${net.trim().split('/')[0]}/${c.prefix}`, esp: proposals ? parseProposals(proposals, ProtocolId.ESP) : espPolicies()}
+  } catch (e) {
+    throw new UsageError(`--policy: ${(e as Error).message}`)
+  }
+}
+
+export default class KeyExchange extends TunkitCommand {
+  static override summary = 'IKEv2 with configuration push and an ESP tunnel: connect to a gateway, or be one.'
+  static override description = `Client (--gateway): offers every algorithm tunkit supports, authenticates with a pre-shared key, gets an address, DNS servers and the protected subnets from the gateway, and carries traffic to them through ESP in UDP on a TUN device. Works with strongSwan and other standard IKEv2 gateways.
+
+Gateway (--respond): answers clients with the first of its own preferences they offered, leases addresses from --pool by identity, and protects the --policy subnets, each with its own ESP transforms.
+
+Both run in the foreground until SIGINT or SIGTERM, when they delete their SAs. They need root (or CAP_NET_ADMIN) for the TUN device.`
+
+  static override examples = [
+    '<%= config.bin %> key-exchange --respond --listen 203.0.113.1 --psk-file gw.psk --pool 198.18.200.0/24 --dns 198.18.1.53 --policy 198.18.1.0/24=aes256gcm16',
+    '<%= config.bin %> key-exchange --gateway 203.0.113.1 --psk-file my.psk',
+    '<%= config.bin %> key-exchange --gateway 203.0.113.1 --psk-file my.psk --json',
+  ]
+
+  static override flags = {
+    gateway: Flags.string({char: 'g', summary: 'Connect to this gateway (host name or address).', exclusive: ['respond']}),
+    respond: Flags.boolean({summary: 'Be a gateway: answer clients.'}),
+    listen: Flags.string({summary: 'Gateway: the address to answer on (UDP 500 and 4500).', default: '0.0.0.0'}),
+    bind: Flags.string({summary: 'Client: the local address to send from.'}),
+    'psk-file': Flags.string({summary: 'File holding the pre-shared key (its first line).', helpValue: '<file>'}),
+    id: Flags.string({summary: 'Our identity: an address, user@domain or a host name (default: our address).'}),
+    'remote-id': Flags.string({summary: 'The identity the peer must prove (default: any the key proves).'}),
+    pool: F.ipv4Cidr({summary: 'Gateway: lease client addresses from this network (its first address is the gateway\'s).', helpGroup: 'GATEWAY'}),
+    dns: Flags.string({summary: 'Gateway: a DNS server to push.', multiple: true, helpGroup: 'GATEWAY'}),
+    policy: Flags.string({summary: 'Gateway: a protected subnet and its ESP proposals, SUBNET[=PROPOSALS] (e.g. 198.18.1.0/24=aes256gcm16).', multiple: true, helpGroup: 'GATEWAY'}),
+    'ike-proposal': Flags.string({summary: 'Gateway: accept only these IKE proposals, comma-separated (e.g. aes128-sha1-modp2048).', helpGroup: 'GATEWAY'}),
+    dev: Flags.string({summary: 'Name of the TUN device.', default: 'tunkit-ike0'}),
+    'accept-routes': F.ipv4Cidr({summary: 'Client: route only pushed subnets inside these networks.', multiple: true}),
+    export: Flags.option({options: ['json'] as const, summary: 'Client: print the negotiated SAs on stdout when up, for scripts.'})(),
+    'show-keys': Flags.boolean({summary: 'With --export: include the key material (never logged).'}),
+  }
+
+  async run(): Promise<void> {
+    const {flags: f} = await this.parse(KeyExchange)
+    if (!f.gateway && !f.respond) throw new UsageError('give --gateway HOST to connect, or --respond to be a gateway')
+    if (!f['psk-file']) throw new UsageError('missing required flag --psk-file')
+    const psk = readPsk(f['psk-file'], (m) => this.logger.log('warn', m))
+    const plane = await openPlane(f.respond ? f.listen : f.bind ?? '0.0.0.0')
+    const signal = this.waitForSignal()
+    if (f.respond) return this.respond(f, psk, plane, signal)
+    let gateway = f.gateway!
+    if (!isIP(gateway)) {
+      try {
+        gateway = (await lookup(gateway, {family: 4})).address
+      } catch {
+        throw new TunkitError('TK_HOST_NOT_FOUND', `--gateway: ${f.gateway} does not resolve`)
+      }
+    }
+    const accept = f['accept-routes']?.map((c) => parseCidr4(c)!) ?? null
+    const client = new IkeClient({
+      gateway,
+      bind: f.bind,
+      auth: {...(f.id ? {id: idFromString(f.id)} : {}), ...(f['remote-id'] ? {remoteId: idFromString(f['remote-id'])} : {}), psk},
+      dev: f.dev,
+      accept: accept as Cidr[] | null,
+      plane,
+      log: this.logger,
+      tracer: this.tracer,
+      on: (a) => this.event(a, 'initiator'),
+    })
+    try {
+      const sa = await Promise.race([client.start(), signal.then(() => undefined)])
+      if (sa && f.export === 'json') process.stdout.write(JSON.stringify(exportSa(sa, f['show-keys'])) + '\n')
+      const why = sa ? await Promise.race([client.ended, signal.then(() => undefined)]) : undefined
+      if (why) throw why
+    } finally {
+      await client.stop()
+      plane.close()
+    }
+  }
+
+  private async respond(f: {listen: string; pool?: string; dns?: string[]; policy?: string[]; 'ike-proposal'?: string; dev: string; id?: string}, psk: Buffer, plane: Awaited<ReturnType<typeof openPlane>>, signal: Promise<NodeJS.Signals>): Promise<void> {
+    if (!f.pool) throw new UsageError('--respond needs --pool (the network client addresses are leased from)')
+    if (!f.policy?.length) throw new UsageError('--respond needs at least one --policy SUBNET[=PROPOSALS]')
+    const policies = f.policy.map(parsePolicy)
+    let ike: Policy[] | undefined
+    try {
+      ike = f['ike-proposal'] ? parseProposals(f['ike-proposal'], ProtocolId.IKE) : undefined
+    } catch (e) {
+      throw new UsageError(`--ike-proposal: ${(e as Error).message}`)
+    }
+    const gw = new IkeGateway({
+      listen: f.listen,
+      responder: {
+        id: idFromString(f.id ?? f.listen),
+        psk: () => psk,
+        ...(ike ? {ike} : {}),
+        esp: policies.flatMap((p) => p.esp),
+        subnets: policies.map((p) => p.subnet),
+        dns: f.dns ?? [],
+      },
+      pool: f.pool,
+      dev: f.dev,
+      plane,
+      log: this.logger,
+      tracer: this.tracer,
+      on: (a) => this.event(a, 'responder'),
+    })
+    try {
+      await this.listenOn('--listen', () => gw.start())
+      this.logger.log('info', `IKEv2 gateway on ${f.listen} (UDP 500, 4500), pool ${f.pool}, protecting ${policies.map((p) => p.subnet).join(', ')}`)
+      this.logger.event('listening', {address: f.listen, port: 500})
+      const sig = await signal
+      this.logger.event('stopped', {signal: sig, established: gw.established})
+    } finally {
+      await gw.stop()
+      plane.close()
+    }
+  }
+
+  /** sa-up, sa-down, child-up, rekey and error events (--json). */
+  private event(a: Action, role: 'initiator' | 'responder'): void {
+    const spi = (b: Buffer): string => b.toString('hex')
+    switch (a.type) {
+      case 'established':
+        this.logger.event('sa-up', {peer: `${a.sa.peer.address}:${a.sa.peer.port}`, peerId: a.sa.peerId, ike: suiteText(a.sa.ike), spiI: spi(a.sa.spiI), spiR: spi(a.sa.spiR), vip: a.sa.vip ?? null, dns: a.sa.dns, child: childEvent(a.sa.child, role)})
+        break
+      case 'rekeyed':
+        this.logger.event('rekey', {spiI: spi(a.spiI), old: childEvent(a.old, role), child: childEvent(a.child, role)})
+        break
+      case 'deleted':
+        this.logger.event('sa-down', {spiI: spi(a.spiI), what: a.what, by: a.by, spis: a.spis.map(spi)})
+        break
+      case 'failed':
+        if (role === 'responder') this.logger.event('sa-failed', {spiI: spi(a.spiI), code: a.error.code, reason: a.error.message})
+        break
+    }
+  }
+}
+
+function childEvent(c: ChildSa, role: 'initiator' | 'responder'): Record<string, unknown> {
+  const [inSpi, outSpi] = role === 'initiator' ? [c.spiI, c.spiR] : [c.spiR, c.spiI]
+  return {esp: suiteText(c.suite), spiIn: inSpi.toString('hex'), spiOut: outSpi.toString('hex'), tsI: tsText(c.tsI), tsR: tsText(c.tsR)}
+}
+
+/** --export json: the SAs for scripts; keys only with --show-keys. */
+function exportSa(sa: Established, keys: boolean): Record<string, unknown> {
+  const c = sa.child
+  return {
+    ike: {peer: sa.peer, peerId: sa.peerId, suite: suiteText(sa.ike), spiI: sa.spiI.toString('hex'), spiR: sa.spiR.toString('hex'), nat: sa.nat},
+    vip: sa.vip ?? null,
+    dns: sa.dns,
+    children: [{...childEvent(c, 'initiator'), ...(keys ? {keys: {encI: c.keys.encI.toString('hex'), integI: c.keys.integI.toString('hex'), encR: c.keys.encR.toString('hex'), integR: c.keys.integR.toString('hex')}} : {})}],
+  }
+}
+
+/** The PSK: the file's first line. A file others may read gets a warning, as a key does. */
+function readPsk(path: string, warn: (m: string) => void): Buffer {
+  let text: string
+  try {
+    text = readFileSync(path, 'utf8')
+    const mode = statSync(path).mode
+    if (mode & 0o077) warn(`--psk-file: ${path} is readable by ${mode & 0o007 ? 'every user' : 'its group'} (mode ${(mode & 0o777).toString(8)}); chmod 600 it`)
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code
+    throw new UsageError(`--psk-file: ${path} cannot be read: ${code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : code} (${code})`)
+  }
+  const line = text.split(/\r?\n/, 1)[0]
+  if (!line) throw new UsageError(`--psk-file: ${path} is empty`)
+  return Buffer.from(line, 'utf8')
+}

@@ -1,0 +1,57 @@
+import {ipv4FromU32, ipv4ToU32, isIPv4} from '../../lib/net/ip.js'
+import {DhGroup, Encr, Integ, Prf, TsType} from '../codec/constants.js'
+import type {TrafficSelector} from '../codec/ts.js'
+import type {Suite} from './crypto.js'
+
+/**
+ * How SAs read in logs, events and `--export json`: suites in strongSwan's spelling (the one
+ * `--policy` takes, so a line can be pasted back), traffic selectors as CIDRs.
+ */
+
+const ENCR: Readonly<Record<number, (bits?: number) => string>> = {
+  [Encr.AES_GCM_16]: (b) => `aes${b ?? 128}gcm16`,
+  [Encr.CHACHA20_POLY1305]: () => 'chacha20poly1305',
+  [Encr.AES_CBC]: (b) => `aes${b ?? 128}`,
+}
+const INTEG: Readonly<Record<number, string>> = {[Integ.HMAC_SHA1_96]: 'sha1', [Integ.HMAC_SHA2_256_128]: 'sha256', [Integ.HMAC_SHA2_384_192]: 'sha384', [Integ.HMAC_SHA2_512_256]: 'sha512'}
+const PRF: Readonly<Record<number, string>> = {[Prf.HMAC_SHA1]: 'prfsha1', [Prf.HMAC_SHA2_256]: 'prfsha256', [Prf.HMAC_SHA2_384]: 'prfsha384', [Prf.HMAC_SHA2_512]: 'prfsha512'}
+const DH: Readonly<Record<number, string>> = {[DhGroup.CURVE25519]: 'x25519', [DhGroup.ECP_384]: 'ecp384', [DhGroup.ECP_256]: 'ecp256', [DhGroup.MODP_3072]: 'modp3072', [DhGroup.MODP_2048]: 'modp2048'}
+
+/** `aes256gcm16-prfsha256-x25519`, `aes256-sha256` (ESP without PFS). */
+export function suiteText(s: Suite): string {
+  const words = [ENCR[s.encr]?.(s.encrKeyBits) ?? `encr${s.encr}`]
+  if (s.integ) words.push(INTEG[s.integ] ?? `integ${s.integ}`)
+  if (s.prf) words.push(PRF[s.prf] ?? `prf${s.prf}`)
+  if (s.dh) words.push(DH[s.dh] ?? `dh${s.dh}`)
+  return words.join('-')
+}
+
+/** The smallest list of CIDRs covering the IPv4 range [start, end]. */
+export function rangeToCidrs(start: string, end: string): string[] {
+  let a = ipv4ToU32(start)
+  const b = ipv4ToU32(end)
+  const out: string[] = []
+  while (a <= b) {
+    // The largest block aligned at `a` that does not pass `b`.
+    let size = a === 0 ? 2 ** 32 : (a & -a) >>> 0
+    while (a + size - 1 > b) size /= 2
+    out.push(`${ipv4FromU32(a)}/${32 - Math.log2(size)}`)
+    a += size
+  }
+  return out
+}
+
+/** IPv4 selectors as CIDRs (ports and protocol, when narrowed, follow in brackets). */
+export function tsText(ts: readonly TrafficSelector[]): string {
+  return ts.map((t) => {
+    if (t.tsType !== TsType.IPV4_ADDR_RANGE || !isIPv4(t.start) || !isIPv4(t.end)) return `${t.start}-${t.end}`
+    const nets = rangeToCidrs(t.start, t.end).join(',')
+    const ports = t.startPort === 0 && t.endPort === 65535 ? '' : `:${t.startPort === t.endPort ? t.startPort : `${t.startPort}-${t.endPort}`}`
+    return t.ipProtocol || ports ? `${nets}[${t.ipProtocol || 'any'}${ports}]` : nets
+  }).join(' ')
+}
+
+/** The IPv4 ranges of selectors (for the data plane, which checks addresses only). */
+export function tsRanges(ts: readonly TrafficSelector[]): {from: string; to: string}[] {
+  return ts.filter((t) => t.tsType === TsType.IPV4_ADDR_RANGE && isIPv4(t.start) && isIPv4(t.end)).map((t) => ({from: t.start, to: t.end}))
+}

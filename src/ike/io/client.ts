@@ -1,0 +1,163 @@
+import {createSocket} from 'node:dgram'
+import {TunkitError} from '../../lib/errors.js'
+import {hostPort} from '../../lib/io/connect.js'
+import type {Logger} from '../../lib/log.js'
+import type {Tracer} from '../../lib/trace/tracer.js'
+import {parseCidr4, routeProblem, type Cidr} from '../../vpn/core/pushed.js'
+import {idFromString, type IdBody} from '../codec/id.js'
+import type {Action, Established} from '../core/exchange.js'
+import {rangeToCidrs, suiteText, tsRanges} from '../core/describe.js'
+import {IkeInitiator, type InitiatorConfig} from '../core/initiator.js'
+import {IKE_PORT, IkeDriver} from './driver.js'
+import type {EspPlane} from './plane.js'
+import {IpsecDevice} from './tun.js'
+
+export interface ClientOptions {
+  /** The gateway's IP address. */
+  gateway: string
+  /** Our address toward it; found by asking the kernel's routing when absent. */
+  bind?: string
+  /** Authentication and identities of the initiator (InitiatorConfig without the addresses). */
+  auth: Omit<InitiatorConfig, 'local' | 'gateway' | 'id'> & {id?: IdBody}
+  dev: string
+  /** --accept-routes: pushed subnets to route only when inside these (null: the default policy). */
+  accept: Cidr[] | null
+  plane: EspPlane
+  log: Logger
+  tracer?: Tracer
+  /** Every action after the client's own handling, for events and the export. */
+  on?(a: Action, c: IkeClient): void
+}
+
+/**
+ * `key-exchange --gateway`: one IKE_SA with the gateway; its CHILD_SAs carry the TUN device's
+ * traffic. The device is made when the first CHILD_SA is up, with the pushed address, and routes
+ * for every subnet the gateway narrowed TSr to.
+ */
+export class IkeClient {
+  private machine!: IkeInitiator
+  private driver!: IkeDriver
+  private dev: IpsecDevice | undefined
+  established: Established | undefined
+  private settle!: {resolve(e: Established): void; reject(e: Error): void}
+  /** Resolves when the IKE_SA ends after being up (the error says why; undefined: we closed it). */
+  readonly ended: Promise<TunkitError | undefined>
+  private end!: (e: TunkitError | undefined) => void
+  private routed = new Set<string>()
+
+  constructor(private readonly o: ClientOptions) {
+    this.ended = new Promise((r) => (this.end = r))
+  }
+
+  /** Resolves once the IKE_SA and its first CHILD_SA are up and the device is configured. */
+  async start(): Promise<Established> {
+    const o = this.o
+    const bind = o.bind ?? (await sourceAddress(o.gateway))
+    // We always carry ESP in UDP (the plane is a UDP socket): like strongSwan's encap=yes, our
+    // NAT_DETECTION_SOURCE_IP names a port we do not use, so both ends see a NAT and float to 4500.
+    const local = {address: bind, port: 0}
+    this.machine = new IkeInitiator({...o.auth, id: o.auth.id ?? idFromString(bind), local, gateway: {address: o.gateway, port: IKE_PORT}})
+    this.driver = new IkeDriver({receive: (raw, _from, now) => this.machine.receive(raw, now), tick: (now) => this.machine.tick(now)}, o.plane, {
+      role: 'initiator',
+      log: o.log,
+      tracer: o.tracer,
+      on: (a) => this.onAction(a),
+    })
+    await this.driver.listen(bind, 0)
+    const up = new Promise<Established>((resolve, reject) => (this.settle = {resolve, reject}))
+    this.driver.run(this.machine.start(Date.now()))
+    return up
+  }
+
+  private onAction(a: Action): void {
+    try {
+      this.handle(a)
+    } catch (e) {
+      this.fail(e as TunkitError)
+    }
+    this.o.on?.(a, this)
+  }
+
+  private handle(a: Action): void {
+    const log = this.o.log
+    switch (a.type) {
+      case 'established': {
+        const sa = a.sa
+        this.established = sa
+        log.log('info', `IKE_SA up with ${sa.peerId} at ${hostPort(sa.peer.address, sa.peer.port)}: ${suiteText(sa.ike)}, SPIs ${sa.spiI.toString('hex')}/${sa.spiR.toString('hex')}${sa.nat.local || sa.nat.remote ? ', ESP in UDP' : ''}`)
+        if (!sa.vip) throw new TunkitError('TK_PROTOCOL_ERROR', 'the gateway leased no internal address (no INTERNAL_IP4_ADDRESS in its CFG_REPLY)')
+        this.dev = IpsecDevice.open(this.o.dev)
+        this.o.plane.attachTun(this.dev.fd)
+        this.dev.configure(sa.vip, 32)
+        log.log('info', `${IkeDriver.childLine(sa.child, 'initiator')}`)
+        this.routeChild(sa.child.tsR)
+        log.log('info', `address ${sa.vip} on ${this.dev.name}${sa.dns.length ? `, DNS ${sa.dns.join(' ')} (not applied)` : ''}`)
+        this.settle.resolve(sa)
+        break
+      }
+      case 'rekeyed':
+        this.o.log.log('info', `rekeyed: ${IkeDriver.childLine(a.child, 'initiator')}`)
+        break
+      case 'failed':
+        this.fail(a.error)
+        break
+      case 'deleted':
+        if (a.what === 'ike') {
+          log.log('info', `IKE_SA deleted by ${a.by === 'us' ? 'us' : 'the gateway'}`)
+          if (a.by === 'peer') this.fail(new TunkitError('TK_CLOSED', 'the gateway deleted the IKE_SA'))
+          else this.end(undefined)
+        } else log.log('info', `CHILD_SA ${a.spis.map((s) => s.toString('hex')).join('/')} deleted by ${a.by === 'us' ? 'us' : 'the gateway'}`)
+        break
+    }
+  }
+
+  /** Routes for the narrowed TSr, each checked like a portal's pushed routes. */
+  private routeChild(ts: Established['child']['tsR']): void {
+    for (const r of tsRanges(ts)) {
+      for (const net of rangeToCidrs(r.from, r.to)) {
+        if (this.routed.has(net)) continue
+        const why = routeProblem(parseCidr4(net)!, {accept: this.o.accept, avoid: [this.o.gateway]})
+        if (why) {
+          this.o.log.log('warn', `not routing ${net} into the tunnel: ${why}`)
+          continue
+        }
+        this.dev!.route(net)
+        this.routed.add(net)
+        this.o.log.log('info', `route ${net} via ${this.dev!.name}`)
+      }
+    }
+  }
+
+  private fail(e: TunkitError): void {
+    if (!this.established) this.settle.reject(e)
+    else this.end(e)
+  }
+
+  /** Sends DELETE for the IKE_SA and waits for its answer, at most `graceMs`. */
+  async stop(graceMs = 1000): Promise<void> {
+    const sa = this.machine?.ikeSa
+    if (sa && sa.state === 'established') {
+      this.driver.run(sa.close(Date.now()))
+      await Promise.race([this.ended, new Promise((r) => setTimeout(r, graceMs).unref())])
+    }
+    this.driver?.close()
+    this.dev?.close()
+    this.dev = undefined
+  }
+}
+
+/** The source address the kernel picks toward `to` (a connected UDP socket sends nothing). */
+async function sourceAddress(to: string): Promise<string> {
+  const s = createSocket(to.includes(':') ? 'udp6' : 'udp4')
+  try {
+    await new Promise<void>((resolve, reject) => {
+      s.once('error', reject)
+      s.connect(IKE_PORT, to, () => resolve())
+    })
+    return s.address().address
+  } catch (e) {
+    throw new TunkitError('TK_HOST_UNREACHABLE', `no route to the gateway ${to}: ${(e as Error).message}`)
+  } finally {
+    s.close()
+  }
+}

@@ -1,0 +1,202 @@
+import {createSocket, type Socket} from 'node:dgram'
+import {hostPort} from '../../lib/io/connect.js'
+import {ListenError} from '../../lib/io/listen.js'
+import type {Logger} from '../../lib/log.js'
+import type {Tracer} from '../../lib/trace/tracer.js'
+import {EXCHANGE_NAMES, Flag, PAYLOAD_NAMES} from '../codec/constants.js'
+import {decodeMessage} from '../codec/message.js'
+import type {Action, ChildSa, Endpoint} from '../core/exchange.js'
+import {suiteText, tsRanges, tsText} from '../core/describe.js'
+import type {EspPlane} from './plane.js'
+
+/** What the driver runs: the initiator or the responder, both sans-I/O (`receive`, `tick`). */
+export interface Machine {
+  receive(raw: Buffer, from: Endpoint, now: number): Action[]
+  tick(now: number): Action[]
+}
+
+/** IKE's own port; NAT-T (and all ESP) goes to the plane's 4500 (RFC 3948). */
+export const IKE_PORT = 500
+export const NATT_PORT = 4500
+
+interface Installed {
+  ike: string
+  child: ChildSa
+  inId: number
+  outId: number
+}
+
+/**
+ * Runs one IKE machine on real sockets: UDP 500 here, UDP 4500 through the ESP plane (which
+ * hands IKE datagrams up and does ESP itself). Carries out the machine's actions, installs each
+ * CHILD_SA in the plane as it comes up and removes it when deleted, and reports to `on`.
+ * The clock given to the machines is the wall clock: certificate validity needs it.
+ */
+export class IkeDriver {
+  private sock: Socket | undefined
+  private timer: ReturnType<typeof setTimeout> | undefined
+  private wake = Infinity
+  /** By our inbound SPI (hex). */
+  readonly installed = new Map<string, Installed>()
+  private closed = false
+
+  constructor(
+    private readonly machine: Machine,
+    readonly plane: EspPlane,
+    private readonly o: {
+      role: 'initiator' | 'responder'
+      log: Logger
+      tracer?: Tracer
+      /** Actions the command reacts to (TUN, routes, events, exit); called after the driver's own handling. */
+      on(a: Action): void
+    },
+  ) {
+    plane.onIke((data, from) => this.receive(data, from))
+  }
+
+  /** Binds UDP 500 on `address` (port 0 in tests). */
+  async listen(address: string, port = IKE_PORT): Promise<Endpoint> {
+    const sock = createSocket({type: address.includes(':') ? 'udp6' : 'udp4'})
+    await new Promise<void>((resolve, reject) => {
+      sock.once('error', (e) => reject(new ListenError(`UDP ${hostPort(address, port)}`, (e as NodeJS.ErrnoException).code ?? e.message)))
+      sock.bind(port, address, () => resolve())
+    })
+    // A datagram the kernel could not deliver (ICMP unreachable) is not our problem: the machine retransmits.
+    sock.on('error', (e) => this.o.log.log('debug', `UDP ${port}: ${e.message}`))
+    sock.on('message', (data, rinfo) => this.receive(data, {address: rinfo.address, port: rinfo.port}))
+    this.sock = sock
+    const a = sock.address()
+    return {address: a.address, port: a.port}
+  }
+
+  private receive(data: Buffer, from: Endpoint): void {
+    if (this.closed) return
+    this.trace('in', from, data)
+    this.run(this.machine.receive(data, from, Date.now()))
+  }
+
+  /** Carries out actions; `failed`, `established`… reach the command through `on`. */
+  run(actions: Action[]): void {
+    for (const a of actions) {
+      switch (a.type) {
+        case 'send':
+          this.send(a.to, a.data)
+          break
+        case 'timer':
+          this.arm(a.at)
+          break
+        case 'established':
+          this.install(a.sa.spiI, a.sa.child, a.sa.peer)
+          break
+        case 'rekeyed':
+          this.install(a.spiI, a.child, undefined)
+          break
+        case 'deleted':
+          if (a.what === 'ike') this.uninstallIke(a.spiI)
+          else for (const s of a.spis) this.uninstall(s)
+          break
+        case 'failed':
+          break
+      }
+      this.o.on(a)
+    }
+  }
+
+  private send(to: Endpoint, data: Buffer): void {
+    if (this.closed) return
+    this.trace('out', to, data)
+    if (to.port === NATT_PORT) this.plane.sendIke(data, to)
+    else this.sock?.send(data, to.port, to.address)
+  }
+
+  private arm(at: number): void {
+    if (at >= this.wake) return
+    if (this.timer) clearTimeout(this.timer)
+    this.wake = at
+    this.timer = setTimeout(() => {
+      this.timer = undefined
+      this.wake = Infinity
+      if (!this.closed) this.run(this.machine.tick(Date.now()))
+    }, Math.max(0, at - Date.now()))
+  }
+
+  /** Where ESP for a CHILD_SA goes: to the IKE peer, always on 4500 (we always encapsulate). */
+  private espPeer(peer: Endpoint): Endpoint {
+    return {address: peer.address, port: peer.port === IKE_PORT ? NATT_PORT : peer.port}
+  }
+
+  private lastPeer = new Map<string, Endpoint>()
+
+  /**
+   * A CHILD_SA into the plane: inbound under our SPI with the peer's keys, outbound under the
+   * peer's SPI with ours. ChildSa speaks in IKE roles (keys.encI: initiator to responder).
+   */
+  private install(ikeSpiI: Buffer, c: ChildSa, peer: Endpoint | undefined): void {
+    const ike = ikeSpiI.toString('hex')
+    const at = peer ?? this.lastPeer.get(ike)
+    if (!at) return
+    this.lastPeer.set(ike, at)
+    const init = this.o.role === 'initiator'
+    const [ours, theirs] = init ? [c.spiI, c.spiR] : [c.spiR, c.spiI]
+    const k = c.keys
+    const [sendEnc, sendInteg, recvEnc, recvInteg] = init ? [k.encI, k.integI, k.encR, k.integR] : [k.encR, k.integR, k.encI, k.integI]
+    const remoteTs = tsRanges(init ? c.tsR : c.tsI)
+    const suite = {encr: c.suite.encr, encrKeyBits: c.suite.encrKeyBits, integ: c.suite.integ || undefined}
+    const inId = this.plane.addSa({dir: 'in', spi: ours, ...suite, encKey: recvEnc, integKey: recvInteg.length ? recvInteg : undefined, selectors: remoteTs})
+    const outId = this.plane.addSa({dir: 'out', spi: theirs, ...suite, encKey: sendEnc, integKey: sendInteg.length ? sendInteg : undefined, peer: this.espPeer(at), selectors: remoteTs})
+    this.installed.set(ours.toString('hex'), {ike, child: c, inId, outId})
+  }
+
+  /** Removes the CHILD_SA one of whose SPIs (ours or the peer's) is `spi`. */
+  private uninstall(spi: Buffer): void {
+    for (const [k, e] of this.installed) {
+      if (!e.child.spiI.equals(spi) && !e.child.spiR.equals(spi)) continue
+      this.plane.removeSa(e.inId)
+      this.plane.removeSa(e.outId)
+      this.installed.delete(k)
+    }
+  }
+
+  private uninstallIke(spiI: Buffer): void {
+    const ike = spiI.toString('hex')
+    for (const [k, e] of this.installed) {
+      if (e.ike !== ike) continue
+      this.plane.removeSa(e.inId)
+      this.plane.removeSa(e.outId)
+      this.installed.delete(k)
+    }
+    this.lastPeer.delete(ike)
+  }
+
+  /** IKE messages: header and the payload chain (SK contents stay sealed here). */
+  private trace(dir: 'in' | 'out', peer: Endpoint, data: Buffer): void {
+    const t = this.o.tracer
+    if (!t) return
+    try {
+      const m = decodeMessage(data)
+      t.emit(dir, hostPort(peer.address, peer.port), {
+        type: `${EXCHANGE_NAMES[m.exchange] ?? m.exchange} ${m.flags & Flag.RESPONSE ? 'response' : 'request'}`,
+        len: data.length,
+        mid: m.messageId,
+        spis: `${m.spiI.toString('hex')}/${m.spiR.toString('hex')}`,
+        payloads: m.payloads.map((p) => PAYLOAD_NAMES[p.type] ?? String(p.type)).join(','),
+      })
+    } catch {
+      t.emit(dir, hostPort(peer.address, peer.port), {type: 'IKE malformed', len: data.length})
+    }
+  }
+
+  /** Lines for the log: one per CHILD_SA. */
+  static childLine(c: ChildSa, role: 'initiator' | 'responder'): string {
+    const [ours, theirs] = role === 'initiator' ? [c.spiI, c.spiR] : [c.spiR, c.spiI]
+    const [local, remote] = role === 'initiator' ? [c.tsI, c.tsR] : [c.tsR, c.tsI]
+    return `CHILD_SA ESP ${suiteText(c.suite)}, SPIs in ${ours.toString('hex')} out ${theirs.toString('hex')}, ${tsText(local)} === ${tsText(remote)}`
+  }
+
+  close(): void {
+    this.closed = true
+    if (this.timer) clearTimeout(this.timer)
+    this.sock?.close()
+    this.sock = undefined
+  }
+}

@@ -1,0 +1,40 @@
+import type {Endpoint} from '../core/exchange.js'
+
+/**
+ * What the IKE layer needs of the ESP data plane (src/esp/io/engine.ts): it owns UDP port 4500,
+ * hands up IKE datagrams (non-ESP marker stripped, RFC 3948) and does ESP itself.
+ */
+export interface EspSaSpec {
+  dir: 'in' | 'out'
+  spi: Buffer
+  encr: number
+  encrKeyBits?: number
+  integ?: number
+  encKey: Buffer
+  integKey?: Buffer
+  peer?: Endpoint
+  /** 'out': inner destinations routed to this SA; 'in': inner sources it may carry. */
+  selectors: {from: string; to: string}[]
+}
+
+export interface EspStats {
+  packets: number
+  bytes: number
+  seq: number
+  lastRxMs: number
+  drops: {replay: number; auth: number; malformed: number; policy: number}
+}
+
+export interface EspPlane {
+  readonly port: number
+  onIke(cb: (data: Buffer, from: Endpoint) => void): void
+  sendIke(data: Buffer, to: Endpoint): void
+  sendKeepalive(to: Endpoint): void
+  attachTun(fd: number): void
+  addSa(spec: EspSaSpec): number
+  removeSa(id: number): void
+  setPeer(id: number, peer: Endpoint): void
+  stats(id: number): EspStats
+  onEvent(cb: (e: {type: 'seq-soft' | 'seq-exhausted'; id: number}) => void): void
+  close(): void
+}
