@@ -12,6 +12,14 @@ _tunkit_arg() {
         --pki-dir) echo "dir" ;;
         --metrics|--listen|-l|--name|--allow|--allow-listen|--max-sessions|--max-tunnels|--max-startups|--max-startups-per-source|--handshake-timeout|--idle-timeout|--connect-timeout|--resolve-timeout|--max-lookups|--keepalive|--dead-after|--udp-idle|--key-lifetime|--max-tunnels-per-identity|--max-sessions-per-identity|--max-pending-per-tunnel|--max-pending-per-identity|--early-data-per-tunnel|--early-data-per-identity|--fd-reserve|--fd-share|--open-rate|--open-burst|--pool|--route|--dns|--dev) echo "text" ;;
       esac ;;
+    "key-exchange") case "$2" in
+        --trace-format|--log-format) echo "=text json" ;;
+        --log-level) echo "=error warn info debug" ;;
+        --log-time) echo "=utc none" ;;
+        --config|--psk-file) echo "file" ;;
+        --gateway|-g|--listen|--bind|--id|--remote-id|--pool|--dns|--policy|--ike-proposal|--dev|--accept-routes) echo "text" ;;
+        --export) echo "=json" ;;
+      esac ;;
     "nat-discover") case "$2" in
         --trace-format|--log-format) echo "=text json" ;;
         --log-level) echo "=error warn info debug" ;;
@@ -85,7 +93,7 @@ _tunkit() {
       elif [ -n "$(_tunkit_arg "$cmd" "$w")" ]; then i=$((i + 1))
       fi
     else
-      case "${cmd:+$cmd }$w" in "pki"|"gate"|"nat-discover"|"pki init"|"pki issue"|"pki list"|"pki revoke"|"portal"|"relay"|"version"|"help") cmd="${cmd:+$cmd }$w" ;; esac
+      case "${cmd:+$cmd }$w" in "pki"|"gate"|"key-exchange"|"nat-discover"|"pki init"|"pki issue"|"pki list"|"pki revoke"|"portal"|"relay"|"version"|"help") cmd="${cmd:+$cmd }$w" ;; esac
     fi
     i=$((i + 1))
   done
@@ -102,10 +110,11 @@ _tunkit() {
     text) COMPREPLY=(); return ;;
   esac
   case "$cmd" in
-    "") opts="gate help nat-discover pki portal relay version" ;;
-    "help") opts="gate nat-discover pki portal relay version" ;;
+    "") opts="gate help key-exchange nat-discover pki portal relay version" ;;
+    "help") opts="gate key-exchange nat-discover pki portal relay version" ;;
     "pki") opts="init issue list revoke" ;;
     "gate") opts="--allow --allow-listen --ca --cert --config --connect-timeout --crl --dead-after --dev --dns --early-data-per-identity --early-data-per-tunnel --fd-reserve --fd-share --handshake-timeout --idle-timeout --json --keepalive --key --key-lifetime --listen --log-format --log-level --log-time --max-lookups --max-pending-per-identity --max-pending-per-tunnel --max-sessions --max-sessions-per-identity --max-startups --max-startups-per-source --max-tunnels --max-tunnels-per-identity --metrics --name --open-burst --open-rate --pki-dir --policy --pool --resolve-timeout --route --trace --trace-format --udp-idle --verbose --vpn -l -v" ;;
+    "key-exchange") opts="--accept-routes --bind --config --dev --dns --export --gateway --id --ike-proposal --json --listen --log-format --log-level --log-time --policy --pool --psk-file --remote-id --respond --show-keys --trace --trace-format --verbose -g -v" ;;
     "nat-discover") opts="--alt --bind --burst --config --global-burst --global-rate --json --lifetime --listen --log-format --log-level --log-time --rate --serve --server --software --timeout --trace --trace-format --verbose -s -v" ;;
     "pki init") opts="--client --config --days --dir --force --json --log-format --log-level --log-time --san --trace --trace-format --verbose -v" ;;
     "pki issue") opts="--config --days --dir --force --json --log-format --log-level --log-time --san --server --trace --trace-format --verbose -v" ;;

@@ -1,0 +1,89 @@
+import {chmodSync, writeFileSync} from 'node:fs'
+import {join} from 'node:path'
+import {suite} from 'uvu'
+import * as assert from 'uvu/assert'
+import {ipsecTopology, type Topology} from '../helpers/ipsec-topology.js'
+import {event, stop, tmpDir, tunkit, waitFor, type Proc} from '../helpers/procs.js'
+import {missing, unless} from '../helpers/requires.js'
+
+/** tunkit ⇄ tunkit: `key-exchange --respond` and `key-exchange --gateway` in namespaces. */
+interface Ctx {
+  topo?: Topology
+  dir?: {dir: string; cleanup(): void}
+  procs: Proc[]
+}
+
+const t = unless(suite<Ctx>('key-exchange: tunkit client and tunkit gateway', {procs: []}), missing(['/dev/net/tun', 'ip', 'nft']))
+const PSK = 'tk-e2e-psk-7d1c0a'
+
+function psk(ctx: Ctx, name: string, value: string): string {
+  const p = join(ctx.dir!.dir, name)
+  writeFileSync(p, value + '\n')
+  chmodSync(p, 0o600)
+  return p
+}
+
+function gateway(ctx: Ctx, extra: string[] = []): Proc {
+  const p = tunkit(['key-exchange', '--respond', '--listen', '203.0.113.1', '--psk-file', psk(ctx, 'gw.psk', PSK), '--pool', '198.18.200.0/24', '--dns', '198.18.1.53',
+    '--policy', '198.18.1.0/24', '--dev', 'tkkx-gt', '--json', ...extra], {}, ctx.topo!.ns.g)
+  ctx.procs.push(p)
+  return p
+}
+
+function client(ctx: Ctx, key = PSK, extra: string[] = []): Proc {
+  const p = tunkit(['key-exchange', '--gateway', '203.0.113.1', '--psk-file', psk(ctx, 'c.psk', key), '--id', 'alice@tk.test', '--dev', 'tkkx-ct', '--json', ...extra], {}, ctx.topo!.ns.c)
+  ctx.procs.push(p)
+  return p
+}
+
+t.before(async (ctx) => {
+  ctx.topo = await ipsecTopology('tkkx')
+  ctx.dir = tmpDir('kx')
+})
+
+t.after.each(async (ctx) => {
+  for (const p of ctx.procs.splice(0)) await stop(p)
+})
+
+t.after(async (ctx) => {
+  await ctx.topo?.down()
+  ctx.dir?.cleanup()
+})
+
+t('the client gets an address, DNS and a route for the narrowed subnet; SIGTERM deletes the SAs and the device', async (ctx) => {
+  const gw = gateway(ctx)
+  await event(gw, 'listening')
+  const c = client(ctx)
+  const up = await event(c, 'sa-up')
+  assert.is(up.vip, '198.18.200.2')
+  assert.equal(up.dns, ['198.18.1.53'])
+  assert.is(up.peerId, '203.0.113.1')
+  assert.is((up.child as {tsR: string}).tsR, '198.18.1.0/24')
+  assert.is((up.child as {tsI: string}).tsI, '198.18.200.2/32')
+  const gup = await event(gw, 'sa-up')
+  assert.is(gup.peerId, 'alice@tk.test')
+  assert.is(gup.spiI, up.spiI)
+  const addr = await ctx.topo!.exec(ctx.topo!.ns.c, ['ip', '-4', '-o', 'addr', 'show', 'dev', 'tkkx-ct'])
+  assert.match(addr.stdout, /inet 198\.18\.200\.2\/32/)
+  const routes = await ctx.topo!.exec(ctx.topo!.ns.c, ['ip', 'route', 'show', 'dev', 'tkkx-ct'])
+  assert.match(routes.stdout, /^198\.18\.1\.0\/24 /m)
+  assert.is(await stop(c), 0)
+  const down = await event(gw, 'sa-down', (e) => e.what === 'ike')
+  assert.is(down.by, 'peer')
+  const links = await ctx.topo!.exec(ctx.topo!.ns.c, ['ip', '-o', 'link'])
+  assert.not.match(links.stdout, /tkkx-ct/)
+})
+
+t('a wrong PSK: the client exits 1 with one line naming it; the gateway logs why', async (ctx) => {
+  const gw = gateway(ctx)
+  await event(gw, 'listening')
+  const c = client(ctx, 'not-the-psk')
+  const code = await waitFor('client exit', () => (c.child.exitCode !== null ? {code: c.child.exitCode} : undefined))
+  assert.is(code.code, 1, c.stderr)
+  assert.match(c.stderr, /^tunkit key-exchange: error: .*authentication failed.*\n$/m)
+  const f = await event(gw, 'sa-failed')
+  assert.is(f.code, 'TK_NOT_AUTHORIZED')
+  assert.match(String(f.reason), /alice@tk\.test failed authentication/)
+})
+
+t.run()
