@@ -1,5 +1,8 @@
 import {ipv4FromU32, ipv4ToU32, isIPv4} from '../../lib/net/ip.js'
-import {DhGroup, Encr, Integ, Prf, TsType} from '../codec/constants.js'
+import {AUTH_NAMES, CERT_NAMES, CFG_ATTR_NAMES, CFG_NAMES, DhGroup, Encr, Integ, NOTIFY_NAMES, PAYLOAD_NAMES, PayloadType as P, Prf, PROTOCOL_NAMES, TsType} from '../codec/constants.js'
+import {cpAddress} from '../codec/cp.js'
+import {idToString} from '../codec/id.js'
+import type {Payload} from '../codec/payload.js'
 import type {TrafficSelector} from '../codec/ts.js'
 import type {Suite} from './crypto.js'
 
@@ -54,4 +57,40 @@ export function tsText(ts: readonly TrafficSelector[]): string {
 /** The IPv4 ranges of selectors (for the data plane, which checks addresses only). */
 export function tsRanges(ts: readonly TrafficSelector[]): {from: string; to: string}[] {
   return ts.filter((t) => t.tsType === TsType.IPV4_ADDR_RANGE && isIPv4(t.start) && isIPv4(t.end)).map((t) => ({from: t.start, to: t.end}))
+}
+
+/**
+ * One payload for `--trace`: its name and what it says, never key material (KE values, nonces,
+ * AUTH data and SK contents are shown by length only).
+ */
+export function payloadText(p: Payload): string {
+  const name = PAYLOAD_NAMES[p.type] ?? String(p.type)
+  if ('unknown' in p) return `${name}(${p.data.length}B)`
+  switch (p.type) {
+    case P.SA:
+      return `SA(${p.proposals.map((x) => `${PROTOCOL_NAMES[x.protocol] ?? x.protocol}${x.spi.length ? `:${x.spi.toString('hex')}` : ''}:${x.transforms.length}t`).join(' ')})`
+    case P.KE:
+      return `KE(${DH[p.group] ?? p.group})`
+    case P.NONCE:
+      return `No(${p.data.length}B)`
+    case P.IDi:
+    case P.IDr:
+      return `${name}(${idToString(p)})`
+    case P.AUTH:
+      return `AUTH(${AUTH_NAMES[p.method] ?? p.method})`
+    case P.CERT:
+    case P.CERTREQ:
+      return `${name}(${CERT_NAMES[p.encoding] ?? p.encoding}, ${p.data.length}B)`
+    case P.N:
+      return `N(${NOTIFY_NAMES[p.notify] ?? p.notify}${p.spi.length ? `:${p.spi.toString('hex')}` : ''})`
+    case P.D:
+      return `D(${PROTOCOL_NAMES[p.protocol] ?? p.protocol}${p.spis.length ? `:${p.spis.map((s) => s.toString('hex')).join(',')}` : ''})`
+    case P.TSi:
+    case P.TSr:
+      return `${name}(${tsText(p.selectors)})`
+    case P.CP:
+      return `CP(${CFG_NAMES[p.cfgType] ?? p.cfgType}: ${p.attributes.map((a) => `${CFG_ATTR_NAMES[a.type] ?? a.type}${a.value.length === 4 ? `=${cpAddress(a)}` : ''}`).join(',')})`
+    default:
+      return name
+  }
 }

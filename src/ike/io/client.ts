@@ -8,9 +8,12 @@ import {idFromString, type IdBody} from '../codec/id.js'
 import type {Action, Established} from '../core/exchange.js'
 import {rangeToCidrs, suiteText, tsRanges} from '../core/describe.js'
 import {IkeInitiator, type InitiatorConfig} from '../core/initiator.js'
-import {IKE_PORT, IkeDriver} from './driver.js'
+import {IKE_PORT, IkeDriver, NATT_PORT} from './driver.js'
 import type {EspPlane} from './plane.js'
 import {IpsecDevice} from './tun.js'
+
+/** strongSwan's default: NAT mappings for UDP live 30 s or more. */
+const KEEPALIVE_MS = 20_000
 
 export interface ClientOptions {
   /** The gateway's IP address. */
@@ -44,6 +47,7 @@ export class IkeClient {
   readonly ended: Promise<TunkitError | undefined>
   private end!: (e: TunkitError | undefined) => void
   private routed = new Set<string>()
+  private keepalive: ReturnType<typeof setInterval> | undefined
 
   constructor(private readonly o: ClientOptions) {
     this.ended = new Promise((r) => (this.end = r))
@@ -92,6 +96,8 @@ export class IkeClient {
         log.log('info', `${IkeDriver.childLine(sa.child, 'initiator')}`)
         this.routeChild(sa.child.tsR)
         log.log('info', `address ${sa.vip} on ${this.dev.name}${sa.dns.length ? `, DNS ${sa.dns.join(' ')} (not applied)` : ''}`)
+        // RFC 3948 §4: keep the NAT mapping of our UDP 4500 open while ESP is idle.
+        if (sa.nat.local) this.keepalive = setInterval(() => this.o.plane.sendKeepalive({address: sa.peer.address, port: NATT_PORT}), KEEPALIVE_MS)
         this.settle.resolve(sa)
         break
       }
@@ -140,6 +146,7 @@ export class IkeClient {
       this.driver.run(sa.close(Date.now()))
       await Promise.race([this.ended, new Promise((r) => setTimeout(r, graceMs).unref())])
     }
+    clearInterval(this.keepalive)
     this.driver?.close()
     this.dev?.close()
     this.dev = undefined

@@ -3,10 +3,10 @@ import {hostPort} from '../../lib/io/connect.js'
 import {ListenError} from '../../lib/io/listen.js'
 import type {Logger} from '../../lib/log.js'
 import type {Tracer} from '../../lib/trace/tracer.js'
-import {EXCHANGE_NAMES, Flag, PAYLOAD_NAMES} from '../codec/constants.js'
+import {EXCHANGE_NAMES, Flag} from '../codec/constants.js'
 import {decodeMessage} from '../codec/message.js'
 import type {Action, ChildSa, Endpoint} from '../core/exchange.js'
-import {suiteText, tsRanges, tsText} from '../core/describe.js'
+import {payloadText, suiteText, tsRanges, tsText} from '../core/describe.js'
 import type {EspPlane} from './plane.js'
 
 /** What the driver runs: the initiator or the responder, both sans-I/O (`receive`, `tick`). */
@@ -179,7 +179,7 @@ export class IkeDriver {
         len: data.length,
         mid: m.messageId,
         spis: `${m.spiI.toString('hex')}/${m.spiR.toString('hex')}`,
-        payloads: m.payloads.map((p) => PAYLOAD_NAMES[p.type] ?? String(p.type)).join(','),
+        payloads: m.payloads.map(payloadText).join(' '),
       })
     } catch {
       t.emit(dir, hostPort(peer.address, peer.port), {type: 'IKE malformed', len: data.length})
