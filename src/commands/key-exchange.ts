@@ -136,7 +136,7 @@ Both run in the foreground until SIGINT or SIGTERM, when they delete their SAs. 
       this.logger.log('info', `IKEv2 gateway on ${f.listen} (UDP 500, 4500), pool ${f.pool}, protecting ${policies.map((p) => p.subnet).join(', ')}`)
       this.logger.event('listening', {address: f.listen, port: 500})
       const sig = await signal
-      this.logger.event('stopped', {signal: sig, established: gw.established})
+      this.logger.event('stopped', {signal: sig, established: gw.established, halfOpen: gw.halfOpen})
     } finally {
       await gw.stop()
       plane.close()

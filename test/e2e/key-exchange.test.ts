@@ -1,3 +1,4 @@
+import {spawn} from 'node:child_process'
 import {chmodSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {suite} from 'uvu'
@@ -31,7 +32,7 @@ function gateway(ctx: Ctx, extra: string[] = []): Proc {
 }
 
 function client(ctx: Ctx, key = PSK, extra: string[] = []): Proc {
-  const p = tunkit(['key-exchange', '--gateway', '203.0.113.1', '--psk-file', psk(ctx, 'c.psk', key), '--id', 'alice@tk.test', '--dev', 'tkkx-ct', '--json', ...extra], {}, ctx.topo!.ns.c)
+  const p = tunkit(['key-exchange', '--gateway', '203.0.113.1', '--psk-file', psk(ctx, 'c.psk', key), ...(extra.includes('--id') ? [] : ['--id', 'alice@tk.test']), '--dev', 'tkkx-ct', '--json', ...extra], {}, ctx.topo!.ns.c)
   ctx.procs.push(p)
   return p
 }
@@ -84,6 +85,38 @@ t('a wrong PSK: the client exits 1 with one line naming it; the gateway logs why
   const f = await event(gw, 'sa-failed')
   assert.is(f.code, 'TK_NOT_AUTHORIZED')
   assert.match(String(f.reason), /alice@tk\.test failed authentication/)
+})
+
+t('under an IKE_SA_INIT flood of 10 000/s from 32 sources, clients still connect and half-open SAs stay bounded', async (ctx) => {
+  const {ns, exec} = ctx.topo!
+  const sources = Array.from({length: 32}, (_, i) => `203.0.113.${100 + i}`)
+  for (const a of sources) await exec(ns.c, ['ip', 'addr', 'replace', `${a}/24`, 'dev', 'tkkx-c0'])
+  const gw = gateway(ctx)
+  await event(gw, 'listening')
+  const flood = spawn('ip', ['netns', 'exec', ns.c, process.execPath, 'bench/ike/flood.mjs', '203.0.113.1', '--from', sources.join(','), '--rate', '10000', '--seconds', '6'], {stdio: ['ignore', 'pipe', 'inherit']})
+  let out = ''
+  flood.stdout.on('data', (b: Buffer) => (out += b))
+  const done = new Promise((r) => flood.on('exit', r))
+  try {
+    await new Promise((r) => setTimeout(r, 1000))
+    // Three clients one after the other, each while the flood runs.
+    for (const id of ['c1@tk.test', 'c2@tk.test', 'c3@tk.test']) {
+      const c = client(ctx, PSK, ['--id', id])
+      await event(c, 'sa-up')
+      await stop(c)
+      ctx.procs.splice(ctx.procs.indexOf(c), 1)
+    }
+    await done
+    const f = JSON.parse(out) as {sent: number}
+    assert.ok(f.sent > 40_000, out)
+    assert.is(await stop(gw), 0)
+    const st = await event(gw, 'stopped')
+    // The default cookie threshold is 64: past it, only requests with a valid cookie make state.
+    assert.ok(Number(st.halfOpen) <= 64 + 3, JSON.stringify(st))
+  } finally {
+    if (flood.exitCode === null) flood.kill('SIGKILL')
+    for (const a of sources) await exec(ns.c, ['ip', 'addr', 'del', `${a}/24`, 'dev', 'tkkx-c0']).catch(() => {})
+  }
 })
 
 t.run()

@@ -81,6 +81,11 @@ export class IkeGateway {
     return this.up.size
   }
 
+  /** IKE_SA_INIT answered, IKE_AUTH not yet (bounded by the responder's maxHalfOpen). */
+  get halfOpen(): number {
+    return this.machine?.halfOpen ?? 0
+  }
+
   /** DELETE to every client, then waits for their answers at most `graceMs`. */
   async stop(graceMs = 1000): Promise<void> {
     const now = Date.now()
