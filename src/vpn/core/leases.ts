@@ -8,11 +8,11 @@ import {ipv4FromU32, ipv4ToU32} from '../../lib/net/ip.js'
  */
 export class LeasePool {
   private leases = new Map<string, string>()
-  private used = new Set<string>()
   readonly gateway: string
   readonly prefix: number
   private first: number
   private last: number
+  private cursor: number
 
   /** Throws for a pool that is not an IPv4 CIDR. */
   constructor(pool: string) {
@@ -22,19 +22,17 @@ export class LeasePool {
     this.first = base + 2
     this.last = base + 2 ** (32 - prefix) - 2
     this.gateway = ipv4FromU32(base + 1)
+    this.cursor = this.first
   }
 
   /** The identity's address, or null when the pool is exhausted. */
   lease(identity: string): string | null {
     let a = this.leases.get(identity)
     if (!a) {
-      for (let n = this.first; n <= this.last; n++) {
-        const cand = ipv4FromU32(n)
-        if (!this.used.has(cand)) { a = cand; break }
-      }
-      if (!a) return null
+      // Leases are never released, so addresses go out in order and the next one is always free.
+      if (this.cursor > this.last) return null
+      a = ipv4FromU32(this.cursor++)
       this.leases.set(identity, a)
-      this.used.add(a)
     }
     return a
   }
