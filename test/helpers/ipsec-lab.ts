@@ -139,8 +139,9 @@ export function ipsecLab(opts: IpsecLabOptions): IpsecLab {
       await lab(['down'])
     },
     exec(ns, argv, timeoutMs = 30_000) {
-      // without the lab's marker (the lab stops only its own daemons) and by PID: node's own child
-      const {TK_IPSEC_LAB: _, ...clean} = process.env // eslint-disable-line @typescript-eslint/no-unused-vars
+      // never with the lab's marker: down must not take what a test started for a lab daemon
+      const clean = {...process.env}
+      delete clean.TK_IPSEC_LAB
       return run('ip', ['netns', 'exec', `${prefix}-${ns}`, ...argv], {env: clean, timeout: timeoutMs})
     },
     swanctl: (role, args) => lab(['swanctl', role, ...args]),
