@@ -1,7 +1,9 @@
+import {spawn} from 'node:child_process'
 import {existsSync, readFileSync, rmSync} from 'node:fs'
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
 import {ipsecLab, ipsecLabMissing, type IpsecLab, type IpsecLabOptions} from '../helpers/ipsec-lab.js'
+import {waitFor} from '../helpers/procs.js'
 import {unless} from '../helpers/requires.js'
 
 // strongSwan ⇄ strongSwan through the project's IPsec lab (test/lab/ipsec): proves the lab is a
@@ -158,15 +160,17 @@ n('a client offering everything settles on the one proposal, after INVALID_KE_PA
 
 n.run()
 
-const iso = unless(suite<{main: IpsecLab; other: IpsecLab}>('IPsec lab prefixes: labs side by side, leftovers of a crash', {
+const iso = unless(suite<{main: IpsecLab; other: IpsecLab; initiator: IpsecLab}>('IPsec lab prefixes and modes: labs side by side, leftovers of a crash, initiator only', {
   main: ipsecLab({prefix: 'tkisp'}),
   other: ipsecLab({prefix: 'tkisq', mode: 'responder-only'}),
+  initiator: ipsecLab({prefix: 'tkisr', mode: 'initiator-only'}),
 }), why)
 iso.before(async ({main}) => {
   await main.up()
   await main.connect('psk')
 })
-iso.after(async ({main, other}) => {
+iso.after(async ({main, other, initiator}) => {
+  await initiator.down()
   await other.down()
   await main.down()
 })
@@ -190,6 +194,32 @@ iso('up over a crashed run of the same prefix (state directory lost) stops its c
   const now = Number(readFileSync(`${other.run}/gw/charon.pid`, 'utf8'))
   assert.is.not(now, old)
   assert.equal(await ping(main, 2), {sent: 2, received: 2})
+})
+
+iso("initiator only: no gateway charon, and the client charon's IKE_SA_INIT reaches 203.0.113.1:500 in the gateway namespace", async ({initiator: lab}) => {
+  await lab.up()
+  assert.not.ok(existsSync(`${lab.run}/gw/charon.vici`))
+  // where tunkit's responder would listen: the first datagram's IKE header
+  const listener = spawn('ip', ['netns', 'exec', lab.ns.gw, process.execPath, '-e', `
+    const s = require('dgram').createSocket('udp4')
+    s.on('message', (m) => { console.log(m.subarray(0, 28).toString('hex')); process.exit(0) })
+    s.bind(500, '203.0.113.1', () => console.log('ready'))`], {stdio: ['ignore', 'pipe', 'inherit']})
+  try {
+    let out = ''
+    listener.stdout!.on('data', (d: Buffer) => (out += d))
+    const exited = new Promise((r) => listener.on('exit', r))
+    await waitFor('the listener', () => out.includes('ready'))
+    // --timeout 1: swanctl gives up waiting (nobody answers), charon keeps retransmitting until down
+    await lab.swanctl('cli', ['--initiate', '--ike', 'psk', '--child', 'psk', '--timeout', '1']).catch(() => {})
+    await waitFor('an IKE_SA_INIT', () => out.split('\n')[1])
+    await exited
+    const header = Buffer.from(out.split('\n')[1], 'hex')
+    assert.is(header.readBigUInt64BE(8), 0n, 'responder SPI zero')
+    assert.is(header[17], 0x20, 'IKEv2')
+    assert.is(header[18], 34, 'IKE_SA_INIT')
+  } finally {
+    listener.kill()
+  }
 })
 
 iso.run()
