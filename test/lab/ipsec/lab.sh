@@ -549,7 +549,8 @@ usage: [TK_IPSEC_PREFIX=tk...] $0 COMMAND [args]        (prefix now: $PREFIX)
   dpd [SECONDS]      wait for the gateway's next DPD and its answer (use up --dpd-delay 1)
   swanctl gw|cli ARGS   swanctl against that daemon (e.g. swanctl gw --list-sas)
   logs gw|cli [-f]   print (or follow) a daemon's log
-  exec cli|gw|priv|nat CMD...   run CMD in that lab namespace (not marked as a lab process)
+  exec cli|gw|priv|nat CMD...   run CMD in that lab namespace ($PREFIX-cli, ...; not marked
+                     as a lab process)
   pki [--force]      (re)generate the shared certificates and keys in $PKI
   deps               install missing Debian packages
 EOF
@@ -579,6 +580,7 @@ main() {
         swanctl)    local r=${1:?gw or cli}; shift; sw "$r" "$@" ;;
         logs)       cmd_logs "$@" ;;
         exec)       local n=${1:?cli, gw, priv or nat}; shift
+                    n=${n#"$PREFIX-"}     # the namespace's full name works too
                     case $n in cli|gw|priv|nat) ;; *) die "exec: cli, gw, priv or nat, not '$n'" ;; esac
                     # without our marker: down must not take it for a lab daemon
                     exec env -u TK_IPSEC_LAB ip netns exec "$PREFIX-$n" "$@" ;;
