@@ -31,6 +31,9 @@ export interface IpsecLabOptions {
   logKeys?: boolean
 }
 
+/** PEM files: the certificate, its key (SEC1 or PKCS#1) and the same key as PKCS#8. */
+export interface KeyPair {cert: string; key: string; pkcs8: string}
+
 export interface IpsecLab {
   prefix: string
   /** The lab's runtime directory (logs, configs, vici sockets). */
@@ -56,10 +59,10 @@ export interface IpsecLab {
     dir: string
     caEcdsa: string
     caRsa: string
-    gwEcdsa: {cert: string; key: string}
-    gwRsa: {cert: string; key: string}
-    clientEcdsa: {cert: string; key: string}
-    clientRsa: {cert: string; key: string}
+    gwEcdsa: KeyPair
+    gwRsa: KeyPair
+    clientEcdsa: KeyPair
+    clientRsa: KeyPair
   }
   up(): Promise<void>
   down(): Promise<void>
@@ -77,7 +80,7 @@ export interface IpsecLab {
   logs(role: Role): string
 }
 
-/** Why the lab cannot run here (not root, or strongSwan missing and not installable), or null. */
+/** Why the lab cannot run here (not root, TK_TEST_FORCE_SKIP, or strongSwan missing and not installable), or null. */
 export function ipsecLabMissing(): string | null {
   const why = missing(['ip', 'iptables', 'unshare', 'flock', 'ping'])
   if (why) return why
@@ -104,7 +107,7 @@ export function ipsecLab(opts: IpsecLabOptions): IpsecLab {
   const env = {...process.env, TK_IPSEC_PREFIX: prefix}
   const lab = (args: string[], timeout = 60_000) => run('bash', [LAB, ...args], {env, timeout}).then((r) => r.stdout)
   const dir = '/tmp/tk-ipsec-pki'
-  const pair = (name: string) => ({cert: `${dir}/${name}.crt`, key: `${dir}/${name}.key`})
+  const pair = (name: string) => ({cert: `${dir}/${name}.crt`, key: `${dir}/${name}.key`, pkcs8: `${dir}/${name}.p8.pem`})
   const runDir = `/tmp/${prefix}-ipsec`
   return {
     prefix,

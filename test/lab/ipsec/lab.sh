@@ -352,13 +352,9 @@ state_get() { # key
 
 # ------------------------------------------------------------- commands ----
 do_down() {
-    local ip3 td
-    ip3=$(command -v iperf3 || echo /usr/bin/iperf3)
-    td=$(command -v tcpdump || echo /usr/bin/tcpdump)
     # charon.pid is our copy; run/charon.pid is charon's own (a crash between starting charon
     # and copying it)
-    stop_pidfiles "$RUN/priv/iperf3.pid:$ip3" "$RUN/cap/tcpdump.pid:$td" \
-        "$RUN/cli/charon.pid:$CHARON" "$RUN/gw/charon.pid:$CHARON" \
+    stop_pidfiles "$RUN/cli/charon.pid:$CHARON" "$RUN/gw/charon.pid:$CHARON" \
         "$RUN/cli/run/charon.pid:$CHARON" "$RUN/gw/run/charon.pid:$CHARON"
     topo_down
     rm -rf "$RUN"
@@ -419,7 +415,7 @@ cmd_up() {
     t0=$(now_ms)
     trap 'rc=$?; if [ $rc -ne 0 ]; then log "up failed (rc=$rc), tearing down"; do_down; fi' EXIT
     trap 'exit 130' INT TERM
-    mkdir -p "$RUN/cap" "$RUN/priv"
+    mkdir -p "$RUN"
     pki_ensure
     printf 'nat=%s\ngw=%s\ncli=%s\nnarrow=%s\ndpd=%s\nlog_keys=%s\n' \
         "$nat" "$gw" "$cli" "$narrow" "$dpd" "$log_keys" >"$RUN/state"
