@@ -1,6 +1,6 @@
 // The addon's entry: the export table, and the checked helpers every part uses (addon.h).
 // Parts: tun.c (TUN/TAP devices), mac.c (the DATA frame digest), process.c (settings for
-// long-running servers), splice.c (kernel splicing for relays), accept.c (a listener that refuses floods cheaply). Linux only.
+// long-running servers), splice.c (kernel splicing for relays), accept.c (a listener that refuses floods cheaply), esp.c (the ESP data plane). Linux only.
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -106,6 +106,20 @@ static napi_value init(napi_env env, napi_value exports) {
     EXPORT("acceptListen", accept_listen),
     EXPORT("acceptStart", accept_start),
     EXPORT("acceptStop", accept_stop),
+    EXPORT("espOpen", esp_open),
+    EXPORT("espAttachTun", esp_attach_tun),
+    EXPORT("espSendIke", esp_send_ike),
+    EXPORT("espSendKeepalive", esp_send_keepalive),
+    EXPORT("espAddSa", esp_add_sa),
+    EXPORT("espRemoveSa", esp_remove_sa),
+    EXPORT("espSetPeer", esp_set_peer),
+    EXPORT("espSetSeq", esp_set_seq),
+    EXPORT("espStats", esp_stats),
+    EXPORT("espTotals", esp_totals),
+    EXPORT("espOnEvent", esp_on_event),
+    EXPORT("espTrace", esp_trace),
+    EXPORT("espClose", esp_close),
+    EXPORT("espPacketPair", esp_packet_pair),
   };
   NAPI_CALL(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
   return exports;

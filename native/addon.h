@@ -59,3 +59,18 @@ napi_value splice_abort(napi_env env, napi_callback_info info);
 napi_value accept_listen(napi_env env, napi_callback_info info);
 napi_value accept_start(napi_env env, napi_callback_info info);
 napi_value accept_stop(napi_env env, napi_callback_info info);
+// esp.c: the userspace ESP data plane (RFC 4303 in UDP, RFC 3948)
+napi_value esp_open(napi_env env, napi_callback_info info);
+napi_value esp_attach_tun(napi_env env, napi_callback_info info);
+napi_value esp_send_ike(napi_env env, napi_callback_info info);
+napi_value esp_send_keepalive(napi_env env, napi_callback_info info);
+napi_value esp_add_sa(napi_env env, napi_callback_info info);
+napi_value esp_remove_sa(napi_env env, napi_callback_info info);
+napi_value esp_set_peer(napi_env env, napi_callback_info info);
+napi_value esp_set_seq(napi_env env, napi_callback_info info);
+napi_value esp_stats(napi_env env, napi_callback_info info);
+napi_value esp_totals(napi_env env, napi_callback_info info);
+napi_value esp_on_event(napi_env env, napi_callback_info info);
+napi_value esp_trace(napi_env env, napi_callback_info info);
+napi_value esp_close(napi_env env, napi_callback_info info);
+napi_value esp_packet_pair(napi_env env, napi_callback_info info);
