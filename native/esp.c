@@ -606,11 +606,12 @@ static void shutdown_engine(box_t* box) {
   if (!e) return;
   box->e = NULL;
   e->closed = true;
-  for (uint32_t i = 0; i < e->next_id - 1; i++)
-    if (e->by_id[i]) {
-      unlink_sa(e, e->by_id[i]);
-      free_sa(e->by_id[i]);
-    }
+  for (uint32_t i = 0; i < e->next_id - 1; i++) {
+    sa_t* sa = e->by_id[i];
+    if (!sa) continue;
+    unlink_sa(e, sa);  // frees its host entries
+    free_sa(sa);
+  }
   free(e->by_id);
   free(e->ranges);
   napi_env env = e->env;

@@ -81,8 +81,9 @@ export interface SealInput {
   iv?: Buffer
   /** Padding bytes beyond the least (a multiple of the block), to test a receiver's padding check. */
   extraPad?: number
-  /** Padding contents instead of 1, 2, 3… (tests of the receiver's check). */
+  /** Padding contents instead of 1, 2, 3…, and a pad length byte that lies (tests of the receiver's checks). */
   padding?: Buffer
+  padLength?: number
 }
 
 function aeadNonce(i: EspSuiteInfo, k: EspKeys, iv: Buffer): {key: Buffer; nonce: Buffer} {
@@ -106,7 +107,7 @@ export function espSeal(k: EspKeys, s: SealInput): Buffer {
   const least = (i.block - ((s.payload.length + 2) % i.block)) % i.block
   const padding = s.padding ?? defaultPadding(least + (s.extraPad ?? 0))
   if (padding.length > 255 || (s.payload.length + padding.length + 2) % i.block) throw new CodecError('BAD_PADDING', 'padding does not fill the block')
-  const plain = Buffer.concat([s.payload, padding, Buffer.from([padding.length, s.nextHeader ?? NextHeader.IPV4])])
+  const plain = Buffer.concat([s.payload, padding, Buffer.from([s.padLength ?? padding.length, s.nextHeader ?? NextHeader.IPV4])])
   const head = Buffer.alloc(8)
   head.writeUInt32BE(s.spi, 0)
   head.writeUInt32BE(s.seq, 4)
