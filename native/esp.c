@@ -89,7 +89,7 @@ typedef struct engine {
   bool closed;
   int udp_fd, tun_fd;
   uv_poll_t udp_poll, tun_poll;
-  bool tun_polling, tun_poll_inited;
+  bool tun_poll_inited;
   int open_handles;  // poll handles not yet closed by libuv: the engine is freed at zero
   napi_ref on_ike, on_event, on_trace;
   uint16_t port;
@@ -451,7 +451,7 @@ static void on_udp(uv_poll_t* h, int status, int events) {
   if (napi_open_handle_scope(env, &scope) != napi_ok) return report_napi(env, "napi_open_handle_scope");
   napi_value ikes = NULL, traces = NULL;
   uint32_t nikes = 0, ntraces = 0;
-  if ((e->on_trace && napi_create_array(env, &traces) != napi_ok) || napi_create_array(env, &ikes) != napi_ok) {
+  if (e->on_trace && napi_create_array(env, &traces) != napi_ok) {
     report_napi(env, "napi_create_array");
     goto done;
   }
@@ -475,7 +475,7 @@ static void on_udp(uv_poll_t* h, int status, int events) {
         inet_ntop(AF_INET, &e->addrs[i].sin_addr, addr, sizeof addr);
         napi_value rec, data, a, port;
         void* copy;
-        if (napi_create_array_with_length(env, 3, &rec) != napi_ok || napi_create_buffer_copy(env, len - 4, p + 4, &copy, &data) != napi_ok ||
+        if ((!ikes && napi_create_array(env, &ikes) != napi_ok) || napi_create_array_with_length(env, 3, &rec) != napi_ok || napi_create_buffer_copy(env, len - 4, p + 4, &copy, &data) != napi_ok ||
             napi_create_string_utf8(env, addr, NAPI_AUTO_LENGTH, &a) != napi_ok ||
             napi_create_uint32(env, ntohs(e->addrs[i].sin_port), &port) != napi_ok || napi_set_element(env, rec, 0, data) != napi_ok ||
             napi_set_element(env, rec, 1, a) != napi_ok || napi_set_element(env, rec, 2, port) != napi_ok ||
@@ -523,9 +523,9 @@ static void on_tun(uv_poll_t* h, int status, int events) {
     report_napi(env, "napi_create_array");
     goto done;
   }
-  if (status < 0) {  // the device is gone (EBADFD): stop polling it; the TUN's owner reports that
+  if (status < 0) {  // the device is gone (EBADFD): counted once, reading stops
+    e->tun_errors++;
     uv_poll_stop(&e->tun_poll);
-    e->tun_polling = false;
     goto done;
   }
   bool ivs = false;
@@ -533,9 +533,9 @@ static void on_tun(uv_poll_t* h, int status, int events) {
   for (int reads = 0; reads < BATCH; reads++) {
     ssize_t len = read(e->tun_fd, e->packet, SLOT);
     if (len < 0) {
-      if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+      if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {  // the device is gone: counted once, reading stops
+        e->tun_errors++;
         uv_poll_stop(&e->tun_poll);
-        e->tun_polling = false;
       }
       break;
     }
@@ -545,7 +545,7 @@ static void on_tun(uv_poll_t* h, int status, int events) {
       continue;
     }
     sa_t* sa = find_out(e, be32(ip + 16));
-    if (!sa || sa->exhausted) {
+    if (!sa || sa->exhausted || sa->seq >= SEQ_LAST) {
       e->no_sa++;
       continue;
     }
@@ -563,7 +563,7 @@ static void on_tun(uv_poll_t* h, int status, int events) {
     pt[len + padlen] = padlen;
     pt[len + padlen + 1] = NH_IPV4;
     size_t outlen = seal_packet(sa, seq, out, len + padlen + 2, e->cbc_ivs + 16 * n);
-    if (seq == SEQ_SOFT && !sa->soft_sent) {
+    if (seq >= SEQ_SOFT && !sa->soft_sent) {
       sa->soft_sent = true;
       e->events[e->nevents++] = (event_t){0, sa->id};
     }
@@ -606,12 +606,13 @@ static void shutdown_engine(box_t* box) {
   if (!e) return;
   box->e = NULL;
   e->closed = true;
-  for (uint32_t i = 0; i < e->next_id - 1; i++) {
-    sa_t* sa = e->by_id[i];
-    if (!sa) continue;
-    unlink_sa(e, sa);  // frees its host entries
-    free_sa(sa);
-  }
+  for (uint32_t i = 0; i < HASH_SIZE; i++)
+    for (host_t *h = e->hosts[i], *next; h; h = next) {
+      next = h->next;
+      free(h);
+    }
+  for (uint32_t i = 0; i < e->next_id - 1; i++)
+    if (e->by_id[i]) free_sa(e->by_id[i]);
   free(e->by_id);
   free(e->ranges);
   napi_env env = e->env;
@@ -787,7 +788,6 @@ napi_value esp_attach_tun(napi_env env, napi_callback_info info) {
   e->tun_fd = fd;
   uerr = uv_poll_start(&e->tun_poll, UV_READABLE, on_tun);
   if (uerr) return throw_error(env, "EESP", "uv_poll_start: %s", uv_strerror(uerr));
-  e->tun_polling = true;
   return NULL;
 }
 
