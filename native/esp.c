@@ -591,14 +591,18 @@ done:
 
 // ---- handle life ----
 
-static void on_closed(uv_handle_t* h) {
-  engine_t* e = (engine_t*)h->data;
-  if (--e->open_handles > 0) return;
+static void free_engine(engine_t* e) {
   free(e->rx);
   free(e->tx);
   free(e->plain);
   free(e->packet);
+  free(e->by_id);
   free(e);
+}
+
+static void on_closed(uv_handle_t* h) {
+  engine_t* e = (engine_t*)h->data;
+  if (--e->open_handles == 0) free_engine(e);
 }
 
 static void shutdown_engine(box_t* box) {
@@ -613,7 +617,6 @@ static void shutdown_engine(box_t* box) {
     }
   for (uint32_t i = 0; i < e->next_id - 1; i++)
     if (e->by_id[i]) free_sa(e->by_id[i]);
-  free(e->by_id);
   free(e->ranges);
   napi_env env = e->env;
   if (e->on_ike) napi_delete_reference(env, e->on_ike);
@@ -718,8 +721,7 @@ napi_value esp_open(napi_env env, napi_callback_info info) {
     e->by_id = calloc(64, sizeof *e->by_id);
   }
   if (!e || !box || !e->rx || !e->tx || !e->plain || !e->packet || !e->by_id) {
-    if (e) free(e->rx), free(e->tx), free(e->plain), free(e->packet), free(e->by_id);
-    free(e);
+    if (e) free_engine(e);
     free(box);
     close(fd);
     return throw_errno(env, "ENOMEM", "espOpen", ENOMEM);
@@ -733,7 +735,8 @@ napi_value esp_open(napi_env env, napi_callback_info info) {
   e->udp_poll.data = e;
   int uerr = uv_poll_init(loop, &e->udp_poll, fd);
   if (uerr) {
-    free(e->rx), free(e->tx), free(e->plain), free(e->packet), free(e->by_id), free(e), free(box);
+    free_engine(e);
+    free(box);
     close(fd);
     return throw_error(env, "EESP", "uv_poll_init: %s", uv_strerror(uerr));
   }

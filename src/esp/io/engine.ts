@@ -157,10 +157,8 @@ export class EspEngine {
 
   /** Installs an SA; returns its id. The newest 'out' SA holding a destination carries it (a rekey replaces the old SA for new packets). */
   addSa(c: SaConfig): number {
-    let bits: number
     try {
       const info = espSuite(c)
-      bits = c.encrKeyBits ?? (info.cipher === 'chacha20-poly1305' ? 256 : 0)
       if (c.encKey.length !== info.keyLen || (c.integKey?.length ?? 0) !== info.integKeyLen) throw new CodecError('BAD_KEY', 'the keys do not fit the suite')
     } catch (e) {
       throw new TunkitError((e as CodecError).code === 'UNSUPPORTED' ? 'TK_UNSUPPORTED' : 'TK_INTERNAL', `ESP SA: ${(e as Error).message}`)
@@ -168,7 +166,7 @@ export class EspEngine {
     if (c.spi.length !== 4) throw new TunkitError('TK_INTERNAL', 'an ESP SPI is 4 bytes')
     if (c.dir === 'out' && !c.peer) throw new TunkitError('TK_INTERNAL', 'an outbound SA needs the peer')
     const h = this.h()
-    return native().espAddSa(h, c.dir === 'out', c.spi.readUInt32BE(0), c.encr, bits, c.integ ?? 0, c.encKey, c.integKey ?? null, c.peer?.address ?? null, c.peer?.port ?? 0, selectorBytes(c.selectors))
+    return native().espAddSa(h, c.dir === 'out', c.spi.readUInt32BE(0), c.encr, c.encrKeyBits ?? 0, c.integ ?? 0, c.encKey, c.integKey ?? null, c.peer?.address ?? null, c.peer?.port ?? 0, selectorBytes(c.selectors))
   }
 
   removeSa(id: number): boolean {
