@@ -65,7 +65,8 @@ export interface EspKeys {
   integKey?: Buffer
 }
 
-function checked(k: EspKeys): EspSuiteInfo {
+/** The suite of `k`, whose keys must fit it (CodecError UNSUPPORTED or BAD_KEY). */
+export function checkKeys(k: EspKeys): EspSuiteInfo {
   const i = espSuite(k.suite)
   if (k.encKey.length !== i.keyLen || (k.integKey?.length ?? 0) !== i.integKeyLen) throw new CodecError('BAD_KEY', 'the keys do not fit the suite')
   return i
@@ -96,7 +97,7 @@ function defaultPadding(n: number): Buffer {
 }
 
 export function espSeal(k: EspKeys, s: SealInput): Buffer {
-  const i = checked(k)
+  const i = checkKeys(k)
   if (!Number.isInteger(s.seq) || s.seq < 0 || s.seq > 0xffffffff || !Number.isInteger(s.spi) || s.spi < 0 || s.spi > 0xffffffff) throw new CodecError('RANGE', 'SPI or sequence number out of range')
   let iv = s.iv
   if (!iv) {
@@ -145,7 +146,7 @@ export function espHeader(packet: Buffer): {spi: number; seq: number} {
  * contents). The anti-replay check is the caller's (src/esp/core/replay.ts).
  */
 export function espOpen(k: EspKeys, packet: Buffer): Opened {
-  const i = checked(k)
+  const i = checkKeys(k)
   const {spi, seq} = espHeader(packet)
   const ctLen = packet.length - 8 - i.ivLen - i.icvLen
   if (ctLen < 2) throw new CodecError('TRUNCATED', `ESP: ${packet.length} bytes leave no room for the trailer`)

@@ -1,7 +1,7 @@
-import {CodecError, TunkitError, fromSystemError} from '../../lib/errors.js'
+import {type CodecError, TunkitError, fromSystemError} from '../../lib/errors.js'
 import {nativeBinding} from '../../lib/io/native.js'
 import {ipv4ToU32, isIPv4} from '../../lib/net/ip.js'
-import {espSuite} from '../codec/esp.js'
+import {checkKeys} from '../codec/esp.js'
 
 /** The addon's ESP part (native/esp.c); kept here, its only user. */
 interface EspNative {
@@ -158,15 +158,20 @@ export class EspEngine {
   /** Installs an SA; returns its id. The newest 'out' SA holding a destination carries it (a rekey replaces the old SA for new packets). */
   addSa(c: SaConfig): number {
     try {
-      const info = espSuite(c)
-      if (c.encKey.length !== info.keyLen || (c.integKey?.length ?? 0) !== info.integKeyLen) throw new CodecError('BAD_KEY', 'the keys do not fit the suite')
+      checkKeys({suite: c, encKey: c.encKey, integKey: c.integKey})
     } catch (e) {
       throw new TunkitError((e as CodecError).code === 'UNSUPPORTED' ? 'TK_UNSUPPORTED' : 'TK_INTERNAL', `ESP SA: ${(e as Error).message}`)
     }
     if (c.spi.length !== 4) throw new TunkitError('TK_INTERNAL', 'an ESP SPI is 4 bytes')
     if (c.dir === 'out' && !c.peer) throw new TunkitError('TK_INTERNAL', 'an outbound SA needs the peer')
     const h = this.h()
-    return native().espAddSa(h, c.dir === 'out', c.spi.readUInt32BE(0), c.encr, c.encrKeyBits ?? 0, c.integ ?? 0, c.encKey, c.integKey ?? null, c.peer?.address ?? null, c.peer?.port ?? 0, selectorBytes(c.selectors))
+    try {
+      return native().espAddSa(h, c.dir === 'out', c.spi.readUInt32BE(0), c.encr, c.encrKeyBits ?? 0, c.integ ?? 0, c.encKey, c.integKey ?? null, c.peer?.address ?? null, c.peer?.port ?? 0, selectorBytes(c.selectors))
+    } catch (e) {
+      if (e instanceof TunkitError) throw e
+      // EEXIST: an inbound SPI in use (the IKE layer picks another); ENOMEM.
+      throw new TunkitError('TK_FAILED', `ESP SA ${c.spi.toString('hex')}: ${(e as Error).message}`, {cause: e})
+    }
   }
 
   removeSa(id: number): boolean {
