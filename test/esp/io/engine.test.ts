@@ -234,6 +234,26 @@ t('UDP encapsulation: IKE datagrams (non-ESP marker) reach onIke stripped, keepa
   }
 })
 
+t('batching: a burst of IKE datagrams reaches JavaScript in fewer native callbacks than datagrams; non-IPv4 from the TUN side is counted, not sent', async () => {
+  const n = nativeBinding() as unknown as {espOpen: (a: string, p: number, cb: (b: unknown[]) => void) => [object, number]; espTotals: (h: object) => {ike: number}; espClose: (h: object) => void}
+  const batches: number[] = []
+  const [handle, port] = n.espOpen('127.0.0.1', 0, (b) => batches.push(b.length))
+  const h = await Harness.open()
+  try {
+    const ike = Buffer.concat([Buffer.alloc(4), Buffer.alloc(28, 1)])
+    for (let i = 0; i < 200; i++) h.peer.send(ike, port, '127.0.0.1')
+    await until('200 IKE datagrams', () => batches.reduce((a, b) => a + b, 0) === 200)
+    assert.ok(batches.length < 200, `${batches.length} callbacks for 200 datagrams`)
+    assert.is(n.espTotals(handle).ike, 200)
+    h.inject(Buffer.from('6000000000000000', 'hex')) // an IPv6 header's start
+    await until('counted', () => h.engine.totals().noSa === 1)
+    assert.is(h.udp.length, 0)
+  } finally {
+    n.espClose(handle)
+    h.close()
+  }
+})
+
 t('outbound lookup: 10 000 SAs (/32 selectors and ranges), the newest SA holding a destination carries it; setPeer moves an SA', async () => {
   const h = await Harness.open()
   try {
