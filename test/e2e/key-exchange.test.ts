@@ -6,6 +6,7 @@ import * as assert from 'uvu/assert'
 import {ipsecTopology, type Topology} from '../helpers/ipsec-topology.js'
 import {event, stop, tmpDir, tunkit, waitFor, type Proc} from '../helpers/procs.js'
 import {missing, unless} from '../helpers/requires.js'
+import {transfer} from '../helpers/xfer.js'
 
 /** tunkit ⇄ tunkit: `key-exchange --respond` and `key-exchange --gateway` in namespaces. */
 interface Ctx {
@@ -73,6 +74,18 @@ t('the client gets an address, DNS and a route for the narrowed subnet; SIGTERM 
   assert.is(down.by, 'peer')
   const links = await ctx.topo!.exec(ctx.topo!.ns.c, ['ip', '-o', 'link'])
   assert.not.match(links.stdout, /tkkx-ct/)
+})
+
+t('traffic: ping and 50 MB to the private host arrive intact through ESP (and nothing in clear on the public link)', async (ctx) => {
+  const {ns, exec} = ctx.topo!
+  const gw = gateway(ctx)
+  await event(gw, 'listening')
+  const c = client(ctx)
+  await event(c, 'sa-up')
+  const r = await exec(ns.c, ['ping', '-n', '-q', '-c', '3', '-i', '0.2', '-W', '2', '198.18.1.10'])
+  assert.match(r.stdout, /3 received/)
+  const x = await transfer(ns.c, ns.p, '198.18.1.10', 5001, 50)
+  assert.is(x.reply, x.sent)
 })
 
 t('a wrong PSK: the client exits 1 with one line naming it; the gateway logs why', async (ctx) => {

@@ -1,33 +1,18 @@
-import {createSocket} from 'node:dgram'
-import type {Endpoint} from '../core/exchange.js'
+import {TunkitError} from '../../lib/errors.js'
+import {tryNative} from '../../lib/io/native.js'
+import {ListenError} from '../../lib/io/listen.js'
+import {EspEngine} from '../../esp/io/engine.js'
 import {NATT_PORT} from './driver.js'
 import type {EspPlane} from './plane.js'
 
-/**
- * TEMPORARY until src/esp/io/engine.ts lands: UDP 4500 for IKE only (non-ESP marker), no ESP.
- */
-export async function openPlane(address: string): Promise<EspPlane> {
-  const sock = createSocket('udp4')
-  let onIke: (data: Buffer, from: Endpoint) => void = () => {}
-  await new Promise<void>((resolve, reject) => {
-    sock.once('error', reject)
-    sock.bind(NATT_PORT, address, () => resolve())
-  })
-  sock.on('message', (d, r) => {
-    if (d.length >= 4 && d.readUInt32BE(0) === 0) onIke(d.subarray(4), {address: r.address, port: r.port})
-  })
-  let next = 1
-  return {
-    port: NATT_PORT,
-    onIke: (cb) => void (onIke = cb),
-    sendIke: (data, to) => sock.send(Buffer.concat([Buffer.alloc(4), data]), to.port, to.address),
-    sendKeepalive: (to) => sock.send(Buffer.from([0xff]), to.port, to.address),
-    attachTun: () => {},
-    addSa: () => next++,
-    removeSa: () => {},
-    setPeer: () => {},
-    stats: () => ({packets: 0, bytes: 0, seq: 0, lastRxMs: 0, drops: {replay: 0, auth: 0, malformed: 0, policy: 0}}),
-    onEvent: () => {},
-    close: () => sock.close(),
+/** The ESP engine on UDP `address`:4500 (IKE after NAT detection and all ESP go there). */
+export async function openPlane(address: string, port = NATT_PORT): Promise<EspPlane> {
+  if (!tryNative()) throw new TunkitError('TK_UNSUPPORTED', 'key-exchange needs the native addon for ESP; build it with "npm rebuild tunkit" (a C compiler and make are required)')
+  try {
+    return EspEngine.open({address, port})
+  } catch (e) {
+    const code = (e as {code?: string}).code ?? ''
+    if (/EADDRINUSE|EADDRNOTAVAIL|EACCES/.test(code) || /EADDRINUSE|EADDRNOTAVAIL|EACCES/.test((e as Error).message)) throw new ListenError(`UDP ${address}:${port}`, code || (e as Error).message)
+    throw e
   }
 }

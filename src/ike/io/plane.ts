@@ -28,13 +28,13 @@ export interface EspStats {
 export interface EspPlane {
   readonly port: number
   onIke(cb: (data: Buffer, from: Endpoint) => void): void
-  sendIke(data: Buffer, to: Endpoint): void
-  sendKeepalive(to: Endpoint): void
+  sendIke(data: Buffer, to: Endpoint): boolean
+  sendKeepalive(to: Endpoint): boolean
   attachTun(fd: number): void
   addSa(spec: EspSaSpec): number
-  removeSa(id: number): void
-  setPeer(id: number, peer: Endpoint): void
-  stats(id: number): EspStats
-  onEvent(cb: (e: {type: 'seq-soft' | 'seq-exhausted'; id: number}) => void): void
+  removeSa(id: number): boolean
+  setPeer(id: number, peer: Endpoint): boolean
+  stats(id: number): EspStats | undefined
+  onEvent(cb: ((e: {type: 'seq-soft' | 'seq-exhausted'; id: number}) => void) | null): void
   close(): void
 }
