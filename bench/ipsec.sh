@@ -107,7 +107,7 @@ for rep in $(seq "$REPS"); do
   bg tkbl-priv iperf3 iperf3 -s
   measure strongswan-strongswan tkbl-cli
   "$LAB" down >/dev/null
-  "$LAB" up --responder-only --bench >/dev/null
+  "$LAB" up --responder-only --bench --no-connect >/dev/null
   bg tkbl-priv iperf3 iperf3 -s
   bg tkbl-cli kx-c "${TK[@]}" key-exchange --gateway 203.0.113.1 --psk-file "$W/psk" --id client-psk.ks.test --dev tkbl-ct --json --log-level warn
   wait_event kx-c sa-up

@@ -23,8 +23,8 @@ export interface IpsecLabOptions {
   mode?: 'both' | 'responder-only' | 'initiator-only'
   /** A MASQUERADE router between client and gateway. */
   nat?: boolean
-  /** The gateway accepts only IKE aes128-sha1-modp2048 and ESP aes128-sha1. */
-  narrow?: boolean
+  /** The gateway accepts only IKE aes128-sha1-modp2048 and ESP aes128-sha1, or the given pair. */
+  narrow?: boolean | {ike: string; esp: string}
   /** The gateway's dpd_delay in seconds (default 30): 1 makes `dpd()` quick. */
   dpdDelay?: number
   /** Each charon also logs its IKE and ESP keys (charon-keys.log beside charon.log). */
@@ -132,7 +132,8 @@ export function ipsecLab(opts: IpsecLabOptions): IpsecLab {
       const args = ['up', '--no-connect']
       if (mode !== 'both') args.push(`--${mode}`)
       if (nat) args.push('--nat')
-      if (narrow) args.push('--narrow')
+      if (narrow === true) args.push('--narrow')
+      else if (narrow) args.push('--proposals', narrow.ike, narrow.esp)
       if (dpdDelay !== undefined) args.push('--dpd-delay', String(dpdDelay))
       if (logKeys) args.push('--log-keys')
       // the first up on a machine also generates the PKI (RSA-3072 keys: seconds)

@@ -203,6 +203,17 @@ prepare_role() {
     # the includes must match something, or every charon and swanctl run complains
     echo "# drop-in settings go here (see conf/$role/strongswan.conf)" >"$d/strongswan.d/00-lab.conf"
     echo "# drop-in connections and secrets go here (see conf/$role/swanctl.conf)" >"$d/swanctl/conf.d/00-lab.conf"
+    if [ "$(state_get bench)" = yes ]; then
+        # A load generator's parallel handshakes from one address are not an attack here: no
+        # COOKIE round trips or blocking, so set-ups per second compare with tunkit's gateway.
+        cat >"$d/strongswan.d/bench.conf" <<EOF
+charon {
+    cookie_threshold = 100000
+    cookie_threshold_ip = 100000
+    block_threshold = 100000
+}
+EOF
+    fi
     if [ "$(state_get log_keys)" = yes ]; then
         cat >"$d/strongswan.d/log-keys.conf" <<EOF
 charon {
@@ -233,7 +244,10 @@ EOF
     sed -e "s|@RUN@|$RUN|g" -e "s|@RESOLVE@|$resolve|g" \
         "$LAB_DIR/conf/$role/strongswan.conf" >"$d/strongswan.conf"
     local ike=$GW_IKE esp=$GW_ESP
-    if [ "$(state_get narrow)" = yes ]; then ike=$NARROW_IKE esp=$NARROW_ESP; fi
+    case $(state_get narrow) in
+        yes) ike=$NARROW_IKE esp=$NARROW_ESP ;;
+        */*) ike=$(state_get narrow); esp=${ike#*/}; ike=${ike%/*} ;;
+    esac
     sed -e "s|@IKE@|$ike|g" -e "s|@ESP@|$esp|g" -e "s|@DPD@|$(state_get dpd)|g" \
         "$LAB_DIR/conf/$role/swanctl.conf" >"$d/swanctl/swanctl.conf"
     cp "$PKI/ca-ecdsa.crt" "$PKI/ca-rsa.crt" "$d/swanctl/x509ca/"
@@ -391,7 +405,7 @@ disconnect_all() {
 }
 
 cmd_up() {
-    local nat=no gw=yes cli=yes conn=psk narrow=no dpd=30s log_keys=no t0 td t1
+    local nat=no gw=yes cli=yes conn=psk narrow=no dpd=30s log_keys=no bench=no t0 td t1
     while [ $# -gt 0 ]; do
         case $1 in
             --nat) nat=yes ;;
@@ -400,6 +414,8 @@ cmd_up() {
             --no-connect) conn= ;;
             --connect) conn=${2:?--connect CONN}; shift ;;
             --narrow) narrow=yes ;;
+            --proposals) narrow="${2:?--proposals IKE ESP}/${3:?--proposals IKE ESP}"; shift 2 ;;
+            --bench) bench=yes ;;
             --dpd-delay) dpd=${2:?--dpd-delay SECONDS}; shift
                          [[ $dpd =~ ^[0-9]+s?$ ]] || die "--dpd-delay takes seconds, not '$dpd'"
                          dpd=${dpd%s}s ;;
@@ -417,8 +433,8 @@ cmd_up() {
     trap 'exit 130' INT TERM
     mkdir -p "$RUN"
     pki_ensure
-    printf 'nat=%s\ngw=%s\ncli=%s\nnarrow=%s\ndpd=%s\nlog_keys=%s\n' \
-        "$nat" "$gw" "$cli" "$narrow" "$dpd" "$log_keys" >"$RUN/state"
+    printf 'nat=%s\ngw=%s\ncli=%s\nnarrow=%s\ndpd=%s\nlog_keys=%s\nbench=%s\n' \
+        "$nat" "$gw" "$cli" "$narrow" "$dpd" "$log_keys" "$bench" >"$RUN/state"
     topo_up "$nat"
     [ "$gw" = yes ] && start_charon gw "$NS_GW"
     [ "$cli" = yes ] && start_charon cli "$NS_CLI"
@@ -525,14 +541,16 @@ usage() {
 usage: [TK_IPSEC_PREFIX=tk...] $0 COMMAND [args]        (prefix now: $PREFIX)
 
   up [--nat] [--responder-only|--initiator-only] [--connect CONN|--no-connect]
-     [--narrow] [--dpd-delay SECONDS] [--log-keys]
+     [--narrow | --proposals IKE ESP] [--dpd-delay SECONDS] [--log-keys] [--bench]
         build $NS_CLI/$NS_GW/$NS_PRIV (+$NS_NAT with --nat), start charon in $NS_GW
         (responder) and $NS_CLI (initiator), connect CONN (default psk).
         --responder-only: no client charon (run your own initiator in $NS_CLI against
         $GW_PUB). --initiator-only: no gateway charon (run your own responder in $NS_GW on
         $GW_PUB). --narrow: the gateway accepts only IKE $NARROW_IKE and ESP $NARROW_ESP.
+        --proposals: the gateway accepts only these (e.g. aes192-sha256-modp2048 aes192-sha256).
         --dpd-delay: the gateway's dpd_delay (default 30). --log-keys: each charon also
-        writes charon-keys.log with the IKE and ESP keys (ike/chd level 4).
+        writes charon-keys.log with the IKE and ESP keys (ike/chd level 4). --bench: no
+        COOKIE or blocking thresholds (a load generator's parallel handshakes).
         Tears down this prefix's leftovers first.
   down [--purge]     stop our daemons (by pidfile and marker), delete the $PREFIX-* netns,
                      rm $RUN (--purge: also the shared PKI $PKI)
