@@ -1,12 +1,13 @@
 import {createHash, randomBytes} from 'node:crypto'
-import {CodecError, TunkitError} from '../../lib/errors.js'
+import {CodecError, TunkitError, type ErrorCode} from '../../lib/errors.js'
 import {ipv4Bytes, ipv6Bytes, isIPv4} from '../../lib/net/ip.js'
-import {Exchange, Flag, HashAlg, Notify, PayloadType as P, ProtocolId} from '../codec/constants.js'
+import {Exchange, Flag, HashAlg, Notify, NOTIFY_NAMES, PayloadType as P, ProtocolId} from '../codec/constants.js'
 import {decodeMessage, type IkeMessage} from '../codec/message.js'
-import {payloadOf, payloadsOf, type Payload} from '../codec/payload.js'
+import {payloadOf, payloadsOf, type Payload, type PayloadOf} from '../codec/payload.js'
+import type {Proposal} from '../codec/sa.js'
 import type {TrafficSelector} from '../codec/ts.js'
-import {createKeyExchange, deriveChildKeys, openSk, sealSk, type ChildKeys, type KeyExchange, type SkKeys, type Suite} from './crypto.js'
-import {choose, DH_PREFERENCE, type Policy} from './proposals.js'
+import {createKeyExchange, deriveChildKeys, deriveIkeKeys, openSk, rekeySkeyseed, sealSk, skKeys, type ChildKeys, type KeyExchange, type SkKeys, type Suite} from './crypto.js'
+import {acceptAnswer, choose, toProposals, withPfs, type Policy} from './proposals.js'
 
 /**
  * What both IKEv2 machines (initiator.ts, responder.ts) share once an IKE_SA has keys (RFC 7296
@@ -59,6 +60,8 @@ export interface Established {
   /** The initiator's virtual IP, leased by the responder (CFG_REPLY). */
   vip?: string
   dns: string[]
+  /** The subnets the responder pushed (INTERNAL_IP4_SUBNET), as CIDR text: routes for the initiator. */
+  subnets?: string[]
   /** §2.23: a NAT on the way; ESP then goes in UDP to port 4500 (RFC 3948). */
   nat: {local: boolean; remote: boolean}
   /** Where the peer is (after NAT detection the initiator moves to port 4500). */
@@ -73,8 +76,17 @@ export type Action =
   /** The IKE_SA failed; `error.message` is the one line for the user or the log. */
   | {type: 'failed'; spiI: Buffer; error: TunkitError}
   | {type: 'deleted'; spiI: Buffer; what: 'ike' | 'child'; by: 'peer' | 'us'; spis: Buffer[]}
-  /** The peer rekeyed `old` (§2.8): `child` is new; `old` stays until its DELETE arrives. */
-  | {type: 'rekeyed'; spiI: Buffer; old: ChildSa; child: ChildSa}
+  /** `old` was rekeyed (§2.8) by the peer or by us: `child` is new; `old` stays until its DELETE is done. */
+  | {type: 'rekeyed'; spiI: Buffer; old: ChildSa; child: ChildSa; by: 'peer' | 'us'}
+  /** A CHILD_SA came up (the first one is also in `established`). */
+  | {type: 'child-up'; spiI: Buffer; child: ChildSa}
+  /** A CHILD_SA could not be made; the IKE_SA stays up. */
+  | {type: 'child-failed'; spiI: Buffer; error: TunkitError}
+  /**
+   * The IKE_SA `oldSpiI` was rekeyed (§2.8): from now on its CHILD_SAs and traffic belong to the
+   * new IKE_SA `sa`, and later actions name `sa.spiI`. Re-index by it.
+   */
+  | {type: 'ike-rekeyed'; oldSpiI: Buffer; sa: {spiI: Buffer; spiR: Buffer; ike: Suite; role: 'initiator' | 'responder'}}
 
 export interface Counters {
   /** Datagrams dropped without a reply: malformed, failed integrity, unexpected ID or state. */
@@ -123,6 +135,49 @@ export function isInputError(e: unknown): boolean {
 /** Answers one genuine request of the peer; undefined drops it (not expected in this state). */
 export type RequestHandler = (m: IkeMessage, inner: Payload[], now: number) => {reply: Payload[]; actions: Action[]} | undefined
 
+/** Lifetimes (ms): rekey at `softMs` minus a random share of `jitterMs`, delete at `hardMs`. */
+export interface Lifetime {
+  softMs: number
+  jitterMs: number
+  hardMs: number
+}
+
+/** As strongSwan's defaults: CHILD_SAs rekey after 54–60 min (gone at 66), IKE_SAs after 3.6–4 h (gone at 4.4 h). */
+export const CHILD_LIFETIME: Lifetime = {softMs: 3_600_000, jitterMs: 360_000, hardMs: 3_960_000}
+export const IKE_LIFETIME: Lifetime = {softMs: 14_400_000, jitterMs: 1_440_000, hardMs: 15_840_000}
+/** CHILD_SAs an IKE_SA may hold; requests beyond get NO_ADDITIONAL_SAS (a rekey briefly holds two). */
+export const MAX_CHILDREN = 16
+/** After TEMPORARY_FAILURE (§2.25) a rekey is tried again after 2 s plus up to 8 s. */
+const RETRY_MS = 2_000
+const RETRY_JITTER_MS = 8_000
+/** How long an IKE_SA replaced by a rekey waits for the peer's DELETE before it is forgotten. */
+const REKEYED_LINGER_MS = 30_000
+
+/** What a responder's policy allows for a new CHILD_SA: the ESP proposals chosen, the narrowed TS. */
+export type ChildSelection =
+  | {ok: true; esp: readonly Policy[]; proposal: Proposal; suite: Suite; tsI: TrafficSelector[]; tsR: TrafficSelector[]}
+  | {ok: false; notify: number; why: string}
+
+/**
+ * How an IKE_SA behaves; an IKE_SA made by a rekey inherits it. `adopt` is how the owning machine
+ * learns of that new IKE_SA (to route datagrams to it).
+ */
+export interface SaOptions {
+  retransmit: Retransmit
+  child: Lifetime
+  ike: Lifetime
+  /** A DPD after this long without a message or ESP packet (`sawTraffic`) from the peer; 0: none. */
+  dpdMs: number
+  maxChildren: number
+  /** Our IKE proposals: what an IKE_SA rekey may choose, and what ours offers. */
+  ikePolicies: readonly Policy[]
+  /** A new CHILD_SA the peer asks for (TS as in the request, exchange roles); absent: NO_ADDITIONAL_SAS. */
+  select?(tsI: TrafficSelector[], tsR: TrafficSelector[], offered: Proposal[], pfs: boolean): ChildSelection
+  adopt(sa: ProtectedSa): void
+}
+
+export const DEFAULT_SA_OPTIONS: SaOptions = {retransmit: RETRANSMIT, child: CHILD_LIFETIME, ike: IKE_LIFETIME, dpdMs: 0, maxChildren: MAX_CHILDREN, ikePolicies: [], adopt: () => {}}
+
 interface Pending {
   id: number
   data: Buffer
@@ -137,20 +192,63 @@ interface Queued {
   onResponse(inner: Payload[], now: number): Action[]
 }
 
+/** Per CHILD_SA: the ESP policy it was made with (its rekeys use it), its timers, its rekey state. */
+interface ChildState {
+  esp: readonly Policy[]
+  rekeyAt: number
+  hardAt: number
+  /** rekeying: our rekey is in flight; rekeyed: replaced, its DELETE is up to the peer; deleting: ours is in flight. */
+  state: 'installed' | 'rekeying' | 'rekeyed' | 'deleting'
+  /** §2.8.1: the peer's rekey of this CHILD_SA, answered while ours was in flight. */
+  collision?: {nonces: Buffer[]; child: ChildSa}
+}
+
+type Answer = {reply: Payload[]; actions: Action[]}
+
+/** What a CHILD_SA request of ours remembers until its answer. */
+interface ChildRequest {
+  esp: readonly Policy[]
+  tsI: TrafficSelector[]
+  tsR: TrafficSelector[]
+  old?: ChildSa
+  group?: number
+  retried?: boolean
+}
+
+const lowest = (xs: readonly Buffer[]): Buffer => xs.reduce((a, b) => (Buffer.compare(b, a) < 0 ? b : a))
+
 /**
- * An IKE_SA with keys. `role` is the role in IKE_SA_INIT (it fixes the I flag and which keys
- * send); either side may start requests afterwards.
+ * An IKE_SA with keys. `role` is the role in the IKE_SA_INIT (or, after a rekey, in the
+ * CREATE_CHILD_SA) that made it: it fixes the I flag and which keys send. `side` is this machine's
+ * role in the first IKE_SA, the one `ChildSa` fields are named by; it survives IKE_SA rekeys.
  */
 export class ProtectedSa {
-  state: 'auth' | 'established' | 'closing' | 'closed' = 'auth'
+  state: 'auth' | 'established' | 'rekeyed' | 'closing' | 'closed' = 'auth'
   /** The ID of our next request, and of the peer's next one. */
   myNext: number
   peerNext: number
   private pending: Pending | undefined
   private readonly queue: Queued[] = []
   private lastResponse: {id: number; data: Buffer} | undefined
-  /** The CHILD_SAs, the first one and rekeyed ones, until deleted. */
+  /** The CHILD_SAs: the first one, further ones and rekeyed ones, until deleted. */
   readonly children: ChildSa[] = []
+  private readonly childStates = new Map<ChildSa, ChildState>()
+  readonly side: 'initiator' | 'responder'
+  readonly opts: SaOptions
+  /** The IKE_SA that replaced this one (§2.8); the machines' `ikeSa` lookups follow it. */
+  successor: ProtectedSa | undefined
+  /** The negotiated IKE suite (for the rekey offer and the `ike-rekeyed` action). */
+  suite: Suite = {encr: 0}
+  /** Our IKE_SA rekey in flight, and the peer's one answered meanwhile (§2.8.2). */
+  private ikeRekey: {ni: Buffer} | undefined
+  private ikeCollision: {sa: ProtectedSa; nonces: Buffer[]} | undefined
+  /** Replaced or redundant: its DELETE closes it without a `deleted` action. */
+  private quiet = false
+  private ikeRekeyAt = Infinity
+  private ikeHardAt = Infinity
+  private rekeyedAt = Infinity
+  private lastInbound = 0
+  private armed: number | undefined
 
   constructor(
     readonly role: 'initiator' | 'responder',
@@ -164,11 +262,24 @@ export class ProtectedSa {
     readonly prfId: number,
     readonly skD: Buffer,
     readonly deps: Deps,
-    readonly retransmit: Retransmit = RETRANSMIT,
+    opts: Partial<SaOptions> = {},
+    /** Set for an IKE_SA made by a rekey: message IDs start again at 0 (§2.18), `side` is inherited. */
+    rekeyOf?: ProtectedSa,
   ) {
+    this.opts = {...DEFAULT_SA_OPTIONS, ...opts}
+    this.side = rekeyOf?.side ?? role
     // IKE_SA_INIT used ID 0 and IKE_AUTH is 1: the initiator's next request is 1, the responder's first is 0.
-    this.myNext = role === 'initiator' ? 1 : 0
-    this.peerNext = role === 'initiator' ? 0 : 1
+    this.myNext = role === 'initiator' && !rekeyOf ? 1 : 0
+    this.peerNext = role === 'initiator' || rekeyOf ? 0 : 1
+  }
+
+  get retransmit(): Retransmit {
+    return this.opts.retransmit
+  }
+
+  /** Our SPI of this IKE_SA (the one the peer's messages name as ours). */
+  get ourSpi(): Buffer {
+    return this.role === 'initiator' ? this.spiI : this.spiR
   }
 
   private header(exchange: number, id: number, response: boolean): Omit<IkeMessage, 'payloads'> {
@@ -192,24 +303,83 @@ export class ProtectedSa {
     return [{type: 'send', to: this.peer, data}, {type: 'timer', at}]
   }
 
-  /** Retransmits the request in flight when due; after the last try, the SA has failed. */
-  tick(now: number): Action[] {
-    const p = this.pending
-    if (!p || now < p.at) return []
-    if (p.sent >= this.retransmit.tries) {
-      this.pending = undefined
-      this.state = 'closed'
-      return [{type: 'failed', spiI: this.spiI, error: new TunkitError('TK_TIMEOUT', `the peer did not answer request ${p.id} after ${p.sent} tries`)}]
-    }
-    p.sent++
-    this.counters.retransmits++
-    p.at = now + this.retransmit.initialMs * 2 ** (p.sent - 1)
-    return [{type: 'send', to: this.peer, data: p.data}, {type: 'timer', at: p.at}]
+  /** The IKE_SA is up (IKE_AUTH done, or made by a rekey): its lifetimes and DPD start now. */
+  up(now: number, suite: Suite): Action[] {
+    this.state = 'established'
+    this.suite = suite
+    this.lastInbound = now
+    this.ikeRekeyAt = now + this.opts.ike.softMs - this.jitter(this.opts.ike.jitterMs)
+    this.ikeHardAt = now + this.opts.ike.hardMs
+    return this.arm([])
   }
 
-  /** When `tick` wants to run next, if anything is in flight. */
+  /** A CHILD_SA made outside CREATE_CHILD_SA (IKE_AUTH) with the ESP policy it was chosen by. */
+  addChild(child: ChildSa, esp: readonly Policy[], now: number): Action[] {
+    this.children.push(child)
+    const l = this.opts.child
+    this.childStates.set(child, {esp, rekeyAt: now + l.softMs - this.jitter(l.jitterMs), hardAt: now + l.hardMs, state: 'installed'})
+    return this.arm([])
+  }
+
+  private jitter(max: number): number {
+    return max > 0 ? this.deps.random(4).readUInt32BE(0) % (max + 1) : 0
+  }
+
+  /** The ESP engine saw a packet from the peer: it is alive, no DPD needed yet. */
+  sawTraffic(now: number): void {
+    this.lastInbound = Math.max(this.lastInbound, now)
+  }
+
+  /** Retransmits the request in flight when due; rekeys, deletes and checks liveness when their time comes. */
+  tick(now: number): Action[] {
+    const out: Action[] = []
+    const p = this.pending
+    if (p && now >= p.at) {
+      if (p.sent >= this.retransmit.tries) {
+        this.pending = undefined
+        const quiet = this.quiet || this.state === 'rekeyed'
+        this.state = 'closed'
+        if (quiet) return []
+        return [{type: 'failed', spiI: this.spiI, error: new TunkitError('TK_TIMEOUT', `the peer did not answer request ${p.id} after ${p.sent} tries`)}]
+      }
+      p.sent++
+      this.counters.retransmits++
+      p.at = now + this.retransmit.initialMs * 2 ** (p.sent - 1)
+      out.push({type: 'send', to: this.peer, data: p.data}, {type: 'timer', at: p.at})
+    }
+    if (this.state === 'rekeyed' && !this.pending && now >= this.rekeyedAt + REKEYED_LINGER_MS) this.state = 'closed'
+    if (this.state !== 'established' || this.successor) return out
+    if (now >= this.ikeHardAt) return [...out, ...this.close(now)]
+    if (now >= this.ikeRekeyAt) out.push(...this.rekeyIke(now))
+    for (const [c, st] of [...this.childStates]) {
+      if (st.state !== 'deleting' && now >= st.hardAt) out.push(...this.deleteChild(c, now))
+      else if (st.state === 'installed' && now >= st.rekeyAt) out.push(...this.rekeyChild(this.spis(c).ours, now))
+    }
+    if (this.opts.dpdMs > 0 && !this.pending && now >= this.lastInbound + this.opts.dpdMs) {
+      this.lastInbound = now
+      out.push(...this.dpd(now))
+    }
+    return this.arm(out)
+  }
+
+  /** When `tick` wants to run next: a retransmission, a rekey, a hard lifetime, a DPD. */
   get wakeAt(): number | undefined {
-    return this.pending?.at
+    let at = this.pending?.at ?? Infinity
+    if (this.state === 'rekeyed' && !this.pending) at = Math.min(at, this.rekeyedAt + REKEYED_LINGER_MS)
+    if (this.state === 'established' && !this.successor) {
+      at = Math.min(at, this.ikeRekeyAt, this.ikeHardAt)
+      if (this.opts.dpdMs > 0 && !this.pending) at = Math.min(at, this.lastInbound + this.opts.dpdMs)
+      for (const st of this.childStates.values()) at = Math.min(at, st.hardAt, st.state === 'installed' ? st.rekeyAt : Infinity)
+    }
+    return at === Infinity ? undefined : at
+  }
+
+  /** Adds a timer action when the next wake-up moved. */
+  private arm(out: Action[]): Action[] {
+    const at = this.wakeAt
+    if (at === undefined || at === this.armed) return out
+    this.armed = at
+    return [...out, {type: 'timer', at}]
   }
 
   /**
@@ -244,9 +414,10 @@ export class ProtectedSa {
       if (isInputError(e)) return drop()
       throw e
     }
+    this.lastInbound = Math.max(this.lastInbound, now)
     if (answered) {
       this.pending = undefined
-      return [...answered.onResponse(inner, now), ...(this.state === 'closed' ? [] : this.next(now))]
+      return this.arm([...answered.onResponse(inner, now), ...(this.state === 'closed' ? [] : this.next(now))])
     }
     // §2.11: answer where a genuine request came from (the peer moves to port 4500 behind a NAT).
     const was = this.peer
@@ -260,31 +431,30 @@ export class ProtectedSa {
     const data = sealSk(this.header(m.exchange, m.messageId, true), reply, this.send)
     this.lastResponse = {id: m.messageId, data}
     this.peerNext++
-    return [{type: 'send', to: this.peer, data}, ...actions]
+    return this.arm([{type: 'send', to: this.peer, data}, ...actions])
   }
 
   /**
    * The INFORMATIONAL requests every established SA answers (§1.4, §1.5): empty (liveness),
    * DELETE of the IKE_SA or of the CHILD_SA. Anything else gets an empty answer.
    */
-  informational(inner: Payload[]): {reply: Payload[]; actions: Action[]} {
+  informational(inner: Payload[]): Answer {
     const reply: Payload[] = []
     const actions: Action[] = []
     for (const p of inner) {
       if (p.type !== P.D || 'unknown' in p) continue
       if (p.protocol === ProtocolId.IKE) {
+        // An IKE_SA replaced by a rekey (or a redundant one) goes without its CHILD_SAs: they moved on.
+        const quiet = this.quiet || this.state === 'rekeyed'
         this.state = 'closed'
-        return {reply: [], actions: [{type: 'deleted', spiI: this.spiI, what: 'ike', by: 'peer', spis: []}]}
+        return {reply: [], actions: quiet ? [] : [{type: 'deleted', spiI: this.spiI, what: 'ike', by: 'peer', spis: []}]}
       }
       if (p.protocol !== ProtocolId.ESP) continue
       // The peer names its inbound SPIs; we answer with ours of the same pairs (§1.4.1).
       const gone = this.children.filter((c) => p.spis.some((s) => s.equals(this.spis(c).theirs)))
       if (!gone.length) continue
       reply.push({type: P.D, protocol: ProtocolId.ESP, spiSize: 4, spis: gone.map((c) => this.spis(c).ours)})
-      for (const c of gone) {
-        this.children.splice(this.children.indexOf(c), 1)
-        actions.push({type: 'deleted', spiI: this.spiI, what: 'child', by: 'peer', spis: [this.spis(c).ours, this.spis(c).theirs]})
-      }
+      for (const c of gone) actions.push(...this.forget(c, 'peer'))
     }
     if (inner.some((p) => p.type === P.N && !('unknown' in p) && p.notify === Notify.AUTHENTICATION_FAILED)) {
       this.state = 'closed'
@@ -293,29 +463,77 @@ export class ProtectedSa {
     return {reply, actions}
   }
 
+  private forget(c: ChildSa, by: 'peer' | 'us'): Action[] {
+    const i = this.children.indexOf(c)
+    if (i < 0) return []
+    this.children.splice(i, 1)
+    this.childStates.delete(c)
+    return [{type: 'deleted', spiI: this.spiI, what: 'child', by, spis: [this.spis(c).ours, this.spis(c).theirs]}]
+  }
+
   /** Our inbound SPI of a CHILD_SA and the peer's. */
   spis(c: ChildSa): {ours: Buffer; theirs: Buffer} {
-    return this.role === 'initiator' ? {ours: c.spiI, theirs: c.spiR} : {ours: c.spiR, theirs: c.spiI}
+    return this.side === 'initiator' ? {ours: c.spiI, theirs: c.spiR} : {ours: c.spiR, theirs: c.spiI}
+  }
+
+  /** Our traffic selectors of a CHILD_SA and the peer's. */
+  private selectors(c: ChildSa): {ours: TrafficSelector[]; theirs: TrafficSelector[]} {
+    return this.side === 'initiator' ? {ours: c.tsI, theirs: c.tsR} : {ours: c.tsR, theirs: c.tsI}
   }
 
   /**
-   * CREATE_CHILD_SA from the peer (§1.3.3, §2.8): a CHILD_SA rekey, with or without KE, chosen by
-   * `esp`. New CHILD_SAs and IKE_SA rekeys are refused with NO_ADDITIONAL_SAS for now (§1.3).
+   * A CHILD_SA from the keys of an exchange (§2.17: KEYMAT's "initiator" is the exchange's), named
+   * in `side` roles.
    */
-  answerCreateChild(inner: Payload[], esp: readonly Policy[]): {reply: Payload[]; actions: Action[]} {
-    const refuse = (type: number, data?: Buffer): {reply: Payload[]; actions: Action[]} => ({reply: [notify(type, data)], actions: []})
+  private makeChild(suite: Suite, ours: Buffer, theirs: Buffer, k: ChildKeys, weStarted: boolean, ts: {ours: TrafficSelector[]; theirs: TrafficSelector[]}): ChildSa {
+    const out = weStarted ? {enc: k.encI, integ: k.integI} : {enc: k.encR, integ: k.integR}
+    const inb = weStarted ? {enc: k.encR, integ: k.integR} : {enc: k.encI, integ: k.integI}
+    return this.side === 'initiator'
+      ? {suite, spiI: ours, spiR: theirs, keys: {encI: out.enc, integI: out.integ, encR: inb.enc, integR: inb.integ}, tsI: ts.ours, tsR: ts.theirs}
+      : {suite, spiI: theirs, spiR: ours, keys: {encI: inb.enc, integI: inb.integ, encR: out.enc, integR: out.integ}, tsI: ts.theirs, tsR: ts.ours}
+  }
+
+  private get liveChildren(): number {
+    let n = 0
+    for (const st of this.childStates.values()) if (st.state === 'installed' || st.state === 'rekeying') n++
+    return n
+  }
+
+  /**
+   * CREATE_CHILD_SA from the peer (§1.3): an IKE_SA rekey (SA of protocol IKE, KE, no TS), a
+   * CHILD_SA rekey (REKEY_SA naming one of ours, chosen by the ESP policy that CHILD_SA was made
+   * with, with or without KE), or a new CHILD_SA (`select`, the responder's policies).
+   */
+  answerCreateChild(inner: Payload[], now: number): Answer {
+    const refuse = (type: number, data?: Buffer, also: Action[] = []): Answer => ({reply: [notify(type, data)], actions: also})
+    // §2.25: an IKE_SA being closed or replaced takes no new work.
+    if (this.state !== 'established' || this.successor || this.quiet) return refuse(Notify.TEMPORARY_FAILURE)
     const rekey = payloadsOf(inner, P.N).find((n) => n.notify === Notify.REKEY_SA)
-    if (!rekey || rekey.protocol !== ProtocolId.ESP) return refuse(Notify.NO_ADDITIONAL_SAS)
-    const old = this.children.find((c) => this.spis(c).theirs.equals(rekey.spi))
-    if (!old) return refuse(Notify.CHILD_SA_NOT_FOUND)
     const sa = payloadOf(inner, P.SA)
     const ni = payloadOf(inner, P.NONCE)
     const ke = payloadOf(inner, P.KE)
     const tsI = payloadOf(inner, P.TSi)
     const tsR = payloadOf(inner, P.TSr)
-    if (!sa || !ni || !tsI || !tsR) return refuse(Notify.INVALID_SYNTAX)
-    const choice = choose(esp.map((p) => ({...p, dh: ke ? [...DH_PREFERENCE] : []})), sa.proposals)
-    if (!choice.ok || choice.proposal.spi.length !== 4) return refuse(Notify.NO_PROPOSAL_CHOSEN)
+    if (!sa || !ni) return refuse(Notify.INVALID_SYNTAX)
+    if (!rekey && !tsI && !tsR && sa.proposals.length && sa.proposals.every((p) => p.protocol === ProtocolId.IKE)) return this.answerIkeRekey(sa.proposals, ni.data, ke, now)
+    if (!tsI || !tsR) return refuse(Notify.INVALID_SYNTAX)
+    let old: ChildSa | undefined
+    let choice: ChildSelection
+    if (rekey) {
+      if (rekey.protocol !== ProtocolId.ESP) return refuse(Notify.NO_ADDITIONAL_SAS)
+      old = this.children.find((c) => this.spis(c).theirs.equals(rekey.spi))
+      if (!old) return refuse(Notify.CHILD_SA_NOT_FOUND)
+      const st = this.childStates.get(old)!
+      if (st.state === 'rekeyed' || st.state === 'deleting') return refuse(Notify.TEMPORARY_FAILURE)
+      if (this.children.length >= 2 * this.opts.maxChildren) return refuse(Notify.NO_ADDITIONAL_SAS)
+      const c = choose(withPfs(st.esp, !!ke), sa.proposals)
+      choice = c.ok ? {ok: true, esp: st.esp, proposal: c.proposal, suite: c.suite, tsI: tsI.selectors, tsR: tsR.selectors} : {ok: false, notify: Notify.NO_PROPOSAL_CHOSEN, why: 'no ESP proposal in common'}
+    } else {
+      if (!this.opts.select || this.liveChildren >= this.opts.maxChildren) return refuse(Notify.NO_ADDITIONAL_SAS)
+      choice = this.opts.select(tsI.selectors, tsR.selectors, sa.proposals, !!ke)
+    }
+    if (!choice.ok) return refuse(choice.notify, undefined, old ? [] : [{type: 'child-failed', spiI: this.spiI, error: new TunkitError(choice.notify === Notify.NO_PROPOSAL_CHOSEN ? 'TK_UNSUPPORTED' : 'TK_DENIED', `CHILD_SA request: ${choice.why}`)}])
+    if (choice.proposal.spi.length !== 4) return refuse(Notify.NO_PROPOSAL_CHOSEN)
     const group = choice.suite.dh
     if (ke && ke.group !== group) return refuse(Notify.INVALID_KE_PAYLOAD, Buffer.from([group! >> 8, group! & 255]))
     let secret: Buffer | undefined
@@ -332,16 +550,247 @@ export class ProtectedSa {
     }
     const nr = this.deps.random(32)
     const mine = this.deps.random(4)
-    // KEYMAT's "initiator" is the exchange's (§2.17): the peer. ChildSa speaks in IKE roles.
     const k = deriveChildKeys(this.prfId, this.skD, choice.suite, ni.data, nr, secret)
-    const child: ChildSa = this.role === 'responder'
-      ? {suite: choice.suite, spiI: choice.proposal.spi, spiR: mine, keys: k, tsI: tsI.selectors, tsR: tsR.selectors}
-      : {suite: choice.suite, spiI: mine, spiR: choice.proposal.spi, keys: {encI: k.encR, integI: k.integR, encR: k.encI, integR: k.integI}, tsI: tsR.selectors, tsR: tsI.selectors}
-    this.children.push(child)
-    return {
-      reply: [{type: P.SA, proposals: [{...choice.proposal, spi: mine}]}, {type: P.NONCE, data: nr}, ...kePayload, {type: P.TSi, selectors: tsI.selectors}, {type: P.TSr, selectors: tsR.selectors}],
-      actions: [{type: 'rekeyed', spiI: this.spiI, old, child}],
+    // The request's TSi are the peer's (it started the exchange), TSr ours.
+    const child = this.makeChild(choice.suite, mine, choice.proposal.spi, k, false, {ours: choice.tsR, theirs: choice.tsI})
+    this.addChild(child, choice.esp, now)
+    const reply: Payload[] = [{type: P.SA, proposals: [{...choice.proposal, spi: mine}]}, {type: P.NONCE, data: nr}, ...kePayload, {type: P.TSi, selectors: choice.tsI}, {type: P.TSr, selectors: choice.tsR}]
+    if (!old) return {reply, actions: [{type: 'child-up', spiI: this.spiI, child}]}
+    const st = this.childStates.get(old)!
+    if (st.state === 'rekeying') st.collision = {nonces: [ni.data, nr], child}
+    else st.state = 'rekeyed' // the peer started it: the peer deletes the old one
+    return {reply, actions: [{type: 'rekeyed', spiI: this.spiI, old, child, by: 'peer'}]}
+  }
+
+  /** Asks for a new CHILD_SA with exactly `policy`'s proposals (PFS when they name DH groups); TS as we send them (TSi ours). */
+  createChild(req: {policy: readonly Policy[]; tsI: TrafficSelector[]; tsR: TrafficSelector[]}, now: number): Action[] {
+    if (this.state !== 'established' || this.successor) return []
+    if (this.liveChildren >= this.opts.maxChildren) return [{type: 'child-failed', spiI: this.spiI, error: new TunkitError('TK_RESOURCE_LIMIT', `no more than ${this.opts.maxChildren} CHILD_SAs on an IKE_SA`)}]
+    return this.arm(this.requestChild({esp: req.policy, tsI: req.tsI, tsR: req.tsR}, now))
+  }
+
+  /**
+   * Rekeys the CHILD_SA with `spi` (ours or the peer's: the ESP engine's `seq-soft` names either)
+   * by its own ESP policy; the old one is deleted once the new one is up (§2.8).
+   */
+  rekeyChild(spi: Buffer, now: number): Action[] {
+    const c = this.children.find((x) => this.spis(x).ours.equals(spi) || this.spis(x).theirs.equals(spi))
+    const st = c && this.childStates.get(c)
+    if (!c || !st || st.state !== 'installed' || this.state !== 'established' || this.successor) return []
+    st.state = 'rekeying'
+    const ts = this.selectors(c)
+    const group = c.suite.dh && st.esp.some((p) => p.dh.includes(c.suite.dh!)) ? c.suite.dh : undefined
+    return this.arm(this.requestChild({esp: st.esp, tsI: ts.ours, tsR: ts.theirs, old: c, group}, now))
+  }
+
+  private requestChild(x: ChildRequest, now: number): Action[] {
+    const spi = this.deps.random(4)
+    const ni = this.deps.random(32)
+    const group = x.esp.some((p) => p.dh.length) ? (x.group ?? x.esp.find((p) => p.dh.length)!.dh[0]) : undefined
+    const dh = group === undefined ? undefined : this.deps.keyExchange(group)
+    const proposals = toProposals(x.esp, spi)
+    const inner: Payload[] = [
+      ...(x.old ? [notify(Notify.REKEY_SA, Buffer.alloc(0), ProtocolId.ESP, this.spis(x.old).theirs)] : []),
+      {type: P.SA, proposals},
+      {type: P.NONCE, data: ni},
+      ...(dh ? [{type: P.KE, group: dh.group, data: dh.publicKey} as Payload] : []),
+      {type: P.TSi, selectors: x.tsI},
+      {type: P.TSr, selectors: x.tsR},
+    ]
+    return this.request(Exchange.CREATE_CHILD_SA, inner, now, (reply, t) => this.onChildAnswer(x, {spi, ni, dh, proposals}, reply, t))
+  }
+
+  private onChildAnswer(x: ChildRequest, ctx: {spi: Buffer; ni: Buffer; dh: KeyExchange | undefined; proposals: Proposal[]}, reply: Payload[], now: number): Action[] {
+    const st = x.old && this.childStates.get(x.old)
+    const failed = (error: TunkitError): Action[] => {
+      if (!x.old) return [{type: 'child-failed', spiI: this.spiI, error}]
+      // A rekey that failed: the old CHILD_SA stays, and is tried again later, unless the peer's
+      // colliding rekey replaced it (then the peer deletes it).
+      if (st && st.state === 'rekeying') {
+        if (st.collision) st.state = 'rekeyed'
+        else {
+          st.state = 'installed'
+          st.rekeyAt = now + RETRY_MS + this.jitter(RETRY_JITTER_MS)
+        }
+      }
+      return []
     }
+    const errors = errorNotifies(reply)
+    if (errors.length) {
+      const n = errors[0]
+      const ke = payloadsOf(reply, P.N).find((p) => p.notify === Notify.INVALID_KE_PAYLOAD)
+      const group = ke?.data.length === 2 ? ke.data.readUInt16BE(0) : undefined
+      // §1.3: INVALID_KE_PAYLOAD names the group the peer wants; try once more with it if we offered it.
+      if (group !== undefined && ctx.dh && !x.retried && x.esp.some((p) => p.dh.includes(group))) return this.requestChild({...x, group, retried: true}, now)
+      if (x.old && n === Notify.CHILD_SA_NOT_FOUND) return this.forget(x.old, 'peer')
+      return failed(childRefusal(n))
+    }
+    const sa = payloadOf(reply, P.SA)
+    const nr = payloadOf(reply, P.NONCE)
+    const ke = payloadOf(reply, P.KE)
+    const tsI = payloadOf(reply, P.TSi)
+    const tsR = payloadOf(reply, P.TSr)
+    let suite: Suite
+    let secret: Buffer | undefined
+    try {
+      if (!sa || !nr || !tsI || !tsR) throw new TunkitError('TK_PROTOCOL_ERROR', 'the CREATE_CHILD_SA answer has no SA, Nr, TSi or TSr')
+      suite = acceptAnswer(ctx.proposals, sa.proposals)
+      if (sa.proposals[0].protocol !== ProtocolId.ESP || sa.proposals[0].spi.length !== 4) throw new TunkitError('TK_PROTOCOL_ERROR', 'the CHILD_SA answer is not ESP with a 4-byte SPI')
+      if (ctx.dh) {
+        if (!ke || ke.group !== ctx.dh.group || suite.dh !== ctx.dh.group) throw new TunkitError('TK_PROTOCOL_ERROR', 'the CHILD_SA answer has no KE of our group')
+        secret = ctx.dh.computeSecret(ke.data)
+      }
+    } catch (e) {
+      if (isInputError(e)) return failed(e instanceof TunkitError ? e : new TunkitError('TK_PROTOCOL_ERROR', `the CHILD_SA answer is broken: ${(e as Error).message}`))
+      throw e
+    }
+    const k = deriveChildKeys(this.prfId, this.skD, suite, ctx.ni, nr.data, secret)
+    const child = this.makeChild(suite, ctx.spi, sa.proposals[0].spi, k, true, {ours: tsI.selectors, theirs: tsR.selectors})
+    this.addChild(child, x.esp, now)
+    if (!x.old) return [{type: 'child-up', spiI: this.spiI, child}]
+    const out: Action[] = [{type: 'rekeyed', spiI: this.spiI, old: x.old, child, by: 'us'}]
+    if (!st || !this.children.includes(x.old)) return out
+    const collision = st.collision
+    st.collision = undefined
+    // §2.8.1: of two simultaneous rekeys, the one with the lowest of the four nonces is redundant
+    // and its initiator deletes it; the initiator of the survivor deletes the old CHILD_SA.
+    if (collision && lowest([ctx.ni, nr.data, ...collision.nonces]) !== collision.nonces[0] && lowest([ctx.ni, nr.data, ...collision.nonces]) !== collision.nonces[1]) {
+      st.state = 'rekeyed'
+      return [...out, ...this.deleteChild(child, now)]
+    }
+    return [...out, ...this.deleteChild(x.old, now)]
+  }
+
+  /** Deletes a CHILD_SA (§1.4.1): D with our inbound SPI; gone when answered. */
+  deleteChild(c: ChildSa, now: number): Action[] {
+    const st = this.childStates.get(c)
+    if (!st || st.state === 'deleting') return []
+    st.state = 'deleting'
+    return this.arm(this.request(Exchange.INFORMATIONAL, [{type: P.D, protocol: ProtocolId.ESP, spiSize: 4, spis: [this.spis(c).ours]}], now, () => this.forget(c, 'us')))
+  }
+
+  // ---- IKE_SA rekey (§1.3.2, §2.18) ----
+
+  /** The IKE_SA that replaces this one, from the rekey exchange's nonces, SPIs and DH secret. */
+  private successorSa(role: 'initiator' | 'responder', spiI: Buffer, spiR: Buffer, suite: Suite, ni: Buffer, nr: Buffer, secret: Buffer): ProtectedSa {
+    // §2.18: SKEYSEED = prf(SK_d (old), g^ir (new) | Ni | Nr) with the old PRF.
+    const keys = deriveIkeKeys(suite, rekeySkeyseed(this.prfId, this.skD, secret, ni, nr), ni, nr, spiI, spiR)
+    const sk = skKeys(suite, keys)
+    const [send, recv] = role === 'initiator' ? [sk.initiator, sk.responder] : [sk.responder, sk.initiator]
+    const next = new ProtectedSa(role, spiI, spiR, send, recv, this.peer, this.counters, suite.prf!, keys.skD, this.deps, this.opts, this)
+    next.suite = suite
+    next.state = 'established'
+    return next
+  }
+
+  /** `next` replaces this IKE_SA: the CHILD_SAs move over, the owner routes to it, the I/O re-indexes. */
+  private handOver(next: ProtectedSa, now: number): Action[] {
+    for (const c of this.children) next.children.push(c)
+    for (const [c, st] of this.childStates) next.childStates.set(c, st)
+    this.children.length = 0
+    this.childStates.clear()
+    this.successor = next
+    this.state = 'rekeyed'
+    this.rekeyedAt = now
+    this.opts.adopt(next)
+    return [{type: 'ike-rekeyed', oldSpiI: this.spiI, sa: {spiI: next.spiI, spiR: next.spiR, ike: next.suite, role: next.role}}, ...next.up(now, next.suite)]
+  }
+
+  /** Deletes an IKE_SA whose CHILD_SAs live on elsewhere (replaced, or redundant): no `deleted` action. */
+  private retire(now: number): Action[] {
+    this.quiet = true
+    this.rekeyedAt = Math.min(this.rekeyedAt, now)
+    return this.request(Exchange.INFORMATIONAL, [{type: P.D, protocol: ProtocolId.IKE, spiSize: 0, spis: []}], now, () => {
+      this.state = 'closed'
+      return []
+    })
+  }
+
+  private answerIkeRekey(offered: Proposal[], ni: Buffer, ke: PayloadOf<typeof P.KE> | undefined, now: number): Answer {
+    const refuse = (type: number, data?: Buffer): Answer => ({reply: [notify(type, data)], actions: []})
+    if (!ke) return refuse(Notify.INVALID_SYNTAX)
+    const choice = choose(this.opts.ikePolicies, offered)
+    if (!choice.ok || choice.proposal.spi.length !== 8) return refuse(Notify.NO_PROPOSAL_CHOSEN)
+    const group = choice.suite.dh!
+    if (ke.group !== group) return refuse(Notify.INVALID_KE_PAYLOAD, Buffer.from([group >> 8, group & 255]))
+    const dh = this.deps.keyExchange(group)
+    let secret: Buffer
+    try {
+      secret = dh.computeSecret(ke.data)
+    } catch (e) {
+      if (isInputError(e)) return refuse(Notify.INVALID_SYNTAX)
+      throw e
+    }
+    const nr = this.deps.random(32)
+    const spi = this.deps.random(8)
+    // The peer started the rekey, so it is the new IKE_SA's initiator (§2.18).
+    const next = this.successorSa('responder', choice.proposal.spi, spi, choice.suite, ni, nr, secret)
+    const reply: Payload[] = [{type: P.SA, proposals: [{...choice.proposal, spi}]}, {type: P.NONCE, data: nr}, {type: P.KE, group, data: dh.publicKey}]
+    if (this.ikeRekey) {
+      // §2.8.2: ours is in flight too; which one survives is decided when its answer comes.
+      this.ikeCollision = {sa: next, nonces: [ni, nr]}
+      this.opts.adopt(next)
+      return {reply, actions: []}
+    }
+    // The peer started it: the peer deletes this IKE_SA.
+    return {reply, actions: this.handOver(next, now)}
+  }
+
+  /** Rekeys the IKE_SA (§1.3.2): CREATE_CHILD_SA [SA(IKE, new SPIi), Ni, KE]; the CHILD_SAs move to the new one. */
+  rekeyIke(now: number, group?: number): Action[] {
+    if (this.state !== 'established' || this.successor || this.ikeRekey || !this.opts.ikePolicies.length) return []
+    const spi = this.deps.random(8)
+    const ni = this.deps.random(32)
+    const groups = [...new Set(this.opts.ikePolicies.flatMap((p) => p.dh))]
+    const dh = this.deps.keyExchange(group ?? (this.suite.dh !== undefined && groups.includes(this.suite.dh) ? this.suite.dh : groups[0]))
+    const proposals = toProposals(this.opts.ikePolicies, spi)
+    this.ikeRekey = {ni}
+    this.ikeRekeyAt = Infinity
+    const inner: Payload[] = [{type: P.SA, proposals}, {type: P.NONCE, data: ni}, {type: P.KE, group: dh.group, data: dh.publicKey}]
+    return this.arm(this.request(Exchange.CREATE_CHILD_SA, inner, now, (reply, t) => this.onIkeRekeyAnswer({spi, ni, dh, proposals, retried: group !== undefined}, reply, t)))
+  }
+
+  private onIkeRekeyAnswer(x: {spi: Buffer; ni: Buffer; dh: KeyExchange; proposals: Proposal[]; retried: boolean}, reply: Payload[], now: number): Action[] {
+    this.ikeRekey = undefined
+    const collision = this.ikeCollision
+    this.ikeCollision = undefined
+    const again = (): Action[] => {
+      // Ours failed; a colliding rekey of the peer's that we answered is then the one (the peer deletes us).
+      if (collision) return this.handOver(collision.sa, now)
+      this.ikeRekeyAt = now + RETRY_MS + this.jitter(RETRY_JITTER_MS)
+      return []
+    }
+    if (this.state !== 'established' || this.successor) return []
+    const errors = errorNotifies(reply)
+    if (errors.length) {
+      const n = payloadsOf(reply, P.N).find((p) => p.notify === Notify.INVALID_KE_PAYLOAD)
+      const group = n?.data.length === 2 ? n.data.readUInt16BE(0) : undefined
+      if (group !== undefined && !x.retried && !collision && this.opts.ikePolicies.some((p) => p.dh.includes(group))) return this.rekeyIke(now, group)
+      return again()
+    }
+    const sa = payloadOf(reply, P.SA)
+    const nr = payloadOf(reply, P.NONCE)
+    const ke = payloadOf(reply, P.KE)
+    let next: ProtectedSa
+    try {
+      if (!sa || !nr || !ke || ke.group !== x.dh.group) return again()
+      const suite = acceptAnswer(x.proposals, sa.proposals)
+      if (sa.proposals[0].protocol !== ProtocolId.IKE || sa.proposals[0].spi.length !== 8 || suite.dh !== x.dh.group) return again()
+      next = this.successorSa('initiator', x.spi, sa.proposals[0].spi, suite, x.ni, nr.data, x.dh.computeSecret(ke.data))
+    } catch (e) {
+      if (isInputError(e)) return again()
+      throw e
+    }
+    if (collision) {
+      const low = lowest([x.ni, nr.data, ...collision.nonces])
+      if (low === x.ni || low === nr.data) {
+        // Ours is redundant: we delete it; the peer, whose IKE_SA survives, deletes this one.
+        this.opts.adopt(next)
+        return [...this.handOver(collision.sa, now), ...next.retire(now)]
+      }
+      collision.sa.quiet = true // the peer deletes its redundant one
+    }
+    return [...this.handOver(next, now), ...this.retire(now)]
   }
 
   /** A liveness check (DPD, §1.4): an empty INFORMATIONAL; no answer after the retries fails the SA. */
@@ -350,7 +799,7 @@ export class ProtectedSa {
     return this.request(Exchange.INFORMATIONAL, [], now)
   }
 
-  /** Deletes the IKE_SA (and with it its CHILD_SA): DELETE, then closed when answered. */
+  /** Deletes the IKE_SA (and with it its CHILD_SAs): DELETE, then closed when answered. */
   close(now: number): Action[] {
     if (this.state !== 'established') return []
     this.state = 'closing'
@@ -359,4 +808,16 @@ export class ProtectedSa {
       return [{type: 'deleted', spiI: this.spiI, what: 'ike', by: 'us', spis: []}]
     })
   }
+}
+
+/** A peer's refusal of a CHILD_SA request of ours, as one line. */
+function childRefusal(n: number): TunkitError {
+  const why: Readonly<Record<number, [ErrorCode, string]>> = {
+    [Notify.NO_PROPOSAL_CHOSEN]: ['TK_UNSUPPORTED', 'no proposal in common'],
+    [Notify.TS_UNACCEPTABLE]: ['TK_DENIED', 'traffic selectors unacceptable'],
+    [Notify.NO_ADDITIONAL_SAS]: ['TK_RESOURCE_LIMIT', 'no more CHILD_SAs on this IKE_SA'],
+    [Notify.TEMPORARY_FAILURE]: ['TK_UNAVAILABLE', 'busy, try again'],
+  }
+  const [code, text] = why[n] ?? ['TK_PROTOCOL_ERROR', 'refused']
+  return new TunkitError(code, `the peer refused the CHILD_SA: ${text} (${NOTIFY_NAMES[n] ?? n})`)
 }

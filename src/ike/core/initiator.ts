@@ -1,14 +1,15 @@
 import {TunkitError, type ErrorCode} from '../../lib/errors.js'
+import {formatIPv4} from '../../lib/net/ip.js'
 import {AuthMethod, CfgAttr, CfgType, Exchange, Flag, Notify, NOTIFY_NAMES, PayloadType as P, ProtocolId, TransformType} from '../codec/constants.js'
-import {cpAddress} from '../codec/cp.js'
+import {cpAddress, decodeCpPolicy, TUNKIT_POLICY, type CfgAttribute} from '../codec/cp.js'
 import {idToString, type IdBody} from '../codec/id.js'
 import {decodeMessage, encodeMessage, type IkeMessage} from '../codec/message.js'
 import {payloadOf, payloadsOf, type Payload} from '../codec/payload.js'
 import type {Proposal} from '../codec/sa.js'
 import {tsFromCidr, type TrafficSelector} from '../codec/ts.js'
 import {deriveChildKeys, deriveIkeKeys, pskAuth, pskAuthMatches, signedOctets, skeyseed, skKeys, type KeyExchange, type Suite} from './crypto.js'
-import {DEFAULT_DEPS, errorNotifies, isInputError, natDetected, natHash, notify, ProtectedSa, RETRANSMIT, SIGNATURE_HASHES, type Action, type Counters, type Deps, type Endpoint, type Established, type RequestHandler, type Retransmit} from './exchange.js'
-import {acceptAnswer, espOffer, espPolicies, ikeOffer} from './proposals.js'
+import {CHILD_LIFETIME, DEFAULT_DEPS, errorNotifies, IKE_LIFETIME, isInputError, MAX_CHILDREN, natDetected, natHash, notify, ProtectedSa, RETRANSMIT, SIGNATURE_HASHES, type Action, type Lifetime, type Counters, type Deps, type Endpoint, type Established, type RequestHandler, type Retransmit} from './exchange.js'
+import {acceptAnswer, espOffer, espPolicies, IKE_POLICIES, ikeOffer, policyFromTransforms, type Policy} from './proposals.js'
 
 /**
  * The IKEv2 initiator (RFC 7296 §1.2): IKE_SA_INIT with the full offer, then IKE_AUTH with PSK,
@@ -30,6 +31,10 @@ export interface InitiatorConfig {
   tsI?: TrafficSelector[]
   tsR?: TrafficSelector[]
   retransmit?: Retransmit
+  /** CHILD_SA and IKE_SA lifetimes (default CHILD_LIFETIME, IKE_LIFETIME), DPD after idle (default none), CHILD_SAs at most. */
+  lifetimes?: {child?: Lifetime; ike?: Lifetime}
+  dpdMs?: number
+  maxChildren?: number
 }
 
 /** How often the gateway may send us back for a cookie or another group before we give up. */
@@ -63,6 +68,8 @@ export class IkeInitiator {
   /** Our IKE_SA_INIT as last sent (RealMessage1 of the AUTH) and its retransmission state. */
   private init: {data: Buffer; sent: number; at: number} = {data: Buffer.alloc(0), sent: 0, at: 0}
   private sa: ProtectedSa | undefined
+  /** Every IKE_SA of ours: the first, and those made by rekeys (an old one until its DELETE is done). */
+  private readonly sas: ProtectedSa[] = []
 
   constructor(readonly config: InitiatorConfig, deps: Partial<Deps> = {}) {
     this.deps = {...DEFAULT_DEPS, ...deps}
@@ -72,9 +79,11 @@ export class IkeInitiator {
     this.ke = this.deps.keyExchange(suiteGroups(this.offer)[0])
   }
 
-  /** The established IKE_SA, for DPD and DELETE; undefined before IKE_AUTH is answered. */
+  /** The current IKE_SA (after rekeys, the newest), for DPD, DELETE, rekeys; undefined before IKE_AUTH is answered. */
   get ikeSa(): ProtectedSa | undefined {
-    return this.sa
+    let s = this.sa
+    while (s?.successor) s = s.successor
+    return s
   }
 
   start(now: number): Action[] {
@@ -106,7 +115,12 @@ export class IkeInitiator {
   }
 
   tick(now: number): Action[] {
-    if (this.phase === 'sa') return this.sa!.tick(now)
+    if (this.phase === 'sa') {
+      const out = this.sas.flatMap((s) => s.tick(now))
+      // Replaced IKE_SAs are forgotten once closed (their last answer went out long ago).
+      for (let i = this.sas.length - 1; i >= 0; i--) if (this.sas[i].state === 'closed' && this.sas[i] !== this.ikeSa && this.sas[i].wakeAt === undefined) this.sas.splice(i, 1)
+      return out
+    }
     if (this.phase !== 'init' || now < this.init.at) return []
     if (this.init.sent >= this.rt.tries) return this.fail(new TunkitError('TK_TIMEOUT', `the gateway ${this.config.gateway.address} did not answer IKE_SA_INIT (${this.init.sent} tries)`))
     this.init.sent++
@@ -117,9 +131,9 @@ export class IkeInitiator {
 
   receive(raw: Buffer, now: number): Action[] {
     if (this.phase === 'sa') {
-      const sa = this.sa!
-      if (raw.length < 16 || !raw.subarray(0, 8).equals(sa.spiI) || !raw.subarray(8, 16).equals(sa.spiR)) return this.drop()
-      return sa.receive(raw, now, (m, inner) => this.onRequest(sa, m, inner))
+      const sa = raw.length < 16 ? undefined : this.sas.find((s) => raw.subarray(0, 8).equals(s.spiI) && raw.subarray(8, 16).equals(s.spiR))
+      if (!sa) return this.drop()
+      return sa.receive(raw, now, (m, inner, t) => this.onRequest(sa, m, inner, t))
     }
     if (this.phase !== 'init') return this.drop()
     let m: IkeMessage
@@ -174,8 +188,18 @@ export class IkeInitiator {
     const sk = skKeys(suite, keys)
     const nat = natDetected(m.payloads, this.spiI, m.spiR, this.config.gateway, this.config.local)
     const peer = nat.local || nat.remote ? {address: this.config.gateway.address, port: 4500} : this.config.gateway
-    const ike = new ProtectedSa('initiator', this.spiI, m.spiR, sk.initiator, sk.responder, peer, this.counters, suite.prf!, keys.skD, this.deps, this.rt)
+    const c0 = this.config
+    const ike = new ProtectedSa('initiator', this.spiI, m.spiR, sk.initiator, sk.responder, peer, this.counters, suite.prf!, keys.skD, this.deps, {
+      retransmit: this.rt,
+      ikePolicies: IKE_POLICIES,
+      child: c0.lifetimes?.child ?? CHILD_LIFETIME,
+      ike: c0.lifetimes?.ike ?? IKE_LIFETIME,
+      dpdMs: c0.dpdMs ?? 0,
+      maxChildren: c0.maxChildren ?? MAX_CHILDREN,
+      adopt: (s) => this.sas.push(s),
+    })
     this.sa = ike
+    this.sas.push(ike)
     this.phase = 'sa'
     const childSpi = this.deps.random(4)
     const esp = espOffer(childSpi)
@@ -256,19 +280,55 @@ export class IkeInitiator {
     }
     const vip = attr(CfgAttr.INTERNAL_IP4_ADDRESS)[0]
     if (vip) est.vip = vip
-    ike.children.push(est.child)
-    return [{type: 'established', sa: est}]
+    const subnets = (cp?.attributes ?? []).filter((a) => a.type === CfgAttr.INTERNAL_IP4_SUBNET && a.value.length === 8).map((a) => `${formatIPv4(a.value, 0)}/${prefixLength(a.value.readUInt32BE(4))}`)
+    if (subnets.length) est.subnets = subnets
+    return [{type: 'established', sa: est}, ...ike.up(now, x.suite), ...this.perPolicy(ike, est, cp?.attributes ?? [], now)]
   }
 
-  /** Requests of the gateway: INFORMATIONAL (DPD, DELETE), CREATE_CHILD_SA (CHILD_SA rekey). */
-  private onRequest(sa: ProtectedSa, m: IkeMessage, inner: Payload[]): ReturnType<RequestHandler> {
+  /**
+   * Seed 002: the gateway's policies (tunkit CP attribute) beyond the one the first CHILD_SA
+   * covers each get a CHILD_SA with exactly their transforms, TSi the VIP and TSr the subnet.
+   * Without the attribute (strongSwan) the first CHILD_SA is all there is.
+   */
+  private perPolicy(ike: ProtectedSa, est: Established, attrs: readonly CfgAttribute[], now: number): Action[] {
+    const first = est.child
+    const out: Action[] = []
+    let firstEsp: Policy[] = espPolicies()
+    const tsI = est.vip ? [tsFromCidr(`${est.vip}/32`)] : first.tsI
+    for (const a of attrs) {
+      if (a.type !== TUNKIT_POLICY) continue
+      let subnet = '?'
+      try {
+        const p = decodeCpPolicy(a.value)
+        subnet = `${p.address}/${p.prefix}`
+        const ts = tsFromCidr(subnet)
+        const esp = p.proposals.map(policyFromTransforms)
+        if (first.tsR.some((s) => s.start === ts.start && s.end === ts.end)) firstEsp = esp
+        else out.push(...ike.createChild({policy: esp, tsI, tsR: [ts]}, now))
+      } catch (e) {
+        if (!isInputError(e)) throw e
+        out.push({type: 'child-failed', spiI: this.spiI, error: new TunkitError('TK_UNSUPPORTED', `the gateway's policy for ${subnet} cannot be met: ${(e as Error).message}`)})
+      }
+    }
+    return [...ike.addChild(first, firstEsp, now), {type: 'child-up', spiI: this.spiI, child: first}, ...out]
+  }
+
+  /** Requests of the gateway: INFORMATIONAL (DPD, DELETE), CREATE_CHILD_SA (CHILD_SA and IKE_SA rekeys). */
+  private onRequest(sa: ProtectedSa, m: IkeMessage, inner: Payload[], now: number): ReturnType<RequestHandler> {
     if (sa.state === 'auth') return undefined
     if (m.exchange === Exchange.INFORMATIONAL) return sa.informational(inner)
-    if (m.exchange === Exchange.CREATE_CHILD_SA) return sa.answerCreateChild(inner, espPolicies())
+    if (m.exchange === Exchange.CREATE_CHILD_SA) return sa.answerCreateChild(inner, now)
     return undefined
   }
 }
 
 function suiteGroups(offer: readonly Proposal[]): number[] {
   return [...new Set(offer.flatMap((p) => p.transforms.filter((t) => t.type === TransformType.DH).map((t) => t.id)))]
+}
+
+/** The prefix length of a netmask (its leading ones). */
+function prefixLength(mask: number): number {
+  let n = 0
+  while (n < 32 && mask & (0x80000000 >>> n)) n++
+  return n
 }

@@ -234,3 +234,66 @@ export function parseProposals(s: string, protocol: Policy['protocol']): Policy[
   if (parts.length === 0) throw usage(s, 'empty')
   return parts.map((x) => parseProposal(x, protocol))
 }
+
+/**
+ * ESP policies as a CREATE_CHILD_SA needs them: with a KE (PFS) every proposal requires a DH
+ * group (its own, or any we support); without one (IKE_AUTH, or no PFS) none.
+ */
+export function withPfs(esp: readonly Policy[], pfs: boolean): Policy[] {
+  return esp.map((p) => ({...p, dh: pfs ? (p.dh.length ? [...p.dh] : [...DH_PREFERENCE]) : []}))
+}
+
+// ---- per-policy configuration push (seed 002): `--policy SUBNET=PROPOSALS` ----
+
+/** A protected subnet and the ESP proposals that may protect it. */
+export interface SubnetPolicy {
+  subnet: string
+  esp: Policy[]
+}
+
+/** `198.18.1.0/24=aes256gcm16` or `198.18.9.0/24=aes256-sha512,aes128-sha1` (IPv4). */
+export function parsePolicy(s: string): SubnetPolicy {
+  const eq = s.indexOf('=')
+  const subnet = s.slice(0, eq).trim()
+  const m = /^(\d{1,3}(?:\.\d{1,3}){3})\/(\d{1,2})$/.exec(subnet)
+  if (eq < 0 || !m) throw new TunkitError('TK_USAGE', `policy '${s}': expected SUBNET=PROPOSALS, e.g. 198.18.1.0/24=aes256gcm16`)
+  const octets = m[1].split('.').map(Number)
+  const bits = Number(m[2])
+  const addr = octets.reduce((a, o) => a * 256 + o, 0)
+  if (octets.some((o) => o > 255) || bits > 32 || (bits < 32 && addr % 2 ** (32 - bits) !== 0)) throw new TunkitError('TK_USAGE', `policy '${s}': ${subnet} is not a subnet (host bits set?)`)
+  return {subnet, esp: parseProposals(s.slice(eq + 1), ProtocolId.ESP)}
+}
+
+/** The transforms of one ESP policy as the tunkit CP attribute lists them. */
+export function policyTransforms(p: Policy): {type: number; id: number; keyBits?: number}[] {
+  return toProposals([p])[0].transforms.map((t) => {
+    const bits = keyLength(t)
+    return bits === undefined ? {type: t.type, id: t.id} : {type: t.type, id: t.id, keyBits: bits}
+  })
+}
+
+const SUPPORTED: Readonly<Record<number, (t: {id: number; keyBits?: number}) => boolean>> = {
+  [T.ENCR]: (t) => [...AEAD, ...CBC].some((a) => a.id === t.id && a.keyBits === t.keyBits),
+  [T.INTEG]: (t) => INTEGS.includes(t.id) && t.keyBits === undefined,
+  [T.DH]: (t) => DH_PREFERENCE.includes(t.id) && t.keyBits === undefined,
+  [T.ESN]: (t) => (t.id === Esn.NONE || t.id === Esn.ESN) && t.keyBits === undefined,
+}
+
+/**
+ * An ESP policy from the transforms a gateway pushed. Throws TK_UNSUPPORTED naming the first
+ * transform tunkit cannot offer (a policy the client cannot meet), or a mix of AEAD and CBC.
+ */
+export function policyFromTransforms(ts: readonly {type: number; id: number; keyBits?: number}[]): Policy {
+  const p: Policy = {protocol: ProtocolId.ESP, encr: [], integ: [], prf: [], dh: [], esn: []}
+  for (const t of ts) {
+    if (!SUPPORTED[t.type]?.(t)) throw new TunkitError('TK_UNSUPPORTED', `transform ${t.type}/${t.id}${t.keyBits ? `/${t.keyBits}` : ''} is not supported for ESP`)
+    if (t.type === T.ENCR) add(p.encr, t.keyBits === undefined ? {id: t.id} : {id: t.id, keyBits: t.keyBits}, (a, b) => a.id === b.id && a.keyBits === b.keyBits)
+    else if (t.type === T.INTEG) add(p.integ, t.id)
+    else if (t.type === T.DH) add(p.dh, t.id)
+    else add(p.esn, t.id)
+  }
+  const aead = p.encr.filter((a) => a.id !== Encr.AES_CBC).length
+  if (!p.encr.length || (aead && (aead !== p.encr.length || p.integ.length)) || (!aead && !p.integ.length)) throw new TunkitError('TK_UNSUPPORTED', 'the proposal does not combine a cipher and integrity tunkit can use')
+  if (!p.esn.length) p.esn.push(Esn.NONE)
+  return p
+}

@@ -2,13 +2,15 @@ import {createHmac, timingSafeEqual} from 'node:crypto'
 import {TunkitError} from '../../lib/errors.js'
 import {ipv4Bytes, ipv4ToU32, ipv4FromU32, isIPv4} from '../../lib/net/ip.js'
 import {AuthMethod, CfgAttr, CfgType, Exchange, Flag, Notify, PayloadType as P, TsType} from '../codec/constants.js'
+import {encodeCpPolicy, TUNKIT_POLICY, type CfgAttribute} from '../codec/cp.js'
 import {idToString, type IdBody} from '../codec/id.js'
 import {decodeMessage, encodeMessage, type IkeMessage} from '../codec/message.js'
 import {payloadOf, payloadsOf, type Payload} from '../codec/payload.js'
+import type {Proposal} from '../codec/sa.js'
 import {tsFromCidr, type TrafficSelector} from '../codec/ts.js'
 import {deriveChildKeys, deriveIkeKeys, pskAuth, pskAuthMatches, signedOctets, skeyseed, skKeys, type IkeKeys, type Suite} from './crypto.js'
-import {DEFAULT_DEPS, isInputError, natDetected, natHash, notify, SIGNATURE_HASHES, ProtectedSa, RETRANSMIT, type Action, type Counters, type Deps, type Endpoint, type Established, type RequestHandler, type Retransmit} from './exchange.js'
-import {choose, espPolicies, IKE_POLICIES, type Policy} from './proposals.js'
+import {CHILD_LIFETIME, DEFAULT_DEPS, IKE_LIFETIME, isInputError, MAX_CHILDREN, natDetected, natHash, notify, SIGNATURE_HASHES, ProtectedSa, RETRANSMIT, type Action, type ChildSelection, type Lifetime, type Counters, type Deps, type Endpoint, type Established, type RequestHandler, type Retransmit} from './exchange.js'
+import {choose, espPolicies, IKE_POLICIES, policyTransforms, withPfs, type Policy, type SubnetPolicy} from './proposals.js'
 
 /**
  * The IKEv2 responder (RFC 7296 §1.2, §2.6, §2.7): one object for every IKE_SA of a gateway, so
@@ -25,8 +27,13 @@ export interface ResponderConfig {
   /** Our preferences, best first (default: everything tunkit supports). */
   ike?: readonly Policy[]
   esp?: readonly Policy[]
-  /** The subnets we protect: the initiator's TSr is narrowed to them. */
+  /** The subnets we protect: the initiator's TSr is narrowed to them (all with the `esp` proposals). */
   subnets: readonly string[]
+  /**
+   * Seed 002, `--policy SUBNET=PROPOSALS`: instead of `subnets`/`esp`, each subnet with its own ESP
+   * proposals, pushed in CFG_REPLY (INTERNAL_IP4_SUBNET and the tunkit policy attribute).
+   */
+  policies?: readonly SubnetPolicy[]
   /** A virtual IPv4 address for an identity, or undefined when the pool is empty. */
   lease(id: IdBody): string | undefined
   dns?: readonly string[]
@@ -36,6 +43,10 @@ export interface ResponderConfig {
   /** How long a half-open or failed SA is kept. */
   halfOpenMs?: number
   retransmit?: Retransmit
+  /** CHILD_SA and IKE_SA lifetimes (default CHILD_LIFETIME, IKE_LIFETIME), DPD after idle (default none), CHILD_SAs at most. */
+  lifetimes?: {child?: Lifetime; ike?: Lifetime}
+  dpdMs?: number
+  maxChildren?: number
 }
 
 interface Sa {
@@ -51,6 +62,8 @@ interface Sa {
   nat: Established['nat']
   created: number
   closedAt?: number
+  /** The initiator's leased address: new CHILD_SAs narrow TSi to it. */
+  vip?: string
 }
 
 const key = (spi: Buffer): string => spi.toString('hex')
@@ -81,9 +94,18 @@ export class IkeResponder {
     return n
   }
 
-  /** The IKE_SA whose initiator SPI is `spiI`, for DPD and DELETE. */
+  /**
+   * The IKE_SA whose initiator SPI is `spiI`, for DPD and DELETE. After a rekey this is the SA
+   * that replaced it, found by the old SPIi as long as the old IKE_SA is remembered (until its
+   * DELETE, plus `halfOpenMs`) and by the new one from `ike-rekeyed` on.
+   */
   ikeSa(spiI: Buffer): ProtectedSa | undefined {
-    for (const sa of this.sas.values()) if (sa.ike.spiI.equals(spiI)) return sa.ike
+    for (const sa of this.sas.values()) {
+      if (!sa.ike.spiI.equals(spiI)) continue
+      let s = sa.ike
+      while (s.successor) s = s.successor
+      return s
+    }
     return undefined
   }
 
@@ -97,8 +119,9 @@ export class IkeResponder {
     if (raw.length < 28) return this.drop()
     const spiR = raw.subarray(8, 16)
     if (spiR.every((b) => b === 0)) return this.onInit(raw, from, now)
-    const sa = this.sas.get(key(spiR))
-    if (!sa || !raw.subarray(0, 8).equals(sa.ike.spiI)) return this.drop()
+    // SAs are kept by our SPI: SPIr, or SPIi of an IKE_SA we made by a rekey (the I flag says which).
+    const sa = this.sas.get(key(raw[19] & Flag.INITIATOR ? spiR : raw.subarray(0, 8)))
+    if (!sa || !raw.subarray(0, 8).equals(sa.ike.spiI) || !spiR.equals(sa.ike.spiR)) return this.drop()
     return sa.ike.receive(raw, now, this.handler(sa), from)
   }
 
@@ -197,7 +220,18 @@ export class IkeResponder {
     ]
     const initResponse = encodeMessage({spiI: m.spiI, spiR, exchange: Exchange.IKE_SA_INIT, flags: Flag.RESPONSE, messageId: 0, payloads})
     const sk = skKeys(suite, keys)
-    const ike = new ProtectedSa('responder', m.spiI, spiR, sk.responder, sk.initiator, from, this.counters, suite.prf!, keys.skD, this.deps, this.config.retransmit ?? RETRANSMIT)
+    const c = this.config
+    const ike = new ProtectedSa('responder', m.spiI, spiR, sk.responder, sk.initiator, from, this.counters, suite.prf!, keys.skD, this.deps, {
+      retransmit: c.retransmit ?? RETRANSMIT,
+      ikePolicies: c.ike ?? IKE_POLICIES,
+      child: c.lifetimes?.child ?? CHILD_LIFETIME,
+      ike: c.lifetimes?.ike ?? IKE_LIFETIME,
+      dpdMs: c.dpdMs ?? 0,
+      maxChildren: c.maxChildren ?? MAX_CHILDREN,
+      select: (tsI, tsR, offered, pfs) => this.select(entry.vip, tsI, tsR, offered, pfs),
+      // An IKE_SA made by a rekey: kept by our SPI of it, with what the first one knew.
+      adopt: (next) => this.sas.set(key(next.ourSpi), {...entry, ike: next, created: now, closedAt: undefined}),
+    })
     const entry: Sa = {ike, remote: from, ni: ni.data, nr, suite, keys, initRequest: raw, initResponse, nat, created: now}
     this.sas.set(key(spiR), entry)
     this.byInit.set(endpointKey(m.spiI, from), entry)
@@ -205,16 +239,40 @@ export class IkeResponder {
   }
 
   private handler(sa: Sa): RequestHandler {
-    return (m, inner) => {
+    return (m, inner, now) => {
       const ike = sa.ike
-      if (ike.state === 'auth') return m.exchange === Exchange.IKE_AUTH ? this.onAuth(sa, inner) : undefined
+      if (ike.state === 'auth') return m.exchange === Exchange.IKE_AUTH ? this.onAuth(sa, inner, now) : undefined
       if (m.exchange === Exchange.INFORMATIONAL) return ike.informational(inner)
-      if (m.exchange === Exchange.CREATE_CHILD_SA) return ike.answerCreateChild(inner, this.config.esp ?? espPolicies())
+      if (m.exchange === Exchange.CREATE_CHILD_SA) return ike.answerCreateChild(inner, now)
       return undefined
     }
   }
 
-  private onAuth(sa: Sa, inner: Payload[]): {reply: Payload[]; actions: Action[]} {
+  /** Our policies: each protected subnet with the ESP proposals that may protect it. */
+  private get policies(): {subnets: readonly string[]; esp: readonly Policy[]}[] {
+    const c = this.config
+    return c.policies?.length ? c.policies.map((p) => ({subnets: [p.subnet], esp: p.esp})) : [{subnets: c.subnets, esp: c.esp ?? espPolicies()}]
+  }
+
+  /**
+   * A CHILD_SA the initiator asks for (TS as it sent them): TSi narrowed to its VIP, TSr to the
+   * first policy whose subnets it overlaps AND whose proposals it offered; that policy's choice.
+   */
+  private select(vip: string | undefined, tsI: TrafficSelector[], tsR: TrafficSelector[], offered: Proposal[], pfs: boolean): ChildSelection {
+    const narrowedI = vip ? narrow(tsI, [tsFromCidr(`${vip}/32`)]) : tsI
+    let proposal = false
+    for (const pol of this.policies) {
+      const choice = choose(withPfs(pol.esp, pfs), offered)
+      if (!choice.ok) continue
+      proposal = true
+      const narrowedR = narrow(tsR, pol.subnets.map(tsFromCidr))
+      if (narrowedI.length && narrowedR.length) return {ok: true, esp: pol.esp, proposal: choice.proposal, suite: choice.suite, tsI: narrowedI, tsR: narrowedR}
+    }
+    if (!proposal) return {ok: false, notify: Notify.NO_PROPOSAL_CHOSEN, why: 'no ESP proposal in common'}
+    return {ok: false, notify: Notify.TS_UNACCEPTABLE, why: `traffic selectors outside ${this.policies.flatMap((p) => p.subnets).join(', ') || 'nothing'}`}
+  }
+
+  private onAuth(sa: Sa, inner: Payload[], now: number): {reply: Payload[]; actions: Action[]} {
     const c = this.config
     const ike = sa.ike
     const prf = sa.suite.prf!
@@ -247,20 +305,36 @@ export class IkeResponder {
       vip = c.lease(idi)
       if (!vip) return childFails(Notify.INTERNAL_ADDRESS_FAILURE, 'the address pool is empty')
     }
-    const choice = choose(c.esp ?? espPolicies(), saP.proposals)
-    if (!choice.ok || choice.proposal.spi.length !== 4) return childFails(Notify.NO_PROPOSAL_CHOSEN, 'no ESP proposal in common')
-    const narrowedI = vip ? narrow(tsI.selectors, [tsFromCidr(`${vip}/32`)]) : tsI.selectors
-    const narrowedR = narrow(tsR.selectors, c.subnets.map(tsFromCidr))
-    if (!narrowedI.length || !narrowedR.length) return childFails(Notify.TS_UNACCEPTABLE, `traffic selectors outside ${c.subnets.join(', ') || 'nothing'}`)
+    // The first CHILD_SA covers the first policy whose proposals the initiator offered (§2.9).
+    const choice = this.select(vip, tsI.selectors, tsR.selectors, saP.proposals, false)
+    if (!choice.ok) return childFails(choice.notify, choice.why)
+    if (choice.proposal.spi.length !== 4) return childFails(Notify.NO_PROPOSAL_CHOSEN, 'no ESP proposal in common')
+    sa.vip = vip
     const spiR = this.deps.random(4)
     const dns = vip ? (c.dns ?? []) : []
-    if (cp) reply.push({type: P.CP, cfgType: CfgType.REPLY, attributes: [...(vip ? [{type: CfgAttr.INTERNAL_IP4_ADDRESS, value: ipv4Bytes(vip)}] : []), ...dns.map((d) => ({type: CfgAttr.INTERNAL_IP4_DNS, value: ipv4Bytes(d)}))]})
-    reply.push({type: P.SA, proposals: [{...choice.proposal, spi: spiR}]}, {type: P.TSi, selectors: narrowedI}, {type: P.TSr, selectors: narrowedR})
-    const child = {suite: choice.suite, spiI: choice.proposal.spi, spiR, keys: deriveChildKeys(prf, sa.keys.skD, choice.suite, sa.ni, sa.nr), tsI: narrowedI, tsR: narrowedR}
-    ike.children.push(child)
+    if (cp) reply.push({type: P.CP, cfgType: CfgType.REPLY, attributes: [...(vip ? [{type: CfgAttr.INTERNAL_IP4_ADDRESS, value: ipv4Bytes(vip)}] : []), ...dns.map((d) => ({type: CfgAttr.INTERNAL_IP4_DNS, value: ipv4Bytes(d)})), ...this.pushedPolicies()]})
+    reply.push({type: P.SA, proposals: [{...choice.proposal, spi: spiR}]}, {type: P.TSi, selectors: choice.tsI}, {type: P.TSr, selectors: choice.tsR})
+    const child = {suite: choice.suite, spiI: choice.proposal.spi, spiR, keys: deriveChildKeys(prf, sa.keys.skD, choice.suite, sa.ni, sa.nr), tsI: choice.tsI, tsR: choice.tsR}
     const est: Established = {role: 'responder', spiI: ike.spiI, spiR: ike.spiR, ike: sa.suite, peerId: who, child, dns: [...dns], nat: sa.nat, peer: ike.peer}
     if (vip) est.vip = vip
-    return {reply, actions: [{type: 'established', sa: est}]}
+    return {reply, actions: [{type: 'established', sa: est}, ...ike.up(now, sa.suite), ...ike.addChild(child, choice.esp, now), {type: 'child-up', spiI: ike.spiI, child}]}
+  }
+
+  /** CFG_REPLY: each IPv4 subnet we protect (INTERNAL_IP4_SUBNET), and with `policies` its proposals (tunkit attribute). */
+  private pushedPolicies(): CfgAttribute[] {
+    const out: CfgAttribute[] = []
+    for (const p of this.policies) {
+      for (const subnet of p.subnets) {
+        const [address, bits] = subnet.split('/')
+        if (!isIPv4(address)) continue
+        const prefix = bits === undefined ? 32 : Number(bits)
+        const mask = Buffer.alloc(4)
+        mask.writeUInt32BE(prefix ? (0xffffffff << (32 - prefix)) >>> 0 : 0)
+        out.push({type: CfgAttr.INTERNAL_IP4_SUBNET, value: Buffer.concat([ipv4Bytes(address), mask])})
+        if (this.config.policies?.length) out.push({type: TUNKIT_POLICY, value: encodeCpPolicy({address, prefix, proposals: p.esp.map(policyTransforms)})})
+      }
+    }
+    return out
   }
 }
 
