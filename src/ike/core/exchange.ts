@@ -553,7 +553,8 @@ export class ProtectedSa {
     const k = deriveChildKeys(this.prfId, this.skD, choice.suite, ni.data, nr, secret)
     // The request's TSi are the peer's (it started the exchange), TSr ours.
     const child = this.makeChild(choice.suite, mine, choice.proposal.spi, k, false, {ours: choice.tsR, theirs: choice.tsI})
-    this.addChild(child, choice.esp, now)
+    // A CHILD_SA made with PFS is rekeyed with PFS.
+    this.addChild(child, ke ? withPfs(choice.esp, true) : choice.esp, now)
     const reply: Payload[] = [{type: P.SA, proposals: [{...choice.proposal, spi: mine}]}, {type: P.NONCE, data: nr}, ...kePayload, {type: P.TSi, selectors: choice.tsI}, {type: P.TSr, selectors: choice.tsR}]
     if (!old) return {reply, actions: [{type: 'child-up', spiI: this.spiI, child}]}
     const st = this.childStates.get(old)!
@@ -590,7 +591,8 @@ export class ProtectedSa {
     const dh = group === undefined ? undefined : this.deps.keyExchange(group)
     const proposals = toProposals(x.esp, spi)
     const inner: Payload[] = [
-      ...(x.old ? [notify(Notify.REKEY_SA, Buffer.alloc(0), ProtocolId.ESP, this.spis(x.old).theirs)] : []),
+      // REKEY_SA names the CHILD_SA by our inbound SPI, the one the peer sends with (§1.3.3).
+      ...(x.old ? [notify(Notify.REKEY_SA, Buffer.alloc(0), ProtocolId.ESP, this.spis(x.old).ours)] : []),
       {type: P.SA, proposals},
       {type: P.NONCE, data: ni},
       ...(dh ? [{type: P.KE, group: dh.group, data: dh.publicKey} as Payload] : []),

@@ -36,8 +36,8 @@ export interface Pair {
   lose: (s: Sent) => boolean
   /** Runs until nothing is in flight and no timer is due before `until`. */
   run(until?: number): void
-  /** Hands the machines actions made outside the loop (dpd, close) and runs. */
-  feed(dir: 'i' | 'r', actions: Action[]): void
+  /** Hands the machines actions made outside the loop (dpd, close) and runs (unless `run` is false: to start two at once). */
+  feed(dir: 'i' | 'r', actions: Action[], run?: boolean): void
 }
 
 export function seededRandom(seed: number): (n: number) => Buffer {
@@ -70,9 +70,9 @@ export function pair(opts: {ini?: Partial<InitiatorConfig>; res?: Partial<Respon
   const counts = {'i->r': 0, 'r->i': 0}
   const p: Pair = {
     ini, res, now: 0, sent: [], iEvents: [], rEvents: [], seenAs: opts.seenAs ?? CLIENT, lose: opts.lose ?? (() => false),
-    feed(dir, actions) {
+    feed(dir, actions, run = true) {
       take(dir, actions)
-      p.run()
+      if (run) p.run()
     },
     run(until = 120_000) {
       for (let steps = 0; steps < 10_000; steps++) {
