@@ -244,6 +244,8 @@ export class ProtectedSa {
   private ikeCollision: {sa: ProtectedSa; nonces: Buffer[]} | undefined
   /** Replaced or redundant: its DELETE closes it without a `deleted` action. */
   private quiet = false
+  /** Made by the peer's rekey that collided with ours, not yet known to survive: takes no CHILD_SA work. */
+  private undecided = false
   private ikeRekeyAt = Infinity
   private ikeHardAt = Infinity
   private rekeyedAt = Infinity
@@ -271,6 +273,13 @@ export class ProtectedSa {
     // IKE_SA_INIT used ID 0 and IKE_AUTH is 1: the initiator's next request is 1, the responder's first is 0.
     this.myNext = role === 'initiator' && !rekeyOf ? 1 : 0
     this.peerNext = role === 'initiator' || rekeyOf ? 0 : 1
+  }
+
+  /** This IKE_SA, or the one that replaced it (after rekeys, the newest). */
+  get current(): ProtectedSa {
+    let s: ProtectedSa = this
+    while (s.successor) s = s.successor
+    return s
   }
 
   get retransmit(): Retransmit {
@@ -327,6 +336,7 @@ export class ProtectedSa {
 
   /** The ESP engine saw a packet from the peer: it is alive, no DPD needed yet. */
   sawTraffic(now: number): void {
+    if (this.successor) return this.current.sawTraffic(now)
     this.lastInbound = Math.max(this.lastInbound, now)
   }
 
@@ -417,7 +427,9 @@ export class ProtectedSa {
     this.lastInbound = Math.max(this.lastInbound, now)
     if (answered) {
       this.pending = undefined
-      return this.arm([...answered.onResponse(inner, now), ...(this.state === 'closed' ? [] : this.next(now))])
+      // The answer may queue (and so send) a request of its own; one in flight at a time (§2.3).
+      const acted = answered.onResponse(inner, now)
+      return this.arm([...acted, ...(this.state === 'closed' || this.pending ? [] : this.next(now))])
     }
     // §2.11: answer where a genuine request came from (the peer moves to port 4500 behind a NAT).
     const was = this.peer
@@ -438,16 +450,19 @@ export class ProtectedSa {
    * The INFORMATIONAL requests every established SA answers (§1.4, §1.5): empty (liveness),
    * DELETE of the IKE_SA or of the CHILD_SA. Anything else gets an empty answer.
    */
-  informational(inner: Payload[]): Answer {
+  informational(inner: Payload[], now: number): Answer {
     const reply: Payload[] = []
     const actions: Action[] = []
     for (const p of inner) {
       if (p.type !== P.D || 'unknown' in p) continue
       if (p.protocol === ProtocolId.IKE) {
+        // The peer deletes the old IKE_SA when its colliding rekey survived (it had not seen ours): that one takes over.
+        const moved = this.ikeCollision && !this.successor ? this.handOver(this.ikeCollision.sa, now) : []
+        this.ikeCollision = undefined
         // An IKE_SA replaced by a rekey (or a redundant one) goes without its CHILD_SAs: they moved on.
         const quiet = this.quiet || this.state === 'rekeyed'
         this.state = 'closed'
-        return {reply: [], actions: quiet ? [] : [{type: 'deleted', spiI: this.spiI, what: 'ike', by: 'peer', spis: []}]}
+        return {reply: [], actions: quiet ? moved : [{type: 'deleted', spiI: this.spiI, what: 'ike', by: 'peer', spis: []}]}
       }
       if (p.protocol !== ProtocolId.ESP) continue
       // The peer names its inbound SPIs; we answer with ours of the same pairs (§1.4.1).
@@ -507,7 +522,7 @@ export class ProtectedSa {
   answerCreateChild(inner: Payload[], now: number): Answer {
     const refuse = (type: number, data?: Buffer, also: Action[] = []): Answer => ({reply: [notify(type, data)], actions: also})
     // §2.25: an IKE_SA being closed or replaced takes no new work.
-    if (this.state !== 'established' || this.successor || this.quiet) return refuse(Notify.TEMPORARY_FAILURE)
+    if (this.state !== 'established' || this.successor || this.quiet || this.undecided) return refuse(Notify.TEMPORARY_FAILURE)
     const rekey = payloadsOf(inner, P.N).find((n) => n.notify === Notify.REKEY_SA)
     const sa = payloadOf(inner, P.SA)
     const ni = payloadOf(inner, P.NONCE)
@@ -565,7 +580,8 @@ export class ProtectedSa {
 
   /** Asks for a new CHILD_SA with exactly `policy`'s proposals (PFS when they name DH groups); TS as we send them (TSi ours). */
   createChild(req: {policy: readonly Policy[]; tsI: TrafficSelector[]; tsR: TrafficSelector[]}, now: number): Action[] {
-    if (this.state !== 'established' || this.successor) return []
+    if (this.successor) return this.current.createChild(req, now)
+    if (this.state !== 'established') return []
     if (this.liveChildren >= this.opts.maxChildren) return [{type: 'child-failed', spiI: this.spiI, error: new TunkitError('TK_RESOURCE_LIMIT', `no more than ${this.opts.maxChildren} CHILD_SAs on an IKE_SA`)}]
     return this.arm(this.requestChild({esp: req.policy, tsI: req.tsI, tsR: req.tsR}, now))
   }
@@ -575,6 +591,7 @@ export class ProtectedSa {
    * by its own ESP policy; the old one is deleted once the new one is up (§2.8).
    */
   rekeyChild(spi: Buffer, now: number): Action[] {
+    if (this.successor) return this.current.rekeyChild(spi, now)
     const c = this.children.find((x) => this.spis(x).ours.equals(spi) || this.spis(x).theirs.equals(spi))
     const st = c && this.childStates.get(c)
     if (!c || !st || st.state !== 'installed' || this.state !== 'established' || this.successor) return []
@@ -603,9 +620,11 @@ export class ProtectedSa {
   }
 
   private onChildAnswer(x: ChildRequest, ctx: {spi: Buffer; ni: Buffer; dh: KeyExchange | undefined; proposals: Proposal[]}, reply: Payload[], now: number): Action[] {
-    const st = x.old && this.childStates.get(x.old)
+    // The keys come from this IKE_SA (the exchange ran on it); the CHILD_SAs may have moved on to a successor.
+    const cur = this.current
+    const st = x.old && cur.childStates.get(x.old)
     const failed = (error: TunkitError): Action[] => {
-      if (!x.old) return [{type: 'child-failed', spiI: this.spiI, error}]
+      if (!x.old) return [{type: 'child-failed', spiI: cur.spiI, error}]
       // A rekey that failed: the old CHILD_SA stays, and is tried again later, unless the peer's
       // colliding rekey replaced it (then the peer deletes it).
       if (st && st.state === 'rekeying') {
@@ -623,8 +642,8 @@ export class ProtectedSa {
       const ke = payloadsOf(reply, P.N).find((p) => p.notify === Notify.INVALID_KE_PAYLOAD)
       const group = ke?.data.length === 2 ? ke.data.readUInt16BE(0) : undefined
       // §1.3: INVALID_KE_PAYLOAD names the group the peer wants; try once more with it if we offered it.
-      if (group !== undefined && ctx.dh && !x.retried && x.esp.some((p) => p.dh.includes(group))) return this.requestChild({...x, group, retried: true}, now)
-      if (x.old && n === Notify.CHILD_SA_NOT_FOUND) return this.forget(x.old, 'peer')
+      if (group !== undefined && ctx.dh && !x.retried && x.esp.some((p) => p.dh.includes(group))) return cur.requestChild({...x, group, retried: true}, now)
+      if (x.old && n === Notify.CHILD_SA_NOT_FOUND) return cur.forget(x.old, 'peer')
       return failed(childRefusal(n))
     }
     const sa = payloadOf(reply, P.SA)
@@ -648,19 +667,19 @@ export class ProtectedSa {
     }
     const k = deriveChildKeys(this.prfId, this.skD, suite, ctx.ni, nr.data, secret)
     const child = this.makeChild(suite, ctx.spi, sa.proposals[0].spi, k, true, {ours: tsI.selectors, theirs: tsR.selectors})
-    this.addChild(child, x.esp, now)
-    if (!x.old) return [{type: 'child-up', spiI: this.spiI, child}]
-    const out: Action[] = [{type: 'rekeyed', spiI: this.spiI, old: x.old, child, by: 'us'}]
-    if (!st || !this.children.includes(x.old)) return out
+    const out = cur.addChild(child, x.esp, now)
+    if (!x.old) return [...out, {type: 'child-up', spiI: cur.spiI, child}]
+    out.push({type: 'rekeyed', spiI: cur.spiI, old: x.old, child, by: 'us'})
+    if (!st || !cur.children.includes(x.old)) return out
     const collision = st.collision
     st.collision = undefined
     // §2.8.1: of two simultaneous rekeys, the one with the lowest of the four nonces is redundant
     // and its initiator deletes it; the initiator of the survivor deletes the old CHILD_SA.
     if (collision && lowest([ctx.ni, nr.data, ...collision.nonces]) !== collision.nonces[0] && lowest([ctx.ni, nr.data, ...collision.nonces]) !== collision.nonces[1]) {
       st.state = 'rekeyed'
-      return [...out, ...this.deleteChild(child, now)]
+      return [...out, ...cur.deleteChild(child, now)]
     }
-    return [...out, ...this.deleteChild(x.old, now)]
+    return [...out, ...cur.deleteChild(x.old, now)]
   }
 
   /** Deletes a CHILD_SA (§1.4.1): D with our inbound SPI; gone when answered. */
@@ -668,7 +687,7 @@ export class ProtectedSa {
     const st = this.childStates.get(c)
     if (!st || st.state === 'deleting') return []
     st.state = 'deleting'
-    return this.arm(this.request(Exchange.INFORMATIONAL, [{type: P.D, protocol: ProtocolId.ESP, spiSize: 4, spis: [this.spis(c).ours]}], now, () => this.forget(c, 'us')))
+    return this.arm(this.request(Exchange.INFORMATIONAL, [{type: P.D, protocol: ProtocolId.ESP, spiSize: 4, spis: [this.spis(c).ours]}], now, () => this.current.forget(c, 'us')))
   }
 
   // ---- IKE_SA rekey (§1.3.2, §2.18) ----
@@ -691,11 +710,14 @@ export class ProtectedSa {
     for (const [c, st] of this.childStates) next.childStates.set(c, st)
     this.children.length = 0
     this.childStates.clear()
+    // Requests not yet sent go on the new IKE_SA (their answers act on `current`).
+    next.queue.push(...this.queue.splice(0))
+    next.undecided = false
     this.successor = next
     this.state = 'rekeyed'
     this.rekeyedAt = now
     this.opts.adopt(next)
-    return [{type: 'ike-rekeyed', oldSpiI: this.spiI, sa: {spiI: next.spiI, spiR: next.spiR, ike: next.suite, role: next.role}}, ...next.up(now, next.suite)]
+    return [{type: 'ike-rekeyed', oldSpiI: this.spiI, sa: {spiI: next.spiI, spiR: next.spiR, ike: next.suite, role: next.role}}, ...next.up(now, next.suite), ...(next.pending ? [] : next.next(now))]
   }
 
   /** Deletes an IKE_SA whose CHILD_SAs live on elsewhere (replaced, or redundant): no `deleted` action. */
@@ -731,6 +753,7 @@ export class ProtectedSa {
     if (this.ikeRekey) {
       // §2.8.2: ours is in flight too; which one survives is decided when its answer comes.
       this.ikeCollision = {sa: next, nonces: [ni, nr]}
+      next.undecided = true
       this.opts.adopt(next)
       return {reply, actions: []}
     }
@@ -797,12 +820,14 @@ export class ProtectedSa {
 
   /** A liveness check (DPD, §1.4): an empty INFORMATIONAL; no answer after the retries fails the SA. */
   dpd(now: number): Action[] {
+    if (this.successor) return this.current.dpd(now)
     if (this.state !== 'established') return []
     return this.request(Exchange.INFORMATIONAL, [], now)
   }
 
   /** Deletes the IKE_SA (and with it its CHILD_SAs): DELETE, then closed when answered. */
   close(now: number): Action[] {
+    if (this.successor) return this.current.close(now)
     if (this.state !== 'established') return []
     this.state = 'closing'
     return this.request(Exchange.INFORMATIONAL, [{type: P.D, protocol: ProtocolId.IKE, spiSize: 0, spis: []}], now, () => {

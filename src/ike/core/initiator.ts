@@ -316,7 +316,7 @@ export class IkeInitiator {
   /** Requests of the gateway: INFORMATIONAL (DPD, DELETE), CREATE_CHILD_SA (CHILD_SA and IKE_SA rekeys). */
   private onRequest(sa: ProtectedSa, m: IkeMessage, inner: Payload[], now: number): ReturnType<RequestHandler> {
     if (sa.state === 'auth') return undefined
-    if (m.exchange === Exchange.INFORMATIONAL) return sa.informational(inner)
+    if (m.exchange === Exchange.INFORMATIONAL) return sa.informational(inner, now)
     if (m.exchange === Exchange.CREATE_CHILD_SA) return sa.answerCreateChild(inner, now)
     return undefined
   }

@@ -242,7 +242,7 @@ export class IkeResponder {
     return (m, inner, now) => {
       const ike = sa.ike
       if (ike.state === 'auth') return m.exchange === Exchange.IKE_AUTH ? this.onAuth(sa, inner, now) : undefined
-      if (m.exchange === Exchange.INFORMATIONAL) return ike.informational(inner)
+      if (m.exchange === Exchange.INFORMATIONAL) return ike.informational(inner, now)
       if (m.exchange === Exchange.CREATE_CHILD_SA) return ike.answerCreateChild(inner, now)
       return undefined
     }

@@ -159,6 +159,23 @@ for (const seed of [1, 2, 3, 4, 5, 6]) {
   })
 }
 
+for (const seed of [1, 2, 3, 4, 5, 6, 7, 8]) {
+  t(`both sides rekey the CHILD_SA and the IKE_SA at once (seed ${seed}): they end on one IKE_SA with one CHILD_SA, in agreement`, () => {
+    const p = up({seed})
+    const [i, r] = ikeOf(p)
+    p.feed('i', [...i.rekeyChild(i.children[0].spiI, p.now), ...i.rekeyIke(p.now)], false)
+    p.feed('r', [...r.rekeyIke(p.now), ...r.rekeyChild(r.children[0].spiR, p.now)])
+    // A rekey refused with TEMPORARY_FAILURE is tried again within 10 s.
+    p.run(p.now + 60_000)
+    const [i1, r1] = ikeOf(p)
+    assert.ok(i1.spiI.equals(r1.spiI) && i1.spiR.equals(r1.spiR) && !i1.spiI.equals(p.i.spiI))
+    const [c] = sameChildren(p, 1)
+    assert.not.ok(c.spiI.equals(p.i.child.spiI))
+    dpdBothWays(p)
+    assert.equal(only([...p.iEvents, ...p.rEvents], 'failed'), [])
+  })
+}
+
 t('lifetimes: both machines rekey CHILD_SA and IKE_SA by themselves, on time, and stay in agreement', () => {
   const lifetimes = {child: {softMs: 60_000, jitterMs: 6_000, hardMs: 66_000}, ike: {softMs: 240_000, jitterMs: 24_000, hardMs: 264_000}}
   const p = up({ini: {lifetimes}, res: {lifetimes}})

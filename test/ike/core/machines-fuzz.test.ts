@@ -2,6 +2,7 @@ import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
 import type {Action} from '../../../src/ike/core/exchange.js'
 import {CASES, fuzz, mutate} from '../../helpers/fuzz.js'
+import {parsePolicy} from '../../../src/ike/core/proposals.js'
 import {CLIENT, pair, type Pair} from './loop.js'
 
 /**
@@ -11,14 +12,29 @@ import {CLIENT, pair, type Pair} from './loop.js'
  */
 const t = suite('fuzz: ike machines')
 
-const STATES = ['fresh', 'half-open', 'established', 'closed'] as const
+const STATES = ['fresh', 'half-open', 'established', 'closed', 'two-policies', 'rekeyed', 'rekeying'] as const
 
 function inState(state: (typeof STATES)[number], seed: number): Pair {
   // fresh: the request never arrives; half-open: IKE_AUTH is lost, stop before its retransmission.
   const lose = state === 'fresh' ? () => true : state === 'half-open' ? (s: {dir: string; n: number}) => s.dir === 'i->r' && s.n > 0 : () => false
-  const p = pair({seed, lose})
+  // two-policies: a second CHILD_SA by CREATE_CHILD_SA (seed 002's configuration push).
+  const policies = state === 'two-policies' ? [parsePolicy('198.18.1.0/24=aes256gcm16'), parsePolicy('198.18.9.0/24=aes256-sha512')] : undefined
+  const p = pair({seed, lose, res: {policies}})
   p.run(state === 'fresh' || state === 'half-open' ? 400 : undefined)
-  if (state === 'closed') p.feed('i', p.ini.ikeSa!.close(p.now))
+  const i = p.ini.ikeSa
+  const r = i && p.res.ikeSa(i.spiI)
+  if (state === 'closed') p.feed('i', i!.close(p.now))
+  // rekeyed: the gateway rekeyed the IKE_SA, then the client a CHILD_SA on the new one.
+  if (state === 'rekeyed') {
+    p.feed('r', r!.rekeyIke(p.now))
+    const n = p.ini.ikeSa!
+    p.feed('i', n.rekeyChild(n.children[0].spiI, p.now))
+  }
+  // rekeying: both sides' CHILD_SA and IKE_SA rekeys in flight at once, nothing delivered yet.
+  if (state === 'rekeying') {
+    p.feed('i', [...i!.rekeyChild(i!.children[0].spiI, p.now), ...i!.rekeyIke(p.now)], false)
+    p.feed('r', [...r!.rekeyIke(p.now), ...r!.rekeyChild(r!.children[0].spiR, p.now)], false)
+  }
   return p
 }
 
