@@ -122,6 +122,8 @@ Both run in the foreground until SIGINT or SIGTERM, when they delete their SAs. 
         ...(ike ? {ike} : {}),
         esp: policies.flatMap((p) => p.esp),
         subnets: policies.map((p) => p.subnet),
+        // Each subnet with its own transforms, pushed to tunkit clients (one CHILD_SA per policy).
+        policies,
         dns: f.dns ?? [],
       },
       pool: f.pool,

@@ -243,26 +243,7 @@ export function withPfs(esp: readonly Policy[], pfs: boolean): Policy[] {
   return esp.map((p) => ({...p, dh: pfs ? (p.dh.length ? [...p.dh] : [...DH_PREFERENCE]) : []}))
 }
 
-// ---- per-policy configuration push (seed 002): `--policy SUBNET=PROPOSALS` ----
-
-/** A protected subnet and the ESP proposals that may protect it. */
-export interface SubnetPolicy {
-  subnet: string
-  esp: Policy[]
-}
-
-/** `198.18.1.0/24=aes256gcm16` or `198.18.9.0/24=aes256-sha512,aes128-sha1` (IPv4). */
-export function parsePolicy(s: string): SubnetPolicy {
-  const eq = s.indexOf('=')
-  const subnet = s.slice(0, eq).trim()
-  const m = /^(\d{1,3}(?:\.\d{1,3}){3})\/(\d{1,2})$/.exec(subnet)
-  if (eq < 0 || !m) throw new TunkitError('TK_USAGE', `policy '${s}': expected SUBNET=PROPOSALS, e.g. 198.18.1.0/24=aes256gcm16`)
-  const octets = m[1].split('.').map(Number)
-  const bits = Number(m[2])
-  const addr = octets.reduce((a, o) => a * 256 + o, 0)
-  if (octets.some((o) => o > 255) || bits > 32 || (bits < 32 && addr % 2 ** (32 - bits) !== 0)) throw new TunkitError('TK_USAGE', `policy '${s}': ${subnet} is not a subnet (host bits set?)`)
-  return {subnet, esp: parseProposals(s.slice(eq + 1), ProtocolId.ESP)}
-}
+// ---- per-policy configuration push (seed 002) ----
 
 /** The transforms of one ESP policy as the tunkit CP attribute lists them. */
 export function policyTransforms(p: Policy): {type: number; id: number; keyBits?: number}[] {

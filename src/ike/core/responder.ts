@@ -10,7 +10,7 @@ import type {Proposal} from '../codec/sa.js'
 import {tsFromCidr, type TrafficSelector} from '../codec/ts.js'
 import {deriveChildKeys, deriveIkeKeys, pskAuth, pskAuthMatches, signedOctets, skeyseed, skKeys, type IkeKeys, type Suite} from './crypto.js'
 import {CHILD_LIFETIME, DEFAULT_DEPS, IKE_LIFETIME, isInputError, MAX_CHILDREN, natDetected, natHash, notify, SIGNATURE_HASHES, ProtectedSa, RETRANSMIT, type Action, type ChildSelection, type Lifetime, type Counters, type Deps, type Endpoint, type Established, type RequestHandler, type Retransmit} from './exchange.js'
-import {choose, espPolicies, IKE_POLICIES, policyTransforms, withPfs, type Policy, type SubnetPolicy} from './proposals.js'
+import {choose, espPolicies, IKE_POLICIES, policyTransforms, withPfs, type Policy} from './proposals.js'
 
 /**
  * The IKEv2 responder (RFC 7296 §1.2, §2.6, §2.7): one object for every IKE_SA of a gateway, so
@@ -33,7 +33,7 @@ export interface ResponderConfig {
    * Seed 002, `--policy SUBNET=PROPOSALS`: instead of `subnets`/`esp`, each subnet with its own ESP
    * proposals, pushed in CFG_REPLY (INTERNAL_IP4_SUBNET and the tunkit policy attribute).
    */
-  policies?: readonly SubnetPolicy[]
+  policies?: readonly {subnet: string; esp: readonly Policy[]}[]
   /** A virtual IPv4 address for an identity, or undefined when the pool is empty. */
   lease(id: IdBody): string | undefined
   dns?: readonly string[]

@@ -104,6 +104,15 @@ export class IkeClient {
       case 'rekeyed':
         this.o.log.log('info', `rekeyed: ${IkeDriver.childLine(a.child, 'initiator')}`)
         break
+      case 'child-up':
+        // Further CHILD_SAs (one per pushed policy, seed 002); the first was logged and routed above.
+        if (!this.dev || a.child === this.established?.child) break
+        log.log('info', IkeDriver.childLine(a.child, 'initiator'))
+        this.routeChild(a.child.tsR)
+        break
+      case 'child-failed':
+        log.log('warn', a.error.message, {code: a.error.code})
+        break
       case 'failed':
         this.fail(a.error)
         break

@@ -89,7 +89,11 @@ export class IkeDriver {
           this.install(a.sa.spiI, a.sa.child, a.sa.peer)
           break
         case 'rekeyed':
+        case 'child-up':
           this.install(a.spiI, a.child, undefined)
+          break
+        case 'ike-rekeyed':
+          this.reindex(a.oldSpiI, a.sa.spiI)
           break
         case 'deleted':
           if (a.what === 'ike') this.uninstallIke(a.spiI)
@@ -138,6 +142,8 @@ export class IkeDriver {
     this.lastPeer.set(ike, at)
     const init = this.o.role === 'initiator'
     const [ours, theirs] = init ? [c.spiI, c.spiR] : [c.spiR, c.spiI]
+    // The first CHILD_SA comes in `established` and again in `child-up`.
+    if (this.installed.has(ours.toString('hex'))) return
     const k = c.keys
     const [sendEnc, sendInteg, recvEnc, recvInteg] = init ? [k.encI, k.integI, k.encR, k.integR] : [k.encR, k.integR, k.encI, k.integI]
     const remoteTs = tsRanges(init ? c.tsR : c.tsI)
@@ -155,6 +161,15 @@ export class IkeDriver {
       this.plane.removeSa(e.outId)
       this.installed.delete(k)
     }
+  }
+
+  /** An IKE_SA rekey (§2.8): its CHILD_SAs now belong to the new IKE_SA. */
+  private reindex(oldSpiI: Buffer, spiI: Buffer): void {
+    const [from, to] = [oldSpiI.toString('hex'), spiI.toString('hex')]
+    for (const e of this.installed.values()) if (e.ike === from) e.ike = to
+    const peer = this.lastPeer.get(from)
+    this.lastPeer.delete(from)
+    if (peer) this.lastPeer.set(to, peer)
   }
 
   private uninstallIke(spiI: Buffer): void {

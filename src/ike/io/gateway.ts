@@ -65,6 +65,11 @@ export class IkeGateway {
       case 'rekeyed':
         log.log('info', `rekeyed: ${IkeDriver.childLine(a.child, 'responder')}`)
         break
+      case 'ike-rekeyed':
+        this.up.delete(a.oldSpiI.toString('hex'))
+        this.up.set(a.sa.spiI.toString('hex'), a.sa.spiI)
+        log.log('info', `IKE_SA ${a.oldSpiI.toString('hex')} rekeyed: SPIs ${a.sa.spiI.toString('hex')}/${a.sa.spiR.toString('hex')}`)
+        break
       case 'failed':
         log.log('warn', a.error.message, {code: a.error.code})
         this.up.delete(a.spiI.toString('hex'))

@@ -7,7 +7,7 @@ import {keyLength} from '../../../src/ike/codec/sa.js'
 import {openSk} from '../../../src/ike/core/crypto.js'
 import {tsFromCidr} from '../../../src/ike/codec/ts.js'
 import type {ChildSa, Established, ProtectedSa} from '../../../src/ike/core/exchange.js'
-import {espPolicies, parsePolicy, parseProposals} from '../../../src/ike/core/proposals.js'
+import {espPolicies, parseProposals} from '../../../src/ike/core/proposals.js'
 import {only, pair, type Pair} from './loop.js'
 
 /**
@@ -223,7 +223,7 @@ t('DPD: an idle IKE_SA is checked after dpdMs, ESP traffic postpones it, a dead 
 })
 
 t('two --policy subnets of different transforms: two CHILD_SAs with exactly those transforms and selectors', () => {
-  const policies = [parsePolicy('198.18.1.0/24=aes256gcm16'), parsePolicy('198.18.9.0/24=aes256-sha512')]
+  const policies = [{subnet: '198.18.1.0/24', esp: parseProposals('aes256gcm16', ProtocolId.ESP)}, {subnet: '198.18.9.0/24', esp: parseProposals('aes256-sha512', ProtocolId.ESP)}]
   const p = up({res: {policies}})
   assert.equal(p.i.subnets, ['198.18.1.0/24', '198.18.9.0/24'])
   const ups = only(p.iEvents, 'child-up').map((e) => e.child)
@@ -259,7 +259,7 @@ t('a pushed policy the client cannot meet gives child-failed (TK_UNSUPPORTED, na
 })
 
 t('the responder refuses a CHILD_SA outside its policies (TS_UNACCEPTABLE) or with other transforms (NO_PROPOSAL_CHOSEN)', () => {
-  const p = up({res: {policies: [parsePolicy('198.18.1.0/24=aes256gcm16'), parsePolicy('198.18.9.0/24=aes256-sha512')]}})
+  const p = up({res: {policies: [{subnet: '198.18.1.0/24', esp: parseProposals('aes256gcm16', ProtocolId.ESP)}, {subnet: '198.18.9.0/24', esp: parseProposals('aes256-sha512', ProtocolId.ESP)}]}})
   const [i] = ikeOf(p)
   const tsI = [tsFromCidr('198.18.200.10/32')]
   p.feed('i', i.createChild({policy: parseProposals('aes256-sha512', ProtocolId.ESP), tsI, tsR: [tsFromCidr('10.0.0.0/8')]}, p.now))

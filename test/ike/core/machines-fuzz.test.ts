@@ -2,7 +2,8 @@ import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
 import type {Action} from '../../../src/ike/core/exchange.js'
 import {CASES, fuzz, mutate} from '../../helpers/fuzz.js'
-import {parsePolicy} from '../../../src/ike/core/proposals.js'
+import {parseProposals} from '../../../src/ike/core/proposals.js'
+import {ProtocolId} from '../../../src/ike/codec/constants.js'
 import {CLIENT, pair, type Pair} from './loop.js'
 
 /**
@@ -18,7 +19,7 @@ function inState(state: (typeof STATES)[number], seed: number): Pair {
   // fresh: the request never arrives; half-open: IKE_AUTH is lost, stop before its retransmission.
   const lose = state === 'fresh' ? () => true : state === 'half-open' ? (s: {dir: string; n: number}) => s.dir === 'i->r' && s.n > 0 : () => false
   // two-policies: a second CHILD_SA by CREATE_CHILD_SA (seed 002's configuration push).
-  const policies = state === 'two-policies' ? [parsePolicy('198.18.1.0/24=aes256gcm16'), parsePolicy('198.18.9.0/24=aes256-sha512')] : undefined
+  const policies = state === 'two-policies' ? [{subnet: '198.18.1.0/24', esp: parseProposals('aes256gcm16', ProtocolId.ESP)}, {subnet: '198.18.9.0/24', esp: parseProposals('aes256-sha512', ProtocolId.ESP)}] : undefined
   const p = pair({seed, lose, res: {policies}})
   p.run(state === 'fresh' || state === 'half-open' ? 400 : undefined)
   const i = p.ini.ikeSa
