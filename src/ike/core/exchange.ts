@@ -322,7 +322,7 @@ export class ProtectedSa {
     return this.arm([])
   }
 
-  /** A CHILD_SA made outside CREATE_CHILD_SA (IKE_AUTH) with the ESP policy it was chosen by. */
+  /** A new CHILD_SA with the ESP policy it was chosen by (its rekeys use it); its lifetimes start now. */
   addChild(child: ChildSa, esp: readonly Policy[], now: number): Action[] {
     this.children.push(child)
     const l = this.opts.child
@@ -360,7 +360,11 @@ export class ProtectedSa {
     if (this.state === 'rekeyed' && !this.pending && now >= this.rekeyedAt + REKEYED_LINGER_MS) this.state = 'closed'
     if (this.state !== 'established' || this.successor) return out
     if (now >= this.ikeHardAt) return [...out, ...this.close(now)]
-    if (now >= this.ikeRekeyAt) out.push(...this.rekeyIke(now))
+    if (now >= this.ikeRekeyAt) {
+      // Once per due time, whether or not a rekey can start now (a timer in the past would spin).
+      this.ikeRekeyAt = Infinity
+      out.push(...this.rekeyIke(now))
+    }
     for (const [c, st] of [...this.childStates]) {
       if (st.state !== 'deleting' && now >= st.hardAt) out.push(...this.deleteChild(c, now))
       else if (st.state === 'installed' && now >= st.rekeyAt) out.push(...this.rekeyChild(this.spis(c).ours, now))
@@ -379,7 +383,7 @@ export class ProtectedSa {
     if (this.state === 'established' && !this.successor) {
       at = Math.min(at, this.ikeRekeyAt, this.ikeHardAt)
       if (this.opts.dpdMs > 0 && !this.pending) at = Math.min(at, this.lastInbound + this.opts.dpdMs)
-      for (const st of this.childStates.values()) at = Math.min(at, st.hardAt, st.state === 'installed' ? st.rekeyAt : Infinity)
+      for (const st of this.childStates.values()) at = Math.min(at, st.state === 'deleting' ? Infinity : st.hardAt, st.state === 'installed' ? st.rekeyAt : Infinity)
     }
     return at === Infinity ? undefined : at
   }
@@ -644,7 +648,7 @@ export class ProtectedSa {
       // §1.3: INVALID_KE_PAYLOAD names the group the peer wants; try once more with it if we offered it.
       if (group !== undefined && ctx.dh && !x.retried && x.esp.some((p) => p.dh.includes(group))) return cur.requestChild({...x, group, retried: true}, now)
       if (x.old && n === Notify.CHILD_SA_NOT_FOUND) return cur.forget(x.old, 'peer')
-      return failed(childRefusal(n))
+      return failed(refusal('the CHILD_SA', n))
     }
     const sa = payloadOf(reply, P.SA)
     const nr = payloadOf(reply, P.NONCE)
@@ -675,7 +679,8 @@ export class ProtectedSa {
     st.collision = undefined
     // §2.8.1: of two simultaneous rekeys, the one with the lowest of the four nonces is redundant
     // and its initiator deletes it; the initiator of the survivor deletes the old CHILD_SA.
-    if (collision && lowest([ctx.ni, nr.data, ...collision.nonces]) !== collision.nonces[0] && lowest([ctx.ni, nr.data, ...collision.nonces]) !== collision.nonces[1]) {
+    const low = collision && lowest([ctx.ni, nr.data, ...collision.nonces])
+    if (low === ctx.ni || low === nr.data) {
       st.state = 'rekeyed'
       return [...out, ...cur.deleteChild(child, now)]
     }
@@ -770,7 +775,6 @@ export class ProtectedSa {
     const dh = this.deps.keyExchange(group ?? (this.suite.dh !== undefined && groups.includes(this.suite.dh) ? this.suite.dh : groups[0]))
     const proposals = toProposals(this.opts.ikePolicies, spi)
     this.ikeRekey = {ni}
-    this.ikeRekeyAt = Infinity
     const inner: Payload[] = [{type: P.SA, proposals}, {type: P.NONCE, data: ni}, {type: P.KE, group: dh.group, data: dh.publicKey}]
     return this.arm(this.request(Exchange.CREATE_CHILD_SA, inner, now, (reply, t) => this.onIkeRekeyAnswer({spi, ni, dh, proposals, retried: group !== undefined}, reply, t)))
   }
@@ -837,14 +841,18 @@ export class ProtectedSa {
   }
 }
 
-/** A peer's refusal of a CHILD_SA request of ours, as one line. */
-function childRefusal(n: number): TunkitError {
-  const why: Readonly<Record<number, [ErrorCode, string]>> = {
-    [Notify.NO_PROPOSAL_CHOSEN]: ['TK_UNSUPPORTED', 'no proposal in common'],
-    [Notify.TS_UNACCEPTABLE]: ['TK_DENIED', 'traffic selectors unacceptable'],
-    [Notify.NO_ADDITIONAL_SAS]: ['TK_RESOURCE_LIMIT', 'no more CHILD_SAs on this IKE_SA'],
-    [Notify.TEMPORARY_FAILURE]: ['TK_UNAVAILABLE', 'busy, try again'],
-  }
-  const [code, text] = why[n] ?? ['TK_PROTOCOL_ERROR', 'refused']
-  return new TunkitError(code, `the peer refused the CHILD_SA: ${text} (${NOTIFY_NAMES[n] ?? n})`)
+/** One line per refusal, for the user (the message of the failed action). */
+const REFUSALS: Readonly<Record<number, [ErrorCode, string]>> = {
+  [Notify.NO_PROPOSAL_CHOSEN]: ['TK_UNSUPPORTED', 'no proposal in common'],
+  [Notify.AUTHENTICATION_FAILED]: ['TK_NOT_AUTHORIZED', 'authentication failed (wrong PSK or identity)'],
+  [Notify.TS_UNACCEPTABLE]: ['TK_DENIED', 'traffic selectors unacceptable'],
+  [Notify.INTERNAL_ADDRESS_FAILURE]: ['TK_RESOURCE_LIMIT', 'no internal address to lease'],
+  [Notify.FAILED_CP_REQUIRED]: ['TK_UNSUPPORTED', 'the gateway requires a configuration request'],
+  [Notify.NO_ADDITIONAL_SAS]: ['TK_RESOURCE_LIMIT', 'no more CHILD_SAs on this IKE_SA'],
+  [Notify.TEMPORARY_FAILURE]: ['TK_UNAVAILABLE', 'busy, try again'],
+}
+
+export function refusal(what: string, n: number): TunkitError {
+  const [code, why] = REFUSALS[n] ?? ['TK_PROTOCOL_ERROR', 'refused']
+  return new TunkitError(code, `the gateway refused ${what}: ${why} (${NOTIFY_NAMES[n] ?? n})`)
 }

@@ -1,6 +1,6 @@
-import {TunkitError, type ErrorCode} from '../../lib/errors.js'
+import {TunkitError} from '../../lib/errors.js'
 import {formatIPv4} from '../../lib/net/ip.js'
-import {AuthMethod, CfgAttr, CfgType, Exchange, Flag, Notify, NOTIFY_NAMES, PayloadType as P, ProtocolId, TransformType} from '../codec/constants.js'
+import {AuthMethod, CfgAttr, CfgType, Exchange, Flag, Notify, PayloadType as P, ProtocolId, TransformType} from '../codec/constants.js'
 import {cpAddress, decodeCpPolicy, TUNKIT_POLICY, type CfgAttribute} from '../codec/cp.js'
 import {idToString, type IdBody} from '../codec/id.js'
 import {decodeMessage, encodeMessage, type IkeMessage} from '../codec/message.js'
@@ -8,7 +8,7 @@ import {payloadOf, payloadsOf, type Payload} from '../codec/payload.js'
 import type {Proposal} from '../codec/sa.js'
 import {tsFromCidr, type TrafficSelector} from '../codec/ts.js'
 import {deriveChildKeys, deriveIkeKeys, pskAuth, pskAuthMatches, signedOctets, skeyseed, skKeys, type KeyExchange, type Suite} from './crypto.js'
-import {CHILD_LIFETIME, DEFAULT_DEPS, errorNotifies, IKE_LIFETIME, isInputError, MAX_CHILDREN, natDetected, natHash, notify, ProtectedSa, RETRANSMIT, SIGNATURE_HASHES, type Action, type Lifetime, type Counters, type Deps, type Endpoint, type Established, type RequestHandler, type Retransmit} from './exchange.js'
+import {CHILD_LIFETIME, DEFAULT_DEPS, errorNotifies, refusal, IKE_LIFETIME, isInputError, MAX_CHILDREN, natDetected, natHash, notify, ProtectedSa, RETRANSMIT, SIGNATURE_HASHES, type Action, type Lifetime, type Counters, type Deps, type Endpoint, type Established, type RequestHandler, type Retransmit} from './exchange.js'
 import {acceptAnswer, espOffer, espPolicies, IKE_POLICIES, ikeOffer, policyFromTransforms, type Policy} from './proposals.js'
 
 /**
@@ -39,20 +39,6 @@ export interface InitiatorConfig {
 
 /** How often the gateway may send us back for a cookie or another group before we give up. */
 const MAX_BOUNCES = 3
-
-/** One line per refusal, for the user (the message of the failed action). */
-const REFUSALS: Readonly<Record<number, [ErrorCode, string]>> = {
-  [Notify.NO_PROPOSAL_CHOSEN]: ['TK_UNSUPPORTED', 'no proposal in common'],
-  [Notify.AUTHENTICATION_FAILED]: ['TK_NOT_AUTHORIZED', 'authentication failed (wrong PSK or identity)'],
-  [Notify.TS_UNACCEPTABLE]: ['TK_DENIED', 'traffic selectors unacceptable'],
-  [Notify.INTERNAL_ADDRESS_FAILURE]: ['TK_RESOURCE_LIMIT', 'no internal address to lease'],
-  [Notify.FAILED_CP_REQUIRED]: ['TK_UNSUPPORTED', 'the gateway requires a configuration request'],
-}
-
-export function refusal(what: string, n: number): TunkitError {
-  const [code, why] = REFUSALS[n] ?? ['TK_PROTOCOL_ERROR', 'refused']
-  return new TunkitError(code, `the gateway refused ${what}: ${why} (${NOTIFY_NAMES[n] ?? n})`)
-}
 
 export class IkeInitiator {
   readonly counters: Counters = {dropped: 0, retransmits: 0, cachedReplies: 0}

@@ -265,8 +265,8 @@ t('the responder refuses a CHILD_SA outside its policies (TS_UNACCEPTABLE) or wi
   p.feed('i', i.createChild({policy: parseProposals('aes256-sha512', ProtocolId.ESP), tsI, tsR: [tsFromCidr('10.0.0.0/8')]}, p.now))
   p.feed('i', i.createChild({policy: parseProposals('aes128-sha1', ProtocolId.ESP), tsI, tsR: [tsFromCidr('198.18.9.0/24')]}, p.now))
   assert.equal(only(p.iEvents, 'child-failed').map((f) => [f.error.code, f.error.message]), [
-    ['TK_DENIED', 'the peer refused the CHILD_SA: traffic selectors unacceptable (TS_UNACCEPTABLE)'],
-    ['TK_UNSUPPORTED', 'the peer refused the CHILD_SA: no proposal in common (NO_PROPOSAL_CHOSEN)'],
+    ['TK_DENIED', 'the gateway refused the CHILD_SA: traffic selectors unacceptable (TS_UNACCEPTABLE)'],
+    ['TK_UNSUPPORTED', 'the gateway refused the CHILD_SA: no proposal in common (NO_PROPOSAL_CHOSEN)'],
   ])
   assert.is(only(p.rEvents, 'child-failed').length, 2, 'the responder says why too')
   sameChildren(p, 2)
