@@ -1,5 +1,5 @@
 import {createHmac, timingSafeEqual} from 'node:crypto'
-import {TunkitError} from '../../lib/errors.js'
+import {CodecError, TunkitError} from '../../lib/errors.js'
 import {ipv4Bytes, ipv4ToU32, ipv4FromU32, isIPv4} from '../../lib/net/ip.js'
 import {AuthMethod, CfgAttr, CfgType, Exchange, Flag, Notify, PayloadType as P, TsType} from '../codec/constants.js'
 import {encodeCpPolicy, TUNKIT_POLICY, type CfgAttribute} from '../codec/cp.js'
@@ -75,6 +75,7 @@ export class IkeResponder {
   private readonly sas = new Map<string, Sa>()
   /** Half-open SAs by initiator SPI and address, to spot a retransmitted IKE_SA_INIT. */
   private readonly byInit = new Map<string, Sa>()
+  private pushed: CfgAttribute[] | undefined
   /** The current cookie secret and the one before (a cookie made just before a rotation stays good). */
   private secrets: {version: number; secret: Buffer}[]
 
@@ -230,7 +231,7 @@ export class IkeResponder {
       maxChildren: c.maxChildren ?? MAX_CHILDREN,
       select: (tsI, tsR, offered, pfs) => this.select(entry.vip, tsI, tsR, offered, pfs),
       // An IKE_SA made by a rekey: kept by our SPI of it, with what the first one knew.
-      adopt: (next) => this.sas.set(key(next.ourSpi), {...entry, ike: next, created: now, closedAt: undefined}),
+      adopt: (next) => this.sas.set(key(next.ourSpi), {...entry, ike: next, closedAt: undefined}),
     })
     const entry: Sa = {ike, remote: from, ni: ni.data, nr, suite, keys, initRequest: raw, initResponse, nat, created: now}
     this.sas.set(key(spiR), entry)
@@ -320,21 +321,31 @@ export class IkeResponder {
     return {reply, actions: [{type: 'established', sa: est}, ...ike.up(now, sa.suite), ...ike.addChild(child, choice.esp, now), {type: 'child-up', spiI: ike.spiI, child}]}
   }
 
-  /** CFG_REPLY: each IPv4 subnet we protect (INTERNAL_IP4_SUBNET), and with `policies` its proposals (tunkit attribute). */
+  /**
+   * CFG_REPLY: each IPv4 subnet we protect (INTERNAL_IP4_SUBNET), and with `policies` its
+   * proposals (tunkit attribute; one that does not fit its bounds is left out, the client then
+   * offers everything). Made once.
+   */
   private pushedPolicies(): CfgAttribute[] {
+    if (this.pushed) return this.pushed
     const out: CfgAttribute[] = []
     for (const p of this.policies) {
       for (const subnet of p.subnets) {
-        const [address, bits] = subnet.split('/')
-        if (!isIPv4(address)) continue
-        const prefix = bits === undefined ? 32 : Number(bits)
+        const ts = tsFromCidr(subnet)
+        if (ts.tsType !== TsType.IPV4_ADDR_RANGE) continue
+        const prefix = 32 - Math.log2(ipv4ToU32(ts.end) - ipv4ToU32(ts.start) + 1)
         const mask = Buffer.alloc(4)
         mask.writeUInt32BE(prefix ? (0xffffffff << (32 - prefix)) >>> 0 : 0)
-        out.push({type: CfgAttr.INTERNAL_IP4_SUBNET, value: Buffer.concat([ipv4Bytes(address), mask])})
-        if (this.config.policies?.length) out.push({type: TUNKIT_POLICY, value: encodeCpPolicy({address, prefix, proposals: p.esp.map(policyTransforms)})})
+        out.push({type: CfgAttr.INTERNAL_IP4_SUBNET, value: Buffer.concat([ipv4Bytes(ts.start), mask])})
+        if (!this.config.policies?.length) continue
+        try {
+          out.push({type: TUNKIT_POLICY, value: encodeCpPolicy({address: ts.start, prefix, proposals: p.esp.map(policyTransforms)})})
+        } catch (e) {
+          if (!(e instanceof CodecError)) throw e
+        }
       }
     }
-    return out
+    return (this.pushed = out)
   }
 }
 

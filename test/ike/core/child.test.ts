@@ -259,7 +259,9 @@ t('a pushed policy the client cannot meet gives child-failed (TK_UNSUPPORTED, na
 })
 
 t('the responder refuses a CHILD_SA outside its policies (TS_UNACCEPTABLE) or with other transforms (NO_PROPOSAL_CHOSEN)', () => {
-  const p = up({res: {policies: [{subnet: '198.18.1.0/24', esp: parseProposals('aes256gcm16', ProtocolId.ESP)}, {subnet: '198.18.9.0/24', esp: parseProposals('aes256-sha512', ProtocolId.ESP)}]}})
+  // A subnet written with host bits is pushed as its network.
+  const p = up({res: {policies: [{subnet: '198.18.1.0/24', esp: parseProposals('aes256gcm16', ProtocolId.ESP)}, {subnet: '198.18.9.7/24', esp: parseProposals('aes256-sha512', ProtocolId.ESP)}]}})
+  assert.equal(p.i.subnets, ['198.18.1.0/24', '198.18.9.0/24'])
   const [i] = ikeOf(p)
   const tsI = [tsFromCidr('198.18.200.10/32')]
   p.feed('i', i.createChild({policy: parseProposals('aes256-sha512', ProtocolId.ESP), tsI, tsR: [tsFromCidr('10.0.0.0/8')]}, p.now))
