@@ -153,7 +153,16 @@ Both run in the foreground until SIGINT or SIGTERM, when they delete their SAs. 
         this.logger.event('sa-up', {peer: `${a.sa.peer.address}:${a.sa.peer.port}`, peerId: a.sa.peerId, ike: suiteText(a.sa.ike), spiI: spi(a.sa.spiI), spiR: spi(a.sa.spiR), vip: a.sa.vip ?? null, dns: a.sa.dns, child: childEvent(a.sa.child, role)})
         break
       case 'rekeyed':
-        this.logger.event('rekey', {spiI: spi(a.spiI), old: childEvent(a.old, role), child: childEvent(a.child, role)})
+        this.logger.event('rekey', {spiI: spi(a.spiI), by: a.by, old: childEvent(a.old, role), child: childEvent(a.child, role)})
+        break
+      case 'child-up':
+        this.logger.event('child-up', {spiI: spi(a.spiI), child: childEvent(a.child, role)})
+        break
+      case 'child-failed':
+        this.logger.event('child-failed', {spiI: spi(a.spiI), code: a.error.code, reason: a.error.message})
+        break
+      case 'ike-rekeyed':
+        this.logger.event('ike-rekey', {oldSpiI: spi(a.oldSpiI), spiI: spi(a.sa.spiI), spiR: spi(a.sa.spiR), ike: suiteText(a.sa.ike)})
         break
       case 'deleted':
         this.logger.event('sa-down', {spiI: spi(a.spiI), what: a.what, by: a.by, spis: a.spis.map(spi)})

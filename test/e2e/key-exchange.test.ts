@@ -88,6 +88,25 @@ t('traffic: ping and 50 MB to the private host arrive intact through ESP (and no
   assert.is(x.reply, x.sent)
 })
 
+t('two --policy subnets of different transforms: the client opens a CHILD_SA for each with exactly those transforms, and routes both', async (ctx) => {
+  const gw = gateway(ctx, ['--policy', '198.18.9.0/24=aes256-sha512'])
+  await event(gw, 'listening')
+  const c = client(ctx)
+  await event(c, 'sa-up')
+  const second = await event(c, 'child-up', (e) => (e.child as {tsR: string}).tsR === '198.18.9.0/24')
+  assert.equal(second.child, {...(second.child as object), esp: 'aes256-sha512', tsI: '198.18.200.2/32', tsR: '198.18.9.0/24'})
+  const first = await event(c, 'child-up', (e) => (e.child as {tsR: string}).tsR === '198.18.1.0/24')
+  assert.is((first.child as {esp: string}).esp, 'aes256gcm16')
+  // The gateway has the same two CHILD_SAs, SPIs mirrored.
+  const g2 = await event(gw, 'child-up', (e) => (e.child as {tsR: string}).tsR === '198.18.9.0/24')
+  assert.equal([(g2.child as {spiIn: string}).spiIn, (g2.child as {spiOut: string}).spiOut], [(second.child as {spiOut: string}).spiOut, (second.child as {spiIn: string}).spiIn])
+  const routes = await waitFor('both routes', async () => {
+    const r = await ctx.topo!.exec(ctx.topo!.ns.c, ['ip', 'route', 'show', 'dev', 'tkkx-ct'])
+    return /^198\.18\.9\.0\/24 /m.test(r.stdout) ? r.stdout : undefined
+  })
+  assert.match(routes, /^198\.18\.1\.0\/24 /m)
+})
+
 t('a wrong PSK: the client exits 1 with one line naming it; the gateway logs why', async (ctx) => {
   const gw = gateway(ctx)
   await event(gw, 'listening')
