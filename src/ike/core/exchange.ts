@@ -251,6 +251,8 @@ export class ProtectedSa {
   private rekeyedAt = Infinity
   private lastInbound = 0
   private armed: number | undefined
+  /** New CHILD_SAs we asked for and have no answer to yet (they count against `maxChildren`). */
+  private creating = 0
 
   constructor(
     readonly role: 'initiator' | 'responder',
@@ -586,7 +588,8 @@ export class ProtectedSa {
   createChild(req: {policy: readonly Policy[]; tsI: TrafficSelector[]; tsR: TrafficSelector[]}, now: number): Action[] {
     if (this.successor) return this.current.createChild(req, now)
     if (this.state !== 'established') return []
-    if (this.liveChildren >= this.opts.maxChildren) return [{type: 'child-failed', spiI: this.spiI, error: new TunkitError('TK_RESOURCE_LIMIT', `no more than ${this.opts.maxChildren} CHILD_SAs on an IKE_SA`)}]
+    if (this.liveChildren + this.creating >= this.opts.maxChildren) return [{type: 'child-failed', spiI: this.spiI, error: new TunkitError('TK_RESOURCE_LIMIT', `no more than ${this.opts.maxChildren} CHILD_SAs on an IKE_SA`)}]
+    this.creating++
     return this.arm(this.requestChild({esp: req.policy, tsI: req.tsI, tsR: req.tsR}, now))
   }
 
@@ -626,6 +629,7 @@ export class ProtectedSa {
   private onChildAnswer(x: ChildRequest, ctx: {spi: Buffer; ni: Buffer; dh: KeyExchange | undefined; proposals: Proposal[]}, reply: Payload[], now: number): Action[] {
     // The keys come from this IKE_SA (the exchange ran on it); the CHILD_SAs may have moved on to a successor.
     const cur = this.current
+    if (!x.old) cur.creating = Math.max(0, cur.creating - 1)
     const st = x.old && cur.childStates.get(x.old)
     const failed = (error: TunkitError): Action[] => {
       if (!x.old) return [{type: 'child-failed', spiI: cur.spiI, error}]
@@ -646,7 +650,10 @@ export class ProtectedSa {
       const ke = payloadsOf(reply, P.N).find((p) => p.notify === Notify.INVALID_KE_PAYLOAD)
       const group = ke?.data.length === 2 ? ke.data.readUInt16BE(0) : undefined
       // §1.3: INVALID_KE_PAYLOAD names the group the peer wants; try once more with it if we offered it.
-      if (group !== undefined && ctx.dh && !x.retried && x.esp.some((p) => p.dh.includes(group))) return cur.requestChild({...x, group, retried: true}, now)
+      if (group !== undefined && ctx.dh && !x.retried && x.esp.some((p) => p.dh.includes(group))) {
+        if (!x.old) cur.creating++
+        return cur.requestChild({...x, group, retried: true}, now)
+      }
       if (x.old && n === Notify.CHILD_SA_NOT_FOUND) return cur.forget(x.old, 'peer')
       return failed(refusal('the CHILD_SA', n))
     }
@@ -717,6 +724,8 @@ export class ProtectedSa {
     this.childStates.clear()
     // Requests not yet sent go on the new IKE_SA (their answers act on `current`).
     next.queue.push(...this.queue.splice(0))
+    next.creating += this.creating
+    this.creating = 0
     next.undecided = false
     this.successor = next
     this.state = 'rekeyed'

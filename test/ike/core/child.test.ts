@@ -280,6 +280,15 @@ t('at most maxChildren CHILD_SAs: further requests get NO_ADDITIONAL_SAS (child-
   for (let k = 0; k < 3; k++) p.feed('i', i.createChild({policy: espPolicies(), tsI: p.i.child.tsI, tsR: p.i.child.tsR}, p.now))
   assert.equal(only(p.iEvents, 'child-failed').map((f) => f.error.code), ['TK_RESOURCE_LIMIT', 'TK_RESOURCE_LIMIT'])
   sameChildren(p, 2)
+  // Requests not yet answered count too: the initiator's own bound refuses without asking.
+  const q = up({ini: {maxChildren: 3}})
+  const [qi] = ikeOf(q)
+  const sent = q.sent.length
+  const asks = [0, 1, 2].flatMap(() => qi.createChild({policy: espPolicies(), tsI: q.i.child.tsI, tsR: q.i.child.tsR}, q.now))
+  assert.equal(only(asks, 'child-failed').map((f) => f.error.code), ['TK_RESOURCE_LIMIT'])
+  q.feed('i', asks)
+  assert.is(q.sent.length, sent + 4, 'two CREATE_CHILD_SA exchanges')
+  sameChildren(q, 3)
 })
 
 t.run()
