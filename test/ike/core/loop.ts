@@ -47,7 +47,7 @@ export function seededRandom(seed: number): (n: number) => Buffer {
 
 export function pair(opts: {ini?: Partial<InitiatorConfig>; res?: Partial<ResponderConfig>; seed?: number; seenAs?: Endpoint; lose?: Pair['lose']} = {}): Pair {
   const random = seededRandom(opts.seed ?? 1)
-  const ini = new IkeInitiator({local: CLIENT, gateway: GATEWAY, id: idFromString('client@example.net'), psk: PSK, ...opts.ini}, {random})
+  const ini = new IkeInitiator({local: CLIENT, gateway: GATEWAY, id: idFromString('client@example.net'), auth: {psk: PSK}, ...opts.ini}, {random})
   const leases = new Map<string, string>()
   const res = new IkeResponder(
     {
