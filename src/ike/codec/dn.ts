@@ -104,7 +104,11 @@ function children(b: Buffer, start: number, end: number, what: string): Tlv[] {
 }
 
 function decodeString(tag: number, v: Buffer): string {
-  if (tag === 0x1e) return Buffer.from(v).swap16().toString('utf16le') // BMPString, UCS-2 big-endian
+  if (tag === 0x1e) {
+    // BMPString: UCS-2, big-endian.
+    if (v.length % 2) throw new CodecError('BAD_DER', 'DN: a BMPString of odd length')
+    return Buffer.from(v).swap16().toString('utf16le')
+  }
   if (tag === 0x14) return v.toString('latin1') // T61String, close enough for names
   return v.toString('utf8')
 }
@@ -158,9 +162,15 @@ export function encodeDn(text: string): Buffer {
   return tlv(SEQUENCE, Buffer.concat(rdns))
 }
 
+/** A peer's text made safe for one log line: control characters as `\xNN`. */
+export function printable(s: string): string {
+  // eslint-disable-next-line no-control-regex
+  return s.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`)
+}
+
 /** DER → `C=ZZ, O=x, CN=y` (unknown types by OID). */
 export function formatDn(der: Buffer): string {
-  return parseDn(der).map(([oid, v]) => `${ATTRS.find((a) => a[1] === oid)?.[0] ?? oid}=${v.replace(/([,\\])/g, '\\$1')}`).join(', ')
+  return parseDn(der).map(([oid, v]) => `${ATTRS.find((a) => a[1] === oid)?.[0] ?? oid}=${printable(v.replace(/([,\\])/g, '\\$1'))}`).join(', ')
 }
 
 /** Two DNs name the same subject: the same types in order, values equal ignoring case and spacing (RFC 5280 §7.1, simplified). */

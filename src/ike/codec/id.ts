@@ -1,7 +1,7 @@
 import {CodecError} from '../../lib/errors.js'
 import {formatIPv4, formatIPv6, ipv4Bytes, ipv6Bytes, isIPv4, isIPv6} from '../../lib/net/ip.js'
 import {IdType} from './constants.js'
-import {encodeDn, formatDn} from './dn.js'
+import {encodeDn, formatDn, printable} from './dn.js'
 
 /** Identification (§3.5) and Authentication (§3.8) payloads. */
 
@@ -47,13 +47,13 @@ export function idFromString(s: string): IdBody {
   return {idType: s.includes('@') ? IdType.RFC822_ADDR : IdType.FQDN, data: Buffer.from(s, 'utf8')}
 }
 
-/** Readable form of an identity (DNs as text when they parse; other types in hex). */
+/** Readable form of an identity, on one line (DNs as text when they parse; other types in hex). */
 export function idToString(id: IdBody): string {
   switch (id.idType) {
     case IdType.IPV4_ADDR: return formatIPv4(id.data, 0)
     case IdType.IPV6_ADDR: return formatIPv6(id.data, 0)
     case IdType.FQDN:
-    case IdType.RFC822_ADDR: return id.data.toString('utf8')
+    case IdType.RFC822_ADDR: return printable(id.data.toString('utf8'))
     case IdType.DER_ASN1_DN:
       try {
         return formatDn(id.data)

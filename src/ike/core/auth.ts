@@ -123,8 +123,10 @@ export function verifyPeer(c: PeerCheck): 'psk' | 'cert' {
   try {
     chain = certs.map((x) => new X509Certificate(x.data))
   } catch {
-    return fail('TK_NOT_AUTHORIZED', `${who} sent a certificate that does not parse`)
+    chain = []
   }
+  // OpenSSL ignores bytes after the certificate; a CERT payload holds exactly one.
+  if (chain.length !== certs.length || chain.some((x, k) => x.raw.length !== certs[k].data.length)) return fail('TK_NOT_AUTHORIZED', `${who} sent a certificate that does not parse`)
   const ee = chain[0]
   for (const x of pathToCa(ee, chain.slice(1), c.ca)) {
     const name = subjectText(x)
@@ -167,18 +169,18 @@ function signatureVerifies(auth: AuthBody, key: KeyObject, octets: Buffer): bool
 
 /** The certificate names `id`: a DNS, e-mail or IP subjectAltName, or the subject DN itself. */
 function certNames(c: X509Certificate, id: IdBody): boolean {
-  switch (id.idType) {
-    case IdType.FQDN: return c.checkHost(id.data.toString('utf8'), {subject: 'never'}) !== undefined
-    case IdType.RFC822_ADDR: return c.checkEmail(id.data.toString('utf8'), {subject: 'never'}) !== undefined
-    case IdType.IPV4_ADDR: return c.checkIP(formatIPv4(id.data, 0)) !== undefined
-    case IdType.IPV6_ADDR: return c.checkIP(formatIPv6(id.data, 0)) !== undefined
-    case IdType.DER_ASN1_DN:
-      try {
-        return dnEqual(id.data, certSubject(c.raw))
-      } catch {
-        return false
-      }
-    default: return false
+  try {
+    switch (id.idType) {
+      case IdType.FQDN: return c.checkHost(id.data.toString('utf8'), {subject: 'never'}) !== undefined
+      case IdType.RFC822_ADDR: return c.checkEmail(id.data.toString('utf8'), {subject: 'never'}) !== undefined
+      case IdType.IPV4_ADDR: return c.checkIP(formatIPv4(id.data, 0)) !== undefined
+      case IdType.IPV6_ADDR: return c.checkIP(formatIPv6(id.data, 0)) !== undefined
+      case IdType.DER_ASN1_DN: return dnEqual(id.data, certSubject(c.raw))
+      default: return false
+    }
+  } catch {
+    // A name Node refuses to look up (a NUL in it…) or a DN that does not parse names nothing.
+    return false
   }
 }
 
