@@ -200,7 +200,8 @@ export class IkeResponder {
       {type: P.KE, group, data: dh.publicKey},
       {type: P.NONCE, data: nr},
       ...(natT ? [notify(Notify.NAT_DETECTION_SOURCE_IP, natHash(m.spiI, spiR, this.config.local)), notify(Notify.NAT_DETECTION_DESTINATION_IP, natHash(m.spiI, spiR, from))] : []),
-      ...(ns.some((n) => n.notify === Notify.IKEV2_FRAGMENTATION_SUPPORTED) ? [notify(Notify.IKEV2_FRAGMENTATION_SUPPORTED)] : []),
+      // No IKEV2_FRAGMENTATION_SUPPORTED: we do not reassemble SKF, so the initiator must send whole
+      // messages (an RSA-3072 IKE_AUTH of ~3 KB; strongSwan fragments it only when both announce).
       notify(Notify.SIGNATURE_HASH_ALGORITHMS, SIGNATURE_HASHES),
       ...certreq(this.config.ca),
     ]
