@@ -2,7 +2,7 @@ import {createHash, X509Certificate, type KeyObject} from 'node:crypto'
 import {TunkitError, type ErrorCode} from '../../lib/errors.js'
 import {formatIPv4, formatIPv6, isIPv4, ipv4Bytes, ipv6Bytes} from '../../lib/net/ip.js'
 import {AuthMethod, CertEncoding, HashAlg, IdType, Notify, PayloadType as P} from '../codec/constants.js'
-import {certSubject, dnEqual} from '../codec/dn.js'
+import {certSubject, dnEqual, printable} from '../codec/dn.js'
 import {idToString, type AuthBody, type IdBody} from '../codec/id.js'
 import {payloadsOf, type Payload} from '../codec/payload.js'
 import {pskAuth, pskAuthMatches, signAuth, SIGNATURE_ALGORITHMS, verifyAuth, type SignatureAlgorithm} from './crypto.js'
@@ -130,8 +130,9 @@ export function verifyPeer(c: PeerCheck): 'psk' | 'cert' {
   const ee = chain[0]
   for (const x of pathToCa(ee, chain.slice(1), c.ca)) {
     const name = subjectText(x)
-    if (c.now > Date.parse(x.validTo)) fail('TK_TLS_CERT_EXPIRED', `certificate expired: ${name} was valid until ${iso(x.validTo)}`)
-    if (c.now < Date.parse(x.validFrom)) fail('TK_TLS_CERT_NOT_YET_VALID', `certificate not yet valid: ${name} is valid from ${iso(x.validFrom)}`)
+    // Fail closed: a date Node cannot read counts as outside the window.
+    if (!(c.now <= Date.parse(x.validTo))) fail('TK_TLS_CERT_EXPIRED', `certificate expired: ${name} was valid until ${iso(x.validTo)}`)
+    if (!(c.now >= Date.parse(x.validFrom))) fail('TK_TLS_CERT_NOT_YET_VALID', `certificate not yet valid: ${name} is valid from ${iso(x.validFrom)}`)
   }
   if (!signatureVerifies(c.auth, ee.publicKey, c.octets)) return fail('TK_NOT_AUTHORIZED', `${who}: signature does not verify with the key of ${subjectText(ee)}`)
   if (!certNames(ee, c.id)) return fail('TK_TLS_HOSTNAME_MISMATCH', `identity ${who} not in the certificate ${subjectText(ee)}`)
@@ -194,6 +195,7 @@ function sameId(a: IdBody, b: IdBody): boolean {
   }
 }
 
-const dnText = (nodeDn: string): string => nodeDn.split('\n').join(', ')
+/** Node's multi-line DN on one line; the peer chose it, so control characters are escaped. */
+const dnText = (nodeDn: string): string => printable(nodeDn.split('\n').join(', '))
 const subjectText = (c: X509Certificate): string => dnText(c.subject)
-const iso = (date: string): string => new Date(Date.parse(date)).toISOString().replace('.000Z', 'Z')
+const iso = (date: string): string => (Number.isNaN(Date.parse(date)) ? printable(date) : new Date(Date.parse(date)).toISOString().replace('.000Z', 'Z'))
