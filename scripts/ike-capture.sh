@@ -90,4 +90,6 @@ for (let o = 24; o + 16 <= b.length; ) {
   console.log(`${src === '203.0.113.1' ? 'r>i' : 'i>r'} ${sport}->${dport} ${pay.toString('hex')}`)
 }
 JS
-echo "wrote $OUT/messages.txt ($(grep -vc '^#' "$OUT/messages.txt") messages) and $OUT/keys.txt"
+# The CA certificates (public) the captured chains end in, for the certificate checks.
+cp /tmp/ks-ipsec-pki/ca-ecdsa.crt /tmp/ks-ipsec-pki/ca-rsa.crt "$OUT/"
+echo "wrote $OUT/messages.txt ($(grep -vc '^#' "$OUT/messages.txt") messages), $OUT/keys.txt and the two CA certificates"

@@ -1,4 +1,5 @@
 import {Flags} from '@oclif/core'
+import {createPrivateKey, X509Certificate} from 'node:crypto'
 import {readFileSync, statSync} from 'node:fs'
 import {lookup} from 'node:dns/promises'
 import {isIP} from 'node:net'
@@ -6,8 +7,10 @@ import {TunkitCommand} from '../cli/base.js'
 import * as F from '../cli/flags.js'
 import {UsageError} from '../cli/parse.js'
 import {TunkitError} from '../lib/errors.js'
+import {loadTls, PEM_CERT, TlsConfigError} from '../lib/io/tls-config.js'
+import type {CertCredentials} from '../ike/core/auth.js'
 import {ProtocolId} from '../ike/codec/constants.js'
-import {idFromString} from '../ike/codec/id.js'
+import {idFromString, type IdBody} from '../ike/codec/id.js'
 import {tsText, suiteText} from '../ike/core/describe.js'
 import type {Action, ChildSa, Established} from '../ike/core/exchange.js'
 import {espPolicies, parseProposals, type Policy} from '../ike/core/proposals.js'
@@ -35,7 +38,7 @@ export function parsePolicy(s: string): SubnetPolicy {
 
 export default class KeyExchange extends TunkitCommand {
   static override summary = 'IKEv2 with configuration push and an ESP tunnel: connect to a gateway, or be one.'
-  static override description = `Client (--gateway): offers every algorithm tunkit supports, authenticates with a pre-shared key, gets an address, DNS servers and the protected subnets from the gateway, and carries traffic to them through ESP in UDP on a TUN device. Works with strongSwan and other standard IKEv2 gateways.
+  static override description = `Client (--gateway): offers every algorithm tunkit supports, authenticates with a pre-shared key or a certificate, gets an address, DNS servers and the protected subnets from the gateway, and carries traffic to them through ESP in UDP on a TUN device. Works with strongSwan and other standard IKEv2 gateways.
 
 Gateway (--respond): answers clients with the first of its own preferences they offered, leases addresses from --pool by identity, and protects the --policy subnets, each with its own ESP transforms.
 
@@ -45,6 +48,7 @@ Both run in the foreground until SIGINT or SIGTERM, when they delete their SAs. 
     '<%= config.bin %> key-exchange --respond --listen 203.0.113.1 --psk-file gw.psk --pool 198.18.200.0/24 --dns 198.18.1.53 --policy 198.18.1.0/24=aes256gcm16',
     '<%= config.bin %> key-exchange --gateway 203.0.113.1 --psk-file my.psk',
     '<%= config.bin %> key-exchange --gateway 203.0.113.1 --psk-file my.psk --json',
+    '<%= config.bin %> key-exchange --gateway 203.0.113.1 --cert c.crt --key c.key --ca ca.crt',
   ]
 
   static override flags = {
@@ -53,8 +57,11 @@ Both run in the foreground until SIGINT or SIGTERM, when they delete their SAs. 
     listen: Flags.string({summary: 'Gateway: the address to answer on (UDP 500 and 4500).', default: '0.0.0.0'}),
     bind: Flags.string({summary: 'Client: the local address to send from.'}),
     'psk-file': Flags.string({summary: 'File holding the pre-shared key (its first line).', helpValue: '<file>'}),
-    id: Flags.string({summary: 'Our identity: an address, user@domain or a host name (default: our address).'}),
-    'remote-id': Flags.string({summary: 'The identity the peer must prove (default: any the key proves).'}),
+    cert: Flags.string({summary: 'Our certificate (PEM, intermediates may follow it): authenticate with it (RSA or ECDSA).', helpValue: '<file>', dependsOn: ['key', 'ca']}),
+    key: Flags.string({summary: 'The private key of --cert (PEM).', helpValue: '<file>', dependsOn: ['cert']}),
+    ca: Flags.string({summary: 'CA certificates (PEM, one or more) a peer\'s certificate must chain to.', helpValue: '<file>', dependsOn: ['cert']}),
+    id: Flags.string({summary: 'Our identity: an address, user@domain, a host name (@host forces one) or a DN "C=ZZ, O=x, CN=y" (default: the certificate\'s first DNS name or subject, else our address).'}),
+    'remote-id': Flags.string({summary: 'The identity the peer must prove, same forms as --id (default: any its PSK or certificate proves).'}),
     pool: F.ipv4Cidr({summary: 'Gateway: lease client addresses from this network (its first address is the gateway\'s).', helpGroup: 'GATEWAY'}),
     dns: Flags.string({summary: 'Gateway: a DNS server to push.', multiple: true, helpGroup: 'GATEWAY'}),
     policy: Flags.string({summary: 'Gateway: a protected subnet and its ESP proposals, SUBNET[=PROPOSALS] (e.g. 198.18.1.0/24=aes256gcm16).', multiple: true, helpGroup: 'GATEWAY'}),
@@ -68,11 +75,13 @@ Both run in the foreground until SIGINT or SIGTERM, when they delete their SAs. 
   async run(): Promise<void> {
     const {flags: f} = await this.parse(KeyExchange)
     if (!f.gateway && !f.respond) throw new UsageError('give --gateway HOST to connect, or --respond to be a gateway')
-    if (!f['psk-file']) throw new UsageError('missing required flag --psk-file')
-    const psk = readPsk(f['psk-file'], (m) => this.logger.log('warn', m))
+    if (!f['psk-file'] && !f.cert) throw new UsageError('give --psk-file, or --cert, --key and --ca')
+    if (f['psk-file'] && f.cert && !f.respond) throw new UsageError('a client authenticates with --psk-file or --cert, not both')
+    const psk = f['psk-file'] ? readPsk(f['psk-file'], (m) => this.logger.log('warn', m)) : undefined
+    const certs = f.cert ? loadCerts({cert: f.cert, key: f.key!, ca: f.ca!}, f.respond ? 'gate' : 'client', (m) => this.logger.log('warn', m)) : undefined
     const plane = await openPlane(f.respond ? f.listen : f.bind ?? '0.0.0.0')
     const signal = this.waitForSignal()
-    if (f.respond) return this.respond(f, psk, plane, signal)
+    if (f.respond) return this.respond(f, {psk, certs}, plane, signal)
     let gateway = f.gateway!
     if (!isIP(gateway)) {
       try {
@@ -85,7 +94,7 @@ Both run in the foreground until SIGINT or SIGTERM, when they delete their SAs. 
     const client = new IkeClient({
       gateway,
       bind: f.bind,
-      auth: {...(f.id ? {id: idFromString(f.id)} : {}), ...(f['remote-id'] ? {remoteId: idFromString(f['remote-id'])} : {}), psk},
+      auth: {...ids(f), auth: psk ? {psk} : certs!.creds, ...(certs ? {ca: certs.ca} : {})},
       dev: f.dev,
       accept: accept as Cidr[] | null,
       plane,
@@ -104,7 +113,7 @@ Both run in the foreground until SIGINT or SIGTERM, when they delete their SAs. 
     }
   }
 
-  private async respond(f: {listen: string; pool?: string; dns?: string[]; policy?: string[]; 'ike-proposal'?: string; dev: string; id?: string}, psk: Buffer, plane: Awaited<ReturnType<typeof openPlane>>, signal: Promise<NodeJS.Signals>): Promise<void> {
+  private async respond(f: {listen: string; pool?: string; dns?: string[]; policy?: string[]; 'ike-proposal'?: string; dev: string; id?: string}, auth: {psk?: Buffer; certs?: {creds: CertCredentials; ca: X509Certificate[]}}, plane: Awaited<ReturnType<typeof openPlane>>, signal: Promise<NodeJS.Signals>): Promise<void> {
     if (!f.pool) throw new UsageError('--respond needs --pool (the network client addresses are leased from)')
     if (!f.policy?.length) throw new UsageError('--respond needs at least one --policy SUBNET[=PROPOSALS]')
     const policies = f.policy.map(parsePolicy)
@@ -117,8 +126,9 @@ Both run in the foreground until SIGINT or SIGTERM, when they delete their SAs. 
     const gw = new IkeGateway({
       listen: f.listen,
       responder: {
-        id: idFromString(f.id ?? f.listen),
-        psk: () => psk,
+        ...ids(f),
+        ...(auth.psk ? {psk: () => auth.psk} : {}),
+        ...(auth.certs ? {cert: auth.certs.creds, ca: auth.certs.ca} : {}),
         ...(ike ? {ike} : {}),
         esp: policies.flatMap((p) => p.esp),
         subnets: policies.map((p) => p.subnet),
@@ -188,6 +198,35 @@ function exportSa(sa: Established, keys: boolean): Record<string, unknown> {
     dns: sa.dns,
     children: [{...childEvent(c, 'initiator'), ...(keys ? {keys: {encI: c.keys.encI.toString('hex'), integI: c.keys.integI.toString('hex'), encR: c.keys.encR.toString('hex'), integR: c.keys.integR.toString('hex')}} : {})}],
   }
+}
+
+/** --id and --remote-id as IKE identities (a DN that does not parse is a usage error). */
+function ids(f: {id?: string; 'remote-id'?: string}): {id?: IdBody; remoteId?: IdBody} {
+  const parse = (flag: string, s: string): IdBody => {
+    try {
+      return idFromString(s)
+    } catch (e) {
+      throw new UsageError(`--${flag}: ${(e as Error).message}`)
+    }
+  }
+  return {...(f.id ? {id: parse('id', f.id)} : {}), ...(f['remote-id'] ? {remoteId: parse('remote-id', f['remote-id'])} : {})}
+}
+
+/**
+ * --cert, --key and --ca, checked as tunkit's TLS files are (key matches, purpose, validity, CAs
+ * only; lib/io/tls-config.ts), then as node:crypto objects: our chain (the file's certificates in
+ * order) and every CA of the --ca file.
+ */
+function loadCerts(files: {cert: string; key: string; ca: string}, role: 'gate' | 'client', warn: (m: string) => void): {creds: CertCredentials; ca: X509Certificate[]} {
+  let m
+  try {
+    m = loadTls(files, role, warn)
+  } catch (e) {
+    if (e instanceof TlsConfigError) throw new UsageError(e.message)
+    throw e
+  }
+  const pems = (text: string): X509Certificate[] => (text.match(PEM_CERT) ?? []).map((p) => new X509Certificate(p))
+  return {creds: {cert: pems(m.cert), key: createPrivateKey(m.key)}, ca: pems(m.ca)}
 }
 
 /** The PSK: the file's first line. A file others may read gets a warning, as a key does. */

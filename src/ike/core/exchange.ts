@@ -853,7 +853,7 @@ export class ProtectedSa {
 /** One line per refusal, for the user (the message of the failed action). */
 const REFUSALS: Readonly<Record<number, [ErrorCode, string]>> = {
   [Notify.NO_PROPOSAL_CHOSEN]: ['TK_UNSUPPORTED', 'no proposal in common'],
-  [Notify.AUTHENTICATION_FAILED]: ['TK_NOT_AUTHORIZED', 'authentication failed (wrong PSK or identity)'],
+  [Notify.AUTHENTICATION_FAILED]: ['TK_NOT_AUTHORIZED', 'authentication failed (wrong PSK, certificate or identity)'],
   [Notify.TS_UNACCEPTABLE]: ['TK_DENIED', 'traffic selectors unacceptable'],
   [Notify.INTERNAL_ADDRESS_FAILURE]: ['TK_RESOURCE_LIMIT', 'no internal address to lease'],
   [Notify.FAILED_CP_REQUIRED]: ['TK_UNSUPPORTED', 'the gateway requires a configuration request'],

@@ -1,13 +1,15 @@
+import type {X509Certificate} from 'node:crypto'
 import {TunkitError} from '../../lib/errors.js'
 import {formatIPv4} from '../../lib/net/ip.js'
-import {AuthMethod, CfgAttr, CfgType, Exchange, Flag, Notify, PayloadType as P, ProtocolId, TransformType} from '../codec/constants.js'
+import {CfgAttr, CfgType, Exchange, Flag, Notify, PayloadType as P, ProtocolId, TransformType} from '../codec/constants.js'
 import {cpAddress, decodeCpPolicy, TUNKIT_POLICY, type CfgAttribute} from '../codec/cp.js'
 import {idToString, type IdBody} from '../codec/id.js'
 import {decodeMessage, encodeMessage, type IkeMessage} from '../codec/message.js'
 import {payloadOf, payloadsOf, type Payload} from '../codec/payload.js'
 import type {Proposal} from '../codec/sa.js'
 import {tsFromCidr, type TrafficSelector} from '../codec/ts.js'
-import {deriveChildKeys, deriveIkeKeys, pskAuth, pskAuthMatches, signedOctets, skeyseed, skKeys, type KeyExchange, type Suite} from './crypto.js'
+import {certreq, defaultId, ourAuth, peerHashes, verifyPeer, type Credentials} from './auth.js'
+import {deriveChildKeys, deriveIkeKeys, signedOctets, skeyseed, skKeys, type KeyExchange, type Suite} from './crypto.js'
 import {CHILD_LIFETIME, DEFAULT_DEPS, errorNotifies, refusal, IKE_LIFETIME, isInputError, MAX_CHILDREN, natDetected, natHash, notify, ProtectedSa, RETRANSMIT, SIGNATURE_HASHES, type Action, type Lifetime, type Counters, type Deps, type Endpoint, type Established, type RequestHandler, type Retransmit} from './exchange.js'
 import {acceptAnswer, espOffer, espPolicies, IKE_POLICIES, ikeOffer, policyFromTransforms, type Policy} from './proposals.js'
 
@@ -21,10 +23,14 @@ export interface InitiatorConfig {
   /** Our address and port as we send from them, and the gateway's as we send to it (NAT detection). */
   local: Endpoint
   gateway: Endpoint
-  id: IdBody
-  /** The identity we require of the gateway; any when absent. */
+  /** Our identity; by default the certificate's (first DNS name, else subject) or our address. */
+  id?: IdBody
+  /** The identity we require of the gateway; without it, whatever the PSK or certificate proves. */
   remoteId?: IdBody
-  psk: Buffer
+  /** How we authenticate (auth.ts). */
+  auth: Credentials
+  /** CAs the gateway's certificate must chain to (named in our CERTREQ). */
+  ca?: X509Certificate[]
   /** Announce RFC 7383 fragmentation. */
   fragmentation?: boolean
   /** What we ask to protect; default everything (0.0.0.0/0 both ways), the gateway narrows it. */
@@ -190,12 +196,21 @@ export class IkeInitiator {
     const childSpi = this.deps.random(4)
     const esp = espOffer(childSpi)
     const c = this.config
-    const octets = signedOctets(suite.prf!, this.init.data, nr.data, keys.skPi, c.id)
+    const id = c.id ?? defaultId(c.auth, c.local.address)
+    let mine: ReturnType<typeof ourAuth>
+    try {
+      mine = ourAuth(c.auth, suite.prf!, signedOctets(suite.prf!, this.init.data, nr.data, keys.skPi, id), peerHashes(m.payloads))
+    } catch (e) {
+      if (e instanceof TunkitError) return this.fail(e)
+      throw e
+    }
     const inner: Payload[] = [
-      {type: P.IDi, ...c.id},
+      {type: P.IDi, ...id},
+      ...mine.certs,
       notify(Notify.INITIAL_CONTACT),
+      ...certreq(c.ca),
       ...(c.remoteId ? [{type: P.IDr, ...c.remoteId} as Payload] : []),
-      {type: P.AUTH, method: AuthMethod.SHARED_KEY_MIC, data: pskAuth(suite.prf!, c.psk, octets)},
+      mine.auth,
       {type: P.CP, cfgType: CfgType.REQUEST, attributes: [{type: CfgAttr.INTERNAL_IP4_ADDRESS, value: Buffer.alloc(0)}, {type: CfgAttr.INTERNAL_IP4_DNS, value: Buffer.alloc(0)}]},
       {type: P.SA, proposals: esp},
       {type: P.TSi, selectors: c.tsI ?? [tsFromCidr('0.0.0.0/0')]},
@@ -220,12 +235,14 @@ export class IkeInitiator {
     }
     if (!idr || !auth) return dead(errors.length ? refusal('IKE_AUTH', errors[0]) : new TunkitError('TK_PROTOCOL_ERROR', 'the IKE_AUTH answer has no IDr or AUTH'))
     const prf = x.suite.prf!
-    const octets = signedOctets(prf, x.initResponse, this.ni, x.keys.skPr, idr)
-    if (auth.method !== AuthMethod.SHARED_KEY_MIC || !pskAuthMatches(prf, this.config.psk, octets, auth.data)) {
-      return dead(new TunkitError('TK_NOT_AUTHORIZED', `the gateway ${idToString(idr)} failed authentication (its AUTH does not verify: wrong PSK?)`))
-    }
-    if (this.config.remoteId && !(idr.idType === this.config.remoteId.idType && idr.data.equals(this.config.remoteId.data))) {
-      return dead(new TunkitError('TK_NOT_AUTHORIZED', `the gateway is ${idToString(idr)}, not ${idToString(this.config.remoteId)}`))
+    const c = this.config
+    try {
+      const octets = signedOctets(prf, x.initResponse, this.ni, x.keys.skPr, idr)
+      verifyPeer({id: idr, auth, inner, octets, prfId: prf, psk: 'psk' in c.auth ? c.auth.psk : undefined, ca: c.ca, remoteId: c.remoteId, now})
+    } catch (e) {
+      if (!(e instanceof TunkitError)) throw e
+      // §2.21.2: an initiator tells the gateway in a separate INFORMATIONAL (sent once: we are done).
+      return dead(new TunkitError(e.code, `the gateway: ${e.message}`), ike.request(Exchange.INFORMATIONAL, [notify(Notify.AUTHENTICATION_FAILED)], now))
     }
     // The IKE_SA stands from here (§1.2); a refused CHILD_SA leaves it up, so delete it ourselves
     // (the DELETE is retransmitted and its answer closes the SA).

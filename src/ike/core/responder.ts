@@ -1,14 +1,15 @@
-import {createHmac, timingSafeEqual} from 'node:crypto'
-import {CodecError, TunkitError} from '../../lib/errors.js'
+import {createHmac, timingSafeEqual, type X509Certificate} from 'node:crypto'
+import {CodecError, TunkitError, type ErrorCode} from '../../lib/errors.js'
 import {ipv4Bytes, ipv4ToU32, ipv4FromU32, isIPv4} from '../../lib/net/ip.js'
-import {AuthMethod, CfgAttr, CfgType, Exchange, Flag, Notify, PayloadType as P, TsType} from '../codec/constants.js'
+import {CfgAttr, CfgType, Exchange, Flag, Notify, PayloadType as P, TsType} from '../codec/constants.js'
 import {encodeCpPolicy, TUNKIT_POLICY, type CfgAttribute} from '../codec/cp.js'
 import {idToString, type IdBody} from '../codec/id.js'
 import {decodeMessage, encodeMessage, type IkeMessage} from '../codec/message.js'
 import {payloadOf, payloadsOf, type Payload} from '../codec/payload.js'
 import type {Proposal} from '../codec/sa.js'
 import {tsFromCidr, type TrafficSelector} from '../codec/ts.js'
-import {deriveChildKeys, deriveIkeKeys, pskAuth, pskAuthMatches, signedOctets, skeyseed, skKeys, type IkeKeys, type Suite} from './crypto.js'
+import {certreq, defaultId, ourAuth, peerHashes, verifyPeer, type CertCredentials, type Credentials} from './auth.js'
+import {deriveChildKeys, deriveIkeKeys, signedOctets, skeyseed, skKeys, type IkeKeys, type Suite} from './crypto.js'
 import {CHILD_LIFETIME, DEFAULT_DEPS, IKE_LIFETIME, isInputError, MAX_CHILDREN, natDetected, natHash, notify, SIGNATURE_HASHES, ProtectedSa, RETRANSMIT, type Action, type ChildSelection, type Lifetime, type Counters, type Deps, type Endpoint, type Established, type RequestHandler, type Retransmit} from './exchange.js'
 import {choose, espPolicies, IKE_POLICIES, policyTransforms, withPfs, type Policy} from './proposals.js'
 
@@ -21,9 +22,14 @@ import {choose, espPolicies, IKE_POLICIES, policyTransforms, withPfs, type Polic
 export interface ResponderConfig {
   /** Our address as the initiator sends to it (NAT detection). */
   local: Endpoint
-  id: IdBody
-  /** The PSK of an initiator identity; undefined refuses it. */
-  psk(id: IdBody): Buffer | undefined
+  /** Our identity; by default the certificate's (first DNS name, else subject) or our address. */
+  id?: IdBody
+  /** The PSK of an initiator identity; undefined refuses PSK authentication for it. */
+  psk?(id: IdBody): Buffer | undefined
+  /** Our certificate, for initiators that authenticate with theirs. */
+  cert?: CertCredentials
+  /** CAs an initiator's certificate must chain to (named in our CERTREQ); none refuses certificates. */
+  ca?: X509Certificate[]
   /** Our preferences, best first (default: everything tunkit supports). */
   ike?: readonly Policy[]
   esp?: readonly Policy[]
@@ -60,6 +66,8 @@ interface Sa {
   initRequest: Buffer
   initResponse: Buffer
   nat: Established['nat']
+  /** The initiator's RFC 7427 hashes (SIGNATURE_HASH_ALGORITHMS). */
+  hashes: number[]
   created: number
   closedAt?: number
   /** The initiator's leased address: new CHILD_SAs narrow TSi to it. */
@@ -216,8 +224,10 @@ export class IkeResponder {
       {type: P.KE, group, data: dh.publicKey},
       {type: P.NONCE, data: nr},
       ...(natT ? [notify(Notify.NAT_DETECTION_SOURCE_IP, natHash(m.spiI, spiR, this.config.local)), notify(Notify.NAT_DETECTION_DESTINATION_IP, natHash(m.spiI, spiR, from))] : []),
-      ...(ns.some((n) => n.notify === Notify.IKEV2_FRAGMENTATION_SUPPORTED) ? [notify(Notify.IKEV2_FRAGMENTATION_SUPPORTED)] : []),
+      // No IKEV2_FRAGMENTATION_SUPPORTED: we do not reassemble SKF, so the initiator must send whole
+      // messages (an RSA-3072 IKE_AUTH of ~3 KB; strongSwan fragments it only when both announce).
       notify(Notify.SIGNATURE_HASH_ALGORITHMS, SIGNATURE_HASHES),
+      ...certreq(this.config.ca),
     ]
     const initResponse = encodeMessage({spiI: m.spiI, spiR, exchange: Exchange.IKE_SA_INIT, flags: Flag.RESPONSE, messageId: 0, payloads})
     const sk = skKeys(suite, keys)
@@ -233,7 +243,7 @@ export class IkeResponder {
       // An IKE_SA made by a rekey: kept by our SPI of it, with what the first one knew.
       adopt: (next) => this.sas.set(key(next.ourSpi), {...entry, ike: next, closedAt: undefined}),
     })
-    const entry: Sa = {ike, remote: from, ni: ni.data, nr, suite, keys, initRequest: raw, initResponse, nat, created: now}
+    const entry: Sa = {ike, remote: from, ni: ni.data, nr, suite, keys, initRequest: raw, initResponse, nat, hashes: peerHashes(m.payloads), created: now}
     this.sas.set(key(spiR), entry)
     this.byInit.set(endpointKey(m.spiI, from), entry)
     return [{type: 'send', to: from, data: initResponse}, {type: 'timer', at: now + (this.config.halfOpenMs ?? 30_000)}]
@@ -279,18 +289,27 @@ export class IkeResponder {
     const prf = sa.suite.prf!
     const idi = payloadOf(inner, P.IDi)
     const auth = payloadOf(inner, P.AUTH)
-    const fail = (n: number, code: 'TK_NOT_AUTHORIZED' | 'TK_PROTOCOL_ERROR', why: string): {reply: Payload[]; actions: Action[]} => {
+    const fail = (n: number, code: ErrorCode, why: string): {reply: Payload[]; actions: Action[]} => {
       ike.state = 'closed'
       return {reply: [notify(n)], actions: [{type: 'failed', spiI: ike.spiI, error: new TunkitError(code, `IKE_AUTH from ${sa.remote.address}: ${why}`)}]}
     }
     if (!idi || !auth) return fail(Notify.INVALID_SYNTAX, 'TK_PROTOCOL_ERROR', 'no IDi or AUTH')
     const who = idToString(idi)
-    const psk = c.psk(idi)
-    if (!psk) return fail(Notify.AUTHENTICATION_FAILED, 'TK_NOT_AUTHORIZED', `no PSK for ${who}`)
-    const octets = signedOctets(prf, sa.initRequest, sa.nr, sa.keys.skPi, idi)
-    if (auth.method !== AuthMethod.SHARED_KEY_MIC || !pskAuthMatches(prf, psk, octets, auth.data)) return fail(Notify.AUTHENTICATION_FAILED, 'TK_NOT_AUTHORIZED', `${who} failed authentication (wrong PSK)`)
+    const psk = c.psk?.(idi)
+    const id = c.id ?? defaultId(c.cert, c.local.address)
+    let reply: Payload[]
+    try {
+      const how = verifyPeer({id: idi, auth, inner, octets: signedOctets(prf, sa.initRequest, sa.nr, sa.keys.skPi, idi), prfId: prf, psk, ca: c.ca, now})
+      // We answer in kind: a PSK initiator with its PSK, a certificate one with our certificate if we have one.
+      const creds: Credentials | undefined = how === 'cert' && c.cert ? c.cert : psk ? {psk} : undefined
+      if (!creds) throw new TunkitError('TK_NOT_AUTHORIZED', `${who} authenticated with a certificate and we have neither a certificate nor a PSK to answer with`)
+      const mine = ourAuth(creds, prf, signedOctets(prf, sa.initResponse, sa.ni, sa.keys.skPr, id), sa.hashes)
+      reply = [{type: P.IDr, ...id}, ...mine.certs, mine.auth]
+    } catch (e) {
+      if (e instanceof TunkitError) return fail(Notify.AUTHENTICATION_FAILED, e.code, e.message)
+      throw e
+    }
     ike.state = 'established'
-    const reply: Payload[] = [{type: P.IDr, ...c.id}, {type: P.AUTH, method: AuthMethod.SHARED_KEY_MIC, data: pskAuth(prf, psk, signedOctets(prf, sa.initResponse, sa.ni, sa.keys.skPr, c.id))}]
     // The IKE_SA stands; a CHILD_SA we cannot make is refused by notify (§1.2, §2.21.2).
     const childFails = (n: number, why: string): {reply: Payload[]; actions: Action[]} => ({
       reply: [...reply, notify(n)],

@@ -4,7 +4,6 @@ import {hostPort} from '../../lib/io/connect.js'
 import type {Logger} from '../../lib/log.js'
 import type {Tracer} from '../../lib/trace/tracer.js'
 import {parseCidr4, routeProblem, type Cidr} from '../../vpn/core/pushed.js'
-import {idFromString, type IdBody} from '../codec/id.js'
 import type {Action, Established} from '../core/exchange.js'
 import {rangeToCidrs, suiteText, tsRanges} from '../core/describe.js'
 import {IkeInitiator, type InitiatorConfig} from '../core/initiator.js'
@@ -21,7 +20,7 @@ export interface ClientOptions {
   /** Our address toward it; found by asking the kernel's routing when absent. */
   bind?: string
   /** Authentication and identities of the initiator (InitiatorConfig without the addresses). */
-  auth: Omit<InitiatorConfig, 'local' | 'gateway' | 'id'> & {id?: IdBody}
+  auth: Omit<InitiatorConfig, 'local' | 'gateway'>
   dev: string
   /** --accept-routes: pushed subnets to route only when inside these (null: the default policy). */
   accept: Cidr[] | null
@@ -60,7 +59,7 @@ export class IkeClient {
     // We always carry ESP in UDP (the plane is a UDP socket): like strongSwan's encap=yes, our
     // NAT_DETECTION_SOURCE_IP names a port we do not use, so both ends see a NAT and float to 4500.
     const local = {address: bind, port: 0}
-    this.machine = new IkeInitiator({...o.auth, id: o.auth.id ?? idFromString(bind), local, gateway: {address: o.gateway, port: IKE_PORT}})
+    this.machine = new IkeInitiator({...o.auth, local, gateway: {address: o.gateway, port: IKE_PORT}})
     this.driver = new IkeDriver({receive: (raw, _from, now) => this.machine.receive(raw, now), tick: (now) => this.machine.tick(now)}, o.plane, {
       role: 'initiator',
       log: o.log,

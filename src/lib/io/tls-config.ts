@@ -43,7 +43,7 @@ export function defaultFiles(role: 'gate' | 'client', given: Partial<Omit<TlsFil
 /** Extended key usage each end's certificate needs (RFC 5280 4.2.1.12), and anyExtendedKeyUsage. */
 const PURPOSE = {gate: {oid: '1.3.6.1.5.5.7.3.1', name: 'serverAuth', file: 'gate.crt'}, client: {oid: '1.3.6.1.5.5.7.3.2', name: 'clientAuth', file: 'client.crt'}} as const
 const ANY_EKU = '2.5.29.37.0'
-const PEM_CERT = /-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g
+export const PEM_CERT = /-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g
 
 /**
  * Reads and checks our certificate, key and CA at start, so that what no retry can fix fails at

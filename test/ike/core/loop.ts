@@ -45,9 +45,11 @@ export function seededRandom(seed: number): (n: number) => Buffer {
   return (n) => r.bytes(n)
 }
 
-export function pair(opts: {ini?: Partial<InitiatorConfig>; res?: Partial<ResponderConfig>; seed?: number; seenAs?: Endpoint; lose?: Pair['lose']} = {}): Pair {
+/** `start`: the clock's first reading (ms; certificates need a real date), 0 by default. */
+export function pair(opts: {ini?: Partial<InitiatorConfig>; res?: Partial<ResponderConfig>; seed?: number; seenAs?: Endpoint; lose?: Pair['lose']; start?: number} = {}): Pair {
+  const start = opts.start ?? 0
   const random = seededRandom(opts.seed ?? 1)
-  const ini = new IkeInitiator({local: CLIENT, gateway: GATEWAY, id: idFromString('client@example.net'), psk: PSK, ...opts.ini}, {random})
+  const ini = new IkeInitiator({local: CLIENT, gateway: GATEWAY, id: idFromString('client@example.net'), auth: {psk: PSK}, ...opts.ini}, {random})
   const leases = new Map<string, string>()
   const res = new IkeResponder(
     {
@@ -69,12 +71,12 @@ export function pair(opts: {ini?: Partial<InitiatorConfig>; res?: Partial<Respon
   const queue: Sent[] = []
   const counts = {'i->r': 0, 'r->i': 0}
   const p: Pair = {
-    ini, res, now: 0, sent: [], iEvents: [], rEvents: [], seenAs: opts.seenAs ?? CLIENT, lose: opts.lose ?? (() => false),
+    ini, res, now: start, sent: [], iEvents: [], rEvents: [], seenAs: opts.seenAs ?? CLIENT, lose: opts.lose ?? (() => false),
     feed(dir, actions, run = true) {
       take(dir, actions)
       if (run) p.run()
     },
-    run(until = 120_000) {
+    run(until = start + 120_000) {
       for (let steps = 0; steps < 10_000; steps++) {
         const s = queue.shift()
         if (s) {
@@ -105,7 +107,7 @@ export function pair(opts: {ini?: Partial<InitiatorConfig>; res?: Partial<Respon
       else (side === 'i' ? p.iEvents : p.rEvents).push(a)
     }
   }
-  take('i', ini.start(0))
+  take('i', ini.start(start))
   return p
 }
 

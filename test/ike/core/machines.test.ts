@@ -98,7 +98,7 @@ t('a forged or stale cookie is answered with a fresh COOKIE, never with an SA', 
 })
 
 t('wrong PSK: AUTHENTICATION_FAILED, a one-line error on both sides', () => {
-  const p = pair({ini: {psk: Buffer.from('not the secret')}})
+  const p = pair({ini: {auth: {psk: Buffer.from('not the secret')}}})
   p.run()
   const i = failure(p.iEvents)
   const r = failure(p.rEvents)
