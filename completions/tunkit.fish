@@ -81,6 +81,7 @@ complete -c tunkit -n '__fish_seen_subcommand_from key-exchange' -l dns -r -d 'G
 complete -c tunkit -n '__fish_seen_subcommand_from key-exchange' -l policy -r -d 'Gateway: a protected subnet and its ESP proposals, SUBNET[=PROPOSALS] (e.g. 198.18.1.0/24=aes256gcm16).'
 complete -c tunkit -n '__fish_seen_subcommand_from key-exchange' -l ike-proposal -r -d 'Gateway: accept only these IKE proposals, comma-separated (e.g. aes128-sha1-modp2048).'
 complete -c tunkit -n '__fish_seen_subcommand_from key-exchange' -l dev -r -d 'Name of the TUN device.'
+complete -c tunkit -n '__fish_seen_subcommand_from key-exchange' -l dpd -r -d 'Check that the peer is alive after this long without a message or ESP packet from it (0 = never).'
 complete -c tunkit -n '__fish_seen_subcommand_from key-exchange' -l accept-routes -r -d 'Client: route only pushed subnets inside these networks.'
 complete -c tunkit -n '__fish_seen_subcommand_from key-exchange' -l export -r -a 'json' -d 'Client: print the negotiated SAs on stdout when up, for scripts.'
 complete -c tunkit -n '__fish_seen_subcommand_from key-exchange' -l show-keys -d 'With --export: include the key material (never logged).'

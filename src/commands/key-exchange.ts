@@ -67,6 +67,7 @@ Both run in the foreground until SIGINT or SIGTERM, when they delete their SAs. 
     policy: Flags.string({summary: 'Gateway: a protected subnet and its ESP proposals, SUBNET[=PROPOSALS] (e.g. 198.18.1.0/24=aes256gcm16).', multiple: true, helpGroup: 'GATEWAY'}),
     'ike-proposal': Flags.string({summary: 'Gateway: accept only these IKE proposals, comma-separated (e.g. aes128-sha1-modp2048).', helpGroup: 'GATEWAY'}),
     dev: Flags.string({summary: 'Name of the TUN device.', default: 'tunkit-ike0'}),
+    dpd: F.duration({summary: 'Check that the peer is alive after this long without a message or ESP packet from it (0 = never).', default: 30}),
     'accept-routes': F.ipv4Cidr({summary: 'Client: route only pushed subnets inside these networks.', multiple: true}),
     export: Flags.option({options: ['json'] as const, summary: 'Client: print the negotiated SAs on stdout when up, for scripts.'})(),
     'show-keys': Flags.boolean({summary: 'With --export: include the key material (never logged).'}),
@@ -94,7 +95,7 @@ Both run in the foreground until SIGINT or SIGTERM, when they delete their SAs. 
     const client = new IkeClient({
       gateway,
       bind: f.bind,
-      auth: {...ids(f), auth: psk ? {psk} : certs!.creds, ...(certs ? {ca: certs.ca} : {})},
+      auth: {...ids(f), auth: psk ? {psk} : certs!.creds, ...(certs ? {ca: certs.ca} : {}), dpdMs: f.dpd * 1000},
       dev: f.dev,
       accept: accept as Cidr[] | null,
       plane,
@@ -113,7 +114,7 @@ Both run in the foreground until SIGINT or SIGTERM, when they delete their SAs. 
     }
   }
 
-  private async respond(f: {listen: string; pool?: string; dns?: string[]; policy?: string[]; 'ike-proposal'?: string; dev: string; id?: string}, auth: {psk?: Buffer; certs?: {creds: CertCredentials; ca: X509Certificate[]}}, plane: Awaited<ReturnType<typeof openPlane>>, signal: Promise<NodeJS.Signals>): Promise<void> {
+  private async respond(f: {listen: string; pool?: string; dns?: string[]; policy?: string[]; 'ike-proposal'?: string; dev: string; id?: string; dpd: number}, auth: {psk?: Buffer; certs?: {creds: CertCredentials; ca: X509Certificate[]}}, plane: Awaited<ReturnType<typeof openPlane>>, signal: Promise<NodeJS.Signals>): Promise<void> {
     if (!f.pool) throw new UsageError('--respond needs --pool (the network client addresses are leased from)')
     if (!f.policy?.length) throw new UsageError('--respond needs at least one --policy SUBNET[=PROPOSALS]')
     const policies = f.policy.map(parsePolicy)
@@ -127,6 +128,7 @@ Both run in the foreground until SIGINT or SIGTERM, when they delete their SAs. 
       listen: f.listen,
       responder: {
         ...ids(f),
+        dpdMs: f.dpd * 1000,
         ...(auth.psk ? {psk: () => auth.psk} : {}),
         ...(auth.certs ? {cert: auth.certs.creds, ca: auth.certs.ca} : {}),
         ...(ike ? {ike} : {}),

@@ -60,7 +60,7 @@ export class IkeClient {
     // NAT_DETECTION_SOURCE_IP names a port we do not use, so both ends see a NAT and float to 4500.
     const local = {address: bind, port: 0}
     this.machine = new IkeInitiator({...o.auth, local, gateway: {address: o.gateway, port: IKE_PORT}})
-    this.driver = new IkeDriver({receive: (raw, _from, now) => this.machine.receive(raw, now), tick: (now) => this.machine.tick(now)}, o.plane, {
+    this.driver = new IkeDriver({receive: (raw, _from, now) => this.machine.receive(raw, now), tick: (now) => this.machine.tick(now), sa: () => this.machine.ikeSa}, o.plane, {
       role: 'initiator',
       log: o.log,
       tracer: o.tracer,

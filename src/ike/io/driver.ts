@@ -5,7 +5,8 @@ import type {Logger} from '../../lib/log.js'
 import type {Tracer} from '../../lib/trace/tracer.js'
 import {EXCHANGE_NAMES, Flag} from '../codec/constants.js'
 import {decodeMessage} from '../codec/message.js'
-import type {Action, ChildSa, Endpoint} from '../core/exchange.js'
+import type {Action, ChildSa, Endpoint, ProtectedSa} from '../core/exchange.js'
+import {ESP_TRACE} from '../../esp/trace.js'
 import {payloadText, suiteText, tsRanges, tsText} from '../core/describe.js'
 import type {EspPlane} from './plane.js'
 
@@ -13,7 +14,12 @@ import type {EspPlane} from './plane.js'
 export interface Machine {
   receive(raw: Buffer, from: Endpoint, now: number): Action[]
   tick(now: number): Action[]
+  /** The IKE_SA (the newest after rekeys) a CHILD_SA of IKE_SA `spiI` now lives on. */
+  sa(spiI: Buffer): ProtectedSa | undefined
 }
+
+/** How often ESP liveness reaches the IKE layer (it postpones DPD; strongSwan checks as coarsely). */
+const LIVENESS_MS = 5000
 
 /** IKE's own port; NAT-T (and all ESP) goes to the plane's 4500 (RFC 3948). */
 export const IKE_PORT = 500
@@ -24,6 +30,9 @@ interface Installed {
   child: ChildSa
   inId: number
   outId: number
+  peer: Endpoint
+  /** The last ESP arrival reported to the IKE layer. */
+  lastRx: number
 }
 
 /**
@@ -52,6 +61,41 @@ export class IkeDriver {
     },
   ) {
     plane.onIke((data, from) => this.receive(data, from))
+    plane.onEvent((e) => this.onEspEvent(e))
+    const tracer = o.tracer
+    if (tracer) {
+      plane.trace((r) => {
+        const e = this.bySpi(r.spi)
+        tracer.trace(r.dir, e ? hostPort(e.peer.address, e.peer.port) : '-', ESP_TRACE, r, r.length)
+      })
+    }
+    this.liveness = setInterval(() => this.reportLiveness(), LIVENESS_MS)
+    this.liveness.unref()
+  }
+
+  private liveness: ReturnType<typeof setInterval>
+
+  /** ESP that arrived counts as the peer being alive (RFC 7296 §2.4: DPD only when nothing came). */
+  private reportLiveness(): void {
+    for (const e of this.installed.values()) {
+      const rx = this.plane.stats(e.inId)?.lastRxMs ?? 0
+      if (rx <= e.lastRx) continue
+      e.lastRx = rx
+      this.machine.sa(Buffer.from(e.ike, 'hex'))?.sawTraffic(rx)
+    }
+  }
+
+  /** seq-soft: 2^32 − 2^16 sequence numbers used, so the CHILD_SA is rekeyed before it runs out. */
+  private onEspEvent(ev: {type: 'seq-soft' | 'seq-exhausted'; id: number}): void {
+    const e = [...this.installed.values()].find((x) => x.outId === ev.id)
+    if (!e) return
+    if (ev.type === 'seq-exhausted') return this.o.log.log('warn', `CHILD_SA ${e.child.spiI.toString('hex')}/${e.child.spiR.toString('hex')} used every sequence number; it sends nothing until its rekey`)
+    this.run(this.machine.sa(Buffer.from(e.ike, 'hex'))?.rekeyChild(e.child.spiI, Date.now()) ?? [])
+  }
+
+  private bySpi(spi: number): Installed | undefined {
+    for (const e of this.installed.values()) if (e.child.spiI.readUInt32BE(0) === spi || e.child.spiR.readUInt32BE(0) === spi) return e
+    return undefined
   }
 
   /** Binds UDP 500 on `address` (port 0 in tests). */
@@ -150,7 +194,7 @@ export class IkeDriver {
     const suite = {encr: c.suite.encr, encrKeyBits: c.suite.encrKeyBits, integ: c.suite.integ || undefined}
     const inId = this.plane.addSa({dir: 'in', spi: ours, ...suite, encKey: recvEnc, integKey: recvInteg.length ? recvInteg : undefined, selectors: remoteTs})
     const outId = this.plane.addSa({dir: 'out', spi: theirs, ...suite, encKey: sendEnc, integKey: sendInteg.length ? sendInteg : undefined, peer: this.espPeer(at), selectors: remoteTs})
-    this.installed.set(ours.toString('hex'), {ike, child: c, inId, outId})
+    this.installed.set(ours.toString('hex'), {ike, child: c, inId, outId, peer: this.espPeer(at), lastRx: 0})
   }
 
   /** Removes the CHILD_SA one of whose SPIs (ours or the peer's) is `spi`. */
@@ -211,6 +255,9 @@ export class IkeDriver {
   close(): void {
     this.closed = true
     if (this.timer) clearTimeout(this.timer)
+    clearInterval(this.liveness)
+    this.plane.trace(null)
+    this.plane.onEvent(null)
     this.sock?.close()
     this.sock = undefined
   }

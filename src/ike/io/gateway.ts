@@ -48,7 +48,8 @@ export class IkeGateway {
     // As the client does (client.ts), we claim a port we do not use in NAT_DETECTION_SOURCE_IP, so
     // a client without NAT still floats to 4500 and carries ESP in UDP.
     this.machine = new IkeResponder({...o.responder, local: {address: o.listen, port: 0}, lease: (id) => this.pool.lease(idToString(id)) ?? undefined})
-    this.driver = new IkeDriver(this.machine, o.plane, {role: 'responder', log: o.log, tracer: o.tracer, on: (a) => this.onAction(a)})
+    const m = this.machine
+    this.driver = new IkeDriver({receive: (raw, from, now) => m.receive(raw, from, now), tick: (now) => m.tick(now), sa: (spiI) => m.ikeSa(spiI)}, o.plane, {role: 'responder', log: o.log, tracer: o.tracer, on: (a) => this.onAction(a)})
     await this.driver.listen(o.listen, o.port ?? IKE_PORT)
   }
 

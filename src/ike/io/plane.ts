@@ -1,3 +1,4 @@
+import type {EspTraceRecord} from '../../esp/io/engine.js'
 import type {Endpoint} from '../core/exchange.js'
 
 /**
@@ -36,5 +37,6 @@ export interface EspPlane {
   setPeer(id: number, peer: Endpoint): boolean
   stats(id: number): EspStats | undefined
   onEvent(cb: ((e: {type: 'seq-soft' | 'seq-exhausted'; id: number}) => void) | null): void
+  trace(cb: ((r: EspTraceRecord) => void) | null): void
   close(): void
 }
