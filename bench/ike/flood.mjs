@@ -34,7 +34,7 @@ const socks = await Promise.all(sources.map((a) => new Promise((r) => {
 })))
 
 // One real request; each copy gets a new SPI (bytes 0-7) and a new nonce.
-const m = new IkeInitiator({local: {address: sources[0], port: 0}, gateway: {address: gateway, port: 500}, id: idFromString('flood.tk.test'), psk: Buffer.from('x')})
+const m = new IkeInitiator({local: {address: sources[0], port: 0}, gateway: {address: gateway, port: 500}, id: idFromString('flood.tk.test'), auth: {psk: Buffer.from('x')}})
 const template = m.start(Date.now()).find((a) => a.type === 'send').data
 const ni = template.indexOf(m.ni ?? Buffer.alloc(0))
 const nonceAt = ni > 0 ? ni : -1

@@ -100,7 +100,7 @@ function next() {
     const n = started++
     active++
     // Our NAT_DETECTION_SOURCE_IP names port 0: the responder sees a NAT, both float to 4500 (as key-exchange does).
-    const m = new IkeInitiator({local: {address: local.address === '0.0.0.0' ? '127.0.0.1' : local.address, port: 0}, gateway: {address: gateway, port: 500}, id: idFromString(`${o['id-prefix']}-${n}.tk.test`), psk})
+    const m = new IkeInitiator({local: {address: local.address === '0.0.0.0' ? '127.0.0.1' : local.address, port: 0}, gateway: {address: gateway, port: 500}, id: idFromString(`${o['id-prefix']}-${n}.tk.test`), auth: {psk}})
     const e = {m, t: performance.now(), done: false, timer: undefined, spi: ''}
     const actions = m.start(Date.now())
     e.spi = actions.find((a) => a.type === 'send').data.subarray(0, 8).toString('hex')
