@@ -859,7 +859,8 @@ napi_value esp_add_sa(napi_env env, napi_callback_info info) {
   if (out && !endpoint_arg(env, argv[8], argv[9], &peer)) return NULL;
   sa_t* sa = calloc(1, sizeof *sa);
   uint32_t nsel = (uint32_t)(sellen / 8);
-  if (!sa || (nsel && !(sa->sel = malloc(sellen)))) {
+  // Never NULL, even without selectors: the copy below then reads nothing from it.
+  if (!sa || !(sa->sel = malloc(sellen ? sellen : sizeof *sa->sel))) {
     free(sa);
     return throw_errno(env, "ENOMEM", "espAddSa", ENOMEM);
   }
