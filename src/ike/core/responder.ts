@@ -75,6 +75,7 @@ interface Sa {
 }
 
 const key = (spi: Buffer): string => spi.toString('hex')
+const NOTHING = Buffer.alloc(0)
 const endpointKey = (spiI: Buffer, e: Endpoint): string => `${spiI.toString('hex')}|${e.address}|${e.port}`
 
 export class IkeResponder {
@@ -335,6 +336,8 @@ export class IkeResponder {
     if (cp) reply.push({type: P.CP, cfgType: CfgType.REPLY, attributes: [...(vip ? [{type: CfgAttr.INTERNAL_IP4_ADDRESS, value: ipv4Bytes(vip)}] : []), ...dns.map((d) => ({type: CfgAttr.INTERNAL_IP4_DNS, value: ipv4Bytes(d)})), ...this.pushedPolicies()]})
     reply.push({type: P.SA, proposals: [{...choice.proposal, spi: spiR}]}, {type: P.TSi, selectors: choice.tsI}, {type: P.TSr, selectors: choice.tsR})
     const child = {suite: choice.suite, spiI: choice.proposal.spi, spiR, keys: deriveChildKeys(prf, sa.keys.skD, choice.suite, sa.ni, sa.nr), tsI: choice.tsI, tsR: choice.tsR}
+    // Only AUTH needed the IKE_SA_INIT messages: a gateway with 10 000 clients need not keep them.
+    sa.initRequest = sa.initResponse = NOTHING
     const est: Established = {role: 'responder', spiI: ike.spiI, spiR: ike.spiR, ike: sa.suite, peerId: who, child, dns: [...dns], nat: sa.nat, peer: ike.peer}
     if (vip) est.vip = vip
     return {reply, actions: [{type: 'established', sa: est}, ...ike.up(now, sa.suite), ...ike.addChild(child, choice.esp, now), {type: 'child-up', spiI: ike.spiI, child}]}

@@ -20,6 +20,7 @@ export interface Machine {
 
 /** How often ESP liveness reaches the IKE layer (it postpones DPD; strongSwan checks as coarsely). */
 const LIVENESS_MS = 5000
+const TIMER_MS = 100
 
 /** IKE's own port; NAT-T (and all ESP) goes to the plane's 4500 (RFC 3948). */
 export const IKE_PORT = 500
@@ -158,6 +159,9 @@ export class IkeDriver {
   }
 
   private arm(at: number): void {
+    // Wake-ups rounded up to TIMER_MS: a gateway's tick visits every SA, and 10 000 SAs with DPD
+    // timers each would otherwise make it run thousands of times a second.
+    at = Math.ceil(at / TIMER_MS) * TIMER_MS
     if (at >= this.wake) return
     if (this.timer) clearTimeout(this.timer)
     this.wake = at
