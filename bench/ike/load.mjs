@@ -130,4 +130,6 @@ setTimeout(() => {
   if (!o.hold) process.exit(1)
 }, Number(o.timeout) * 1000).unref()
 for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(0))
+// bench/lib.sh's rss_while holds the SAs until it closes our stdin.
+if (o.hold) process.stdin.on('end', () => process.exit(0)).resume()
 next()
