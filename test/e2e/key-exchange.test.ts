@@ -107,6 +107,32 @@ t('two --policy subnets of different transforms: the client opens a CHILD_SA for
   assert.match(routes, /^198\.18\.1\.0\/24 /m)
 })
 
+t('--export json prints the SAs without keys (keys only with --show-keys); --trace shows each ESP packet with its SPI', async (ctx) => {
+  const {ns, exec} = ctx.topo!
+  const gw = gateway(ctx)
+  await event(gw, 'listening')
+  const c = tunkit(['key-exchange', '--gateway', '203.0.113.1', '--psk-file', psk(ctx, 'c.psk', PSK), '--id', 'alice@tk.test', '--dev', 'tkkx-ct', '--export', 'json', '--trace'], {}, ns.c)
+  ctx.procs.push(c)
+  const x = await waitFor('export', () => c.stdout.split('\n').find((l) => l.startsWith('{')))
+  const sa = JSON.parse(x) as {ike: {suite: string}; vip: string; children: {spiOut: string; spiIn: string; keys?: unknown}[]}
+  assert.is(sa.vip, '198.18.200.2')
+  assert.match(sa.ike.suite, /^aes256gcm16-prfsha512-x25519$/)
+  assert.is(sa.children[0].keys, undefined)
+  assert.not.match(c.stderr, /encI|integI/)
+  await exec(ns.c, ['ping', '-n', '-q', '-c', '2', '-i', '0.2', '-W', '2', '198.18.1.10'])
+  const out = await waitFor('ESP trace', () => c.stderr.split('\n').find((l) => / -> \S+ ESP /.test(l) && l.includes(`spi=0x${sa.children[0].spiOut}`)))
+  assert.match(out, /src=198\.18\.200\.2 dst=198\.18\.1\.10 .*ipProto=icmp/)
+  assert.ok(c.stderr.split('\n').some((l) => / <- \S+ ESP /.test(l) && l.includes(`spi=0x${sa.children[0].spiIn}`)), c.stderr)
+  await stop(c)
+  ctx.procs.splice(ctx.procs.indexOf(c), 1)
+  const k = tunkit(['key-exchange', '--gateway', '203.0.113.1', '--psk-file', psk(ctx, 'c.psk', PSK), '--id', 'alice@tk.test', '--dev', 'tkkx-ct', '--export', 'json', '--show-keys'], {}, ns.c)
+  ctx.procs.push(k)
+  const y = await waitFor('export with keys', () => k.stdout.split('\n').find((l) => l.startsWith('{')))
+  const keys = (JSON.parse(y) as {children: {keys: {encI: string}}[]}).children[0].keys
+  assert.match(keys.encI, /^[0-9a-f]{72}$/)
+  assert.not.match(k.stderr, new RegExp(keys.encI))
+})
+
 t('a wrong PSK: the client exits 1 with one line naming it; the gateway logs why', async (ctx) => {
   const gw = gateway(ctx)
   await event(gw, 'listening')
