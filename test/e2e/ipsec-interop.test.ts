@@ -140,6 +140,19 @@ async function trafficChecks(lab: IpsecLab, mb: number): Promise<void> {
   t.run()
 }
 
+// --- a gateway with no proposal in common --------------------------------------------------
+{
+  const {t} = labSuite('IPsec interop: a strongSwan gateway with only proposals tunkit lacks (AES-192)', {prefix: 'tkix', mode: 'responder-only', narrow: {ike: 'aes192-sha256-modp2048', esp: 'aes192-sha256'}})
+  t('the client exits 1 with one line: no proposal in common', async (ctx) => {
+    const lab = ctx.lab!
+    const p = client(ctx, [])
+    assert.is(await p.exited, 1, p.stderr)
+    assert.match(p.stderr, /^tunkit key-exchange: error: the gateway refused IKE_SA_INIT: no proposal in common \(NO_PROPOSAL_CHOSEN\)$/m)
+    assert.match(lab.logs('gw'), /IKE_SA_INIT response 0 \[ N\(NO_PROP\) \]/)
+  })
+  t.run()
+}
+
 // --- the strongSwan initiator against the tunkit gateway ---------------------------------------
 {
   const {t} = labSuite('IPsec interop: strongSwan client, tunkit gateway', {prefix: 'tkir', mode: 'initiator-only'})
@@ -161,6 +174,18 @@ async function trafficChecks(lab: IpsecLab, mb: number): Promise<void> {
     ['cert', (lab) => ['--cert', lab.pki.gwEcdsa.cert, '--key', lab.pki.gwEcdsa.key, '--ca', lab.pki.caEcdsa, '--id', lab.ids.gw], 'aes256gcm16'],
     ['cert-rsa', (lab) => ['--cert', lab.pki.gwRsa.cert, '--key', lab.pki.gwRsa.key, '--ca', lab.pki.caRsa, '--id', lab.ids.gwRsa], 'aes256-sha256'],
   ]
+  t('a client asking for a subnet outside every --policy: the gateway refuses the CHILD_SA (TS_UNACCEPTABLE) and says why', async (ctx) => {
+    const lab = ctx.lab!
+    const gw = gateway(ctx, ['--psk-file', pskFile(lab.psk), '--id', lab.ids.gw])
+    await event(gw, 'listening')
+    const refused = await lab.connect('psk-ts-outside').then(() => false, () => true)
+    assert.ok(refused, 'strongSwan could not establish the CHILD_SA')
+    const f = await event(gw, 'sa-failed')
+    assert.is(f.code, 'TK_DENIED')
+    assert.match(String(f.reason), /traffic selectors outside 198\.18\.1\.0\/24/)
+    assert.match(lab.logs('cli'), /TS_UNACCEPTABLE/)
+  })
+
   for (const [conn, args, esp] of cases) {
     t(`strongSwan connection "${conn}": SAs up with ESP ${esp}, address and DNS pushed, ping and a transfer`, async (ctx) => {
       const lab = ctx.lab!
