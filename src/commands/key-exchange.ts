@@ -16,7 +16,7 @@ import type {Action, ChildSa, Established} from '../ike/core/exchange.js'
 import {espPolicies, parseProposals, type Policy} from '../ike/core/proposals.js'
 import {IkeClient} from '../ike/io/client.js'
 import {IkeGateway} from '../ike/io/gateway.js'
-import {openPlane} from '../ike/io/plane-open.js'
+import {openPlane} from '../ike/io/plane.js'
 import {parseCidr4, type Cidr} from '../vpn/core/pushed.js'
 
 /** `--policy SUBNET[=PROPOSALS]`: a protected subnet and the ESP transforms for it. */

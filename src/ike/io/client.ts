@@ -8,7 +8,7 @@ import type {Action, Established} from '../core/exchange.js'
 import {rangeToCidrs, suiteText, tsRanges} from '../core/describe.js'
 import {IkeInitiator, type InitiatorConfig} from '../core/initiator.js'
 import {IKE_PORT, IkeDriver, NATT_PORT} from './driver.js'
-import type {EspPlane} from './plane.js'
+import type {EspEngine} from '../../esp/io/engine.js'
 import {IpsecDevice} from './tun.js'
 
 /** strongSwan's default: NAT mappings for UDP live 30 s or more. */
@@ -24,7 +24,7 @@ export interface ClientOptions {
   dev: string
   /** --accept-routes: pushed subnets to route only when inside these (null: the default policy). */
   accept: Cidr[] | null
-  plane: EspPlane
+  plane: EspEngine
   log: Logger
   tracer?: Tracer
   /** Every action after the client's own handling, for events and the export. */

@@ -8,7 +8,7 @@ import {decodeMessage} from '../codec/message.js'
 import type {Action, ChildSa, Endpoint, ProtectedSa} from '../core/exchange.js'
 import {ESP_TRACE} from '../../esp/trace.js'
 import {payloadText, suiteText, tsRanges, tsText} from '../core/describe.js'
-import type {EspPlane} from './plane.js'
+import type {EspEngine} from '../../esp/io/engine.js'
 
 /** What the driver runs: the initiator or the responder, both sans-I/O (`receive`, `tick`). */
 export interface Machine {
@@ -52,7 +52,7 @@ export class IkeDriver {
 
   constructor(
     private readonly machine: Machine,
-    readonly plane: EspPlane,
+    readonly plane: EspEngine,
     private readonly o: {
       role: 'initiator' | 'responder'
       log: Logger

@@ -7,7 +7,7 @@ import type {Action} from '../core/exchange.js'
 import {suiteText} from '../core/describe.js'
 import {IkeResponder, type ResponderConfig} from '../core/responder.js'
 import {IKE_PORT, IkeDriver} from './driver.js'
-import type {EspPlane} from './plane.js'
+import type {EspEngine} from '../../esp/io/engine.js'
 import {IpsecDevice} from './tun.js'
 
 export interface GatewayOptions {
@@ -17,7 +17,7 @@ export interface GatewayOptions {
   responder: Omit<ResponderConfig, 'local' | 'lease'>
   pool: string
   dev: string
-  plane: EspPlane
+  plane: EspEngine
   log: Logger
   tracer?: Tracer
   on?(a: Action): void
