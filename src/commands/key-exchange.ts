@@ -6,6 +6,7 @@ import {isIP} from 'node:net'
 import {TunkitCommand} from '../cli/base.js'
 import * as F from '../cli/flags.js'
 import {UsageError} from '../cli/parse.js'
+import {secretModeProblem} from '../lib/io/tls-config.js'
 import {TunkitError} from '../lib/errors.js'
 import {loadTls, PEM_CERT, TlsConfigError} from '../lib/io/tls-config.js'
 import type {CertCredentials} from '../ike/core/auth.js'
@@ -240,7 +241,8 @@ function readPsk(path: string, warn: (m: string) => void): Buffer {
   try {
     text = readFileSync(path, 'utf8')
     const mode = statSync(path).mode
-    if (mode & 0o077) warn(`--psk-file: ${path} is readable by ${mode & 0o007 ? 'every user' : 'its group'} (mode ${(mode & 0o777).toString(8)}); chmod 600 it`)
+    const loose = secretModeProblem('--psk-file', path, mode)
+    if (loose) warn(loose)
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code
     throw new UsageError(`--psk-file: ${path} cannot be read: ${code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : code} (${code})`)

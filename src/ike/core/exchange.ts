@@ -132,6 +132,16 @@ export function isInputError(e: unknown): boolean {
   return e instanceof CodecError || e instanceof TunkitError
 }
 
+/** A datagram decoded, or undefined when it does not decode (the caller drops it). */
+export function tryDecode(raw: Buffer): IkeMessage | undefined {
+  try {
+    return decodeMessage(raw)
+  } catch (e) {
+    if (isInputError(e)) return undefined
+    throw e
+  }
+}
+
 /** Answers one genuine request of the peer; undefined drops it (not expected in this state). */
 export type RequestHandler = (m: IkeMessage, inner: Payload[], now: number) => {reply: Payload[]; actions: Action[]} | undefined
 

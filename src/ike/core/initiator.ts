@@ -4,13 +4,13 @@ import {formatIPv4} from '../../lib/net/ip.js'
 import {CfgAttr, CfgType, Exchange, Flag, Notify, PayloadType as P, ProtocolId, TransformType} from '../codec/constants.js'
 import {cpAddress, decodeCpPolicy, TUNKIT_POLICY, type CfgAttribute} from '../codec/cp.js'
 import {idToString, type IdBody} from '../codec/id.js'
-import {decodeMessage, encodeMessage, type IkeMessage} from '../codec/message.js'
+import {encodeMessage, type IkeMessage} from '../codec/message.js'
 import {payloadOf, payloadsOf, type Payload} from '../codec/payload.js'
 import type {Proposal} from '../codec/sa.js'
 import {tsFromCidr, type TrafficSelector} from '../codec/ts.js'
 import {certreq, defaultId, ourAuth, peerHashes, verifyPeer, type Credentials} from './auth.js'
 import {deriveChildKeys, deriveIkeKeys, signedOctets, skeyseed, skKeys, type KeyExchange, type Suite} from './crypto.js'
-import {CHILD_LIFETIME, DEFAULT_DEPS, errorNotifies, refusal, IKE_LIFETIME, isInputError, MAX_CHILDREN, natDetected, natHash, notify, ProtectedSa, RETRANSMIT, SIGNATURE_HASHES, type Action, type Lifetime, type Counters, type Deps, type Endpoint, type Established, type RequestHandler, type Retransmit} from './exchange.js'
+import {CHILD_LIFETIME, DEFAULT_DEPS, errorNotifies, refusal, IKE_LIFETIME, isInputError, tryDecode, MAX_CHILDREN, natDetected, natHash, notify, ProtectedSa, RETRANSMIT, SIGNATURE_HASHES, type Action, type Lifetime, type Counters, type Deps, type Endpoint, type Established, type RequestHandler, type Retransmit} from './exchange.js'
 import {acceptAnswer, espOffer, espPolicies, IKE_POLICIES, ikeOffer, policyFromTransforms, type Policy} from './proposals.js'
 
 /**
@@ -128,13 +128,8 @@ export class IkeInitiator {
       return sa.receive(raw, now, (m, inner, t) => this.onRequest(sa, m, inner, t))
     }
     if (this.phase !== 'init') return this.drop()
-    let m: IkeMessage
-    try {
-      m = decodeMessage(raw)
-    } catch (e) {
-      if (isInputError(e)) return this.drop()
-      throw e
-    }
+    const m = tryDecode(raw)
+    if (!m) return this.drop()
     if (m.exchange !== Exchange.IKE_SA_INIT || !(m.flags & Flag.RESPONSE) || m.flags & Flag.INITIATOR || m.messageId !== 0 || !m.spiI.equals(this.spiI)) return this.drop()
     return this.onInitResponse(m, raw, now)
   }

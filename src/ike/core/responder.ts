@@ -4,13 +4,13 @@ import {ipv4Bytes, ipv4ToU32, ipv4FromU32, isIPv4} from '../../lib/net/ip.js'
 import {CfgAttr, CfgType, Exchange, Flag, Notify, PayloadType as P, TsType} from '../codec/constants.js'
 import {encodeCpPolicy, TUNKIT_POLICY, type CfgAttribute} from '../codec/cp.js'
 import {idToString, type IdBody} from '../codec/id.js'
-import {decodeMessage, encodeMessage, type IkeMessage} from '../codec/message.js'
+import {encodeMessage, type IkeMessage} from '../codec/message.js'
 import {payloadOf, payloadsOf, type Payload} from '../codec/payload.js'
 import type {Proposal} from '../codec/sa.js'
 import {tsFromCidr, type TrafficSelector} from '../codec/ts.js'
 import {certreq, defaultId, ourAuth, peerHashes, verifyPeer, type CertCredentials, type Credentials} from './auth.js'
 import {deriveChildKeys, deriveIkeKeys, signedOctets, skeyseed, skKeys, type IkeKeys, type Suite} from './crypto.js'
-import {CHILD_LIFETIME, DEFAULT_DEPS, IKE_LIFETIME, isInputError, MAX_CHILDREN, natDetected, natHash, notify, SIGNATURE_HASHES, ProtectedSa, RETRANSMIT, type Action, type ChildSelection, type Lifetime, type Counters, type Deps, type Endpoint, type Established, type RequestHandler, type Retransmit} from './exchange.js'
+import {CHILD_LIFETIME, DEFAULT_DEPS, IKE_LIFETIME, isInputError, tryDecode, MAX_CHILDREN, natDetected, natHash, notify, SIGNATURE_HASHES, ProtectedSa, RETRANSMIT, type Action, type ChildSelection, type Lifetime, type Counters, type Deps, type Endpoint, type Established, type RequestHandler, type Retransmit} from './exchange.js'
 import {choose, espPolicies, IKE_POLICIES, policyTransforms, withPfs, type Policy} from './proposals.js'
 
 /**
@@ -174,13 +174,8 @@ export class IkeResponder {
   }
 
   private onInit(raw: Buffer, from: Endpoint, now: number): Action[] {
-    let m: IkeMessage
-    try {
-      m = decodeMessage(raw)
-    } catch (e) {
-      if (isInputError(e)) return this.drop()
-      throw e
-    }
+    const m = tryDecode(raw)
+    if (!m) return this.drop()
     if (m.exchange !== Exchange.IKE_SA_INIT || m.flags & Flag.RESPONSE || !(m.flags & Flag.INITIATOR) || m.messageId !== 0) return this.drop()
     const sa = payloadOf(m.payloads, P.SA)
     const ke = payloadOf(m.payloads, P.KE)

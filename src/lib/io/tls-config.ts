@@ -68,7 +68,8 @@ export function loadTls(files: TlsFiles, role: 'gate' | 'client' = 'gate', warn:
     try {
       // Mode bits of the file we opened, not of whatever the path names a moment later.
       const mode = fstatSync(fd).mode
-      if (flag === 'key' && mode & 0o077) warn(`--key: ${p} is readable by ${mode & 0o007 ? 'every user' : 'its group'} (mode ${(mode & 0o777).toString(8)}); chmod 600 it`)
+      const loose = flag === 'key' ? secretModeProblem('--key', p, mode) : undefined
+      if (loose) warn(loose)
       return readFileSync(fd, 'utf8')
     } catch (e) {
       throw bad(flag, `cannot be read: ${(e as Error).message}`)
@@ -137,3 +138,9 @@ export function loadTls(files: TlsFiles, role: 'gate' | 'client' = 'gate', warn:
  * RFC 8446 section 9.1) measured about 5% faster than AES-256-GCM through the tunnel.
  */
 export const CIPHERSUITES = 'TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256'
+
+/** The warning for a secret (key, PSK) file others may read, by its mode bits; undefined if 0600 or tighter. */
+export function secretModeProblem(flag: string, path: string, mode: number): string | undefined {
+  if (!(mode & 0o077)) return undefined
+  return `${flag}: ${path} is readable by ${mode & 0o007 ? 'every user' : 'its group'} (mode ${(mode & 0o777).toString(8)}); chmod 600 it`
+}
