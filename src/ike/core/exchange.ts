@@ -44,6 +44,7 @@ export interface ChildSa {
   /** The initiator's inbound SPI (ESP sent to the initiator carries it). */
   spiI: Buffer
   spiR: Buffer
+  /** A gateway's driver swaps them for empty ones once the data plane has them. */
   keys: ChildKeys
   tsI: TrafficSelector[]
   tsR: TrafficSelector[]
@@ -336,6 +337,9 @@ export class ProtectedSa {
 
   /** A new CHILD_SA with the ESP policy it was chosen by (its rekeys use it); its lifetimes start now. */
   addChild(child: ChildSa, esp: readonly Policy[], now: number): Action[] {
+    // Copies sized to fit: arrays grown by push keep room for 17 elements, per SA, for hours.
+    child.tsI = child.tsI.slice()
+    child.tsR = child.tsR.slice()
     this.children.push(child)
     const l = this.opts.child
     this.childStates.set(child, {esp, rekeyAt: now + l.softMs - this.jitter(l.jitterMs), hardAt: now + l.hardMs, state: 'installed'})

@@ -58,32 +58,39 @@ export interface ResponderConfig {
 interface Sa {
   ike: ProtectedSa
   remote: Endpoint
-  ni: Buffer
-  nr: Buffer
   suite: Suite
-  keys: IkeKeys
-  /** RealMessage1 and 2 of the AUTH octets. */
-  initRequest: Buffer
-  initResponse: Buffer
+  /** What only IKE_AUTH needs; gone once it is answered (a gateway with 10 000 clients keeps none of it). */
+  init?: HalfOpen
   nat: Established['nat']
-  /** The initiator's RFC 7427 hashes (SIGNATURE_HASH_ALGORITHMS). */
-  hashes: number[]
   created: number
   closedAt?: number
   /** The initiator's leased address: new CHILD_SAs narrow TSi to it. */
   vip?: string
 }
 
+interface HalfOpen {
+  ni: Buffer
+  nr: Buffer
+  keys: IkeKeys
+  /** RealMessage1 and 2 of the AUTH octets. */
+  initRequest: Buffer
+  initResponse: Buffer
+  /** The initiator's RFC 7427 hashes (SIGNATURE_HASH_ALGORITHMS). */
+  hashes: number[]
+}
+
 const key = (spi: Buffer): string => spi.toString('hex')
-const NOTHING = Buffer.alloc(0)
-const endpointKey = (spiI: Buffer, e: Endpoint): string => `${spiI.toString('hex')}|${e.address}|${e.port}`
 
 export class IkeResponder {
   readonly counters: Counters = {dropped: 0, retransmits: 0, cachedReplies: 0}
   private readonly deps: Deps
   private readonly sas = new Map<string, Sa>()
-  /** Half-open SAs by initiator SPI and address, to spot a retransmitted IKE_SA_INIT. */
-  private readonly byInit = new Map<string, Sa>()
+  /**
+   * By initiator SPI, the first SA to use it: to spot a retransmitted IKE_SA_INIT, and for the
+   * driver's lookups (DPD, DELETE, ESP liveness), which a scan would make quadratic.
+   */
+  private readonly bySpiI = new Map<string, Sa>()
+  private halfOpenCount = 0
   private pushed: CfgAttribute[] | undefined
   /** The current cookie secret and the one before (a cookie made just before a rotation stays good). */
   private secrets: {version: number; secret: Buffer}[]
@@ -99,9 +106,14 @@ export class IkeResponder {
   }
 
   get halfOpen(): number {
-    let n = 0
-    for (const sa of this.sas.values()) if (sa.ike.state === 'auth') n++
-    return n
+    return this.halfOpenCount
+  }
+
+  /** IKE_AUTH is answered (either way): the SA is no longer half-open. */
+  private settle(sa: Sa): void {
+    if (!sa.init) return
+    sa.init = undefined
+    this.halfOpenCount--
   }
 
   /**
@@ -110,13 +122,12 @@ export class IkeResponder {
    * DELETE, plus `halfOpenMs`) and by the new one from `ike-rekeyed` on.
    */
   ikeSa(spiI: Buffer): ProtectedSa | undefined {
-    for (const sa of this.sas.values()) {
-      if (!sa.ike.spiI.equals(spiI)) continue
-      let s = sa.ike
-      while (s.successor) s = s.successor
-      return s
-    }
-    return undefined
+    return this.bySpiI.get(key(spiI))?.ike.current
+  }
+
+  private index(sa: Sa): void {
+    const k = key(sa.ike.spiI)
+    if (!this.bySpiI.has(k)) this.bySpiI.set(k, sa)
   }
 
   private drop(): Action[] {
@@ -141,15 +152,21 @@ export class IkeResponder {
     let next = Infinity
     for (const [k, sa] of this.sas) {
       const ike = sa.ike
-      out.push(...ike.tick(now))
+      // Only the SAs whose time has come: a visit to every one would allocate for 10 000 SAs each wake-up.
+      let wake = ike.wakeAt
+      if (wake !== undefined && wake <= now) {
+        for (const a of ike.tick(now)) out.push(a)
+        wake = ike.wakeAt
+      }
       if (ike.state === 'closed') sa.closedAt ??= now
       // Half-open SAs expire; closed ones linger so a retransmitted request still gets its answer.
       if ((ike.state === 'auth' && now - sa.created >= linger) || (sa.closedAt !== undefined && now - sa.closedAt >= linger)) {
         this.sas.delete(k)
-        this.byInit.delete(endpointKey(ike.spiI, sa.remote))
+        this.settle(sa)
+        if (this.bySpiI.get(key(ike.spiI)) === sa) this.bySpiI.delete(key(ike.spiI))
         continue
       }
-      next = Math.min(next, ike.wakeAt ?? Infinity, ike.state === 'auth' ? sa.created + linger : sa.closedAt !== undefined ? sa.closedAt + linger : Infinity)
+      next = Math.min(next, wake ?? Infinity, ike.state === 'auth' ? sa.created + linger : sa.closedAt !== undefined ? sa.closedAt + linger : Infinity)
     }
     if (next < Infinity) out.push({type: 'timer', at: next})
     return out
@@ -181,12 +198,12 @@ export class IkeResponder {
     const ke = payloadOf(m.payloads, P.KE)
     const ni = payloadOf(m.payloads, P.NONCE)
     if (!sa || !ke || !ni) return this.drop()
-    const old = this.byInit.get(endpointKey(m.spiI, from))
-    if (old) {
+    const old = this.bySpiI.get(key(m.spiI))
+    if (old && old.remote.address === from.address && old.remote.port === from.port) {
       // §2.1: a retransmission gets the same answer; another nonce on the same SPI is a new attempt we ignore.
-      if (!old.ni.equals(ni.data) || old.ike.state !== 'auth') return this.drop()
+      if (!old.init?.ni.equals(ni.data) || old.ike.state !== 'auth') return this.drop()
       this.counters.cachedReplies++
-      return [{type: 'send', to: from, data: old.initResponse}]
+      return [{type: 'send', to: from, data: old.init.initResponse}]
     }
     const half = this.halfOpen
     if (half >= (this.config.cookieThreshold ?? 64)) {
@@ -237,11 +254,16 @@ export class IkeResponder {
       maxChildren: c.maxChildren ?? MAX_CHILDREN,
       select: (tsI, tsR, offered, pfs) => this.select(entry.vip, tsI, tsR, offered, pfs),
       // An IKE_SA made by a rekey: kept by our SPI of it, with what the first one knew.
-      adopt: (next) => this.sas.set(key(next.ourSpi), {...entry, ike: next, closedAt: undefined}),
+      adopt: (next) => {
+        const sa: Sa = {...entry, ike: next, init: undefined, closedAt: undefined}
+        this.sas.set(key(next.ourSpi), sa)
+        this.index(sa)
+      },
     })
-    const entry: Sa = {ike, remote: from, ni: ni.data, nr, suite, keys, initRequest: raw, initResponse, nat, hashes: peerHashes(m.payloads), created: now}
+    const entry: Sa = {ike, remote: from, suite, init: {ni: ni.data, nr, keys, initRequest: raw, initResponse, hashes: peerHashes(m.payloads)}, nat, created: now}
     this.sas.set(key(spiR), entry)
-    this.byInit.set(endpointKey(m.spiI, from), entry)
+    this.index(entry)
+    this.halfOpenCount++
     return [{type: 'send', to: from, data: initResponse}, {type: 'timer', at: now + (this.config.halfOpenMs ?? 30_000)}]
   }
 
@@ -282,6 +304,9 @@ export class IkeResponder {
   private onAuth(sa: Sa, inner: Payload[], now: number): {reply: Payload[]; actions: Action[]} {
     const c = this.config
     const ike = sa.ike
+    // Whatever the answer, the SA is half-open no more; what AUTH needs stays in `init` until then.
+    const init = sa.init!
+    this.settle(sa)
     const prf = sa.suite.prf!
     const idi = payloadOf(inner, P.IDi)
     const auth = payloadOf(inner, P.AUTH)
@@ -295,11 +320,11 @@ export class IkeResponder {
     const id = c.id ?? defaultId(c.cert, c.local.address)
     let reply: Payload[]
     try {
-      const how = verifyPeer({id: idi, auth, inner, octets: signedOctets(prf, sa.initRequest, sa.nr, sa.keys.skPi, idi), prfId: prf, psk, ca: c.ca, now})
+      const how = verifyPeer({id: idi, auth, inner, octets: signedOctets(prf, init.initRequest, init.nr, init.keys.skPi, idi), prfId: prf, psk, ca: c.ca, now})
       // We answer in kind: a PSK initiator with its PSK, a certificate one with our certificate if we have one.
       const creds: Credentials | undefined = how === 'cert' && c.cert ? c.cert : psk ? {psk} : undefined
       if (!creds) throw new TunkitError('TK_NOT_AUTHORIZED', `${who} authenticated with a certificate and we have neither a certificate nor a PSK to answer with`)
-      const mine = ourAuth(creds, prf, signedOctets(prf, sa.initResponse, sa.ni, sa.keys.skPr, id), sa.hashes)
+      const mine = ourAuth(creds, prf, signedOctets(prf, init.initResponse, init.ni, init.keys.skPr, id), init.hashes)
       reply = [{type: P.IDr, ...id}, ...mine.certs, mine.auth]
     } catch (e) {
       if (e instanceof TunkitError) return fail(Notify.AUTHENTICATION_FAILED, e.code, e.message)
@@ -330,9 +355,7 @@ export class IkeResponder {
     const dns = vip ? (c.dns ?? []) : []
     if (cp) reply.push({type: P.CP, cfgType: CfgType.REPLY, attributes: [...(vip ? [{type: CfgAttr.INTERNAL_IP4_ADDRESS, value: ipv4Bytes(vip)}] : []), ...dns.map((d) => ({type: CfgAttr.INTERNAL_IP4_DNS, value: ipv4Bytes(d)})), ...this.pushedPolicies()]})
     reply.push({type: P.SA, proposals: [{...choice.proposal, spi: spiR}]}, {type: P.TSi, selectors: choice.tsI}, {type: P.TSr, selectors: choice.tsR})
-    const child = {suite: choice.suite, spiI: choice.proposal.spi, spiR, keys: deriveChildKeys(prf, sa.keys.skD, choice.suite, sa.ni, sa.nr), tsI: choice.tsI, tsR: choice.tsR}
-    // Only AUTH needed the IKE_SA_INIT messages: a gateway with 10 000 clients need not keep them.
-    sa.initRequest = sa.initResponse = NOTHING
+    const child = {suite: choice.suite, spiI: choice.proposal.spi, spiR, keys: deriveChildKeys(prf, init.keys.skD, choice.suite, init.ni, init.nr), tsI: choice.tsI, tsR: choice.tsR}
     const est: Established = {role: 'responder', spiI: ike.spiI, spiR: ike.spiR, ike: sa.suite, peerId: who, child, dns: [...dns], nat: sa.nat, peer: ike.peer}
     if (vip) est.vip = vip
     return {reply, actions: [{type: 'established', sa: est}, ...ike.up(now, sa.suite), ...ike.addChild(child, choice.esp, now), {type: 'child-up', spiI: ike.spiI, child}]}

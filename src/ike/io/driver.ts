@@ -22,6 +22,8 @@ export interface Machine {
 const LIVENESS_MS = 5000
 const TIMER_MS = 100
 
+const NO_KEYS = Object.freeze({encI: Buffer.alloc(0), integI: Buffer.alloc(0), encR: Buffer.alloc(0), integR: Buffer.alloc(0)})
+
 /** IKE's own port; NAT-T (and all ESP) goes to the plane's 4500 (RFC 3948). */
 export const IKE_PORT = 500
 export const NATT_PORT = 4500
@@ -196,9 +198,12 @@ export class IkeDriver {
     const [sendEnc, sendInteg, recvEnc, recvInteg] = init ? [k.encI, k.integI, k.encR, k.integR] : [k.encR, k.integR, k.encI, k.integI]
     const remoteTs = tsRanges(init ? c.tsR : c.tsI)
     const suite = {encr: c.suite.encr, encrKeyBits: c.suite.encrKeyBits, integ: c.suite.integ || undefined}
+    const to = this.espPeer(at)
     const inId = this.plane.addSa({dir: 'in', spi: ours, ...suite, encKey: recvEnc, integKey: recvInteg.length ? recvInteg : undefined, selectors: remoteTs})
-    const outId = this.plane.addSa({dir: 'out', spi: theirs, ...suite, encKey: sendEnc, integKey: sendInteg.length ? sendInteg : undefined, peer: this.espPeer(at), selectors: remoteTs})
-    this.installed.set(ours.toString('hex'), {ike, child: c, inId, outId, peer: this.espPeer(at), lastRx: 0})
+    const outId = this.plane.addSa({dir: 'out', spi: theirs, ...suite, encKey: sendEnc, integKey: sendInteg.length ? sendInteg : undefined, peer: to, selectors: remoteTs})
+    this.installed.set(ours.toString('hex'), {ike, child: c, inId, outId, peer: to, lastRx: 0})
+    // The keys live in the plane now; a gateway has no `--export` to show them, so it keeps no copy.
+    if (!init) c.keys = NO_KEYS
   }
 
   /** Removes the CHILD_SA one of whose SPIs (ours or the peer's) is `spi`. */
