@@ -17,6 +17,7 @@ import type {Action, ChildSa, Established} from '../ike/core/exchange.js'
 import {espPolicies, parseProposals, type Policy} from '../ike/core/proposals.js'
 import {IkeClient} from '../ike/io/client.js'
 import {IkeGateway} from '../ike/io/gateway.js'
+import {MAX_SAS_PER_ID} from '../ike/core/responder.js'
 import {openPlane} from '../ike/io/plane.js'
 import {parseCidr4, type Cidr} from '../vpn/core/pushed.js'
 
@@ -67,6 +68,7 @@ Both run in the foreground until SIGINT or SIGTERM, when they delete their SAs. 
     dns: Flags.string({summary: 'Gateway: a DNS server to push.', multiple: true, helpGroup: 'GATEWAY'}),
     policy: Flags.string({summary: 'Gateway: a protected subnet and its ESP proposals, SUBNET[=PROPOSALS] (e.g. 198.18.1.0/24=aes256gcm16).', multiple: true, helpGroup: 'GATEWAY'}),
     'ike-proposal': Flags.string({summary: 'Gateway: accept only these IKE proposals, comma-separated (e.g. aes128-sha1-modp2048).', helpGroup: 'GATEWAY'}),
+    'max-sas-per-id': Flags.integer({summary: 'Gateway: IKE_SAs one client identity may hold at once; beyond it IKE_AUTH is refused (INITIAL_CONTACT replaces them instead).', min: 1, default: MAX_SAS_PER_ID, helpGroup: 'GATEWAY'}),
     dev: Flags.string({summary: 'Name of the TUN device.', default: 'tunkit-ike0'}),
     dpd: F.duration({summary: 'Check that the peer is alive after this long without a message or ESP packet from it (0 = never).', default: 30}),
     'accept-routes': F.ipv4Cidr({summary: 'Client: route only pushed subnets inside these networks.', multiple: true}),
@@ -118,7 +120,7 @@ Both run in the foreground until SIGINT or SIGTERM, when they delete their SAs. 
     }
   }
 
-  private async respond(f: {listen: string; pool?: string; dns?: string[]; policy?: string[]; 'ike-proposal'?: string; dev: string; id?: string; dpd: number}, auth: {psk?: Buffer; certs?: {creds: CertCredentials; ca: X509Certificate[]}}, plane: Awaited<ReturnType<typeof openPlane>>, signal: Promise<NodeJS.Signals>): Promise<void> {
+  private async respond(f: {listen: string; pool?: string; dns?: string[]; policy?: string[]; 'ike-proposal'?: string; 'max-sas-per-id': number; dev: string; id?: string; dpd: number}, auth: {psk?: Buffer; certs?: {creds: CertCredentials; ca: X509Certificate[]}}, plane: Awaited<ReturnType<typeof openPlane>>, signal: Promise<NodeJS.Signals>): Promise<void> {
     if (!f.pool) throw new UsageError('--respond needs --pool (the network client addresses are leased from)')
     if (!f.policy?.length) throw new UsageError('--respond needs at least one --policy SUBNET[=PROPOSALS]')
     const policies = f.policy.map(parsePolicy)
@@ -133,6 +135,7 @@ Both run in the foreground until SIGINT or SIGTERM, when they delete their SAs. 
       responder: {
         ...ids(f),
         dpdMs: f.dpd * 1000,
+        maxSasPerId: f['max-sas-per-id'],
         ...(auth.psk ? {psk: () => auth.psk} : {}),
         ...(auth.certs ? {cert: auth.certs.creds, ca: auth.certs.ca} : {}),
         ...(ike ? {ike} : {}),
@@ -181,7 +184,7 @@ Both run in the foreground until SIGINT or SIGTERM, when they delete their SAs. 
         this.logger.event('ike-rekey', {oldSpiI: spi(a.oldSpiI), spiI: spi(a.sa.spiI), spiR: spi(a.sa.spiR), ike: suiteText(a.sa.ike)})
         break
       case 'deleted':
-        this.logger.event('sa-down', {spiI: spi(a.spiI), what: a.what, by: a.by, spis: a.spis.map(spi)})
+        this.logger.event('sa-down', {spiI: spi(a.spiI), what: a.what, by: a.by, spis: a.spis.map(spi), ...(a.why ? {reason: a.why} : {})})
         break
       case 'failed':
         if (role === 'responder') this.logger.event('sa-failed', {spiI: spi(a.spiI), code: a.error.code, reason: a.error.message})
