@@ -1,13 +1,10 @@
 import {Flags} from '@oclif/core'
 import {createPrivateKey, X509Certificate} from 'node:crypto'
 import {readFileSync, statSync} from 'node:fs'
-import {lookup} from 'node:dns/promises'
-import {isIP} from 'node:net'
 import {TunkitCommand} from '../cli/base.js'
 import * as F from '../cli/flags.js'
 import {UsageError} from '../cli/parse.js'
 import {secretModeProblem} from '../lib/io/tls-config.js'
-import {TunkitError} from '../lib/errors.js'
 import {loadTls, PEM_CERT, TlsConfigError} from '../lib/io/tls-config.js'
 import type {CertCredentials} from '../ike/core/auth.js'
 import {ProtocolId} from '../ike/codec/constants.js'
@@ -15,7 +12,8 @@ import {idFromString, type IdBody} from '../ike/codec/id.js'
 import {tsText, suiteText} from '../ike/core/describe.js'
 import type {Action, ChildSa, Established} from '../ike/core/exchange.js'
 import {espPolicies, parseProposals, type Policy} from '../ike/core/proposals.js'
-import {IkeClient} from '../ike/io/client.js'
+import {IkeClient, resolveGateway} from '../ike/io/client.js'
+import {findResolvconf} from '../lib/io/resolvconf.js'
 import {IkeGateway} from '../ike/io/gateway.js'
 import {MAX_SAS_PER_ID} from '../ike/core/responder.js'
 import {openPlane} from '../ike/io/plane.js'
@@ -72,6 +70,8 @@ Both run in the foreground until SIGINT or SIGTERM, when they delete their SAs. 
     dev: Flags.string({summary: 'Name of the TUN device.', default: 'tunkit-ike0'}),
     dpd: F.duration({summary: 'Check that the peer is alive after this long without a message or ESP packet from it (0 = never).', default: 30}),
     'accept-routes': F.ipv4Cidr({summary: 'Client: route only pushed subnets inside these networks.', multiple: true}),
+    'connect-timeout': F.duration({summary: 'Client: time for the gateway\'s name to resolve and the IKE_SA to come up (seconds, or 500ms, 30s, 5m).', default: 30}),
+    'dns-apply': Flags.boolean({summary: 'Client: hand the pushed DNS servers to resolvconf while connected (without it they are only reported).'}),
     export: Flags.option({options: ['json'] as const, summary: 'Client: print the negotiated SAs on stdout when up, for scripts.'})(),
     'show-keys': Flags.boolean({summary: 'With --export: include the key material (never logged).'}),
   }
@@ -84,19 +84,16 @@ Both run in the foreground until SIGINT or SIGTERM, when they delete their SAs. 
     if (!f.gateway && !f.respond) throw new UsageError('give --gateway HOST to connect, or --respond to be a gateway')
     if (!f['psk-file'] && !f.cert) throw new UsageError('give --psk-file, or --cert, --key and --ca')
     if (f['psk-file'] && f.cert && !f.respond) throw new UsageError('a client authenticates with --psk-file or --cert, not both')
+    const resolvconf = f['dns-apply'] && !f.respond ? findResolvconf() : undefined
+    if (f['dns-apply'] && !f.respond && !resolvconf) throw new UsageError('--dns-apply needs resolvconf (openresolv, resolvconf or systemd-resolved), and there is none on PATH')
     const psk = f['psk-file'] ? readPsk(f['psk-file'], (m) => this.logger.log('warn', m)) : undefined
     const certs = f.cert ? loadCerts({cert: f.cert, key: f.key!, ca: f.ca!}, f.respond ? 'gate' : 'client', (m) => this.logger.log('warn', m)) : undefined
+    // --connect-timeout bounds the name's lookup and the IKE_SA's set-up together.
+    const deadline = Date.now() + f['connect-timeout'] * 1000
+    const gateway = f.respond ? '' : await resolveGateway(f.gateway!, f['connect-timeout'] * 1000)
     const plane = await openPlane(f.respond ? f.listen : f.bind ?? '0.0.0.0')
     const signal = this.waitForSignal()
     if (f.respond) return this.respond(f, {psk, certs}, plane, signal)
-    let gateway = f.gateway!
-    if (!isIP(gateway)) {
-      try {
-        gateway = (await lookup(gateway, {family: 4})).address
-      } catch {
-        throw new TunkitError('TK_HOST_NOT_FOUND', `--gateway: ${f.gateway} does not resolve`)
-      }
-    }
     const accept = f['accept-routes']?.map((c) => parseCidr4(c)!) ?? null
     const client = new IkeClient({
       gateway,
@@ -107,6 +104,8 @@ Both run in the foreground until SIGINT or SIGTERM, when they delete their SAs. 
       plane,
       log: this.logger,
       tracer: this.tracer,
+      setupMs: Math.max(1, deadline - Date.now()),
+      ...(resolvconf ? {resolvconf} : {}),
       on: (a) => this.event(a, 'initiator'),
     })
     try {
