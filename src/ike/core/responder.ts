@@ -139,9 +139,11 @@ export class IkeResponder {
 
   /** The IKE_SAs of identity `who` that are up (not being deleted, not replaced by a rekey). */
   established(who: string): ProtectedSa[] {
-    const out: ProtectedSa[] = []
-    for (const sa of this.byId.get(who) ?? []) if (sa.ike.state === 'established' && !sa.ike.successor && !sa.replaced) out.push(sa.ike)
-    return out
+    return this.live(who).map((sa) => sa.ike)
+  }
+
+  private live(who: string): Sa[] {
+    return [...(this.byId.get(who) ?? [])].filter((sa) => sa.ike.state === 'established' && !sa.ike.successor && !sa.replaced)
   }
 
   private drop(): Action[] {
@@ -330,7 +332,7 @@ export class IkeResponder {
     // INITIAL_CONTACT the initiator, once authenticated, replaces its identity's SAs instead.
     const contact = payloadsOf(inner, P.N).some((n) => n.notify === Notify.INITIAL_CONTACT)
     const cap = c.maxSasPerId ?? MAX_SAS_PER_ID
-    if (!contact && this.established(who).length >= cap) return fail(Notify.AUTHENTICATION_FAILED, 'TK_RESOURCE_LIMIT', `${who} already has ${cap} IKE_SAs, the limit per identity (INITIAL_CONTACT would replace them)`)
+    if (!contact && this.live(who).length >= cap) return fail(Notify.AUTHENTICATION_FAILED, 'TK_RESOURCE_LIMIT', `${who} already has ${cap} IKE_SAs, the limit per identity (INITIAL_CONTACT would replace them)`)
     const psk = c.psk?.(idi)
     const id = c.id ?? defaultId(c.cert, c.local.address)
     let reply: Payload[]
@@ -389,14 +391,10 @@ export class IkeResponder {
    * and a DELETE goes to its peer (retransmitted as usual; its answer or timeout is not reported).
    */
   private replace(who: string, by: ProtectedSa, now: number): Action[] {
-    const out: Action[] = []
-    for (const sa of this.byId.get(who) ?? []) {
-      const old = sa.ike
-      if (old.state !== 'established' || old.successor || sa.replaced) continue
+    return this.live(who).flatMap((sa) => {
       sa.replaced = true
-      out.push(...old.close(now), {type: 'deleted', spiI: old.spiI, what: 'ike', by: 'us', spis: [], why: `replaced by IKE_SA ${by.spiI.toString('hex')} of ${who} (INITIAL_CONTACT)`})
-    }
-    return out
+      return [...sa.ike.close(now), {type: 'deleted', spiI: sa.ike.spiI, what: 'ike', by: 'us', spis: [], why: `replaced by IKE_SA ${by.spiI.toString('hex')} of ${who} (INITIAL_CONTACT)`} as Action]
+    })
   }
 
   private forget(sa: Sa): void {

@@ -164,8 +164,10 @@ export class IkeClient {
   }
 
   private fail(e: TunkitError): void {
-    if (!this.established) this.settle.reject(e)
-    else this.end(e)
+    // Before start() resolves (e.g. resolvconf or `ip` failing while the SA comes up) it rejects;
+    // after, `ended` tells. Settling a settled promise does nothing.
+    this.settle.reject(e)
+    if (this.established) this.end(e)
   }
 
   /** Sends DELETE for the IKE_SA and waits for its answer, at most `graceMs`. */
