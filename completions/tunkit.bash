@@ -17,7 +17,7 @@ _tunkit_arg() {
         --log-level) echo "=error warn info debug" ;;
         --log-time) echo "=utc none" ;;
         --config|--psk-file|--cert|--key|--ca) echo "file" ;;
-        --gateway|-g|--listen|--bind|--id|--remote-id|--pool|--dns|--policy|--ike-proposal|--dev|--dpd|--accept-routes) echo "text" ;;
+        --gateway|-g|--listen|--bind|--id|--remote-id|--pool|--dns|--policy|--ike-proposal|--max-sas-per-id|--dev|--dpd|--accept-routes|--connect-timeout) echo "text" ;;
         --export) echo "=json" ;;
       esac ;;
     "nat-discover") case "$2" in
@@ -114,7 +114,7 @@ _tunkit() {
     "help") opts="gate key-exchange nat-discover pki portal relay version" ;;
     "pki") opts="init issue list revoke" ;;
     "gate") opts="--allow --allow-listen --ca --cert --config --connect-timeout --crl --dead-after --dev --dns --early-data-per-identity --early-data-per-tunnel --fd-reserve --fd-share --handshake-timeout --idle-timeout --json --keepalive --key --key-lifetime --listen --log-format --log-level --log-time --max-lookups --max-pending-per-identity --max-pending-per-tunnel --max-sessions --max-sessions-per-identity --max-startups --max-startups-per-source --max-tunnels --max-tunnels-per-identity --metrics --name --open-burst --open-rate --pki-dir --policy --pool --resolve-timeout --route --trace --trace-format --udp-idle --verbose --vpn -l -v" ;;
-    "key-exchange") opts="--accept-routes --bind --ca --cert --config --dev --dns --dpd --export --gateway --id --ike-proposal --json --key --listen --log-format --log-level --log-time --policy --pool --psk-file --remote-id --respond --show-keys --trace --trace-format --verbose -g -v" ;;
+    "key-exchange") opts="--accept-routes --bind --ca --cert --config --connect-timeout --dev --dns --dns-apply --dpd --export --gateway --id --ike-proposal --json --key --listen --log-format --log-level --log-time --max-sas-per-id --policy --pool --psk-file --remote-id --respond --show-keys --trace --trace-format --verbose -g -v" ;;
     "nat-discover") opts="--alt --bind --burst --config --global-burst --global-rate --json --lifetime --listen --log-format --log-level --log-time --rate --serve --server --software --timeout --trace --trace-format --verbose -s -v" ;;
     "pki init") opts="--client --config --days --dir --force --json --log-format --log-level --log-time --san --trace --trace-format --verbose -v" ;;
     "pki issue") opts="--config --days --dir --force --json --log-format --log-level --log-time --san --server --trace --trace-format --verbose -v" ;;

@@ -4,10 +4,12 @@
 // address, demultiplexed by initiator SPI. Port 4500 traffic carries the non-ESP marker.
 //
 //   node bench/ike/load.mjs GATEWAY --psk-file F [--count N] [--parallel P] [--bind ADDR] [--hold]
-//        [--id-prefix load] [--json]
+//        [--id-prefix load | --id ID] [--no-initial-contact] [--json]
 //
 // Without --hold, each IKE_SA is deleted once up (a set-up rate); with --hold they stay up until
 // SIGINT/SIGTERM (for the responder's memory with N SAs), answering the responder's DPDs.
+// --id gives every initiator the same identity; with --no-initial-contact they test the
+// responder's limit per identity, without it each replaces the ones before.
 // Prints {count, ok, failed, seconds, perSecond, p50, p90, p99, errors} as one JSON line.
 import {createSocket} from 'node:dgram'
 import {readFileSync} from 'node:fs'
@@ -28,6 +30,8 @@ const {values: o, positionals} = parseArgs({
     bind: {type: 'string', default: '0.0.0.0'},
     hold: {type: 'boolean', default: false},
     'id-prefix': {type: 'string', default: 'load'},
+    id: {type: 'string'},
+    'no-initial-contact': {type: 'boolean', default: false},
     'timeout': {type: 'string', default: '60'},
   },
 })
@@ -50,6 +54,8 @@ let started = 0
 let ok = 0
 let failed = 0
 let active = 0
+/** IKE_SAs the responder deleted (with --hold: printed as {deletedByPeer} when we end). */
+let deletedByPeer = 0
 const t0 = performance.now()
 
 function send(to, data) {
@@ -80,7 +86,10 @@ function run(e, actions) {
       failed++
       errors[a.error.message] = (errors[a.error.message] ?? 0) + 1
       finish(e, true)
-    } else if (a.type === 'deleted' && a.what === 'ike') finish(e, true)
+    } else if (a.type === 'deleted' && a.what === 'ike') {
+      if (a.by === 'peer') deletedByPeer++
+      finish(e, true)
+    }
   }
 }
 
@@ -100,7 +109,7 @@ function next() {
     const n = started++
     active++
     // Our NAT_DETECTION_SOURCE_IP names port 0: the responder sees a NAT, both float to 4500 (as key-exchange does).
-    const m = new IkeInitiator({local: {address: local.address === '0.0.0.0' ? '127.0.0.1' : local.address, port: 0}, gateway: {address: gateway, port: 500}, id: idFromString(`${o['id-prefix']}-${n}.tk.test`), auth: {psk}})
+    const m = new IkeInitiator({local: {address: local.address === '0.0.0.0' ? '127.0.0.1' : local.address, port: 0}, gateway: {address: gateway, port: 500}, id: idFromString(o.id ?? `${o['id-prefix']}-${n}.tk.test`), auth: {psk}, initialContact: !o['no-initial-contact']})
     const e = {m, t: performance.now(), done: false, timer: undefined, spi: ''}
     const actions = m.start(Date.now())
     e.spi = actions.find((a) => a.type === 'send').data.subarray(0, 8).toString('hex')
@@ -129,7 +138,11 @@ setTimeout(() => {
   report()
   if (!o.hold) process.exit(1)
 }, Number(o.timeout) * 1000).unref()
-for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(0))
+const end = () => {
+  if (o.hold) process.stdout.write(JSON.stringify({deletedByPeer}) + '\n')
+  process.exit(0)
+}
+for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, end)
 // bench/lib.sh's rss_while holds the SAs until it closes our stdin.
-if (o.hold) process.stdin.on('end', () => process.exit(0)).resume()
+if (o.hold) process.stdin.on('end', end).resume()
 next()

@@ -2,13 +2,10 @@ import {setFlagsFromString} from 'node:v8'
 import {Flags} from '@oclif/core'
 import {createPrivateKey, X509Certificate} from 'node:crypto'
 import {readFileSync, statSync} from 'node:fs'
-import {lookup} from 'node:dns/promises'
-import {isIP} from 'node:net'
 import {TunkitCommand} from '../cli/base.js'
 import * as F from '../cli/flags.js'
 import {UsageError} from '../cli/parse.js'
 import {secretModeProblem} from '../lib/io/tls-config.js'
-import {TunkitError} from '../lib/errors.js'
 import {loadTls, PEM_CERT, TlsConfigError} from '../lib/io/tls-config.js'
 import type {CertCredentials} from '../ike/core/auth.js'
 import {ProtocolId} from '../ike/codec/constants.js'
@@ -16,8 +13,10 @@ import {idFromString, type IdBody} from '../ike/codec/id.js'
 import {tsText, suiteText} from '../ike/core/describe.js'
 import type {Action, ChildSa, Established} from '../ike/core/exchange.js'
 import {espPolicies, parseProposals, type Policy} from '../ike/core/proposals.js'
-import {IkeClient} from '../ike/io/client.js'
+import {IkeClient, resolveGateway} from '../ike/io/client.js'
+import {findResolvconf} from '../lib/io/resolvconf.js'
 import {IkeGateway} from '../ike/io/gateway.js'
+import {MAX_SAS_PER_ID} from '../ike/core/responder.js'
 import {openPlane} from '../ike/io/plane.js'
 import {parseCidr4, type Cidr} from '../vpn/core/pushed.js'
 
@@ -68,9 +67,12 @@ Both run in the foreground until SIGINT or SIGTERM, when they delete their SAs. 
     dns: Flags.string({summary: 'Gateway: a DNS server to push.', multiple: true, helpGroup: 'GATEWAY'}),
     policy: Flags.string({summary: 'Gateway: a protected subnet and its ESP proposals, SUBNET[=PROPOSALS] (e.g. 198.18.1.0/24=aes256gcm16).', multiple: true, helpGroup: 'GATEWAY'}),
     'ike-proposal': Flags.string({summary: 'Gateway: accept only these IKE proposals, comma-separated (e.g. aes128-sha1-modp2048).', helpGroup: 'GATEWAY'}),
+    'max-sas-per-id': Flags.integer({summary: 'Gateway: IKE_SAs one client identity may hold at once; beyond it IKE_AUTH is refused (INITIAL_CONTACT replaces them instead).', min: 1, default: MAX_SAS_PER_ID, helpGroup: 'GATEWAY'}),
     dev: Flags.string({summary: 'Name of the TUN device.', default: 'tunkit-ike0'}),
     dpd: F.duration({summary: 'Check that the peer is alive after this long without a message or ESP packet from it (0 = never).', default: 30}),
     'accept-routes': F.ipv4Cidr({summary: 'Client: route only pushed subnets inside these networks.', multiple: true}),
+    'connect-timeout': F.duration({summary: 'Client: time for the gateway\'s name to resolve and the IKE_SA to come up (seconds, or 500ms, 30s, 5m).', default: 30}),
+    'dns-apply': Flags.boolean({summary: 'Client: hand the pushed DNS servers to resolvconf while connected (without it they are only reported).'}),
     export: Flags.option({options: ['json'] as const, summary: 'Client: print the negotiated SAs on stdout when up, for scripts.'})(),
     'show-keys': Flags.boolean({summary: 'With --export: include the key material (never logged).'}),
   }
@@ -86,19 +88,16 @@ Both run in the foreground until SIGINT or SIGTERM, when they delete their SAs. 
     if (!f.gateway && !f.respond) throw new UsageError('give --gateway HOST to connect, or --respond to be a gateway')
     if (!f['psk-file'] && !f.cert) throw new UsageError('give --psk-file, or --cert, --key and --ca')
     if (f['psk-file'] && f.cert && !f.respond) throw new UsageError('a client authenticates with --psk-file or --cert, not both')
+    const resolvconf = f['dns-apply'] && !f.respond ? findResolvconf() : undefined
+    if (f['dns-apply'] && !f.respond && !resolvconf) throw new UsageError('--dns-apply needs resolvconf (openresolv, resolvconf or systemd-resolved), and there is none on PATH')
     const psk = f['psk-file'] ? readPsk(f['psk-file'], (m) => this.logger.log('warn', m)) : undefined
     const certs = f.cert ? loadCerts({cert: f.cert, key: f.key!, ca: f.ca!}, f.respond ? 'gate' : 'client', (m) => this.logger.log('warn', m)) : undefined
+    // --connect-timeout bounds the name's lookup and the IKE_SA's set-up together.
+    const deadline = Date.now() + f['connect-timeout'] * 1000
+    const gateway = f.respond ? '' : await resolveGateway(f.gateway!, f['connect-timeout'] * 1000)
     const plane = await openPlane(f.respond ? f.listen : f.bind ?? '0.0.0.0')
     const signal = this.waitForSignal()
     if (f.respond) return this.respond(f, {psk, certs}, plane, signal)
-    let gateway = f.gateway!
-    if (!isIP(gateway)) {
-      try {
-        gateway = (await lookup(gateway, {family: 4})).address
-      } catch {
-        throw new TunkitError('TK_HOST_NOT_FOUND', `--gateway: ${f.gateway} does not resolve`)
-      }
-    }
     const accept = f['accept-routes']?.map((c) => parseCidr4(c)!) ?? null
     const client = new IkeClient({
       gateway,
@@ -109,6 +108,8 @@ Both run in the foreground until SIGINT or SIGTERM, when they delete their SAs. 
       plane,
       log: this.logger,
       tracer: this.tracer,
+      setupMs: Math.max(1, deadline - Date.now()),
+      ...(resolvconf ? {resolvconf} : {}),
       on: (a) => this.event(a, 'initiator'),
     })
     try {
@@ -122,7 +123,7 @@ Both run in the foreground until SIGINT or SIGTERM, when they delete their SAs. 
     }
   }
 
-  private async respond(f: {listen: string; pool?: string; dns?: string[]; policy?: string[]; 'ike-proposal'?: string; dev: string; id?: string; dpd: number}, auth: {psk?: Buffer; certs?: {creds: CertCredentials; ca: X509Certificate[]}}, plane: Awaited<ReturnType<typeof openPlane>>, signal: Promise<NodeJS.Signals>): Promise<void> {
+  private async respond(f: {listen: string; pool?: string; dns?: string[]; policy?: string[]; 'ike-proposal'?: string; 'max-sas-per-id': number; dev: string; id?: string; dpd: number}, auth: {psk?: Buffer; certs?: {creds: CertCredentials; ca: X509Certificate[]}}, plane: Awaited<ReturnType<typeof openPlane>>, signal: Promise<NodeJS.Signals>): Promise<void> {
     if (!f.pool) throw new UsageError('--respond needs --pool (the network client addresses are leased from)')
     if (!f.policy?.length) throw new UsageError('--respond needs at least one --policy SUBNET[=PROPOSALS]')
     const policies = f.policy.map(parsePolicy)
@@ -137,6 +138,7 @@ Both run in the foreground until SIGINT or SIGTERM, when they delete their SAs. 
       responder: {
         ...ids(f),
         dpdMs: f.dpd * 1000,
+        maxSasPerId: f['max-sas-per-id'],
         ...(auth.psk ? {psk: () => auth.psk} : {}),
         ...(auth.certs ? {cert: auth.certs.creds, ca: auth.certs.ca} : {}),
         ...(ike ? {ike} : {}),
@@ -185,7 +187,7 @@ Both run in the foreground until SIGINT or SIGTERM, when they delete their SAs. 
         this.logger.event('ike-rekey', {oldSpiI: spi(a.oldSpiI), spiI: spi(a.sa.spiI), spiR: spi(a.sa.spiR), ike: suiteText(a.sa.ike)})
         break
       case 'deleted':
-        this.logger.event('sa-down', {spiI: spi(a.spiI), what: a.what, by: a.by, spis: a.spis.map(spi)})
+        this.logger.event('sa-down', {spiI: spi(a.spiI), what: a.what, by: a.by, spis: a.spis.map(spi), ...(a.why ? {reason: a.why} : {})})
         break
       case 'failed':
         if (role === 'responder') this.logger.event('sa-failed', {spiI: spi(a.spiI), code: a.error.code, reason: a.error.message})

@@ -18,10 +18,11 @@ const running = new Set<ChildProcess>()
 
 /**
  * Start the real CLI (inside network namespace `netns` if given: `ip netns exec` execs node in
- * place, so the PID is node's); stdout JSON lines are collected as events.
+ * place, so the PID is node's; so must `wrap`, a command that execs the rest of its argv);
+ * stdout JSON lines are collected as events.
  */
-export function tunkit(args: string[], env: Record<string, string> = {}, netns?: string): Proc {
-  const [cmd, argv] = netns ? ['ip', ['netns', 'exec', netns, process.execPath, BIN, ...args]] : [process.execPath, [BIN, ...args]]
+export function tunkit(args: string[], env: Record<string, string> = {}, netns?: string, wrap: string[] = []): Proc {
+  const [cmd, argv] = netns ? ['ip', ['netns', 'exec', netns, ...wrap, process.execPath, BIN, ...args]] : [process.execPath, [BIN, ...args]]
   const child = spawn(cmd, argv, {env: {...process.env, NO_COLOR: '1', CI: '1', ...env}, stdio: ['ignore', 'pipe', 'pipe']})
   running.add(child)
   const p: Proc = {child, stdout: '', stderr: '', events: [], exited: new Promise((r) => child.on('exit', (c) => { running.delete(child); r(c) }))}

@@ -76,7 +76,7 @@ export type Action =
   | {type: 'established'; sa: Established}
   /** The IKE_SA failed; `error.message` is the one line for the user or the log. */
   | {type: 'failed'; spiI: Buffer; error: TunkitError}
-  | {type: 'deleted'; spiI: Buffer; what: 'ike' | 'child'; by: 'peer' | 'us'; spis: Buffer[]}
+  | {type: 'deleted'; spiI: Buffer; what: 'ike' | 'child'; by: 'peer' | 'us'; spis: Buffer[]; why?: string}
   /** `old` was rekeyed (§2.8) by the peer or by us: `child` is new; `old` stays until its DELETE is done. */
   | {type: 'rekeyed'; spiI: Buffer; old: ChildSa; child: ChildSa; by: 'peer' | 'us'}
   /** A CHILD_SA came up (the first one is also in `established`). */

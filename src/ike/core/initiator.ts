@@ -41,6 +41,8 @@ export interface InitiatorConfig {
   lifetimes?: {child?: Lifetime; ike?: Lifetime}
   dpdMs?: number
   maxChildren?: number
+  /** Send INITIAL_CONTACT (default true): the gateway then replaces our identity's older IKE_SAs. */
+  initialContact?: boolean
 }
 
 /** How often the gateway may send us back for a cookie or another group before we give up. */
@@ -202,7 +204,7 @@ export class IkeInitiator {
     const inner: Payload[] = [
       {type: P.IDi, ...id},
       ...mine.certs,
-      notify(Notify.INITIAL_CONTACT),
+      ...(c.initialContact === false ? [] : [notify(Notify.INITIAL_CONTACT)]),
       ...certreq(c.ca),
       ...(c.remoteId ? [{type: P.IDr, ...c.remoteId} as Payload] : []),
       mine.auth,

@@ -53,7 +53,19 @@ export interface ResponderConfig {
   lifetimes?: {child?: Lifetime; ike?: Lifetime}
   dpdMs?: number
   maxChildren?: number
+  /**
+   * Established IKE_SAs one identity may hold (default MAX_SAS_PER_ID): its next IKE_AUTH is
+   * refused with AUTHENTICATION_FAILED, unless it carries INITIAL_CONTACT, which replaces them.
+   */
+  maxSasPerId?: number
 }
+
+/**
+ * One identity's IKE_SAs at most. Leases are by identity, so its SAs share one address and only
+ * the newest carries traffic; a few more let a client that does not send INITIAL_CONTACT
+ * reconnect while its dead SAs wait for DPD.
+ */
+export const MAX_SAS_PER_ID = 4
 
 interface Sa {
   ike: ProtectedSa
@@ -66,6 +78,10 @@ interface Sa {
   closedAt?: number
   /** The initiator's leased address: new CHILD_SAs narrow TSi to it. */
   vip?: string
+  /** The initiator's identity, once authenticated (the key of `byId`). */
+  who?: string
+  /** Replaced by a newer IKE_SA of its identity (INITIAL_CONTACT): reported deleted already. */
+  replaced?: boolean
 }
 
 interface HalfOpen {
@@ -91,6 +107,8 @@ export class IkeResponder {
    */
   private readonly bySpiI = new Map<string, Sa>()
   private halfOpenCount = 0
+  /** Established SAs by identity (`idToString`), for INITIAL_CONTACT and `maxSasPerId`. */
+  private readonly byId = new Map<string, Set<Sa>>()
   private pushed: CfgAttribute[] | undefined
   /** The current cookie secret and the one before (a cookie made just before a rotation stays good). */
   private secrets: {version: number; secret: Buffer}[]
@@ -130,6 +148,15 @@ export class IkeResponder {
     if (!this.bySpiI.has(k)) this.bySpiI.set(k, sa)
   }
 
+  /** The IKE_SAs of identity `who` that are up (not being deleted, not replaced by a rekey). */
+  established(who: string): ProtectedSa[] {
+    return this.live(who).map((sa) => sa.ike)
+  }
+
+  private live(who: string): Sa[] {
+    return [...(this.byId.get(who) ?? [])].filter((sa) => sa.ike.state === 'established' && !sa.ike.successor && !sa.replaced)
+  }
+
   private drop(): Action[] {
     this.counters.dropped++
     return []
@@ -143,7 +170,12 @@ export class IkeResponder {
     // SAs are kept by our SPI: SPIr, or SPIi of an IKE_SA we made by a rekey (the I flag says which).
     const sa = this.sas.get(key(raw[19] & Flag.INITIATOR ? spiR : raw.subarray(0, 8)))
     if (!sa || !raw.subarray(0, 8).equals(sa.ike.spiI) || !spiR.equals(sa.ike.spiR)) return this.drop()
-    return sa.ike.receive(raw, now, this.handler(sa), from)
+    return this.quietIfReplaced(sa, sa.ike.receive(raw, now, this.handler(sa), from))
+  }
+
+  /** A replaced SA was reported deleted when it was replaced: its DELETE's end is not news. */
+  private quietIfReplaced(sa: Sa, actions: Action[]): Action[] {
+    return sa.replaced ? actions.filter((a) => a.type !== 'deleted' && a.type !== 'failed') : actions
   }
 
   tick(now: number): Action[] {
@@ -155,7 +187,7 @@ export class IkeResponder {
       // Only the SAs whose time has come: a visit to every one would allocate for 10 000 SAs each wake-up.
       let wake = ike.wakeAt
       if (wake !== undefined && wake <= now) {
-        for (const a of ike.tick(now)) out.push(a)
+        for (const a of this.quietIfReplaced(sa, ike.tick(now))) out.push(a)
         wake = ike.wakeAt
       }
       if (ike.state === 'closed') sa.closedAt ??= now
@@ -164,6 +196,7 @@ export class IkeResponder {
         this.sas.delete(k)
         this.settle(sa)
         if (this.bySpiI.get(key(ike.spiI)) === sa) this.bySpiI.delete(key(ike.spiI))
+        this.forget(sa)
         continue
       }
       next = Math.min(next, wake ?? Infinity, ike.state === 'auth' ? sa.created + linger : sa.closedAt !== undefined ? sa.closedAt + linger : Infinity)
@@ -258,6 +291,7 @@ export class IkeResponder {
         const sa: Sa = {...entry, ike: next, init: undefined, closedAt: undefined}
         this.sas.set(key(next.ourSpi), sa)
         this.index(sa)
+        if (sa.who) this.byId.get(sa.who)?.add(sa)
       },
     })
     const entry: Sa = {ike, remote: from, suite, init: {ni: ni.data, nr, keys, initRequest: raw, initResponse, hashes: peerHashes(m.payloads)}, nat, created: now}
@@ -316,6 +350,11 @@ export class IkeResponder {
     }
     if (!idi || !auth) return fail(Notify.INVALID_SYNTAX, 'TK_PROTOCOL_ERROR', 'no IDi or AUTH')
     const who = idToString(idi)
+    // Policy before work: the cap is checked before the AUTH, the lease and the CHILD_SA keys. With
+    // INITIAL_CONTACT the initiator, once authenticated, replaces its identity's SAs instead.
+    const contact = payloadsOf(inner, P.N).some((n) => n.notify === Notify.INITIAL_CONTACT)
+    const cap = c.maxSasPerId ?? MAX_SAS_PER_ID
+    if (!contact && this.live(who).length >= cap) return fail(Notify.AUTHENTICATION_FAILED, 'TK_RESOURCE_LIMIT', `${who} already has ${cap} IKE_SAs, the limit per identity (INITIAL_CONTACT would replace them)`)
     const psk = c.psk?.(idi)
     const id = c.id ?? defaultId(c.cert, c.local.address)
     let reply: Payload[]
@@ -330,11 +369,16 @@ export class IkeResponder {
       if (e instanceof TunkitError) return fail(Notify.AUTHENTICATION_FAILED, e.code, e.message)
       throw e
     }
+    const replaced = contact ? this.replace(who, ike, now) : []
     ike.state = 'established'
+    sa.who = who
+    let mine = this.byId.get(who)
+    if (!mine) this.byId.set(who, (mine = new Set()))
+    mine.add(sa)
     // The IKE_SA stands; a CHILD_SA we cannot make is refused by notify (§1.2, §2.21.2).
     const childFails = (n: number, why: string): {reply: Payload[]; actions: Action[]} => ({
       reply: [...reply, notify(n)],
-      actions: [{type: 'failed', spiI: ike.spiI, error: new TunkitError(n === Notify.NO_PROPOSAL_CHOSEN ? 'TK_UNSUPPORTED' : 'TK_DENIED', `CHILD_SA for ${who}: ${why}`)}],
+      actions: [...replaced, {type: 'failed', spiI: ike.spiI, error: new TunkitError(n === Notify.NO_PROPOSAL_CHOSEN ? 'TK_UNSUPPORTED' : 'TK_DENIED', `CHILD_SA for ${who}: ${why}`)}],
     })
     const saP = payloadOf(inner, P.SA)
     const tsI = payloadOf(inner, P.TSi)
@@ -358,7 +402,26 @@ export class IkeResponder {
     const child = {suite: choice.suite, spiI: choice.proposal.spi, spiR, keys: deriveChildKeys(prf, init.keys.skD, choice.suite, init.ni, init.nr), tsI: choice.tsI, tsR: choice.tsR}
     const est: Established = {role: 'responder', spiI: ike.spiI, spiR: ike.spiR, ike: sa.suite, peerId: who, child, dns: [...dns], nat: sa.nat, peer: ike.peer}
     if (vip) est.vip = vip
-    return {reply, actions: [{type: 'established', sa: est}, ...ike.up(now, sa.suite), ...ike.addChild(child, choice.esp, now), {type: 'child-up', spiI: ike.spiI, child}]}
+    return {reply, actions: [...replaced, {type: 'established', sa: est}, ...ike.up(now, sa.suite), ...ike.addChild(child, choice.esp, now), {type: 'child-up', spiI: ike.spiI, child}]}
+  }
+
+  /**
+   * INITIAL_CONTACT (§2.4; strongSwan's uniqueids): the identity's other IKE_SAs go at once. Each is
+   * reported deleted now, so that its CHILD_SAs leave the data plane before the new ones arrive,
+   * and a DELETE goes to its peer (retransmitted as usual; its answer or timeout is not reported).
+   */
+  private replace(who: string, by: ProtectedSa, now: number): Action[] {
+    return this.live(who).flatMap((sa) => {
+      sa.replaced = true
+      return [...sa.ike.close(now), {type: 'deleted', spiI: sa.ike.spiI, what: 'ike', by: 'us', spis: [], why: `replaced by IKE_SA ${by.spiI.toString('hex')} of ${who} (INITIAL_CONTACT)`} as Action]
+    })
+  }
+
+  private forget(sa: Sa): void {
+    const mine = sa.who ? this.byId.get(sa.who) : undefined
+    if (!mine) return
+    mine.delete(sa)
+    if (!mine.size) this.byId.delete(sa.who!)
   }
 
   /**

@@ -1,9 +1,13 @@
 import {createSocket} from 'node:dgram'
+import {Resolver} from 'node:dns/promises'
+import {readFileSync} from 'node:fs'
+import {isIP} from 'node:net'
 import {TunkitError} from '../../lib/errors.js'
 import {hostPort} from '../../lib/io/connect.js'
+import {resolvconfAdd, resolvconfDelete} from '../../lib/io/resolvconf.js'
 import type {Logger} from '../../lib/log.js'
 import type {Tracer} from '../../lib/trace/tracer.js'
-import {parseCidr4, routeProblem, type Cidr} from '../../vpn/core/pushed.js'
+import {MAX_DNS, parseCidr4, routeProblem, type Cidr} from '../../vpn/core/pushed.js'
 import type {Action, Established} from '../core/exchange.js'
 import {rangeToCidrs, suiteText, tsRanges} from '../core/describe.js'
 import {IkeInitiator, type InitiatorConfig} from '../core/initiator.js'
@@ -27,6 +31,10 @@ export interface ClientOptions {
   plane: EspEngine
   log: Logger
   tracer?: Tracer
+  /** The IKE_SA and first CHILD_SA must be up within this (ms), or start() fails with TK_TIMEOUT. */
+  setupMs?: number
+  /** --dns-apply: resolvconf's path; the pushed DNS servers go to it while the SA is up. */
+  resolvconf?: string
   /** Every action after the client's own handling, for events and the export. */
   on?(a: Action, c: IkeClient): void
 }
@@ -47,6 +55,8 @@ export class IkeClient {
   private end!: (e: TunkitError | undefined) => void
   private routed = new Set<string>()
   private keepalive: ReturnType<typeof setInterval> | undefined
+  /** The device whose DNS servers resolvconf holds (removed in stop()). */
+  private dnsOn: string | undefined
 
   constructor(private readonly o: ClientOptions) {
     this.ended = new Promise((r) => (this.end = r))
@@ -69,7 +79,12 @@ export class IkeClient {
     await this.driver.listen(bind, 0)
     const up = new Promise<Established>((resolve, reject) => (this.settle = {resolve, reject}))
     this.driver.run(this.machine.start(Date.now()))
-    return up
+    if (!o.setupMs) return up
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new TunkitError('TK_TIMEOUT', `the gateway ${o.gateway} did not answer ${this.machine.ikeSa ? 'IKE_AUTH' : 'IKE_SA_INIT'} within ${Math.round(o.setupMs! / 100) / 10} s`)), o.setupMs)
+    })
+    return Promise.race([up, late]).finally(() => clearTimeout(timer))
   }
 
   private onAction(a: Action): void {
@@ -94,7 +109,13 @@ export class IkeClient {
         this.dev.configure(sa.vip, 32)
         log.log('info', `${IkeDriver.childLine(sa.child, 'initiator')}`)
         this.routeChild(sa.child.tsR)
-        log.log('info', `address ${sa.vip} on ${this.dev.name}${sa.dns.length ? `, DNS ${sa.dns.join(' ')} (not applied)` : ''}`)
+        // Each server is a line of resolv.conf: a few, once each (a gateway could push 256).
+        const dns = [...new Set(sa.dns)].slice(0, MAX_DNS)
+        if (this.o.resolvconf && dns.length) {
+          resolvconfAdd(this.o.resolvconf, this.dev.name, dns)
+          this.dnsOn = this.dev.name
+        }
+        log.log('info', `address ${sa.vip} on ${this.dev.name}${dns.length ? `, DNS ${dns.join(' ')} (${this.dnsOn ? 'applied with resolvconf' : 'not applied'})` : this.o.resolvconf ? ', no DNS server pushed' : ''}`)
         // RFC 3948 §4: keep the NAT mapping of our UDP 4500 open while ESP is idle.
         if (sa.nat.local) this.keepalive = setInterval(() => this.o.plane.sendKeepalive({address: sa.peer.address, port: NATT_PORT}), KEEPALIVE_MS)
         this.settle.resolve(sa)
@@ -143,8 +164,10 @@ export class IkeClient {
   }
 
   private fail(e: TunkitError): void {
-    if (!this.established) this.settle.reject(e)
-    else this.end(e)
+    // Before start() resolves (e.g. resolvconf or `ip` failing while the SA comes up) it rejects;
+    // after, `ended` tells. Settling a settled promise does nothing.
+    this.settle.reject(e)
+    if (this.established) this.end(e)
   }
 
   /** Sends DELETE for the IKE_SA and waits for its answer, at most `graceMs`. */
@@ -155,10 +178,67 @@ export class IkeClient {
       await Promise.race([this.ended, new Promise((r) => setTimeout(r, graceMs).unref())])
     }
     clearInterval(this.keepalive)
+    if (this.dnsOn) {
+      try {
+        resolvconfDelete(this.o.resolvconf!, this.dnsOn)
+      } catch (e) {
+        this.o.log.log('warn', (e as Error).message)
+      }
+      this.dnsOn = undefined
+    }
     this.driver?.close()
     this.dev?.close()
     this.dev = undefined
   }
+}
+
+/**
+ * --gateway as an IPv4 address: /etc/hosts, then DNS within `timeoutMs`. Not getaddrinfo (lib/io/
+ * connect's resolve): a lookup its resolver never answers cannot be cancelled, and its thread
+ * holds the process's exit for resolv.conf's timeout × attempts (10 s by default) after ours.
+ * c-ares (dns.Resolver) is cancelled at the bound and tells NXDOMAIN from no answer.
+ */
+export async function resolveGateway(name: string, timeoutMs: number): Promise<string> {
+  if (isIP(name)) return name
+  const listed = fromHostsFile(name)
+  if (listed) return listed
+  const r = new Resolver({timeout: timeoutMs, tries: 1})
+  const timer = setTimeout(() => r.cancel(), timeoutMs)
+  try {
+    const [address] = await r.resolve4(name)
+    if (address) return address
+    throw Object.assign(new Error('no address'), {code: 'ENODATA'})
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code ?? ''
+    const why = DNS_FAILURES[code] ?? (code === 'ETIMEOUT' || code === 'ECANCELLED' ? `no answer within ${timeoutMs / 1000} s` : code || String(e))
+    throw new TunkitError('TK_HOST_NOT_FOUND', `--gateway ${name} does not resolve: ${why}`, {cause: e})
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+const DNS_FAILURES: Readonly<Record<string, string>> = {
+  ENOTFOUND: 'no such name (NXDOMAIN)',
+  ENODATA: 'the name has no IPv4 address',
+  ESERVFAIL: 'the DNS server failed (SERVFAIL)',
+  EREFUSED: 'the DNS server refused the query',
+  ECONNREFUSED: 'no DNS server answers (connection refused)',
+}
+
+/** The first IPv4 address /etc/hosts gives `name` (names compare without case). */
+function fromHostsFile(name: string): string | undefined {
+  let text: string
+  try {
+    text = readFileSync('/etc/hosts', 'utf8')
+  } catch {
+    return undefined
+  }
+  const want = name.toLowerCase().replace(/\.$/, '')
+  for (const line of text.split('\n')) {
+    const [address, ...names] = line.replace(/#.*/, '').trim().split(/\s+/)
+    if (isIP(address) === 4 && names.some((n) => n.toLowerCase() === want)) return address
+  }
+  return undefined
 }
 
 /** The source address the kernel picks toward `to` (a connected UDP socket sends nothing). */

@@ -147,6 +147,8 @@ export class IkeDriver {
           else for (const s of a.spis) this.uninstall(s)
           break
         case 'failed':
+          // An IKE_SA that failed (no answer to DPD or DELETE) takes its CHILD_SAs out of the plane.
+          if (this.machine.sa(a.spiI)?.state === 'closed') this.uninstallIke(a.spiI)
           break
       }
       this.o.on(a)

@@ -77,7 +77,7 @@ export class IkeGateway {
         break
       case 'deleted':
         if (a.what === 'ike') this.up.delete(a.spiI.toString('hex'))
-        log.log('info', `${a.what === 'ike' ? 'IKE_SA' : 'CHILD_SA'} ${a.what === 'ike' ? a.spiI.toString('hex') : a.spis.map((s) => s.toString('hex')).join('/')} deleted by ${a.by === 'us' ? 'us' : 'the peer'}`)
+        log.log('info', `${a.what === 'ike' ? 'IKE_SA' : 'CHILD_SA'} ${a.what === 'ike' ? a.spiI.toString('hex') : a.spis.map((s) => s.toString('hex')).join('/')} deleted by ${a.by === 'us' ? 'us' : 'the peer'}${a.why ? `: ${a.why}` : ''}`)
         break
     }
     this.o.on?.(a)

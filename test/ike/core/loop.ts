@@ -50,23 +50,7 @@ export function pair(opts: {ini?: Partial<InitiatorConfig>; res?: Partial<Respon
   const start = opts.start ?? 0
   const random = seededRandom(opts.seed ?? 1)
   const ini = new IkeInitiator({local: CLIENT, gateway: GATEWAY, id: idFromString('client@example.net'), auth: {psk: PSK}, ...opts.ini}, {random})
-  const leases = new Map<string, string>()
-  const res = new IkeResponder(
-    {
-      local: GATEWAY,
-      id: idFromString('gw.example.net'),
-      psk: (id) => (id.data.toString() === 'client@example.net' ? PSK : undefined),
-      subnets: ['198.18.1.0/24'],
-      lease: (id) => {
-        const k = id.data.toString('hex')
-        if (!leases.has(k)) leases.set(k, `198.18.200.${leases.size + 10}`)
-        return leases.get(k)
-      },
-      dns: ['198.18.1.53'],
-      ...opts.res,
-    },
-    {random},
-  )
+  const res = responder(opts.res, random)
   const timers: number[] = []
   const queue: Sent[] = []
   const counts = {'i->r': 0, 'r->i': 0}
@@ -109,6 +93,97 @@ export function pair(opts: {ini?: Partial<InitiatorConfig>; res?: Partial<Respon
   }
   take('i', ini.start(start))
   return p
+}
+
+/** The loop's gateway: PSK for client@example.net, leases by identity from 198.18.200.10 on. */
+function responder(config: Partial<ResponderConfig> | undefined, random: (n: number) => Buffer): IkeResponder {
+  const leases = new Map<string, string>()
+  return new IkeResponder(
+    {
+      local: GATEWAY,
+      id: idFromString('gw.example.net'),
+      psk: (id) => (id.data.toString() === 'client@example.net' ? PSK : undefined),
+      subnets: ['198.18.1.0/24'],
+      lease: (id) => {
+        const k = id.data.toString('hex')
+        if (!leases.has(k)) leases.set(k, `198.18.200.${leases.size + 10}`)
+        return leases.get(k)
+      },
+      dns: ['198.18.1.53'],
+      ...config,
+    },
+    {random},
+  )
+}
+
+/**
+ * One responder and any number of initiators, each at its own address (datagrams go to the
+ * initiator at their destination): several clients of one gateway, in memory.
+ */
+export interface Fleet {
+  res: IkeResponder
+  now: number
+  rEvents: Action[]
+  /** Every datagram the responder sent, with its destination. */
+  toClients: {to: Endpoint; data: Buffer}[]
+  /** Starts an initiator at `at` and runs the loop until nothing is in flight; its non-send actions. */
+  connect(at: Endpoint, ini?: Partial<InitiatorConfig>): {ini: IkeInitiator; events: Action[]}
+  /** Hands the responder actions made outside the loop (e.g. an initiator's `close`) and runs. */
+  feed(from: Endpoint, actions: Action[]): void
+  run(until?: number): void
+}
+
+export function fleet(opts: {res?: Partial<ResponderConfig>; seed?: number} = {}): Fleet {
+  const random = seededRandom(opts.seed ?? 1)
+  const res = responder(opts.res, random)
+  const clients = new Map<string, {ini: IkeInitiator; events: Action[]}>()
+  const queue: {to: 'r' | Endpoint; from: Endpoint; data: Buffer}[] = []
+  const timers: number[] = []
+  const f: Fleet = {
+    res, now: 0, rEvents: [], toClients: [],
+    connect(at, config) {
+      const c = {ini: new IkeInitiator({local: at, gateway: GATEWAY, id: idFromString('client@example.net'), auth: {psk: PSK}, ...config}, {random}), events: []}
+      clients.set(at.address, c)
+      f.feed(at, c.ini.start(f.now))
+      return c
+    },
+    feed(from, actions) {
+      fromClient(from, actions)
+      f.run()
+    },
+    run(until = f.now + 120_000) {
+      for (let steps = 0; steps < 100_000; steps++) {
+        const s = queue.shift()
+        if (s) {
+          if (s.to === 'r') take(res.receive(s.data, s.from, f.now), (a) => { f.toClients.push(a); queue.push({to: a.to, from: GATEWAY, data: a.data}) }, (a) => f.rEvents.push(a))
+          else {
+            const c = clients.get(s.to.address)
+            if (c) fromClient(s.to, c.ini.receive(s.data, f.now))
+          }
+          continue
+        }
+        const next = Math.min(...timers.filter((t) => t > f.now))
+        if (!(next <= until)) return
+        f.now = next
+        for (const [address, c] of clients) fromClient({address, port: 500}, c.ini.tick(f.now))
+        take(res.tick(f.now), (a) => { f.toClients.push(a); queue.push({to: a.to, from: GATEWAY, data: a.data}) }, (a) => f.rEvents.push(a))
+      }
+      throw new Error('the loop did not settle')
+    },
+  }
+  // After NAT detection an initiator sends from and to port 4500 (§2.23).
+  function fromClient(from: Endpoint, actions: Action[]): void {
+    const c = clients.get(from.address)
+    take(actions, (a) => queue.push({to: 'r', from: {...from, port: a.to.port === 4500 ? 4500 : 500}, data: a.data}), (a) => c?.events.push(a))
+  }
+  function take(actions: Action[], send: (a: Extract<Action, {type: 'send'}>) => void, other: (a: Action) => void): void {
+    for (const a of actions) {
+      if (a.type === 'send') send(a)
+      else if (a.type === 'timer') timers.push(a.at)
+      else other(a)
+    }
+  }
+  return f
 }
 
 export function only<T extends Action['type']>(events: Action[], type: T): Extract<Action, {type: T}>[] {
