@@ -239,7 +239,7 @@ export class ProtectedSa {
   myNext: number
   peerNext: number
   private pending: Pending | undefined
-  private readonly queue: Queued[] = []
+  private queue: Queued[] = []
   private lastResponse: {id: number; data: Buffer} | undefined
   /** The CHILD_SAs: the first one, further ones and rekeyed ones, until deleted. */
   readonly children: ChildSa[] = []
@@ -317,6 +317,8 @@ export class ProtectedSa {
 
   private next(now: number): Action[] {
     const q = this.queue.shift()
+    // An emptied array keeps the room it grew (17 slots); a fresh one has none. Per SA, for hours.
+    if (!this.queue.length) this.queue = []
     if (!q) return []
     const id = this.myNext++
     const data = sealSk(this.header(q.exchange, id, false), q.inner, this.send)

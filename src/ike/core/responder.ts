@@ -257,7 +257,11 @@ export class IkeResponder {
       if (isInputError(e)) return this.drop()
       throw e
     }
-    const spiR = this.deps.random(8)
+    // Both SPIs in one allocation: each Buffer of its own costs ~200 bytes beside its 8, per SA, for hours.
+    const spis = Buffer.allocUnsafeSlow(16)
+    m.spiI.copy(spis)
+    this.deps.random(8).copy(spis, 8)
+    const spiR = spis.subarray(8)
     const nr = this.deps.random(32)
     const suite = choice.suite
     const keys = deriveIkeKeys(suite, skeyseed(suite.prf!, ni.data, nr, secret), ni.data, nr, m.spiI, spiR)
@@ -278,7 +282,7 @@ export class IkeResponder {
     const initResponse = encodeMessage({spiI: m.spiI, spiR, exchange: Exchange.IKE_SA_INIT, flags: Flag.RESPONSE, messageId: 0, payloads})
     const sk = skKeys(suite, keys)
     const c = this.config
-    const ike = new ProtectedSa('responder', m.spiI, spiR, sk.responder, sk.initiator, from, this.counters, suite.prf!, keys.skD, this.deps, {
+    const ike = new ProtectedSa('responder', spis.subarray(0, 8), spiR, sk.responder, sk.initiator, from, this.counters, suite.prf!, keys.skD, this.deps, {
       retransmit: c.retransmit ?? RETRANSMIT,
       ikePolicies: c.ike ?? IKE_POLICIES,
       child: c.lifetimes?.child ?? CHILD_LIFETIME,
@@ -395,11 +399,14 @@ export class IkeResponder {
     if (!choice.ok) return childFails(choice.notify, choice.why)
     if (choice.proposal.spi.length !== 4) return childFails(Notify.NO_PROPOSAL_CHOSEN, 'no ESP proposal in common')
     sa.vip = vip
-    const spiR = this.deps.random(4)
+    const spis = Buffer.allocUnsafeSlow(8)
+    choice.proposal.spi.copy(spis)
+    this.deps.random(4).copy(spis, 4)
+    const spiR = spis.subarray(4)
     const dns = vip ? (c.dns ?? []) : []
     if (cp) reply.push({type: P.CP, cfgType: CfgType.REPLY, attributes: [...(vip ? [{type: CfgAttr.INTERNAL_IP4_ADDRESS, value: ipv4Bytes(vip)}] : []), ...dns.map((d) => ({type: CfgAttr.INTERNAL_IP4_DNS, value: ipv4Bytes(d)})), ...this.pushedPolicies()]})
     reply.push({type: P.SA, proposals: [{...choice.proposal, spi: spiR}]}, {type: P.TSi, selectors: choice.tsI}, {type: P.TSr, selectors: choice.tsR})
-    const child = {suite: choice.suite, spiI: choice.proposal.spi, spiR, keys: deriveChildKeys(prf, init.keys.skD, choice.suite, init.ni, init.nr), tsI: choice.tsI, tsR: choice.tsR}
+    const child = {suite: choice.suite, spiI: spis.subarray(0, 4), spiR, keys: deriveChildKeys(prf, init.keys.skD, choice.suite, init.ni, init.nr), tsI: choice.tsI, tsR: choice.tsR}
     const est: Established = {role: 'responder', spiI: ike.spiI, spiR: ike.spiR, ike: sa.suite, peerId: who, child, dns: [...dns], nat: sa.nat, peer: ike.peer}
     if (vip) est.vip = vip
     return {reply, actions: [...replaced, {type: 'established', sa: est}, ...ike.up(now, sa.suite), ...ike.addChild(child, choice.esp, now), {type: 'child-up', spiI: ike.spiI, child}]}

@@ -181,7 +181,6 @@ export class IkeDriver {
     return {address: peer.address, port: peer.port === IKE_PORT ? NATT_PORT : peer.port}
   }
 
-  private lastPeer = new Map<string, Endpoint>()
 
   /**
    * A CHILD_SA into the plane: inbound under our SPI with the peer's keys, outbound under the
@@ -189,9 +188,8 @@ export class IkeDriver {
    */
   private install(ikeSpiI: Buffer, c: ChildSa, peer: Endpoint | undefined): void {
     const ike = ikeSpiI.toString('hex')
-    const at = peer ?? this.lastPeer.get(ike)
+    const at = peer ?? this.machine.sa(ikeSpiI)?.peer
     if (!at) return
-    this.lastPeer.set(ike, at)
     const init = this.o.role === 'initiator'
     const [ours, theirs] = init ? [c.spiI, c.spiR] : [c.spiR, c.spiI]
     // The first CHILD_SA comes in `established` and again in `child-up`.
@@ -222,9 +220,6 @@ export class IkeDriver {
   private reindex(oldSpiI: Buffer, spiI: Buffer): void {
     const [from, to] = [oldSpiI.toString('hex'), spiI.toString('hex')]
     for (const e of this.installed.values()) if (e.ike === from) e.ike = to
-    const peer = this.lastPeer.get(from)
-    this.lastPeer.delete(from)
-    if (peer) this.lastPeer.set(to, peer)
   }
 
   private uninstallIke(spiI: Buffer): void {
@@ -235,7 +230,6 @@ export class IkeDriver {
       this.plane.removeSa(e.outId)
       this.installed.delete(k)
     }
-    this.lastPeer.delete(ike)
   }
 
   /** IKE messages: header and the payload chain (SK contents stay sealed here). */
