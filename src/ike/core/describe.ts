@@ -1,8 +1,9 @@
 import {ipv4FromU32, ipv4ToU32, isIPv4} from '../../lib/net/ip.js'
-import {AUTH_NAMES, CERT_NAMES, CFG_ATTR_NAMES, CFG_NAMES, DhGroup, Encr, Integ, NOTIFY_NAMES, PAYLOAD_NAMES, PayloadType as P, Prf, PROTOCOL_NAMES, TsType} from '../codec/constants.js'
-import {cpAddress} from '../codec/cp.js'
+import {AUTH_NAMES, CERT_NAMES, CFG_ATTR_NAMES, CFG_NAMES, DhGroup, Encr, Integ, NOTIFY_NAMES, PAYLOAD_NAMES, PayloadType as P, Prf, PROTOCOL_NAMES, TransformType as T, TsType} from '../codec/constants.js'
+import {cpAddress, decodeCpPolicy, TUNKIT_POLICY, type CfgAttribute, type PolicyTransform} from '../codec/cp.js'
 import {idToString} from '../codec/id.js'
 import type {Payload} from '../codec/payload.js'
+import {keyLength} from '../codec/sa.js'
 import type {TrafficSelector} from '../codec/ts.js'
 import type {Suite} from './crypto.js'
 
@@ -59,25 +60,59 @@ export function tsRanges(ts: readonly TrafficSelector[]): {from: string; to: str
   return ts.filter((t) => t.tsType === TsType.IPV4_ADDR_RANGE && isIPv4(t.start) && isIPv4(t.end)).map((t) => ({from: t.start, to: t.end}))
 }
 
+/** One transform in strongSwan's spelling; "none" choices (no INTEG, no DH, no ESN) are left out. */
+function transformText(type: number, id: number, bits: number | undefined): string {
+  switch (type) {
+    case T.ENCR: return ENCR[id]?.(bits) ?? `encr${id}`
+    case T.PRF: return PRF[id] ?? `prf${id}`
+    case T.INTEG: return id ? (INTEG[id] ?? `integ${id}`) : ''
+    case T.DH: return id ? (DH[id] ?? `dh${id}`) : ''
+    case T.ESN: return id ? 'esn' : ''
+    default: return `t${type}.${id}`
+  }
+}
+
+/** A proposal's transforms as one strongSwan proposal string (`aes256gcm16-aes128gcm16-prfsha512-x25519-ecp256`). */
+function transformsText(ts: readonly PolicyTransform[]): string {
+  return ts.map((t) => transformText(t.type, t.id, t.keyBits)).filter(Boolean).join('-')
+}
+
+/** A CP attribute: addresses as text, tunkit's policy as subnet and proposals, anything else by length. */
+function cfgAttrText(a: CfgAttribute): string {
+  if (a.type === TUNKIT_POLICY) {
+    try {
+      const p = decodeCpPolicy(a.value)
+      return `TUNKIT_POLICY=${p.address}/${p.prefix}:${p.proposals.map(transformsText).join('|')}`
+    } catch {
+      return `TUNKIT_POLICY(malformed,${a.value.length}B)`
+    }
+  }
+  const name = CFG_ATTR_NAMES[a.type] ?? String(a.type)
+  if (!a.value.length) return name
+  const address = cpAddress(a)
+  return address ? `${name}=${address}` : `${name}(${a.value.length}B)`
+}
+
 /**
  * One payload for `--trace`: its name and what it says, never key material (KE values, nonces,
- * AUTH data and SK contents are shown by length only).
+ * AUTH data, certificates and notify data are shown by length or not at all; SK as a length,
+ * the trace puts its opened contents in its place).
  */
 export function payloadText(p: Payload): string {
   const name = PAYLOAD_NAMES[p.type] ?? String(p.type)
   if ('unknown' in p) return `${name}(${p.data.length}B)`
   switch (p.type) {
     case P.SA:
-      return `SA(${p.proposals.map((x) => `${PROTOCOL_NAMES[x.protocol] ?? x.protocol}${x.spi.length ? `:${x.spi.toString('hex')}` : ''}:${x.transforms.length}t`).join(' ')})`
+      return `SA(${p.proposals.map((x) => `${PROTOCOL_NAMES[x.protocol] ?? x.protocol}${x.spi.length ? `:${x.spi.toString('hex')}` : ''}:${transformsText(x.transforms.map((t) => ({type: t.type, id: t.id, keyBits: keyLength(t)})))}`).join(' ')})`
     case P.KE:
-      return `KE(${DH[p.group] ?? p.group})`
+      return `KE(${DH[p.group] ?? p.group},${p.data.length}B)`
     case P.NONCE:
       return `No(${p.data.length}B)`
     case P.IDi:
     case P.IDr:
       return `${name}(${idToString(p)})`
     case P.AUTH:
-      return `AUTH(${AUTH_NAMES[p.method] ?? p.method})`
+      return `AUTH(${AUTH_NAMES[p.method] ?? p.method},${p.data.length}B)`
     case P.CERT:
     case P.CERTREQ:
       return `${name}(${CERT_NAMES[p.encoding] ?? p.encoding}, ${p.data.length}B)`
@@ -89,7 +124,9 @@ export function payloadText(p: Payload): string {
     case P.TSr:
       return `${name}(${tsText(p.selectors)})`
     case P.CP:
-      return `CP(${CFG_NAMES[p.cfgType] ?? p.cfgType}: ${p.attributes.map((a) => `${CFG_ATTR_NAMES[a.type] ?? a.type}${a.value.length === 4 ? `=${cpAddress(a)}` : ''}`).join(',')})`
+      return `CP(${CFG_NAMES[p.cfgType] ?? p.cfgType}: ${p.attributes.map(cfgAttrText).join(',')})`
+    case P.SK:
+      return `SK(${p.data.length}B)`
     default:
       return name
   }

@@ -143,6 +143,13 @@ export function tryDecode(raw: Buffer): IkeMessage | undefined {
   }
 }
 
+/**
+ * What `--trace` sees of the protected messages (all sealed and opened in ProtectedSa): the
+ * datagram as sent or received, and its inner payloads, or why there are none to see
+ * (`unverified`: the integrity check failed; `malformed`: no well-formed SK, or its inside does not decode).
+ */
+export type SkObserver = (dir: 'in' | 'out', message: Buffer, inner: readonly Payload[] | 'unverified' | 'malformed') => void
+
 /** Answers one genuine request of the peer; undefined drops it (not expected in this state). */
 export type RequestHandler = (m: IkeMessage, inner: Payload[], now: number) => {reply: Payload[]; actions: Action[]} | undefined
 
@@ -185,6 +192,8 @@ export interface SaOptions {
   /** A new CHILD_SA the peer asks for (TS as in the request, exchange roles); absent: NO_ADDITIONAL_SAS. */
   select?(tsI: TrafficSelector[], tsR: TrafficSelector[], offered: Proposal[], pfs: boolean): ChildSelection
   adopt(sa: ProtectedSa): void
+  /** Set only with `--trace`: sees every message this IKE_SA (and its rekeyed successors) seals or opens. */
+  onPlain?: SkObserver
 }
 
 export const DEFAULT_SA_OPTIONS: SaOptions = {retransmit: RETRANSMIT, child: CHILD_LIFETIME, ike: IKE_LIFETIME, dpdMs: 0, maxChildren: MAX_CHILDREN, ikePolicies: [], adopt: () => {}}
@@ -309,6 +318,25 @@ export class ProtectedSa {
     return {spiI: this.spiI, spiR: this.spiR, exchange, flags, messageId: id}
   }
 
+  /** Every message of ours is sealed here, and every one of the peer's opened in `open`: the one place `onPlain` watches. */
+  private seal(h: Omit<IkeMessage, 'payloads'>, inner: Payload[]): Buffer {
+    const data = sealSk(h, inner, this.send)
+    this.opts.onPlain?.('out', data, inner)
+    return data
+  }
+
+  private open(raw: Buffer): Payload[] {
+    let inner: Payload[]
+    try {
+      inner = openSk(raw, this.recv).inner
+    } catch (e) {
+      this.opts.onPlain?.('in', raw, e instanceof CodecError && e.code === 'INTEGRITY' ? 'unverified' : 'malformed')
+      throw e
+    }
+    this.opts.onPlain?.('in', raw, inner)
+    return inner
+  }
+
   /** Queues a request (window 1: it goes out when the one in flight is answered). */
   request(exchange: number, inner: Payload[], now: number, onResponse: Queued['onResponse'] = () => []): Action[] {
     this.queue.push({exchange, inner, onResponse})
@@ -321,7 +349,7 @@ export class ProtectedSa {
     if (!this.queue.length) this.queue = []
     if (!q) return []
     const id = this.myNext++
-    const data = sealSk(this.header(q.exchange, id, false), q.inner, this.send)
+    const data = this.seal(this.header(q.exchange, id, false), q.inner)
     const at = now + this.retransmit.initialMs
     this.pending = {id, data, sent: 1, at, onResponse: q.onResponse}
     return [{type: 'send', to: this.peer, data}, {type: 'timer', at}]
@@ -433,15 +461,15 @@ export class ProtectedSa {
       if (((m.flags & Flag.INITIATOR) !== 0) === (this.role === 'initiator')) return drop()
       if (m.flags & Flag.RESPONSE) {
         if (!this.pending || m.messageId !== this.pending.id) return drop()
-        inner = openSk(raw, this.recv).inner
+        inner = this.open(raw)
         answered = this.pending
       } else if (this.lastResponse && m.messageId === this.lastResponse.id) {
         // §2.1: a retransmitted request gets the same response; check it is genuine first.
-        openSk(raw, this.recv)
+        this.open(raw)
         this.counters.cachedReplies++
         return [{type: 'send', to: this.peer, data: this.lastResponse.data}]
       } else if (m.messageId !== this.peerNext || this.state === 'closed') return drop()
-      else inner = openSk(raw, this.recv).inner
+      else inner = this.open(raw)
     } catch (e) {
       if (isInputError(e)) return drop()
       throw e
@@ -462,7 +490,7 @@ export class ProtectedSa {
       return drop()
     }
     const {reply, actions} = answer
-    const data = sealSk(this.header(m.exchange, m.messageId, true), reply, this.send)
+    const data = this.seal(this.header(m.exchange, m.messageId, true), reply)
     this.lastResponse = {id: m.messageId, data}
     this.peerNext++
     return this.arm([{type: 'send', to: this.peer, data}, ...actions])

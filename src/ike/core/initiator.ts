@@ -10,7 +10,7 @@ import type {Proposal} from '../codec/sa.js'
 import {tsFromCidr, type TrafficSelector} from '../codec/ts.js'
 import {certreq, defaultId, ourAuth, peerHashes, verifyPeer, type Credentials} from './auth.js'
 import {deriveChildKeys, deriveIkeKeys, signedOctets, skeyseed, skKeys, type KeyExchange, type Suite} from './crypto.js'
-import {CHILD_LIFETIME, DEFAULT_DEPS, errorNotifies, refusal, IKE_LIFETIME, isInputError, tryDecode, MAX_CHILDREN, natDetected, natHash, notify, ProtectedSa, RETRANSMIT, SIGNATURE_HASHES, type Action, type Lifetime, type Counters, type Deps, type Endpoint, type Established, type RequestHandler, type Retransmit} from './exchange.js'
+import {CHILD_LIFETIME, DEFAULT_DEPS, errorNotifies, refusal, IKE_LIFETIME, isInputError, tryDecode, MAX_CHILDREN, natDetected, natHash, notify, ProtectedSa, RETRANSMIT, SIGNATURE_HASHES, type Action, type Lifetime, type Counters, type Deps, type Endpoint, type Established, type RequestHandler, type Retransmit, type SkObserver} from './exchange.js'
 import {acceptAnswer, espOffer, espPolicies, IKE_POLICIES, ikeOffer, policyFromTransforms, type Policy} from './proposals.js'
 
 /**
@@ -43,6 +43,8 @@ export interface InitiatorConfig {
   maxChildren?: number
   /** Send INITIAL_CONTACT (default true): the gateway then replaces our identity's older IKE_SAs. */
   initialContact?: boolean
+  /** Sees the inner payloads of every protected message (`--trace`). */
+  onPlain?: SkObserver
 }
 
 /** How often the gateway may send us back for a cookie or another group before we give up. */
@@ -186,6 +188,7 @@ export class IkeInitiator {
       dpdMs: c0.dpdMs ?? 0,
       maxChildren: c0.maxChildren ?? MAX_CHILDREN,
       adopt: (s) => this.sas.push(s),
+      onPlain: c0.onPlain,
     })
     this.sa = ike
     this.sas.push(ike)

@@ -10,7 +10,7 @@ import type {Proposal} from '../codec/sa.js'
 import {tsFromCidr, type TrafficSelector} from '../codec/ts.js'
 import {certreq, defaultId, ourAuth, peerHashes, verifyPeer, type CertCredentials, type Credentials} from './auth.js'
 import {deriveChildKeys, deriveIkeKeys, signedOctets, skeyseed, skKeys, type IkeKeys, type Suite} from './crypto.js'
-import {CHILD_LIFETIME, DEFAULT_DEPS, IKE_LIFETIME, isInputError, tryDecode, MAX_CHILDREN, natDetected, natHash, notify, SIGNATURE_HASHES, ProtectedSa, RETRANSMIT, type Action, type ChildSelection, type Lifetime, type Counters, type Deps, type Endpoint, type Established, type RequestHandler, type Retransmit} from './exchange.js'
+import {CHILD_LIFETIME, DEFAULT_DEPS, IKE_LIFETIME, isInputError, tryDecode, MAX_CHILDREN, natDetected, natHash, notify, SIGNATURE_HASHES, ProtectedSa, RETRANSMIT, type Action, type ChildSelection, type Lifetime, type Counters, type Deps, type Endpoint, type Established, type RequestHandler, type Retransmit, type SkObserver} from './exchange.js'
 import {choose, espPolicies, IKE_POLICIES, policyTransforms, withPfs, type Policy} from './proposals.js'
 
 /**
@@ -58,6 +58,8 @@ export interface ResponderConfig {
    * refused with AUTHENTICATION_FAILED, unless it carries INITIAL_CONTACT, which replaces them.
    */
   maxSasPerId?: number
+  /** Sees the inner payloads of every protected message (`--trace`). */
+  onPlain?: SkObserver
 }
 
 /**
@@ -297,6 +299,7 @@ export class IkeResponder {
         this.index(sa)
         if (sa.who) this.byId.get(sa.who)?.add(sa)
       },
+      onPlain: c.onPlain,
     })
     const entry: Sa = {ike, remote: from, suite, init: {ni: ni.data, nr, keys, initRequest: raw, initResponse, hashes: peerHashes(m.payloads)}, nat, created: now}
     this.sas.set(key(spiR), entry)

@@ -3,11 +3,10 @@ import {hostPort} from '../../lib/io/connect.js'
 import {ListenError} from '../../lib/io/listen.js'
 import type {Logger} from '../../lib/log.js'
 import type {Tracer} from '../../lib/trace/tracer.js'
-import {EXCHANGE_NAMES, Flag} from '../codec/constants.js'
-import {decodeMessage} from '../codec/message.js'
-import type {Action, ChildSa, Endpoint, ProtectedSa} from '../core/exchange.js'
+import type {Action, ChildSa, Endpoint, ProtectedSa, SkObserver} from '../core/exchange.js'
 import {ESP_TRACE} from '../../esp/trace.js'
-import {payloadText, suiteText, tsRanges, tsText} from '../core/describe.js'
+import {suiteText, tsRanges, tsText} from '../core/describe.js'
+import {IKE_TRACE, type IkeTraceRecord} from '../trace.js'
 import type {EspEngine} from '../../esp/io/engine.js'
 
 /** What the driver runs: the initiator or the responder, both sans-I/O (`receive`, `tick`). */
@@ -118,8 +117,10 @@ export class IkeDriver {
 
   private receive(data: Buffer, from: Endpoint): void {
     if (this.closed) return
+    // Traced after the machine had it: the line then shows what it found inside the SK.
+    const actions = this.machine.receive(data, from, Date.now())
     this.trace('in', from, data)
-    this.run(this.machine.receive(data, from, Date.now()))
+    this.run(actions)
   }
 
   /** Carries out actions; `failed`, `established`… reach the command through `on`. */
@@ -232,22 +233,17 @@ export class IkeDriver {
     }
   }
 
-  /** IKE messages: header and the payload chain (SK contents stay sealed here). */
+  /** The inner payloads of SK messages, by datagram, as the machine sealed or opened them (only with --trace). */
+  private readonly inner = new WeakMap<Buffer, NonNullable<IkeTraceRecord['inner']>>()
+
+  /** For the machine's `onPlain` option: set it only when tracing. */
+  readonly onPlain: SkObserver = (_dir, message, inner) => {
+    this.inner.set(message, inner)
+  }
+
+  /** IKE messages: header and the payload chain, SK contents as the machine saw them. */
   private trace(dir: 'in' | 'out', peer: Endpoint, data: Buffer): void {
-    const t = this.o.tracer
-    if (!t) return
-    try {
-      const m = decodeMessage(data)
-      t.emit(dir, hostPort(peer.address, peer.port), {
-        type: `${EXCHANGE_NAMES[m.exchange] ?? m.exchange} ${m.flags & Flag.RESPONSE ? 'response' : 'request'}`,
-        len: data.length,
-        mid: m.messageId,
-        spis: `${m.spiI.toString('hex')}/${m.spiR.toString('hex')}`,
-        payloads: m.payloads.map(payloadText).join(' '),
-      })
-    } catch {
-      t.emit(dir, hostPort(peer.address, peer.port), {type: 'IKE malformed', len: data.length})
-    }
+    this.o.tracer?.trace(dir, hostPort(peer.address, peer.port), IKE_TRACE, {data, inner: this.inner.get(data)}, data.length)
   }
 
   /** Lines for the log: one per CHILD_SA. */
