@@ -107,9 +107,9 @@ t('two --policy subnets of different transforms: the client opens a CHILD_SA for
   assert.match(routes, /^198\.18\.1\.0\/24 /m)
 })
 
-t('--export json prints the SAs without keys (keys only with --show-keys); --trace shows each ESP packet with its SPI', async (ctx) => {
+t('--export json prints the SAs without keys (keys only with --show-keys); --trace shows each ESP packet with its SPI, and IKE_AUTH decrypted on both ends without the PSK or a key', async (ctx) => {
   const {ns, exec} = ctx.topo!
-  const gw = gateway(ctx)
+  const gw = gateway(ctx, ['--trace', '--trace-format', 'json'])
   await event(gw, 'listening')
   const c = tunkit(['key-exchange', '--gateway', '203.0.113.1', '--psk-file', psk(ctx, 'c.psk', PSK), '--id', 'alice@tk.test', '--dev', 'tkkx-ct', '--export', 'json', '--trace'], {}, ns.c)
   ctx.procs.push(c)
@@ -125,12 +125,24 @@ t('--export json prints the SAs without keys (keys only with --show-keys); --tra
   assert.ok(c.stderr.split('\n').some((l) => / <- \S+ ESP /.test(l) && l.includes(`spi=0x${sa.children[0].spiIn}`)), c.stderr)
   await stop(c)
   ctx.procs.splice(ctx.procs.indexOf(c), 1)
-  const k = tunkit(['key-exchange', '--gateway', '203.0.113.1', '--psk-file', psk(ctx, 'c.psk', PSK), '--id', 'alice@tk.test', '--dev', 'tkkx-ct', '--export', 'json', '--show-keys'], {}, ns.c)
+  const k = tunkit(['key-exchange', '--gateway', '203.0.113.1', '--psk-file', psk(ctx, 'c.psk', PSK), '--id', 'alice@tk.test', '--dev', 'tkkx-ct', '--export', 'json', '--show-keys', '--trace'], {}, ns.c)
   ctx.procs.push(k)
   const y = await waitFor('export with keys', () => k.stdout.split('\n').find((l) => l.startsWith('{')))
-  const keys = (JSON.parse(y) as {children: {keys: {encI: string}}[]}).children[0].keys
+  const keys = (JSON.parse(y) as {children: {keys: Record<'encI' | 'integI' | 'encR' | 'integR', string>}[]}).children[0].keys
   assert.match(keys.encI, /^[0-9a-f]{72}$/)
-  assert.not.match(k.stderr, new RegExp(keys.encI))
+  // The IKE_AUTH request as the client sealed it (text trace) and as the gateway opened it (JSON trace): the same payloads.
+  const sent = await waitFor('client IKE_AUTH trace', () => k.stderr.split('\n').find((l) => / -> \S+ IKE_AUTH request /.test(l)))
+  assert.match(sent, /payloads="SK\{decrypted: IDi\(alice@tk\.test\) .*AUTH\(SHARED_KEY_MIC,\d+B\) CP\(REQUEST: INTERNAL_IP4_ADDRESS,INTERNAL_IP4_DNS\) SA\(.* TSi\(0\.0\.0\.0\/0\) TSr\(0\.0\.0\.0\/0\)\}"/)
+  const opened = await waitFor('gateway IKE_AUTH trace', () => gw.stderr.split('\n').filter((l) => l.includes('"type":"IKE_AUTH request"')).map((l) => JSON.parse(l) as {dir: string; payloads: string})[1])
+  assert.is(opened.dir, 'in')
+  assert.is(opened.payloads, /payloads="(.*)"/.exec(sent)![1])
+  const answer = await waitFor('client IKE_AUTH response trace', () => k.stderr.split('\n').find((l) => / <- \S+ IKE_AUTH response /.test(l)))
+  assert.match(answer, /SK\{decrypted: IDr\(203\.0\.113\.1\) AUTH\(SHARED_KEY_MIC,\d+B\) CP\(REPLY: INTERNAL_IP4_ADDRESS=198\.18\.200\.2,INTERNAL_IP4_DNS=198\.18\.1\.53,.*TSi\(198\.18\.200\.2\/32\) TSr\(198\.18\.1\.0\/24\)\}/)
+  const secrets = [...Object.values(keys).filter((h) => h.length), Buffer.from(PSK).toString('hex')].flatMap((h) => [h, Buffer.from(h, 'hex').toString('base64')])
+  for (const s of [PSK, ...secrets]) {
+    assert.not.ok(k.stderr.includes(s), `the client's trace or log shows ${s}`)
+    assert.not.ok(gw.stderr.includes(s), `the gateway's trace or log shows ${s}`)
+  }
 })
 
 t('a wrong PSK: the client exits 1 with one line naming it; the gateway logs why', async (ctx) => {
