@@ -3,7 +3,7 @@ import {join} from 'node:path'
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
 import {ipsecLab, ipsecLabMissing, type IpsecLab} from '../helpers/ipsec-lab.js'
-import {event, stop, tmpDir, tunkit, type Proc} from '../helpers/procs.js'
+import {event, stop, tmpDir, tunkit, waitFor, type Proc} from '../helpers/procs.js'
 import {unless} from '../helpers/requires.js'
 import {transfer} from '../helpers/xfer.js'
 
@@ -130,12 +130,13 @@ async function trafficChecks(lab: IpsecLab, mb: number): Promise<void> {
 // --- a gateway that accepts one narrow proposal --------------------------------------------
 {
   const {t} = labSuite('IPsec interop: a strongSwan gateway narrowed to aes128-sha1-modp2048', {prefix: 'tkiw', mode: 'responder-only', narrow: true})
-  t('a client given no proposal options still connects, with exactly that suite', async (ctx) => {
-    const c = client(ctx, [])
+  t('a client given no proposal options still connects, with exactly that suite; its --trace shows the CP(REPLY) decrypted', async (ctx) => {
+    const c = client(ctx, ['--trace'])
     const up = await event(c, 'sa-up')
     assert.is(up.ike, 'aes128-sha1-prfsha1-modp2048')
     assert.is((up.child as {esp: string}).esp, 'aes128-sha1')
     assert.is(await ping(ctx.lab!, 3), 3)
+    assert.match(await waitFor('IKE_AUTH response trace', () => c.stderr.split('\n').find((l) => / <- \S+ IKE_AUTH response /.test(l))), new RegExp(`payloads="SK\\{decrypted: IDr\\(.*CP\\(REPLY: [^)]*INTERNAL_IP4_ADDRESS=${String(up.vip).replaceAll('.', '\\.')}[,)]`))
   })
   t.run()
 }
