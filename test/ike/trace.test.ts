@@ -5,7 +5,9 @@ import {decodeMessage} from '../../src/ike/codec/message.js'
 import {payloadsOf, type Payload} from '../../src/ike/codec/payload.js'
 import type {ProtectedSa, SkObserver} from '../../src/ike/core/exchange.js'
 import {parseProposals} from '../../src/ike/core/proposals.js'
-import {ikeFields} from '../../src/ike/trace.js'
+import {sealProtected} from '../../src/ike/core/crypto.js'
+import {IKE_TRACE, ikeFields} from '../../src/ike/trace.js'
+import {Tracer} from '../../src/lib/trace/tracer.js'
 import {CLIENT, only, pair, PSK, type Pair} from './core/loop.js'
 
 /**
@@ -101,7 +103,16 @@ t('no key, AUTH value, nonce or KE value of the run reaches a trace line, in hex
     assert.ok(found.length >= 2, `no ${type} payloads to check`)
     secrets.push(...found.map((x) => x.data))
   }
-  const text = p.sent.map((x) => line(seen, x.dir === 'i->r' ? 'i' : 'r', x.data) + '\n' + line(seen, x.dir === 'i->r' ? 'r' : 'i', x.data)).join('\n')
+  // Every datagram as its sender and its receiver trace it, in text and in JSON.
+  const lines: string[] = []
+  const tracers = [new Tracer('text', (l) => lines.push(l)), new Tracer('json', (l) => lines.push(l))]
+  for (const x of p.sent) {
+    for (const s of [{side: x.dir === 'i->r' ? 'i' : 'r', dir: 'out'}, {side: x.dir === 'i->r' ? 'r' : 'i', dir: 'in'}] as const) {
+      const inner = seen.find((v) => v.side === s.side && v.dir === s.dir && v.message === x.data)?.inner
+      for (const tr of tracers) tr.trace(s.dir, 'peer', IKE_TRACE, {data: x.data, inner}, x.data.length)
+    }
+  }
+  const text = lines.join('\n')
   assert.match(text, /SK\{decrypted: .*AUTH\(/)
   assert.ok(secrets.length > 30, `${secrets.length} secrets`)
   for (const s of secrets) {
@@ -110,7 +121,7 @@ t('no key, AUTH value, nonce or KE value of the run reaches a trace line, in hex
   }
 })
 
-t('a message that fails its integrity check shows as SK{unverified} with nothing of its contents; one never opened by its length', () => {
+t('a message that fails its integrity check shows as SK{unverified} with nothing of its contents, a genuine one with a broken inside as SK{malformed}, one never opened by its length', () => {
   const seen: Seen[] = []
   // The initiator's IKE_AUTH is lost on the way: the responder waits for it, and gets forgeries instead.
   const p = pair({res: {onPlain: (dir, message, inner) => seen.push({side: 'r', dir, message, inner})}, lose: (s) => s.dir === 'i->r' && s.n === 1})
@@ -121,13 +132,17 @@ t('a message that fails its integrity check shows as SK{unverified} with nothing
   assert.equal(p.res.receive(tampered, CLIENT, p.now), [])
   assert.equal(seen.map((s) => [s.dir, s.message === tampered, s.inner]), [['in', true, 'unverified']])
   assert.is(line(seen, 'r', tampered), 'SK{unverified}')
+  // Genuine (sealed with the initiator's keys) but with a broken inner chain: a payload of length 3.
+  const broken = sealProtected({...decodeMessage(auth), payloads: [{type: P.SK, inner: P.N, data: Buffer.alloc(0)}]}, Buffer.from([0, 0, 0, 3]), p.res.ikeSa(auth.subarray(0, 8))!.recv)
+  assert.equal(p.res.receive(broken, CLIENT, p.now), [])
+  assert.is(line(seen, 'r', broken), 'SK{malformed}')
   // Another message ID: dropped before opening, so the trace has only its length.
   const early = Buffer.from(auth)
   early.writeUInt32BE(7, 20)
   assert.equal(p.res.receive(early, CLIENT, p.now), [])
-  assert.is(seen.length, 1)
+  assert.is(seen.length, 2)
   assert.match(line(seen, 'r', early), /^SK\(\d+B\)$/)
-  assert.is(p.res.counters.dropped, 2)
+  assert.is(p.res.counters.dropped, 3)
 })
 
 t.run()

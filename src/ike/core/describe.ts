@@ -115,7 +115,7 @@ export function payloadText(p: Payload): string {
       return `AUTH(${AUTH_NAMES[p.method] ?? p.method},${p.data.length}B)`
     case P.CERT:
     case P.CERTREQ:
-      return `${name}(${CERT_NAMES[p.encoding] ?? p.encoding}, ${p.data.length}B)`
+      return `${name}(${CERT_NAMES[p.encoding] ?? p.encoding},${p.data.length}B)`
     case P.N:
       return `N(${NOTIFY_NAMES[p.notify] ?? p.notify}${p.spi.length ? `:${p.spi.toString('hex')}` : ''})`
     case P.D:
