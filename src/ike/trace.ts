@@ -16,8 +16,9 @@ export interface IkeTraceRecord {
 /**
  * --trace of an IKE message: exchange and direction, message ID, SPIs, then the payload chain
  * (core/describe.ts: lengths, never key material). An SK the machine opened shows its inner
- * payloads as `SK{decrypted: …}` (`SK{decrypted: empty}`: a DPD); one that failed its integrity check `SK{unverified}`, with
- * nothing of its contents. Never throws: what does not decode is `IKE malformed`.
+ * payloads as `SK{decrypted: …}` (`SK{decrypted: empty}`: a DPD); one that failed its integrity
+ * check `SK{unverified}`, with nothing of its contents. Never throws: what does not decode is
+ * `IKE malformed`.
  */
 export function ikeFields(r: IkeTraceRecord): Rendered {
   let m: IkeMessage
