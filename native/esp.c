@@ -61,6 +61,10 @@ typedef struct sa {
   bool soft_sent, exhausted;
   uint32_t nsel;
   uint32_t* sel;  // nsel pairs {from, to}, host order, inclusive
+  // out: the inner sources it carries (our traffic selector), as `sel`; none: any source. A
+  // gateway's CHILD_SAs to one client share the destination and differ only here.
+  uint32_t nsrc;
+  uint32_t* src;
   struct sa* next_spi;
   uint64_t packets, bytes, d_replay, d_auth, d_malformed, d_policy, dummy;
   double last_rx_ms;
@@ -162,19 +166,25 @@ static bool contains(const sa_t* sa, uint32_t a) {
   return false;
 }
 
-// The most recently added 'out' SA whose selectors hold `dst`: the newest host entry (chains are
-// newest first) against the newest range that holds it; ids grow with each addSa.
-static sa_t* find_out(engine_t* e, uint32_t dst) {
+static bool carries_src(const sa_t* sa, uint32_t a) {
+  for (uint32_t i = 0; i < sa->nsrc; i++)
+    if (a >= sa->src[2 * i] && a <= sa->src[2 * i + 1]) return true;
+  return sa->nsrc == 0;
+}
+
+// The most recently added 'out' SA whose selectors hold `dst` and `src`: the newest host entry
+// (chains are newest first) against the newest range that holds them; ids grow with each addSa.
+static sa_t* find_out(engine_t* e, uint32_t dst, uint32_t src) {
   sa_t* best = NULL;
   for (host_t* h = e->hosts[bucket(dst)]; h; h = h->next)
-    if (h->addr == dst) {
+    if (h->addr == dst && carries_src(h->sa, src)) {
       best = h->sa;
       break;
     }
   for (size_t i = e->nranges; i-- > 0;) {
     range_t* r = &e->ranges[i];
     if (best && r->sa->id < best->id) break;  // older than the host entry
-    if (dst >= r->from && dst <= r->to) {
+    if (dst >= r->from && dst <= r->to && carries_src(r->sa, src)) {
       if (!best || r->sa->id > best->id) best = r->sa;
       break;
     }
@@ -186,6 +196,7 @@ static void free_sa(sa_t* sa) {
   EVP_CIPHER_CTX_free(sa->cipher);
   EVP_MAC_CTX_free(sa->mac);
   free(sa->sel);
+  free(sa->src);
   free(sa);
 }
 
@@ -544,7 +555,7 @@ static void on_tun(uv_poll_t* h, int status, int events) {
       e->no_sa++;
       continue;
     }
-    sa_t* sa = find_out(e, be32(ip + 16));
+    sa_t* sa = find_out(e, be32(ip + 16), be32(ip + 12));
     if (!sa || sa->exhausted || sa->seq >= SEQ_LAST) {
       e->no_sa++;
       continue;
@@ -832,23 +843,25 @@ napi_value esp_send_keepalive(napi_env env, napi_callback_info info) {
 }
 
 // espAddSa(handle, out: boolean, spi: number, encr, keyBits, integ, encKey: Buffer, integKey: Buffer | null,
-//          peerAddress: string | null, peerPort: number, selectors: Buffer (from, to: uint32 BE pairs)) -> id
+//          peerAddress: string | null, peerPort: number, selectors: Buffer (from, to: uint32 BE pairs),
+//          sources: Buffer (out: the same pairs; empty: any source)) -> id
 napi_value esp_add_sa(napi_env env, napi_callback_info info) {
-  static const char usage[] = "expected (handle, out, spi, encr, keyBits, integ, encKey, integKey, peerAddress, peerPort, selectors)";
-  napi_value argv[11], jid;
-  if (!get_args(env, info, 11, argv, usage)) return NULL;
+  static const char usage[] = "expected (handle, out, spi, encr, keyBits, integ, encKey, integKey, peerAddress, peerPort, selectors, sources)";
+  napi_value argv[12], jid;
+  if (!get_args(env, info, 12, argv, usage)) return NULL;
   engine_t* e = engine_arg(env, argv[0]);
   if (!e) return NULL;
   bool out;
   uint32_t spi, encr, bits, integ;
-  void *key, *ikey = NULL, *sel;
-  size_t keylen, ikeylen = 0, sellen;
+  void *key, *ikey = NULL, *sel, *src;
+  size_t keylen, ikeylen = 0, sellen, srclen;
   napi_valuetype t;
   if (napi_get_value_bool(env, argv[1], &out) != napi_ok || napi_get_value_uint32(env, argv[2], &spi) != napi_ok ||
       napi_get_value_uint32(env, argv[3], &encr) != napi_ok || napi_get_value_uint32(env, argv[4], &bits) != napi_ok ||
       napi_get_value_uint32(env, argv[5], &integ) != napi_ok || napi_get_buffer_info(env, argv[6], &key, &keylen) != napi_ok ||
       napi_typeof(env, argv[7], &t) != napi_ok || (t != napi_null && napi_get_buffer_info(env, argv[7], &ikey, &ikeylen) != napi_ok) ||
-      napi_get_buffer_info(env, argv[10], &sel, &sellen) != napi_ok || sellen % 8) {
+      napi_get_buffer_info(env, argv[10], &sel, &sellen) != napi_ok || sellen % 8 ||
+      napi_get_buffer_info(env, argv[11], &src, &srclen) != napi_ok || srclen % 8 || (!out && srclen)) {
     napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", usage);
     return NULL;
   }
@@ -860,7 +873,8 @@ napi_value esp_add_sa(napi_env env, napi_callback_info info) {
   sa_t* sa = calloc(1, sizeof *sa);
   uint32_t nsel = (uint32_t)(sellen / 8);
   // Never NULL, even without selectors: the copy below then reads nothing from it.
-  if (!sa || !(sa->sel = malloc(sellen ? sellen : sizeof *sa->sel))) {
+  if (!sa || !(sa->sel = malloc(sellen ? sellen : sizeof *sa->sel)) || !(sa->src = malloc(srclen ? srclen : sizeof *sa->src))) {
+    if (sa) free(sa->sel);
     free(sa);
     return throw_errno(env, "ENOMEM", "espAddSa", ENOMEM);
   }
@@ -869,6 +883,8 @@ napi_value esp_add_sa(napi_env env, napi_callback_info info) {
   sa->peer = peer;
   sa->nsel = nsel;
   for (uint32_t i = 0; i < 2 * nsel; i++) sa->sel[i] = be32((unsigned char*)sel + 4 * i);
+  sa->nsrc = (uint32_t)(srclen / 8);
+  for (uint32_t i = 0; i < 2 * sa->nsrc; i++) sa->src[i] = be32((unsigned char*)src + 4 * i);
   const char* why = setup_crypto(sa, encr, bits, integ, key, keylen, ikey, ikeylen);
   if (why) {
     free_sa(sa);

@@ -1,56 +1,11 @@
 import {spawn} from 'node:child_process'
-import {chmodSync, writeFileSync} from 'node:fs'
-import {join} from 'node:path'
-import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
-import {ipsecTopology, type Topology} from '../helpers/ipsec-topology.js'
-import {event, stop, tmpDir, tunkit, waitFor, type Proc} from '../helpers/procs.js'
-import {missing, unless} from '../helpers/requires.js'
+import {espTrace, exited, kxSuite, PSK, pskClient as client, pskGateway as gateway, stopNow} from '../helpers/ipsec-topology.js'
+import {event, stop, waitFor} from '../helpers/procs.js'
 import {transfer} from '../helpers/xfer.js'
 
 /** tunkit ⇄ tunkit: `key-exchange --respond` and `key-exchange --gateway` in namespaces. */
-interface Ctx {
-  topo?: Topology
-  dir?: {dir: string; cleanup(): void}
-  procs: Proc[]
-}
-
-const t = unless(suite<Ctx>('key-exchange: tunkit client and tunkit gateway', {procs: []}), missing(['/dev/net/tun', 'ip', 'nft']))
-const PSK = 'tk-e2e-psk-7d1c0a'
-
-function psk(ctx: Ctx, name: string, value: string): string {
-  const p = join(ctx.dir!.dir, name)
-  writeFileSync(p, value + '\n')
-  chmodSync(p, 0o600)
-  return p
-}
-
-function gateway(ctx: Ctx, extra: string[] = []): Proc {
-  const p = tunkit(['key-exchange', '--respond', '--listen', '203.0.113.1', '--psk-file', psk(ctx, 'gw.psk', PSK), '--pool', '198.18.200.0/24', '--dns', '198.18.1.53',
-    '--policy', '198.18.1.0/24', '--dev', 'tkkx-gt', '--json', ...extra], {}, ctx.topo!.ns.g)
-  ctx.procs.push(p)
-  return p
-}
-
-function client(ctx: Ctx, key = PSK, extra: string[] = []): Proc {
-  const p = tunkit(['key-exchange', '--gateway', '203.0.113.1', '--psk-file', psk(ctx, 'c.psk', key), ...(extra.includes('--id') ? [] : ['--id', 'alice@tk.test']), '--dev', 'tkkx-ct', '--json', ...extra], {}, ctx.topo!.ns.c)
-  ctx.procs.push(p)
-  return p
-}
-
-t.before(async (ctx) => {
-  ctx.topo = await ipsecTopology('tkkx')
-  ctx.dir = tmpDir('kx')
-})
-
-t.after.each(async (ctx) => {
-  for (const p of ctx.procs.splice(0)) await stop(p)
-})
-
-t.after(async (ctx) => {
-  await ctx.topo?.down()
-  ctx.dir?.cleanup()
-})
+const t = kxSuite('key-exchange: tunkit client and tunkit gateway', 'tkkx')
 
 t('the client gets an address, DNS and a route for the narrowed subnet; SIGTERM deletes the SAs and the device', async (ctx) => {
   const gw = gateway(ctx)
@@ -88,31 +43,11 @@ t('traffic: ping and 50 MB to the private host arrive intact through ESP (and no
   assert.is(x.reply, x.sent)
 })
 
-t('two --policy subnets of different transforms: the client opens a CHILD_SA for each with exactly those transforms, and routes both', async (ctx) => {
-  const gw = gateway(ctx, ['--policy', '198.18.9.0/24=aes256-sha512'])
-  await event(gw, 'listening')
-  const c = client(ctx)
-  await event(c, 'sa-up')
-  const second = await event(c, 'child-up', (e) => (e.child as {tsR: string}).tsR === '198.18.9.0/24')
-  assert.equal(second.child, {...(second.child as object), esp: 'aes256-sha512', tsI: '198.18.200.2/32', tsR: '198.18.9.0/24'})
-  const first = await event(c, 'child-up', (e) => (e.child as {tsR: string}).tsR === '198.18.1.0/24')
-  assert.is((first.child as {esp: string}).esp, 'aes256gcm16')
-  // The gateway has the same two CHILD_SAs, SPIs mirrored.
-  const g2 = await event(gw, 'child-up', (e) => (e.child as {tsR: string}).tsR === '198.18.9.0/24')
-  assert.equal([(g2.child as {spiIn: string}).spiIn, (g2.child as {spiOut: string}).spiOut], [(second.child as {spiOut: string}).spiOut, (second.child as {spiIn: string}).spiIn])
-  const routes = await waitFor('both routes', async () => {
-    const r = await ctx.topo!.exec(ctx.topo!.ns.c, ['ip', 'route', 'show', 'dev', 'tkkx-ct'])
-    return /^198\.18\.9\.0\/24 /m.test(r.stdout) ? r.stdout : undefined
-  })
-  assert.match(routes, /^198\.18\.1\.0\/24 /m)
-})
-
 t('--export json prints the SAs without keys (keys only with --show-keys); --trace shows each ESP packet with its SPI, and IKE_AUTH decrypted on both ends without the PSK or a key', async (ctx) => {
   const {ns, exec} = ctx.topo!
   const gw = gateway(ctx, ['--trace', '--trace-format', 'json'])
   await event(gw, 'listening')
-  const c = tunkit(['key-exchange', '--gateway', '203.0.113.1', '--psk-file', psk(ctx, 'c.psk', PSK), '--id', 'alice@tk.test', '--dev', 'tkkx-ct', '--export', 'json', '--trace'], {}, ns.c)
-  ctx.procs.push(c)
+  const c = client(ctx, {args: ['--export', 'json', '--trace']})
   const x = await waitFor('export', () => c.stdout.split('\n').find((l) => l.startsWith('{')))
   const sa = JSON.parse(x) as {ike: {suite: string}; vip: string; children: {spiOut: string; spiIn: string; keys?: unknown}[]}
   assert.is(sa.vip, '198.18.200.2')
@@ -123,10 +58,8 @@ t('--export json prints the SAs without keys (keys only with --show-keys); --tra
   const out = await waitFor('ESP trace', () => c.stderr.split('\n').find((l) => / -> \S+ ESP /.test(l) && l.includes(`spi=0x${sa.children[0].spiOut}`)))
   assert.match(out, /src=198\.18\.200\.2 dst=198\.18\.1\.10 .*ipProto=icmp/)
   assert.ok(c.stderr.split('\n').some((l) => / <- \S+ ESP /.test(l) && l.includes(`spi=0x${sa.children[0].spiIn}`)), c.stderr)
-  await stop(c)
-  ctx.procs.splice(ctx.procs.indexOf(c), 1)
-  const k = tunkit(['key-exchange', '--gateway', '203.0.113.1', '--psk-file', psk(ctx, 'c.psk', PSK), '--id', 'alice@tk.test', '--dev', 'tkkx-ct', '--export', 'json', '--show-keys', '--trace'], {}, ns.c)
-  ctx.procs.push(k)
+  await stopNow(ctx, c)
+  const k = client(ctx, {args: ['--export', 'json', '--show-keys', '--trace']})
   const y = await waitFor('export with keys', () => k.stdout.split('\n').find((l) => l.startsWith('{')))
   const keys = (JSON.parse(y) as {children: {keys: Record<'encI' | 'integI' | 'encR' | 'integR', string>}[]}).children[0].keys
   assert.match(keys.encI, /^[0-9a-f]{72}$/)
@@ -145,12 +78,45 @@ t('--export json prints the SAs without keys (keys only with --show-keys); --tra
   }
 })
 
+t('two --policy subnets of different transforms: a CHILD_SA for each with exactly those transforms, both routed, each subnet\'s packets under its own SPIs both ways (--trace)', async (ctx) => {
+  const {ns, exec} = ctx.topo!
+  const gw = gateway(ctx, ['--policy', '198.18.9.0/24=aes256-sha512'])
+  await event(gw, 'listening')
+  const c = client(ctx, {args: ['--json', '--export', 'json', '--trace']})
+  type Child = {esp: string; tsI: string; tsR: string; spiIn: string; spiOut: string}
+  // --export json (the line without "event") is printed when the IKE_SA and its first CHILD_SA are up.
+  const x = await waitFor('export', () => c.events.find((e) => e.event === undefined)) as {children: Child[]}
+  assert.is(x.children.length, 1)
+  assert.equal(x.children[0], {...x.children[0], esp: 'aes256gcm16', tsI: '198.18.200.2/32', tsR: '198.18.1.0/24'})
+  const first = (await event(c, 'child-up', (e) => (e.child as Child).tsR === '198.18.1.0/24')).child as Child
+  assert.equal([first.spiIn, first.spiOut], [x.children[0].spiIn, x.children[0].spiOut])
+  const second = (await event(c, 'child-up', (e) => (e.child as Child).tsR === '198.18.9.0/24')).child as Child
+  assert.equal(second, {...second, esp: 'aes256-sha512', tsI: '198.18.200.2/32', tsR: '198.18.9.0/24'})
+  // The gateway has the same two CHILD_SAs, SPIs mirrored.
+  const g2 = (await event(gw, 'child-up', (e) => (e.child as Child).tsR === '198.18.9.0/24')).child as Child
+  assert.equal([g2.spiIn, g2.spiOut], [second.spiOut, second.spiIn])
+  const routes = await waitFor('both routes', async () => {
+    const r = await exec(ns.c, ['ip', 'route', 'show', 'dev', 'tkkx-ct'])
+    return /^198\.18\.9\.0\/24 /m.test(r.stdout) ? r.stdout : undefined
+  })
+  assert.match(routes, /^198\.18\.1\.0\/24 /m)
+  for (const host of ['198.18.1.10', '198.18.9.10']) assert.match((await exec(ns.c, ['ping', '-n', '-q', '-c', '3', '-i', '0.2', '-W', '2', host])).stdout, /3 received/)
+  // Each CHILD_SA carried exactly its subnet's packets: out to it, and back from it.
+  await waitFor('the last echo reply traced', () => espTrace(c, second.spiIn).length >= 3)
+  for (const [sa, host] of [[first, '198.18.1.10'], [second, '198.18.9.10']] as const) {
+    const out = espTrace(c, sa.spiOut)
+    const back = espTrace(c, sa.spiIn)
+    assert.ok(out.length >= 3 && back.length >= 3, c.stderr)
+    for (const r of out) assert.ok(r.dir === 'out' && r.line.includes(`src=198.18.200.2 dst=${host} `), r.line)
+    for (const r of back) assert.ok(r.dir === 'in' && r.line.includes(`src=${host} dst=198.18.200.2 `), r.line)
+  }
+})
+
 t('a wrong PSK: the client exits 1 with one line naming it; the gateway logs why', async (ctx) => {
   const gw = gateway(ctx)
   await event(gw, 'listening')
-  const c = client(ctx, 'not-the-psk')
-  const code = await waitFor('client exit', () => (c.child.exitCode !== null ? {code: c.child.exitCode} : undefined))
-  assert.is(code.code, 1, c.stderr)
+  const c = client(ctx, {psk: 'not-the-psk'})
+  assert.is(await exited(c), 1, c.stderr)
   assert.match(c.stderr, /^tunkit key-exchange: error: .*authentication failed.*\n$/m)
   const f = await event(gw, 'sa-failed')
   assert.is(f.code, 'TK_NOT_AUTHORIZED')
@@ -171,10 +137,9 @@ t('under an IKE_SA_INIT flood of 10 000/s from 32 sources, clients still connect
     await new Promise((r) => setTimeout(r, 1000))
     // Three clients one after the other, each while the flood runs.
     for (const id of ['c1@tk.test', 'c2@tk.test', 'c3@tk.test']) {
-      const c = client(ctx, PSK, ['--id', id])
+      const c = client(ctx, {args: ['--id', id]})
       await event(c, 'sa-up')
-      await stop(c)
-      ctx.procs.splice(ctx.procs.indexOf(c), 1)
+      await stopNow(ctx, c)
     }
     await done
     const f = JSON.parse(out) as {sent: number}

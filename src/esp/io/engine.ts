@@ -9,7 +9,7 @@ interface EspNative {
   espAttachTun(h: object, fd: number): void
   espSendIke(h: object, data: Buffer, address: string, port: number): boolean
   espSendKeepalive(h: object, address: string, port: number): boolean
-  espAddSa(h: object, out: boolean, spi: number, encr: number, keyBits: number, integ: number, encKey: Buffer, integKey: Buffer | null, peerAddress: string | null, peerPort: number, selectors: Buffer): number
+  espAddSa(h: object, out: boolean, spi: number, encr: number, keyBits: number, integ: number, encKey: Buffer, integKey: Buffer | null, peerAddress: string | null, peerPort: number, selectors: Buffer, sources: Buffer): number
   espRemoveSa(h: object, id: number): boolean
   espSetPeer(h: object, id: number, address: string, port: number): boolean
   espSetSeq(h: object, id: number, seq: number): void
@@ -48,6 +48,13 @@ export interface SaConfig {
   peer?: Endpoint
   /** 'out': the inner destinations routed to this SA; 'in': the inner sources it may carry. */
   selectors: Selector[]
+  /** 'out': the inner sources it carries (absent: any). A packet goes to the newest SA that holds its destination and source. */
+  sources?: Selector[]
+  /**
+   * 'out': the sequence number to start after (default 0). A test hook: near 2^32 − 2^16 it makes
+   * the SA reach seq-soft, and a rekey, after a few packets.
+   */
+  seq?: number
 }
 
 export interface SaStats {
@@ -75,6 +82,9 @@ export interface EngineTotals {
   /** Datagrams the socket refused (buffer full, too big, unreachable). */
   txErrors: number
 }
+
+/** The sequence number at which an outbound SA reports seq-soft (native/esp.c SEQ_SOFT: 2^32 − 2^16, no ESN). */
+export const SEQ_SOFT = 2 ** 32 - 2 ** 16
 
 export interface EspEvent {
   /** seq-soft: 2^32 − 2^16 numbers used, rekey now; seq-exhausted: the SA sends no more. */
@@ -155,7 +165,7 @@ export class EspEngine {
     return native().espSendKeepalive(this.h(), to.address, to.port)
   }
 
-  /** Installs an SA; returns its id. The newest 'out' SA holding a destination carries it (a rekey replaces the old SA for new packets). */
+  /** Installs an SA; returns its id. The newest 'out' SA holding a packet's destination and source carries it (a rekey replaces the old SA for new packets). */
   addSa(c: SaConfig): number {
     try {
       checkKeys({suite: c, encKey: c.encKey, integKey: c.integKey})
@@ -164,9 +174,13 @@ export class EspEngine {
     }
     if (c.spi.length !== 4) throw new TunkitError('TK_INTERNAL', 'an ESP SPI is 4 bytes')
     if (c.dir === 'out' && !c.peer) throw new TunkitError('TK_INTERNAL', 'an outbound SA needs the peer')
+    if (c.dir === 'in' && (c.sources || c.seq)) throw new TunkitError('TK_INTERNAL', 'sources and seq are for outbound SAs')
+    if (c.seq !== undefined && !(Number.isInteger(c.seq) && c.seq >= 0 && c.seq < 2 ** 32)) throw new TunkitError('TK_INTERNAL', `ESP sequence number ${c.seq} is out of range`)
     const h = this.h()
     try {
-      return native().espAddSa(h, c.dir === 'out', c.spi.readUInt32BE(0), c.encr, c.encrKeyBits ?? 0, c.integ ?? 0, c.encKey, c.integKey ?? null, c.peer?.address ?? null, c.peer?.port ?? 0, selectorBytes(c.selectors))
+      const id = native().espAddSa(h, c.dir === 'out', c.spi.readUInt32BE(0), c.encr, c.encrKeyBits ?? 0, c.integ ?? 0, c.encKey, c.integKey ?? null, c.peer?.address ?? null, c.peer?.port ?? 0, selectorBytes(c.selectors), selectorBytes(c.sources ?? []))
+      if (c.seq) native().espSetSeq(h, id, c.seq)
+      return id
     } catch (e) {
       if (e instanceof TunkitError) throw e
       // EEXIST: an inbound SPI in use (the IKE layer picks another); ENOMEM.

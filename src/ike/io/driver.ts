@@ -7,7 +7,7 @@ import type {Action, ChildSa, Endpoint, ProtectedSa, SkObserver} from '../core/e
 import {ESP_TRACE} from '../../esp/trace.js'
 import {suiteText, tsRanges, tsText} from '../core/describe.js'
 import {IKE_TRACE, type IkeTraceRecord} from '../trace.js'
-import type {EspEngine} from '../../esp/io/engine.js'
+import {SEQ_SOFT, type EspEngine} from '../../esp/io/engine.js'
 
 /** What the driver runs: the initiator or the responder, both sans-I/O (`receive`, `tick`). */
 export interface Machine {
@@ -17,9 +17,16 @@ export interface Machine {
   sa(spiI: Buffer): ProtectedSa | undefined
 }
 
-/** How often ESP liveness reaches the IKE layer (it postpones DPD; strongSwan checks as coarsely). */
-const LIVENESS_MS = 5000
 const TIMER_MS = 100
+/** ESP liveness is read at most this often (a stats call per CHILD_SA): a DPD needs at least this much more silence. */
+const LIVENESS_MS = 1000
+
+/**
+ * TUNKIT_ESP_SEQ_LIMIT=N, for tests only: each outbound SA starts N sequence numbers before
+ * seq-soft, so its rekey for sequence exhaustion comes after N packets instead of 4 billion.
+ */
+const TEST_SEQ_LIMIT = Number(process.env.TUNKIT_ESP_SEQ_LIMIT)
+const START_SEQ = Number.isInteger(TEST_SEQ_LIMIT) && TEST_SEQ_LIMIT > 0 && TEST_SEQ_LIMIT <= SEQ_SOFT ? SEQ_SOFT - TEST_SEQ_LIMIT : undefined
 
 const NO_KEYS = Object.freeze({encI: Buffer.alloc(0), integI: Buffer.alloc(0), encR: Buffer.alloc(0), integR: Buffer.alloc(0)})
 
@@ -46,7 +53,12 @@ interface Installed {
 export class IkeDriver {
   private sock: Socket | undefined
   private timer: ReturnType<typeof setTimeout> | undefined
-  private wake = Infinity
+  /**
+   * Every wake-up asked for and not yet due, ascending. A machine asks once for each time (a
+   * ProtectedSa repeats no timer it already asked for), so a later one cannot be dropped in favour
+   * of an earlier one: a client then never sent its DPD.
+   */
+  private wakes: number[] = []
   /** By our inbound SPI (hex). */
   readonly installed = new Map<string, Installed>()
   private closed = false
@@ -71,14 +83,18 @@ export class IkeDriver {
         tracer.trace(r.dir, e ? hostPort(e.peer.address, e.peer.port) : '-', ESP_TRACE, r, r.length)
       })
     }
-    this.liveness = setInterval(() => this.reportLiveness(), LIVENESS_MS)
-    this.liveness.unref()
   }
 
-  private liveness: ReturnType<typeof setInterval>
+  private livenessAt = 0
 
-  /** ESP that arrived counts as the peer being alive (RFC 7296 §2.4: DPD only when nothing came). */
-  private reportLiveness(): void {
+  /**
+   * ESP that arrived counts as the peer being alive (RFC 7296 §2.4: DPD only when nothing came).
+   * Read before a tick, where DPD is decided: a read every 5 s let DPDs out under steady traffic
+   * with --dpd 2.
+   */
+  private reportLiveness(now: number): void {
+    if (now - this.livenessAt < LIVENESS_MS) return
+    this.livenessAt = now
     for (const e of this.installed.values()) {
       const rx = this.plane.stats(e.inId)?.lastRxMs ?? 0
       if (rx <= e.lastRx) continue
@@ -167,13 +183,32 @@ export class IkeDriver {
     // Wake-ups rounded up to TIMER_MS: a gateway's tick visits every SA, and 10 000 SAs with DPD
     // timers each would otherwise make it run thousands of times a second.
     at = Math.ceil(at / TIMER_MS) * TIMER_MS
-    if (at >= this.wake) return
+    let i = 0
+    for (let hi = this.wakes.length; i < hi;) {
+      const mid = (i + hi) >>> 1
+      if (this.wakes[mid] < at) i = mid + 1
+      else hi = mid
+    }
+    if (this.wakes[i] === at) return
+    this.wakes.splice(i, 0, at)
+    if (i === 0) this.schedule()
+  }
+
+  private schedule(): void {
     if (this.timer) clearTimeout(this.timer)
-    this.wake = at
+    this.timer = undefined
+    const at = this.wakes[0]
+    if (at === undefined || this.closed) return
     this.timer = setTimeout(() => {
       this.timer = undefined
-      this.wake = Infinity
-      if (!this.closed) this.run(this.machine.tick(Date.now()))
+      // Never earlier than asked: a machine told an earlier time would find nothing due and not ask again.
+      const now = Math.max(Date.now(), at)
+      let due = 0
+      while (due < this.wakes.length && this.wakes[due] <= now) due++
+      this.wakes.splice(0, due)
+      this.reportLiveness(now)
+      this.run(this.machine.tick(now))
+      this.schedule()
     }, Math.max(0, at - Date.now()))
   }
 
@@ -197,11 +232,11 @@ export class IkeDriver {
     if (this.installed.has(ours.toString('hex'))) return
     const k = c.keys
     const [sendEnc, sendInteg, recvEnc, recvInteg] = init ? [k.encI, k.integI, k.encR, k.integR] : [k.encR, k.integR, k.encI, k.integI]
-    const remoteTs = tsRanges(init ? c.tsR : c.tsI)
+    const [localTs, remoteTs] = [tsRanges(init ? c.tsI : c.tsR), tsRanges(init ? c.tsR : c.tsI)]
     const suite = {encr: c.suite.encr, encrKeyBits: c.suite.encrKeyBits, integ: c.suite.integ || undefined}
     const to = this.espPeer(at)
     const inId = this.plane.addSa({dir: 'in', spi: ours, ...suite, encKey: recvEnc, integKey: recvInteg.length ? recvInteg : undefined, selectors: remoteTs})
-    const outId = this.plane.addSa({dir: 'out', spi: theirs, ...suite, encKey: sendEnc, integKey: sendInteg.length ? sendInteg : undefined, peer: to, selectors: remoteTs})
+    const outId = this.plane.addSa({dir: 'out', spi: theirs, ...suite, encKey: sendEnc, integKey: sendInteg.length ? sendInteg : undefined, peer: to, selectors: remoteTs, sources: localTs, seq: START_SEQ})
     this.installed.set(ours.toString('hex'), {ike, child: c, inId, outId, peer: to, lastRx: 0})
     // The keys live in the plane now; a gateway has no `--export` to show them, so it keeps no copy.
     if (!init) c.keys = NO_KEYS
@@ -256,7 +291,6 @@ export class IkeDriver {
   close(): void {
     this.closed = true
     if (this.timer) clearTimeout(this.timer)
-    clearInterval(this.liveness)
     this.plane.trace(null)
     this.plane.onEvent(null)
     this.sock?.close()

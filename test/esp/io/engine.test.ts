@@ -298,6 +298,30 @@ t('outbound lookup: 10 000 SAs (/32 selectors and ranges), the newest SA holding
   }
 })
 
+t('outbound lookup by source too: a gateway\'s two CHILD_SAs to one client (same destination, different subnets) each carry only their subnet\'s packets; the seq option starts an SA further on', async () => {
+  const h = await Harness.open()
+  try {
+    const c = suites()[0]
+    const client = {from: '198.18.200.2', to: '198.18.200.2'}
+    const add = (spi: number, from: string, to: string, seq?: number): number => h.engine.addSa({dir: 'out', spi: spiBuf(spi), ...c.suite, encKey: c.reverse.encKey, integKey: c.reverse.integKey, peer: h.peerEndpoint, selectors: [client], sources: [{from, to}], seq})
+    add(0xd4000001, '198.18.1.0', '198.18.1.255')
+    add(0xd4000002, '198.18.9.0', '198.18.9.255', 2 ** 32 - 2 ** 16 - 5)
+    const sent = async (src: string): Promise<{spi: number; seq: number}> => {
+      h.inject(ipv4(src, '198.18.200.2'))
+      return espOpen(c.reverse, await h.nextUdp())
+    }
+    const one = await sent('198.18.1.10')
+    assert.equal([one.spi, one.seq], [0xd4000001, 1], 'the older SA still carries its own subnet')
+    const nine = await sent('198.18.9.10')
+    assert.equal([nine.spi, nine.seq], [0xd4000002, 2 ** 32 - 2 ** 16 - 4])
+    h.inject(ipv4('198.18.5.5', '198.18.200.2'))
+    await until('a source no SA carries: not sent', () => h.engine.totals().noSa === 1)
+    assert.throws(() => h.engine.addSa({dir: 'in', spi: spiBuf(0xc4000001), ...c.suite, encKey: c.encKey, integKey: c.integKey, selectors: [client], seq: 5}), /outbound/)
+  } finally {
+    h.close()
+  }
+})
+
 t('trace: a record per ESP packet both ways while set (SPI, sequence, length, first 20 inner bytes); none once unset', async () => {
   const h = await Harness.open()
   try {
@@ -339,7 +363,7 @@ t('a closed engine throws TK_CLOSED (and the addon ECLOSED on its handle), a for
   const n = nativeBinding() as unknown as Record<string, (...a: unknown[]) => unknown>
   assert.throws(() => n.espTotals(handle), (x: {code?: string}) => x.code === 'ECLOSED')
   assert.throws(() => n.espTotals({}), (x: unknown) => x instanceof TypeError)
-  assert.throws(() => n.espAddSa(nativeBinding().macKey(Buffer.alloc(32)), true, 1, 20, 128, 0, Buffer.alloc(20), null, '127.0.0.1', 1, Buffer.alloc(0)), (x: unknown) => x instanceof TypeError)
+  assert.throws(() => n.espAddSa(nativeBinding().macKey(Buffer.alloc(32)), true, 1, 20, 128, 0, Buffer.alloc(20), null, '127.0.0.1', 1, Buffer.alloc(0), Buffer.alloc(0)), (x: unknown) => x instanceof TypeError)
   n.espClose(handle) // twice: nothing happens
   // Wrong keys and suites are refused before the addon sees them.
   const h = await Harness.open()
