@@ -10,7 +10,10 @@ const which = process.argv[2] ?? process.env.TUNKIT_TEST_SUITE
 // End-to-end: test/e2e/ and the tests of I/O modules (real sockets and devices); unit: the rest.
 const e2e = '(^|/)(e2e|io)/'
 const pattern = which === 'unit' ? `^(?!.*${e2e}).*\\.test\\.js$` : which === 'e2e' ? `${e2e}.*\\.test\\.js$` : '\\.test\\.js$'
-const child = spawn(process.execPath, ['node_modules/uvu/bin.js', 'dist/test', pattern], {stdio: ['ignore', 'pipe', 'inherit']})
+// One fuzz seed for the run, printed first: a run that fails, or hangs, replays with it.
+const seed = process.env.TK_FUZZ_SEED ?? String((Math.random() * 2 ** 32) >>> 0)
+console.log(`fuzz seed ${seed} (replay: TK_FUZZ_SEED=${seed})`)
+const child = spawn(process.execPath, ['node_modules/uvu/bin.js', 'dist/test', pattern], {stdio: ['ignore', 'pipe', 'inherit'], env: {...process.env, TK_FUZZ_SEED: seed}})
 let out = ''
 child.stdout.on('data', (d) => {
   out += d
