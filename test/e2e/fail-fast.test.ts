@@ -21,17 +21,17 @@ t.after((ctx) => {
   ctx.other?.cleanup()
 })
 
-/** Exit 1 within `ms`, one line on stderr matching `line`, and the --json error event's code. */
-async function failsAtOnce(args: string[], line: RegExp, code: string, ms = 5000): Promise<void> {
-  const t0 = Date.now()
+/**
+ * Exit 1 (not retried: runCli kills a process still running after 20 s, and a killed one has no
+ * exit code), one line on stderr matching `line`, and the --json error event's code.
+ */
+async function failsAtOnce(args: string[], line: RegExp, code: string): Promise<void> {
   const r = await runCli([...args, '--json'])
-  const took = Date.now() - t0
   assert.is(r.code, 1, `exit 1: ${r.stderr}`)
   const lines = r.stderr.trim().split('\n')
   assert.is(lines.length, 1, `one line: ${r.stderr}`)
   assert.match(lines[0], line)
   assert.match(r.stdout, new RegExp(`"event":"error".*"code":"${code}"`))
-  assert.ok(took < ms, `exited after ${took} ms, not retried`)
 }
 
 t('gate: a key of another certificate, a client certificate, a CA key or a leaf as --ca: exit 1 naming the file', async (ctx) => {

@@ -43,12 +43,11 @@ function client(ctx: Ctx, extra: string[], wrap: string[] = [], env: Record<stri
   return p
 }
 
-/** The client ends by itself: its exit code, stderr and how long it ran. */
-async function ends(p: Proc, ms: number): Promise<{code: number | null; lines: string[]; took: number}> {
-  const t0 = Date.now()
+/** The client ends by itself (`ms` only stops a hang): its exit code and stderr. */
+async function ends(p: Proc, ms: number): Promise<{code: number | null; lines: string[]}> {
   const code = await Promise.race([p.exited, new Promise<'hung'>((r) => setTimeout(() => r('hung'), ms))])
   assert.ok(code !== 'hung', `still running after ${ms} ms: ${p.stderr}`)
-  return {code: code as number | null, lines: p.stderr.trim().split('\n'), took: Date.now() - t0}
+  return {code: code as number | null, lines: p.stderr.trim().split('\n')}
 }
 
 async function noDevice(ctx: Ctx): Promise<void> {
@@ -140,7 +139,6 @@ t('a gateway that never answers (UDP 500 dropped): one line, TK_TIMEOUT, exit 1 
     const r = await ends(c, 15_000)
     assert.is(r.code, 1, c.stderr)
     assert.equal(r.lines, ['tunkit key-exchange: error: the gateway 203.0.113.1 did not answer IKE_SA_INIT within 3 s'])
-    assert.ok(r.took < 8000, `ended after ${r.took} ms`)
     assert.match(c.stdout, /"event":"error".*"code":"TK_TIMEOUT"/)
     await noDevice(ctx)
   } finally {
@@ -191,7 +189,6 @@ t('a --gateway name that does not exist (NXDOMAIN) or never resolves: one line n
   const s = await ends(b, 15_000)
   assert.is(s.code, 1, b.stderr)
   assert.equal(s.lines, ['tunkit key-exchange: error: --gateway gw.tk-guard.invalid does not resolve: no answer within 2 s'])
-  assert.ok(s.took < 6000, `ended after ${s.took} ms`)
   assert.ok(silent.queries().includes('gw.tk-guard.invalid'))
   await noDevice(ctx)
 })

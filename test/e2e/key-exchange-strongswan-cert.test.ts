@@ -19,13 +19,19 @@ const VARIANTS: Variant[] = [
   {name: 'rsa', conn: 'cert-rsa', client: (l) => l.pki.clientRsa, gw: (l) => l.pki.gwRsa, ca: (l) => l.pki.caRsa, clientId: 'client-rsa.ks.test', gwId: 'gw-rsa.ks.test', scheme: 'RSA_EMSA_PKCS1_SHA2_512'},
 ]
 
-{
-  const t = unless(suite<{lab: IpsecLab; procs: Proc[]}>('key-exchange: tunkit client ⇄ strongSwan gateway, certificates', {lab: ipsecLab({prefix: 'tkacr', mode: 'responder-only'}), procs: []}), why)
+/** The lab in one role, started once for the suite; the tunkit processes of each test are stopped after it. */
+function labSuite(name: string, prefix: string, mode: 'responder-only' | 'initiator-only') {
+  const t = unless(suite<{lab: IpsecLab; procs: Proc[]}>(name, {lab: ipsecLab({prefix, mode}), procs: []}), why)
   t.before(({lab}) => lab.up())
   t.after.each(async (ctx) => {
     for (const p of ctx.procs.splice(0)) await stop(p)
   })
   t.after(({lab}) => lab.down())
+  return t
+}
+
+{
+  const t = labSuite('key-exchange: tunkit client ⇄ strongSwan gateway, certificates', 'tkacr', 'responder-only')
 
   for (const v of VARIANTS) {
     t(`${v.name}: tunkit's client with --cert/--key/--ca is up; strongSwan verified its ${v.scheme} signature, we verified the gateway's chain`, async (ctx) => {
@@ -45,12 +51,7 @@ const VARIANTS: Variant[] = [
 }
 
 {
-  const t = unless(suite<{lab: IpsecLab; procs: Proc[]}>('key-exchange: strongSwan client ⇄ tunkit gateway, certificates', {lab: ipsecLab({prefix: 'tkaci', mode: 'initiator-only'}), procs: []}), why)
-  t.before(({lab}) => lab.up())
-  t.after.each(async (ctx) => {
-    for (const p of ctx.procs.splice(0)) await stop(p)
-  })
-  t.after(({lab}) => lab.down())
+  const t = labSuite('key-exchange: strongSwan client ⇄ tunkit gateway, certificates', 'tkaci', 'initiator-only')
 
   for (const v of VARIANTS) {
     t(`${v.name}: strongSwan's "${v.conn}" connection is established with tunkit's gateway; each side verified the other's certificate`, async (ctx) => {

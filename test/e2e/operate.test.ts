@@ -313,9 +313,8 @@ t('the metrics endpoint drops a client that sends nothing, and serves others mea
     idle.on('error', () => {})
     const closed = new Promise((r) => idle.once('close', r))
     assert.is((await scrape(at)).status, 200)
-    const started = Date.now()
-    await closed
-    assert.ok(Date.now() - started < 7000, 'closed within the 5 s timeout')
+    // It sends nothing, so only the endpoint's idle timeout (5 s) can close it; the bound stops a hang.
+    assert.is(await Promise.race([closed.then(() => 'closed'), new Promise((r) => setTimeout(() => r('open'), 20_000))]), 'closed')
   } finally {
     await stop(gate)
   }

@@ -148,12 +148,12 @@ export function espTrace(p: Proc, spi: string): {dir: 'in' | 'out'; seq: number;
   return out
 }
 
-/** The --trace lines of IKE messages of `exchange` (INFORMATIONAL, CREATE_CHILD_SA…): direction, request or response, when. */
-export function ikeTrace(p: Proc, exchange: string): {dir: 'in' | 'out'; kind: 'request' | 'response'; at: number}[] {
-  const out: {dir: 'in' | 'out'; kind: 'request' | 'response'; at: number}[] = []
-  for (const line of p.stderr.split('\n')) {
-    const m = new RegExp(`^(\\S+) (->|<-) \\S+ ${exchange} (request|response) `).exec(line)
-    if (m) out.push({dir: m[2] === '->' ? 'out' : 'in', kind: m[3] as 'request' | 'response', at: Date.parse(m[1])})
-  }
+/** The --trace lines of IKE messages of `exchange` (INFORMATIONAL, CREATE_CHILD_SA…): direction, request or response, line number in stderr. */
+export function ikeTrace(p: Proc, exchange: string): {dir: 'in' | 'out'; kind: 'request' | 'response'; line: number}[] {
+  const out: {dir: 'in' | 'out'; kind: 'request' | 'response'; line: number}[] = []
+  p.stderr.split('\n').forEach((text, line) => {
+    const m = new RegExp(` (->|<-) \\S+ ${exchange} (request|response) `).exec(text)
+    if (m) out.push({dir: m[1] === '->' ? 'out' : 'in', kind: m[2] as 'request' | 'response', line})
+  })
   return out
 }

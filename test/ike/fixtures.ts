@@ -1,9 +1,11 @@
 import {readFileSync} from 'node:fs'
-import {Exchange, Flag, PayloadType as P} from '../../src/ike/codec/constants.js'
+import {Exchange, Flag, PayloadType as P, ProtocolId} from '../../src/ike/codec/constants.js'
 import {decodeMessage, type IkeMessage} from '../../src/ike/codec/message.js'
 import {payloadOf, type Payload} from '../../src/ike/codec/payload.js'
 import {deriveIkeKeys, openSk, rekeySkeyseed, skeyseed, skKeys, type IkeKeys, type SkKeys, type Suite} from '../../src/ike/core/crypto.js'
-import {suiteOf} from '../../src/ike/core/proposals.js'
+import {parseProposals, suiteOf} from '../../src/ike/core/proposals.js'
+import type {ResponderConfig} from '../../src/ike/core/responder.js'
+import {idFromString} from '../../src/ike/codec/id.js'
 
 /** The strongSwan capture made by scripts/ike-capture.sh (test/fixtures/ike/). */
 
@@ -57,6 +59,17 @@ export function ikeKeySets(): Map<string, Buffer>[] {
 
 /** The lab's PSK (/work/shared/lab/ipsec/README.md). */
 export const LAB_PSK = Buffer.from('ks-lab-psk-2f7c9e41')
+
+/** The lab gateway (test/lab/ipsec) as a tunkit responder: its identity, PSK, IKE proposals, subnet, pool and DNS. */
+export const LAB_GATEWAY: ResponderConfig = {
+  local: {address: '203.0.113.1', port: 500},
+  id: idFromString('gw.ks.test'),
+  psk: (id) => (id.data.toString() === 'client-psk.ks.test' ? LAB_PSK : undefined),
+  ike: parseProposals('aes256gcm16-prfsha256-x25519-ecp256-modp2048, aes256-sha256-x25519-ecp256-modp2048', ProtocolId.IKE),
+  subnets: ['198.18.1.0/24'],
+  lease: () => '198.18.200.1',
+  dns: ['198.18.1.53'],
+}
 
 /** An IKE_SA as this test reconstructs it from the capture. */
 export interface Sa {

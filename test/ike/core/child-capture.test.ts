@@ -1,15 +1,13 @@
 import {randomBytes} from 'node:crypto'
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
-import {Exchange, PayloadType as P, ProtocolId} from '../../../src/ike/codec/constants.js'
-import {idFromString} from '../../../src/ike/codec/id.js'
+import {Exchange, PayloadType as P} from '../../../src/ike/codec/constants.js'
 import {decodeMessage} from '../../../src/ike/codec/message.js'
 import {payloadOf, type Payload} from '../../../src/ike/codec/payload.js'
 import {openSk, type SkKeys} from '../../../src/ike/core/crypto.js'
 import type {Action} from '../../../src/ike/core/exchange.js'
-import {parseProposals} from '../../../src/ike/core/proposals.js'
 import {IkeResponder} from '../../../src/ike/core/responder.js'
-import {capturedMessages, ikeKeySets, keyDumps, LAB_PSK, reconstructSas} from '../fixtures.js'
+import {capturedMessages, ikeKeySets, keyDumps, LAB_GATEWAY, reconstructSas} from '../fixtures.js'
 
 /**
  * Our responder in the strongSwan capture's first IKE_SA (test/fixtures/ike, SAs 1 and 2), past
@@ -22,7 +20,6 @@ const t = suite('ike core: CHILD_SA and IKE_SA rekeys against the strongSwan cap
 const msgs = capturedMessages()
 const sas = reconstructSas(msgs, ikeKeySets())
 const dumps = keyDumps().filter((d) => d.sa === '<rw-psk|1>')
-const LAB_IKE = 'aes256gcm16-prfsha256-x25519-ecp256-modp2048, aes256-sha256-x25519-ecp256-modp2048'
 const open = (i: number, k: SkKeys): Payload[] => openSk(msgs[i].raw, k).inner
 const sends = (as: Action[]): Buffer[] => as.flatMap((a) => (a.type === 'send' ? [a.data] : []))
 
@@ -44,15 +41,7 @@ t('charon rekeys the CHILD_SA with PFS and deletes the old one; our gateway reke
   const publics = [ke(1), ke(5), ke(8)]
   let dh = 0
   const res = new IkeResponder(
-    {
-      local: {address: '203.0.113.1', port: 500},
-      id: idFromString('gw.ks.test'),
-      psk: (id) => (id.data.toString() === 'client-psk.ks.test' ? LAB_PSK : undefined),
-      ike: parseProposals(LAB_IKE, ProtocolId.IKE),
-      subnets: ['198.18.1.0/24'],
-      lease: () => '198.18.200.1',
-      dns: ['198.18.1.53'],
-    },
+    LAB_GATEWAY,
     {
       random: (n) => queues[n]?.shift() ?? randomBytes(n),
       keyExchange: (group) => {

@@ -1,15 +1,14 @@
 import {randomBytes} from 'node:crypto'
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
-import {AuthMethod, Exchange, PayloadType as P, ProtocolId} from '../../../src/ike/codec/constants.js'
-import {idFromString} from '../../../src/ike/codec/id.js'
+import {AuthMethod, Exchange, PayloadType as P} from '../../../src/ike/codec/constants.js'
 import {decodeMessage} from '../../../src/ike/codec/message.js'
 import {payloadOf} from '../../../src/ike/codec/payload.js'
 import {openSk, pskAuth, signedOctets} from '../../../src/ike/core/crypto.js'
 import type {Action} from '../../../src/ike/core/exchange.js'
-import {parseProposals, suiteOf} from '../../../src/ike/core/proposals.js'
+import {suiteOf} from '../../../src/ike/core/proposals.js'
 import {IkeResponder} from '../../../src/ike/core/responder.js'
-import {capturedMessages, ikeKeySets, keyDumps, LAB_PSK, reconstructSas} from '../fixtures.js'
+import {capturedMessages, ikeKeySets, keyDumps, LAB_GATEWAY, LAB_PSK, reconstructSas} from '../fixtures.js'
 
 /**
  * Our responder driven by the captured strongSwan initiator. The capture fixes the initiator's KE
@@ -20,7 +19,6 @@ const t = suite('ike core: responder against the strongSwan capture')
 
 const msgs = capturedMessages()
 const sas = reconstructSas(msgs, ikeKeySets())
-const LAB_IKE = 'aes256gcm16-prfsha256-x25519-ecp256-modp2048, aes256-sha256-x25519-ecp256-modp2048'
 
 for (const [n, at, name] of [[0, 0, 'PSK, AES-GCM-256, x25519'], [2, 14, 'PSK, AES-CBC-256, HMAC-SHA2-256, MODP-2048']] as const) {
   t(`${name}: charon's IKE_SA_INIT and IKE_AUTH get an answer that opens with charon's keys, with our AUTH, CP, TS and charon's CHILD_SA keys`, () => {
@@ -29,15 +27,7 @@ for (const [n, at, name] of [[0, 0, 'PSK, AES-GCM-256, x25519'], [2, 14, 'PSK, A
     const ke = payloadOf(charonInit.payloads, P.KE)!
     const queue = [randomBytes(32), sa.spiR, sa.nr, Buffer.from('c0ffee01', 'hex')] // cookie secret, SPIr, Nr, ESP SPI
     const res = new IkeResponder(
-      {
-        local: {address: '203.0.113.1', port: 500},
-        id: idFromString('gw.ks.test'),
-        psk: (id) => (id.data.toString() === 'client-psk.ks.test' ? LAB_PSK : undefined),
-        ike: parseProposals(LAB_IKE, ProtocolId.IKE),
-        subnets: ['198.18.1.0/24'],
-        lease: () => '198.18.200.1',
-        dns: ['198.18.1.53'],
-      },
+      LAB_GATEWAY,
       {
         random: (len) => queue.shift() ?? randomBytes(len),
         keyExchange: (group) => ({group, publicKey: ke.data, computeSecret: () => sa.logged.get('shared Diffie Hellman secret')!}),
