@@ -190,6 +190,9 @@ function badKe(group: number, why: string): CodecError {
   return new CodecError('BAD_KE', `KE of group ${group}: ${why}`)
 }
 
+/** The DER SubjectPublicKeyInfo header of an X25519 key (RFC 8410): the 32 key bytes follow. */
+const X25519_SPKI = Buffer.from('302a300506032b656e032100', 'hex')
+
 export function createKeyExchange(group: number): KeyExchange {
   const len = keLength(group)
   const check = (peer: Buffer): void => {
@@ -199,12 +202,14 @@ export function createKeyExchange(group: number): KeyExchange {
     const {privateKey, publicKey} = crypto.generateKeyPairSync('x25519')
     return {
       group,
-      publicKey: Buffer.from(publicKey.export({format: 'jwk'}).x as string, 'base64url'),
+      // Through DER, never JWK: Node 20's JWK export of an X25519 key can deadlock the process
+      // when a GC lands inside it (test/ike/core/crypto.test.ts, "no deadlock").
+      publicKey: publicKey.export({format: 'der', type: 'spki'}).subarray(X25519_SPKI.length),
       computeSecret(peer) {
         check(peer)
         let secret: Buffer
         try {
-          const pub = crypto.createPublicKey({key: {kty: 'OKP', crv: 'X25519', x: peer.toString('base64url')}, format: 'jwk'})
+          const pub = crypto.createPublicKey({key: Buffer.concat([X25519_SPKI, peer]), format: 'der', type: 'spki'})
           secret = crypto.diffieHellman({privateKey, publicKey: pub})
         } catch {
           throw badKe(group, 'not a valid public key')

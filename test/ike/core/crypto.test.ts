@@ -35,6 +35,25 @@ t('every DH group: both ends compute the same secret from public values of the R
   }
 })
 
+t('X25519 under constant young-generation GCs: no deadlock (Node 20 can hang in a JWK key export when a GC lands in it)', async () => {
+  // A child with the smallest young generation, so scavenges land inside key exports; before the
+  // fix (JWK export and import) this hung within seconds.
+  const mod = new URL('../../../src/ike/core/crypto.js', import.meta.url).href
+  const code = `const {createKeyExchange} = await import(${JSON.stringify(mod)})
+    let junk = []
+    for (let i = 0; i < 25000; i++) {
+      const a = createKeyExchange(31), b = createKeyExchange(31)
+      if (!a.computeSecret(b.publicKey).equals(b.computeSecret(a.publicKey))) throw new Error('disagree')
+      junk.push({i}); if (junk.length > 50) junk = []
+    }
+    process.stdout.write('ok')`
+  const {execFile} = await import('node:child_process')
+  const out = await new Promise<string>((resolve, reject) => {
+    execFile(process.execPath, ['--max-semi-space-size=1', '--min-semi-space-size=1', '--input-type=module', '-e', code], {timeout: 60_000}, (err, stdout) => (err ? reject(new Error(`child: ${err.signal ?? err.message} (a hang ends in SIGTERM)`)) : resolve(stdout)))
+  })
+  assert.is(out, 'ok')
+})
+
 t('invalid KE data is a CodecError: wrong length, off-curve point, X25519 low-order point, MODP 1 and p-1', () => {
   assert.is(codeOf(() => createKeyExchange(DhGroup.ECP_256).computeSecret(Buffer.alloc(63))), 'BAD_KE')
   assert.is(codeOf(() => createKeyExchange(DhGroup.ECP_256).computeSecret(Buffer.alloc(64, 1))), 'BAD_KE')
