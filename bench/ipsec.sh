@@ -8,13 +8,14 @@
 #    (key-exchange on both ends), then in the project's strongSwan lab (test/lab/ipsec, the same
 #    addresses): strongSwan <-> strongSwan and tunkit client <-> strongSwan gateway.
 # 2. Handshakes: bench/ike/load.mjs (N parallel initiators, one identity each) against the tunkit
-#    gateway and the strongSwan gateway: set-ups per second, p50/p99 set-up time.
+#    gateway and the strongSwan gateway, each after the same unmeasured warm-up round: set-ups per
+#    second, p50/p99 set-up time.
 # 3. The tunkit gateway's RSS holding 10 000 IKE_SAs, each with a CHILD_SA.
-# Knobs: TK_REPS (3), TK_SECS (4), TK_HS_COUNT (400), TK_HS_PARALLEL (8), TK_RSS_SAS (10000).
+# Knobs: TK_REPS (3), TK_SECS (4), TK_HS_COUNT (1500), TK_HS_WARM (300), TK_HS_PARALLEL (8), TK_RSS_SAS (10000).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd); ROOT=$(dirname "$HERE")
 . "$HERE/lib.sh"
-REPS=${TK_REPS:-3}; SECS=${TK_SECS:-4}; HS_COUNT=${TK_HS_COUNT:-400}; HS_PAR=${TK_HS_PARALLEL:-8}; RSS_SAS=${TK_RSS_SAS:-10000}
+REPS=${TK_REPS:-3}; SECS=${TK_SECS:-4}; HS_COUNT=${TK_HS_COUNT:-1500}; HS_WARM=${TK_HS_WARM:-300}; HS_PAR=${TK_HS_PARALLEL:-8}; RSS_SAS=${TK_RSS_SAS:-10000}
 P=tkbi C=tkbi-c G=tkbi-g PR=tkbi-p
 LAB="$ROOT/test/lab/ipsec/lab.sh"; export TK_IPSEC_PREFIX=tkbl
 W=$(mktemp -d /tmp/tkipsecbench.XXXXXX); PIDS=()
@@ -51,6 +52,8 @@ measure() { # NAME NS
 }
 handshakes() { # NAME NS
   local out
+  # An unmeasured warm-up round for either responder (tunkit's JIT, strongSwan's pools and caches).
+  timeout 120 ip netns exec "$2" node "$HERE/ike/load.mjs" 203.0.113.1 --psk-file "$W/psk" --count "$HS_WARM" --parallel "$HS_PAR" --bind 203.0.113.2 >/dev/null || true
   out=$(timeout 120 ip netns exec "$2" node "$HERE/ike/load.mjs" 203.0.113.1 --psk-file "$W/psk" --count "$HS_COUNT" --parallel "$HS_PAR" --bind 203.0.113.2) || out='{}'
   printf '%s\thandshakes\t%s\n' "$1" "$out" >>"$RES"; log "$1 handshakes: $out"
 }

@@ -3,7 +3,7 @@
 // the main loop (uv_poll, recvmmsg/sendmmsg, no thread pool), so the per-packet path never enters
 // JavaScript: JS sees only IKE datagrams (non-ESP marker), events, and trace records when tracing.
 // Crypto is OpenSSL's EVP from the node binary: one cipher (and HMAC) context per SA direction,
-// keyed once at addSa and only re-IV'd per packet. Keys never leave this file.
+// keyed once, on the SA's first packet, and only re-IV'd per packet. Keys never leave this file.
 #define _GNU_SOURCE  // recvmmsg, sendmmsg
 #include <arpa/inet.h>
 #include <errno.h>
@@ -53,6 +53,12 @@ typedef struct sa {
   int iv_len, icv_len, block;
   EVP_CIPHER_CTX* cipher;
   EVP_MAC_CTX* mac;  // AES-CBC only
+  // Until the first packet: the algorithm and keys the contexts will be built from. A context
+  // costs over 1 KB, and a gateway's idle clients (most of 10 000) never need theirs.
+  EVP_CIPHER* alg;
+  const char* digest;  // AES-CBC: the HMAC's, else NULL
+  unsigned char* keys;  // keylen cipher key bytes, then ikeylen HMAC key bytes
+  uint8_t keylen, ikeylen;
   unsigned char salt[4];
   struct sockaddr_in peer;  // out
   // out: the last sequence number sent; in: the highest one accepted (the window's top).
@@ -192,7 +198,15 @@ static sa_t* find_out(engine_t* e, uint32_t dst, uint32_t src) {
   return best;
 }
 
+static void drop_keys(sa_t* sa) {
+  if (sa->keys) OPENSSL_clear_free(sa->keys, (size_t)sa->keylen + sa->ikeylen);
+  sa->keys = NULL;
+  EVP_CIPHER_free(sa->alg);
+  sa->alg = NULL;
+}
+
 static void free_sa(sa_t* sa) {
+  drop_keys(sa);
   EVP_CIPHER_CTX_free(sa->cipher);
   EVP_MAC_CTX_free(sa->mac);
   free(sa->sel);
@@ -230,7 +244,7 @@ static void unlink_sa(engine_t* e, sa_t* sa) {
 
 // ---- crypto ----
 
-// Sets up the SA's contexts; returns NULL or the reason it cannot.
+// Checks the SA's algorithms and keeps its keys for build_crypto; returns NULL or the reason it cannot.
 static const char* setup_crypto(sa_t* sa, uint32_t encr, uint32_t bits, uint32_t integ, const unsigned char* key, size_t keylen,
                                 const unsigned char* ikey, size_t ikeylen) {
   const char* name = NULL;
@@ -271,24 +285,39 @@ static const char* setup_crypto(sa_t* sa, uint32_t encr, uint32_t bits, uint32_t
     if (ikeylen != ineed) return "the integrity key does not fit the algorithm";
     sa->iv_len = 16, sa->block = 16;
   }
-  EVP_CIPHER* c = EVP_CIPHER_fetch(NULL, name, NULL);
-  if (!c) return "the cipher is not available from OpenSSL";
-  sa->cipher = EVP_CIPHER_CTX_new();
-  int enc = sa->out ? 1 : 0;
-  bool ok = sa->cipher && EVP_CipherInit_ex(sa->cipher, c, NULL, NULL, NULL, enc) &&
-            (!sa->aead || EVP_CIPHER_CTX_ctrl(sa->cipher, EVP_CTRL_AEAD_SET_IVLEN, 12, NULL)) &&
-            EVP_CipherInit_ex(sa->cipher, NULL, NULL, key, NULL, enc) && EVP_CIPHER_CTX_set_padding(sa->cipher, 0);
-  EVP_CIPHER_free(c);
-  if (!ok) return "cannot set up the cipher";
+  if (!(sa->alg = EVP_CIPHER_fetch(NULL, name, NULL))) return "the cipher is not available from OpenSSL";
   if (digest) {
     EVP_MAC* mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
     if (!mac) return "HMAC is not available from OpenSSL";
-    sa->mac = EVP_MAC_CTX_new(mac);
     EVP_MAC_free(mac);
-    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char*)digest, 0), OSSL_PARAM_construct_end()};
-    if (!sa->mac || !EVP_MAC_init(sa->mac, ikey, ikeylen, params)) return "cannot set up HMAC";
   }
+  if (!(sa->keys = OPENSSL_malloc(keylen + ikeylen))) return "out of memory";
+  memcpy(sa->keys, key, keylen);
+  if (ikeylen) memcpy(sa->keys + keylen, ikey, ikeylen);
+  sa->keylen = (uint8_t)keylen, sa->ikeylen = (uint8_t)ikeylen, sa->digest = digest;
   return NULL;
+}
+
+// Builds the SA's contexts from its kept keys, then forgets them; false if OpenSSL cannot.
+static bool build_crypto(sa_t* sa) {
+  if (sa->cipher) return true;
+  if (!sa->keys) return false;  // a failed build already dropped them: every packet is dropped
+  int enc = sa->out ? 1 : 0;
+  bool ok = (sa->cipher = EVP_CIPHER_CTX_new()) && EVP_CipherInit_ex(sa->cipher, sa->alg, NULL, NULL, NULL, enc) &&
+            (!sa->aead || EVP_CIPHER_CTX_ctrl(sa->cipher, EVP_CTRL_AEAD_SET_IVLEN, 12, NULL)) &&
+            EVP_CipherInit_ex(sa->cipher, NULL, NULL, sa->keys, NULL, enc) && EVP_CIPHER_CTX_set_padding(sa->cipher, 0);
+  if (ok && sa->digest) {
+    EVP_MAC* mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char*)sa->digest, 0), OSSL_PARAM_construct_end()};
+    ok = mac && (sa->mac = EVP_MAC_CTX_new(mac)) && EVP_MAC_init(sa->mac, sa->keys + sa->keylen, sa->ikeylen, params);
+    EVP_MAC_free(mac);
+  }
+  drop_keys(sa);
+  if (!ok) {
+    EVP_CIPHER_CTX_free(sa->cipher);
+    sa->cipher = NULL;
+  }
+  return ok;
 }
 
 // HMAC of data into out (the full digest); a NULL key re-initialises with the SA's key.
@@ -302,6 +331,7 @@ static bool open_packet(sa_t* sa, const unsigned char* p, size_t len, unsigned c
   const unsigned char* iv = p + 8;
   const unsigned char* ct = iv + sa->iv_len;
   int ctlen = (int)(len - 8 - sa->iv_len - sa->icv_len), n, m;
+  if (!build_crypto(sa)) return false;
   EVP_CIPHER_CTX* c = sa->cipher;
   if (sa->aead) {
     unsigned char nonce[12], tag[16];
@@ -326,6 +356,7 @@ static size_t seal_packet(sa_t* sa, uint32_t seq, unsigned char* out, size_t ptl
   unsigned char* iv = out + 8;
   unsigned char* pt = iv + sa->iv_len;
   int n, m;
+  if (!build_crypto(sa)) return 0;
   EVP_CIPHER_CTX* c = sa->cipher;
   if (sa->aead) {
     // The 64-bit counter as IV: unique per key, as RFC 4106 §3.1 requires (no ESN, so the high half is 0).

@@ -177,8 +177,9 @@ export type ChildSelection =
   | {ok: false; notify: number; why: string}
 
 /**
- * How an IKE_SA behaves; an IKE_SA made by a rekey inherits it. `adopt` is how the owning machine
- * learns of that new IKE_SA (to route datagrams to it).
+ * How an IKE_SA behaves: one object per machine, shared by all its IKE_SAs (a gateway holds
+ * thousands), so what differs per IKE_SA comes in as an argument. An IKE_SA made by a rekey
+ * inherits it; `adopt` is how the owning machine learns of that new IKE_SA (to route datagrams to it).
  */
 export interface SaOptions {
   retransmit: Retransmit
@@ -190,13 +191,11 @@ export interface SaOptions {
   /** Our IKE proposals: what an IKE_SA rekey may choose, and what ours offers. */
   ikePolicies: readonly Policy[]
   /** A new CHILD_SA the peer asks for (TS as in the request, exchange roles); absent: NO_ADDITIONAL_SAS. */
-  select?(tsI: TrafficSelector[], tsR: TrafficSelector[], offered: Proposal[], pfs: boolean): ChildSelection
-  adopt(sa: ProtectedSa): void
+  select?(sa: ProtectedSa, tsI: TrafficSelector[], tsR: TrafficSelector[], offered: Proposal[], pfs: boolean): ChildSelection
+  adopt(prev: ProtectedSa, next: ProtectedSa): void
   /** Set only with `--trace`: sees every message this IKE_SA (and its rekeyed successors) seals or opens. */
   onPlain?: SkObserver
 }
-
-export const DEFAULT_SA_OPTIONS: SaOptions = {retransmit: RETRANSMIT, child: CHILD_LIFETIME, ike: IKE_LIFETIME, dpdMs: 0, maxChildren: MAX_CHILDREN, ikePolicies: [], adopt: () => {}}
 
 interface Pending {
   id: number
@@ -254,7 +253,6 @@ export class ProtectedSa {
   readonly children: ChildSa[] = []
   private readonly childStates = new Map<ChildSa, ChildState>()
   readonly side: 'initiator' | 'responder'
-  readonly opts: SaOptions
   /** The IKE_SA that replaced this one (§2.8); the machines' `ikeSa` lookups follow it. */
   successor: ProtectedSa | undefined
   /** The negotiated IKE suite (for the rekey offer and the `ike-rekeyed` action). */
@@ -286,11 +284,10 @@ export class ProtectedSa {
     readonly prfId: number,
     readonly skD: Buffer,
     readonly deps: Deps,
-    opts: Partial<SaOptions> = {},
+    readonly opts: SaOptions,
     /** Set for an IKE_SA made by a rekey: message IDs start again at 0 (§2.18), `side` is inherited. */
     rekeyOf?: ProtectedSa,
   ) {
-    this.opts = {...DEFAULT_SA_OPTIONS, ...opts}
     this.side = rekeyOf?.side ?? role
     // IKE_SA_INIT used ID 0 and IKE_AUTH is 1: the initiator's next request is 1, the responder's first is 0.
     this.myNext = role === 'initiator' && !rekeyOf ? 1 : 0
@@ -595,7 +592,7 @@ export class ProtectedSa {
       choice = c.ok ? {ok: true, esp: st.esp, proposal: c.proposal, suite: c.suite, tsI: tsI.selectors, tsR: tsR.selectors} : {ok: false, notify: Notify.NO_PROPOSAL_CHOSEN, why: 'no ESP proposal in common'}
     } else {
       if (!this.opts.select || this.liveChildren >= this.opts.maxChildren) return refuse(Notify.NO_ADDITIONAL_SAS)
-      choice = this.opts.select(tsI.selectors, tsR.selectors, sa.proposals, !!ke)
+      choice = this.opts.select(this, tsI.selectors, tsR.selectors, sa.proposals, !!ke)
     }
     if (!choice.ok) return refuse(choice.notify, undefined, old ? [] : [{type: 'child-failed', spiI: this.spiI, error: new TunkitError(choice.notify === Notify.NO_PROPOSAL_CHOSEN ? 'TK_UNSUPPORTED' : 'TK_DENIED', `CHILD_SA request: ${choice.why}`)}])
     if (choice.proposal.spi.length !== 4) return refuse(Notify.NO_PROPOSAL_CHOSEN)
@@ -774,7 +771,7 @@ export class ProtectedSa {
     this.successor = next
     this.state = 'rekeyed'
     this.rekeyedAt = now
-    this.opts.adopt(next)
+    this.opts.adopt(this, next)
     return [{type: 'ike-rekeyed', oldSpiI: this.spiI, sa: {spiI: next.spiI, spiR: next.spiR, ike: next.suite, role: next.role}}, ...next.up(now, next.suite), ...(next.pending ? [] : next.next(now))]
   }
 
@@ -812,7 +809,7 @@ export class ProtectedSa {
       // §2.8.2: ours is in flight too; which one survives is decided when its answer comes.
       this.ikeCollision = {sa: next, nonces: [ni, nr]}
       next.undecided = true
-      this.opts.adopt(next)
+      this.opts.adopt(this, next)
       return {reply, actions: []}
     }
     // The peer started it: the peer deletes this IKE_SA.
@@ -867,7 +864,7 @@ export class ProtectedSa {
       const low = lowest([x.ni, nr.data, ...collision.nonces])
       if (low === x.ni || low === nr.data) {
         // Ours is redundant: we delete it; the peer, whose IKE_SA survives, deletes this one.
-        this.opts.adopt(next)
+        this.opts.adopt(this, next)
         return [...this.handOver(collision.sa, now), ...next.retire(now)]
       }
       collision.sa.quiet = true // the peer deletes its redundant one

@@ -187,7 +187,7 @@ export class IkeInitiator {
       ike: c0.lifetimes?.ike ?? IKE_LIFETIME,
       dpdMs: c0.dpdMs ?? 0,
       maxChildren: c0.maxChildren ?? MAX_CHILDREN,
-      adopt: (s) => this.sas.push(s),
+      adopt: (_, s) => this.sas.push(s),
       onPlain: c0.onPlain,
     })
     this.sa = ike

@@ -10,7 +10,7 @@ import type {Proposal} from '../codec/sa.js'
 import {tsFromCidr, type TrafficSelector} from '../codec/ts.js'
 import {certreq, defaultId, ourAuth, peerHashes, verifyPeer, type CertCredentials, type Credentials} from './auth.js'
 import {deriveChildKeys, deriveIkeKeys, signedOctets, skeyseed, skKeys, type IkeKeys, type Suite} from './crypto.js'
-import {CHILD_LIFETIME, DEFAULT_DEPS, IKE_LIFETIME, isInputError, tryDecode, MAX_CHILDREN, natDetected, natHash, notify, SIGNATURE_HASHES, ProtectedSa, RETRANSMIT, type Action, type ChildSelection, type Lifetime, type Counters, type Deps, type Endpoint, type Established, type RequestHandler, type Retransmit, type SkObserver} from './exchange.js'
+import {CHILD_LIFETIME, DEFAULT_DEPS, IKE_LIFETIME, isInputError, tryDecode, MAX_CHILDREN, natDetected, natHash, notify, SIGNATURE_HASHES, ProtectedSa, RETRANSMIT, type Action, type ChildSelection, type Lifetime, type Counters, type Deps, type Endpoint, type Established, type RequestHandler, type Retransmit, type SaOptions, type SkObserver} from './exchange.js'
 import {choose, espPolicies, IKE_POLICIES, policyTransforms, withPfs, type Policy} from './proposals.js'
 
 /**
@@ -114,10 +114,32 @@ export class IkeResponder {
   private pushed: CfgAttribute[] | undefined
   /** The current cookie secret and the one before (a cookie made just before a rotation stays good). */
   private secrets: {version: number; secret: Buffer}[]
+  /** Every IKE_SA's options: one object, not one per client. */
+  private readonly saOptions: SaOptions
 
   constructor(readonly config: ResponderConfig, deps: Partial<Deps> = {}) {
     this.deps = {...DEFAULT_DEPS, ...deps}
     this.secrets = [{version: 0, secret: this.deps.random(32)}]
+    const c = config
+    this.saOptions = {
+      retransmit: c.retransmit ?? RETRANSMIT,
+      ikePolicies: c.ike ?? IKE_POLICIES,
+      child: c.lifetimes?.child ?? CHILD_LIFETIME,
+      ike: c.lifetimes?.ike ?? IKE_LIFETIME,
+      dpdMs: c.dpdMs ?? 0,
+      maxChildren: c.maxChildren ?? MAX_CHILDREN,
+      select: (sa, tsI, tsR, offered, pfs) => this.select(this.sas.get(key(sa.ourSpi))?.vip, tsI, tsR, offered, pfs),
+      // An IKE_SA made by a rekey: kept by our SPI of it, with what the first one knew.
+      adopt: (prev, next) => {
+        const first = this.sas.get(key(prev.ourSpi))
+        if (!first) return
+        const sa: Sa = {...first, ike: next, init: undefined, closedAt: undefined}
+        this.sas.set(key(next.ourSpi), sa)
+        this.index(sa)
+        if (sa.who) this.byId.get(sa.who)?.add(sa)
+      },
+      onPlain: c.onPlain,
+    }
   }
 
   /** §2.6: the caller rotates the cookie secret (e.g. every few minutes). */
@@ -283,24 +305,7 @@ export class IkeResponder {
     ]
     const initResponse = encodeMessage({spiI: m.spiI, spiR, exchange: Exchange.IKE_SA_INIT, flags: Flag.RESPONSE, messageId: 0, payloads})
     const sk = skKeys(suite, keys)
-    const c = this.config
-    const ike = new ProtectedSa('responder', spis.subarray(0, 8), spiR, sk.responder, sk.initiator, from, this.counters, suite.prf!, keys.skD, this.deps, {
-      retransmit: c.retransmit ?? RETRANSMIT,
-      ikePolicies: c.ike ?? IKE_POLICIES,
-      child: c.lifetimes?.child ?? CHILD_LIFETIME,
-      ike: c.lifetimes?.ike ?? IKE_LIFETIME,
-      dpdMs: c.dpdMs ?? 0,
-      maxChildren: c.maxChildren ?? MAX_CHILDREN,
-      select: (tsI, tsR, offered, pfs) => this.select(entry.vip, tsI, tsR, offered, pfs),
-      // An IKE_SA made by a rekey: kept by our SPI of it, with what the first one knew.
-      adopt: (next) => {
-        const sa: Sa = {...entry, ike: next, init: undefined, closedAt: undefined}
-        this.sas.set(key(next.ourSpi), sa)
-        this.index(sa)
-        if (sa.who) this.byId.get(sa.who)?.add(sa)
-      },
-      onPlain: c.onPlain,
-    })
+    const ike = new ProtectedSa('responder', spis.subarray(0, 8), spiR, sk.responder, sk.initiator, from, this.counters, suite.prf!, keys.skD, this.deps, this.saOptions)
     const entry: Sa = {ike, remote: from, suite, init: {ni: ni.data, nr, keys, initRequest: raw, initResponse, hashes: peerHashes(m.payloads)}, nat, created: now}
     this.sas.set(key(spiR), entry)
     this.index(entry)
