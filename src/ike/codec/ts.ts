@@ -86,5 +86,7 @@ export function tsFromCidr(cidr: string): TrafficSelector {
     end[i >> 3] |= m
   }
   const fmt = v4 ? formatIPv4 : formatIPv6
-  return {tsType: v4 ? TsType.IPV4_ADDR_RANGE : TsType.IPV6_ADDR_RANGE, ipProtocol: 0, startPort: 0, endPort: 65535, start: fmt(start, 0), end: fmt(end, 0)}
+  const first = fmt(start, 0)
+  // One string for a single address (a client's VIP/32 on every CHILD_SA it holds).
+  return {tsType: v4 ? TsType.IPV4_ADDR_RANGE : TsType.IPV6_ADDR_RANGE, ipProtocol: 0, startPort: 0, endPort: 65535, start: first, end: start.equals(end) ? first : fmt(end, 0)}
 }

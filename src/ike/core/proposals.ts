@@ -118,6 +118,20 @@ export function choose(policies: readonly Policy[], offered: readonly Proposal[]
   return {ok: false, notify: 'NO_PROPOSAL_CHOSEN'}
 }
 
+/**
+ * Suites by algorithms, each object made once: a gateway keeps one per IKE_SA and CHILD_SA, and
+ * what it can hold is bounded by the algorithms it knows (the cap is a guard, never reached).
+ */
+const SUITES = new Map<string, Suite>()
+
+function interned(s: Suite): Suite {
+  const k = `${s.encr}/${s.encrKeyBits}/${s.integ}/${s.prf}/${s.dh}`
+  const known = SUITES.get(k)
+  if (known) return known
+  if (SUITES.size < 256) SUITES.set(k, Object.freeze(s))
+  return s
+}
+
 /** The suite of a proposal with one transform per type (an answer); throws on anything else. */
 export function suiteOf(p: Proposal): Suite {
   const one = (type: number): Transform | undefined => {
@@ -136,7 +150,7 @@ export function suiteOf(p: Proposal): Suite {
   if (prf) s.prf = prf.id
   const dh = one(T.DH)
   if (dh && dh.id !== DhGroup.NONE) s.dh = dh.id
-  return s
+  return interned(s)
 }
 
 /**

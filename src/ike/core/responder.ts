@@ -116,6 +116,7 @@ export class IkeResponder {
   private secrets: {version: number; secret: Buffer}[]
   /** Every IKE_SA's options: one object, not one per client. */
   private readonly saOptions: SaOptions
+  private policyCache: {subnets: readonly string[]; ts: readonly TrafficSelector[]; esp: readonly Policy[]}[] | undefined
 
   constructor(readonly config: ResponderConfig, deps: Partial<Deps> = {}) {
     this.deps = {...DEFAULT_DEPS, ...deps}
@@ -194,7 +195,14 @@ export class IkeResponder {
     // SAs are kept by our SPI: SPIr, or SPIi of an IKE_SA we made by a rekey (the I flag says which).
     const sa = this.sas.get(key(raw[19] & Flag.INITIATOR ? spiR : raw.subarray(0, 8)))
     if (!sa || !raw.subarray(0, 8).equals(sa.ike.spiI) || !spiR.equals(sa.ike.spiR)) return this.drop()
-    return this.quietIfReplaced(sa, sa.ike.receive(raw, now, this.handler(sa), from))
+    const actions = this.quietIfReplaced(sa, sa.ike.receive(raw, now, this.handler(sa), from))
+    // Closed by this message (a DELETE, a failed IKE_AUTH): forgotten after the linger, which
+    // needs a wake-up of its own; an idle gateway would otherwise keep every closed SA.
+    if (sa.ike.state === 'closed' && sa.closedAt === undefined) {
+      sa.closedAt = now
+      actions.push({type: 'timer', at: now + (this.config.halfOpenMs ?? 30_000)})
+    }
+    return actions
   }
 
   /** A replaced SA was reported deleted when it was replaced: its DELETE's end is not news. */
@@ -323,10 +331,13 @@ export class IkeResponder {
     }
   }
 
-  /** Our policies: each protected subnet with the ESP proposals that may protect it. */
-  private get policies(): {subnets: readonly string[]; esp: readonly Policy[]}[] {
+  /** Our policies: each protected subnet (and its selector) with the ESP proposals that may protect it. */
+  private get policies(): {subnets: readonly string[]; ts: readonly TrafficSelector[]; esp: readonly Policy[]}[] {
+    if (this.policyCache) return this.policyCache
     const c = this.config
-    return c.policies?.length ? c.policies.map((p) => ({subnets: [p.subnet], esp: p.esp})) : [{subnets: c.subnets, esp: c.esp ?? espPolicies()}]
+    const ps = c.policies?.length ? c.policies.map((p) => ({subnets: [p.subnet], esp: p.esp})) : [{subnets: c.subnets, esp: c.esp ?? espPolicies()}]
+    // Made once, so every CHILD_SA narrowed to a whole subnet shares its selector (`narrow`).
+    return (this.policyCache = ps.map((p) => ({...p, ts: p.subnets.map(tsFromCidr)})))
   }
 
   /**
@@ -340,7 +351,7 @@ export class IkeResponder {
       const choice = choose(withPfs(pol.esp, pfs), offered)
       if (!choice.ok) continue
       proposal = true
-      const narrowedR = narrow(tsR, pol.subnets.map(tsFromCidr))
+      const narrowedR = narrow(tsR, pol.ts)
       if (narrowedI.length && narrowedR.length) return {ok: true, esp: pol.esp, proposal: choice.proposal, suite: choice.suite, tsI: narrowedI, tsR: narrowedR}
     }
     if (!proposal) return {ok: false, notify: Notify.NO_PROPOSAL_CHOSEN, why: 'no ESP proposal in common'}
@@ -482,7 +493,13 @@ export function narrow(offered: readonly TrafficSelector[], allowed: readonly Tr
       const startPort = Math.max(o.startPort, a.startPort)
       const endPort = Math.min(o.endPort, a.endPort)
       if (start > end || startPort > endPort) continue
-      out.push({tsType: TsType.IPV4_ADDR_RANGE, ipProtocol: o.ipProtocol || a.ipProtocol, startPort, endPort, start: ipv4FromU32(start), end: ipv4FromU32(end)})
+      const ipProtocol = o.ipProtocol || a.ipProtocol
+      // All of `a`: that very selector, so the CHILD_SAs of many clients share one.
+      if (start === ipv4ToU32(a.start) && end === ipv4ToU32(a.end) && startPort === a.startPort && endPort === a.endPort && ipProtocol === a.ipProtocol) {
+        out.push(a)
+        continue
+      }
+      out.push({tsType: TsType.IPV4_ADDR_RANGE, ipProtocol, startPort, endPort, start: ipv4FromU32(start), end: ipv4FromU32(end)})
     }
   }
   return out

@@ -1,4 +1,5 @@
 import {hostPort} from '../../lib/io/connect.js'
+import {tuneServerProcess} from '../../lib/io/native.js'
 import type {Logger} from '../../lib/log.js'
 import type {Tracer} from '../../lib/trace/tracer.js'
 import {LeasePool} from '../../vpn/core/leases.js'
@@ -42,6 +43,8 @@ export class IkeGateway {
 
   async start(): Promise<void> {
     const o = this.o
+    // A server, as gate and relay: memory a burst of handshakes left behind goes back to the system.
+    tuneServerProcess()
     this.dev = IpsecDevice.open(o.dev)
     this.dev.configure(this.pool.gateway, this.pool.prefix)
     o.plane.attachTun(this.dev.fd)

@@ -9,7 +9,7 @@ import {acceptAnswer, espOffer, parseProposals} from '../../../src/ike/core/prop
 import {createKeyExchange, deriveChildKeys, type ChildKeys} from '../../../src/ike/core/crypto.js'
 import type {Payload} from '../../../src/ike/codec/payload.js'
 import {narrow} from '../../../src/ike/core/responder.js'
-import {GATEWAY, only, pair, type Pair} from './loop.js'
+import {CLIENT, GATEWAY, only, pair, type Pair} from './loop.js'
 
 const t = suite('ike core: initiator ⇄ responder')
 
@@ -171,7 +171,16 @@ t('DPD both ways, and a DELETE of the IKE_SA by the initiator', () => {
   p.feed('r', p.res.ikeSa(p.ini.ikeSa!.spiI)!.dpd(p.now))
   const dpd = p.sent.slice(before).map((s) => decodeMessage(s.data))
   assert.equal(dpd.map((m) => [m.exchange, m.messageId, (m.flags & Flag.RESPONSE) !== 0]), [[Exchange.INFORMATIONAL, 2, false], [Exchange.INFORMATIONAL, 2, true], [Exchange.INFORMATIONAL, 0, false], [Exchange.INFORMATIONAL, 0, true]])
-  p.feed('i', p.ini.ikeSa!.close(p.now))
+  // The DELETE, by hand: the responder's answer must ask for the wake-up that forgets the SA (an
+  // idle gateway has no other timer to do it).
+  const spiI = p.ini.ikeSa!.spiI
+  const del = p.ini.ikeSa!.close(p.now).find((a) => a.type === 'send')!
+  assert.ok(del.type === 'send')
+  const answer = p.res.receive(del.data, CLIENT, p.now)
+  assert.ok(answer.some((a) => a.type === 'timer' && a.at === p.now + 30_000), 'a wake-up 30 s on')
+  p.feed('r', answer)
+  p.run(p.now + 30_000)
+  assert.is(p.res.ikeSa(spiI), undefined, 'forgotten 30 s after the DELETE')
   assert.equal(only(p.iEvents, 'deleted').map((d) => [d.what, d.by]), [['ike', 'us']])
   assert.equal(only(p.rEvents, 'deleted').map((d) => [d.what, d.by]), [['ike', 'peer']])
   assert.is(p.ini.ikeSa!.state, 'closed')
