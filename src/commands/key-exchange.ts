@@ -114,7 +114,9 @@ Both run in the foreground until SIGINT or SIGTERM, when they delete their SAs. 
     })
     try {
       const sa = await Promise.race([client.start(), signal.then(() => undefined)])
-      if (sa && f.export === 'json') process.stdout.write(JSON.stringify(exportSa(sa, f['show-keys'])) + '\n')
+      // Once every pushed policy's CHILD_SA is up or refused (a failure on the way ends the wait).
+      const children = sa && f.export === 'json' ? await Promise.race([client.children, client.ended.then(() => undefined), signal.then(() => undefined)]) : undefined
+      if (sa && children) process.stdout.write(JSON.stringify(exportSa(sa, children, f['show-keys'])) + '\n')
       const why = sa ? await Promise.race([client.ended, signal.then(() => undefined)]) : undefined
       if (why) throw why
     } finally {
@@ -202,13 +204,12 @@ function childEvent(c: ChildSa, role: 'initiator' | 'responder'): Record<string,
 }
 
 /** --export json: the SAs for scripts; keys only with --show-keys. */
-function exportSa(sa: Established, keys: boolean): Record<string, unknown> {
-  const c = sa.child
+function exportSa(sa: Established, children: ChildSa[], keys: boolean): Record<string, unknown> {
   return {
     ike: {peer: sa.peer, peerId: sa.peerId, suite: suiteText(sa.ike), spiI: sa.spiI.toString('hex'), spiR: sa.spiR.toString('hex'), nat: sa.nat},
     vip: sa.vip ?? null,
     dns: sa.dns,
-    children: [{...childEvent(c, 'initiator'), ...(keys ? {keys: {encI: c.keys.encI.toString('hex'), integI: c.keys.integI.toString('hex'), encR: c.keys.encR.toString('hex'), integR: c.keys.integR.toString('hex')}} : {})}],
+    children: children.map((c) => ({...childEvent(c, 'initiator'), ...(keys ? {keys: {encI: c.keys.encI.toString('hex'), integI: c.keys.integI.toString('hex'), encR: c.keys.encR.toString('hex'), integR: c.keys.integR.toString('hex')}} : {})})),
   }
 }
 

@@ -67,6 +67,8 @@ export interface Established {
   nat: {local: boolean; remote: boolean}
   /** Where the peer is (after NAT detection the initiator moves to port 4500). */
   peer: Endpoint
+  /** Initiator: further CHILD_SAs it asks for, one per pushed policy (seed 002); each ends in `child-up` or `child-failed`. */
+  moreChildren?: number
 }
 
 export type Action =

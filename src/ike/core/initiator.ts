@@ -296,23 +296,29 @@ export class IkeInitiator {
   private perPolicy(ike: ProtectedSa, est: Established, attrs: readonly CfgAttribute[], now: number): Action[] {
     const first = est.child
     const out: Action[] = []
+    let more = 0
     let firstEsp: Policy[] = espPolicies()
     const tsI = est.vip ? [tsFromCidr(`${est.vip}/32`)] : first.tsI
     for (const a of attrs) {
       if (a.type !== TUNKIT_POLICY) continue
       let subnet = '?'
+      more++
       try {
         const p = decodeCpPolicy(a.value)
         subnet = `${p.address}/${p.prefix}`
         const ts = tsFromCidr(subnet)
         const esp = p.proposals.map(policyFromTransforms)
-        if (first.tsR.some((s) => s.start === ts.start && s.end === ts.end)) firstEsp = esp
-        else out.push(...ike.createChild({policy: esp, tsI, tsR: [ts]}, now))
+        if (first.tsR.some((s) => s.start === ts.start && s.end === ts.end)) {
+          firstEsp = esp
+          more--
+        } else out.push(...ike.createChild({policy: esp, tsI, tsR: [ts]}, now))
       } catch (e) {
         if (!isInputError(e)) throw e
         out.push({type: 'child-failed', spiI: this.spiI, error: new TunkitError('TK_UNSUPPORTED', `the gateway's policy for ${subnet} cannot be met: ${(e as Error).message}`)})
       }
     }
+    // Read when the `established` action before these is carried out, so set before they are returned.
+    if (more) est.moreChildren = more
     return [...ike.addChild(first, firstEsp, now), {type: 'child-up', spiI: this.spiI, child: first}, ...out]
   }
 

@@ -116,12 +116,18 @@ export class IkeResponder {
   private secrets: {version: number; secret: Buffer}[]
   /** Every IKE_SA's options: one object, not one per client. */
   private readonly saOptions: SaOptions
-  private policyCache: {subnets: readonly string[]; ts: readonly TrafficSelector[]; esp: readonly Policy[]}[] | undefined
+  /**
+   * Our policies: each protected subnet (and its selector) with the ESP proposals that may protect
+   * it. Made once, so every CHILD_SA narrowed to a whole subnet shares its selector (`narrow`).
+   */
+  private readonly policies: {subnets: readonly string[]; ts: readonly TrafficSelector[]; esp: readonly Policy[]}[]
 
   constructor(readonly config: ResponderConfig, deps: Partial<Deps> = {}) {
     this.deps = {...DEFAULT_DEPS, ...deps}
     this.secrets = [{version: 0, secret: this.deps.random(32)}]
     const c = config
+    const ps = c.policies?.length ? c.policies.map((p) => ({subnets: [p.subnet], esp: p.esp})) : [{subnets: c.subnets, esp: c.esp ?? espPolicies()}]
+    this.policies = ps.map((p) => ({...p, ts: p.subnets.map(tsFromCidr)}))
     this.saOptions = {
       retransmit: c.retransmit ?? RETRANSMIT,
       ikePolicies: c.ike ?? IKE_POLICIES,
@@ -329,15 +335,6 @@ export class IkeResponder {
       if (m.exchange === Exchange.CREATE_CHILD_SA) return ike.answerCreateChild(inner, now)
       return undefined
     }
-  }
-
-  /** Our policies: each protected subnet (and its selector) with the ESP proposals that may protect it. */
-  private get policies(): {subnets: readonly string[]; ts: readonly TrafficSelector[]; esp: readonly Policy[]}[] {
-    if (this.policyCache) return this.policyCache
-    const c = this.config
-    const ps = c.policies?.length ? c.policies.map((p) => ({subnets: [p.subnet], esp: p.esp})) : [{subnets: c.subnets, esp: c.esp ?? espPolicies()}]
-    // Made once, so every CHILD_SA narrowed to a whole subnet shares its selector (`narrow`).
-    return (this.policyCache = ps.map((p) => ({...p, ts: p.subnets.map(tsFromCidr)})))
   }
 
   /**

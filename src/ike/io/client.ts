@@ -8,7 +8,7 @@ import {resolvconfAdd, resolvconfDelete} from '../../lib/io/resolvconf.js'
 import type {Logger} from '../../lib/log.js'
 import type {Tracer} from '../../lib/trace/tracer.js'
 import {MAX_DNS, parseCidr4, routeProblem, type Cidr} from '../../vpn/core/pushed.js'
-import type {Action, Established} from '../core/exchange.js'
+import type {Action, ChildSa, Established} from '../core/exchange.js'
 import {rangeToCidrs, suiteText, tsRanges} from '../core/describe.js'
 import {IkeInitiator, type InitiatorConfig} from '../core/initiator.js'
 import {IKE_PORT, IkeDriver, NATT_PORT} from './driver.js'
@@ -53,6 +53,11 @@ export class IkeClient {
   /** Resolves when the IKE_SA ends after being up (the error says why; undefined: we closed it). */
   readonly ended: Promise<TunkitError | undefined>
   private end!: (e: TunkitError | undefined) => void
+  /** Resolves with every CHILD_SA once the first is up and each further one asked for is up or refused. */
+  readonly children: Promise<ChildSa[]>
+  private up: ChildSa[] = []
+  private waiting = 0
+  private childrenDone!: (c: ChildSa[]) => void
   private routed = new Set<string>()
   private keepalive: ReturnType<typeof setInterval> | undefined
   /** The device whose DNS servers resolvconf holds (removed in stop()). */
@@ -60,6 +65,13 @@ export class IkeClient {
 
   constructor(private readonly o: ClientOptions) {
     this.ended = new Promise((r) => (this.end = r))
+    this.children = new Promise((r) => (this.childrenDone = r))
+  }
+
+  private childSettled(c?: ChildSa): void {
+    if (this.waiting <= 0) return // settled already: a later CHILD_SA is not part of the set-up
+    if (c) this.up.push(c)
+    if (--this.waiting === 0) this.childrenDone(this.up)
   }
 
   /** Resolves once the IKE_SA and its first CHILD_SA are up and the device is configured. */
@@ -119,6 +131,8 @@ export class IkeClient {
         // RFC 3948 §4: keep the NAT mapping of our UDP 4500 open while ESP is idle.
         if (sa.nat.local) this.keepalive = setInterval(() => this.o.plane.sendKeepalive({address: sa.peer.address, port: NATT_PORT}), KEEPALIVE_MS)
         this.settle.resolve(sa)
+        this.waiting = (sa.moreChildren ?? 0) + 1
+        this.childSettled(sa.child)
         break
       }
       case 'rekeyed':
@@ -129,9 +143,11 @@ export class IkeClient {
         if (!this.dev || a.child === this.established?.child) break
         log.log('info', IkeDriver.childLine(a.child, 'initiator'))
         this.routeChild(a.child.tsR)
+        this.childSettled(a.child)
         break
       case 'child-failed':
         log.log('warn', a.error.message, {code: a.error.code})
+        if (this.established) this.childSettled()
         break
       case 'failed':
         this.fail(a.error)
