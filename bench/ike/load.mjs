@@ -4,13 +4,16 @@
 // address, demultiplexed by initiator SPI. Port 4500 traffic carries the non-ESP marker.
 //
 //   node bench/ike/load.mjs GATEWAY --psk-file F [--count N] [--parallel P] [--bind ADDR] [--hold]
-//        [--id-prefix load | --id ID] [--no-initial-contact] [--json]
+//        [--id-prefix load | --id ID] [--no-initial-contact] [--child-spi HEX] [--delete-child]
 //
 // Without --hold, each IKE_SA is deleted once up (a set-up rate); with --hold they stay up until
 // SIGINT/SIGTERM (for the responder's memory with N SAs), answering the responder's DPDs.
 // --id gives every initiator the same identity; with --no-initial-contact they test the
-// responder's limit per identity, without it each replaces the ones before.
+// responder's limit per identity, without it each replaces the ones before. --child-spi makes every
+// initiator offer that inbound ESP SPI, and --delete-child deletes each first CHILD_SA once up (tests:
+// a client that takes another's SPI).
 // Prints {count, ok, failed, seconds, perSecond, p50, p90, p99, errors} as one JSON line.
+import {randomBytes} from 'node:crypto'
 import {createSocket} from 'node:dgram'
 import {readFileSync} from 'node:fs'
 import {dirname, join} from 'node:path'
@@ -32,6 +35,8 @@ const {values: o, positionals} = parseArgs({
     'id-prefix': {type: 'string', default: 'load'},
     id: {type: 'string'},
     'no-initial-contact': {type: 'boolean', default: false},
+    'child-spi': {type: 'string'},
+    'delete-child': {type: 'boolean', default: false},
     'timeout': {type: 'string', default: '60'},
   },
 })
@@ -44,6 +49,9 @@ const psk = Buffer.from(readFileSync(o['psk-file'], 'utf8').split(/\r?\n/)[0])
 const count = Number(o.count)
 const parallel = Number(o.parallel)
 
+// Every 4-byte random draw is the child SPI (the only other one, lifetime jitter, does not matter here).
+const spi = o['child-spi'] && Buffer.from(o['child-spi'], 'hex')
+const deps = spi ? {random: (n) => (n === 4 ? Buffer.from(spi) : randomBytes(n))} : {}
 const sock = createSocket('udp4')
 await new Promise((r) => sock.bind(0, o.bind, r))
 const local = sock.address()
@@ -80,6 +88,7 @@ function run(e, actions) {
     } else if (a.type === 'established') {
       times.push(performance.now() - e.t)
       ok++
+      if (o['delete-child']) run(e, e.m.ikeSa.deleteChild(a.sa.child, Date.now()))
       if (!o.hold) run(e, e.m.ikeSa.close(Date.now()))
       else finish(e, false)
     } else if (a.type === 'failed') {
@@ -109,7 +118,7 @@ function next() {
     const n = started++
     active++
     // Our NAT_DETECTION_SOURCE_IP names port 0: the responder sees a NAT, both float to 4500 (as key-exchange does).
-    const m = new IkeInitiator({local: {address: local.address === '0.0.0.0' ? '127.0.0.1' : local.address, port: 0}, gateway: {address: gateway, port: 500}, id: idFromString(o.id ?? `${o['id-prefix']}-${n}.tk.test`), auth: {psk}, initialContact: !o['no-initial-contact']})
+    const m = new IkeInitiator({local: {address: local.address === '0.0.0.0' ? '127.0.0.1' : local.address, port: 0}, gateway: {address: gateway, port: 500}, id: idFromString(o.id ?? `${o['id-prefix']}-${n}.tk.test`), auth: {psk}, initialContact: !o['no-initial-contact']}, deps)
     const e = {m, t: performance.now(), done: false, timer: undefined, spi: ''}
     const actions = m.start(Date.now())
     e.spi = actions.find((a) => a.type === 'send').data.subarray(0, 8).toString('hex')

@@ -129,6 +129,24 @@ t('one identity without INITIAL_CONTACT is capped at 4 IKE_SAs (the gateway says
   assert.match(ping.stdout, /2 received/)
 })
 
+t('a client that offers another client\'s inbound ESP SPI and then deletes its CHILD_SA takes nothing from the other: its ESP still flows', async (ctx) => {
+  const {ns, exec} = ctx.topo!
+  const gw = gateway(ctx)
+  await event(gw, 'listening')
+  const bob = client(ctx, ['--gateway', '203.0.113.1', '--id', 'bob@tk.test'])
+  const bobSpi = ((await event(bob, 'sa-up')).child as {spiIn: string}).spiIn
+  // mallory (bench/ike/load.mjs) offers bob's SPI as its own inbound one, so the gateway's outbound
+  // SA to mallory carries the same SPI as the one to bob; then mallory deletes that CHILD_SA.
+  const load = spawn('ip', ['netns', 'exec', ns.c, process.execPath, 'bench/ike/load.mjs', '203.0.113.1', '--psk-file', file(ctx, 'load.psk', PSK + '\n'), '--bind', '203.0.113.2',
+    '--count', '1', '--hold', '--id', 'mallory@tk.test', '--child-spi', bobSpi, '--delete-child', '--timeout', '30'], {stdio: ['pipe', 'pipe', 'inherit']})
+  ctx.kids.push(load)
+  const mallory = await event(gw, 'sa-up', (e) => e.peerId === 'mallory@tk.test')
+  assert.is((mallory.child as {spiOut: string}).spiOut, bobSpi)
+  await event(gw, 'sa-down', (e) => e.what === 'child' && e.spiI === mallory.spiI)
+  const ping = await exec(ns.c, ['ping', '-n', '-q', '-c', '3', '-i', '0.2', '-W', '2', '198.18.1.10'])
+  assert.match(ping.stdout, /3 received/, 'bob\'s tunnel still carries ESP both ways')
+})
+
 t('a gateway that never answers (UDP 500 dropped): one line, TK_TIMEOUT, exit 1 within --connect-timeout, no device left', async (ctx) => {
   const {ns, exec} = ctx.topo!
   await exec(ns.g, ['nft', 'add', 'table', 'inet', 'tkguard'])

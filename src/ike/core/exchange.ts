@@ -26,9 +26,24 @@ export interface Endpoint {
 export interface Deps {
   random(n: number): Buffer
   keyExchange(group: number): KeyExchange
+  /** The I/O side: whether one of our inbound ESP SPIs is taken (the ESP engine finds SAs by it). */
+  spiInUse?(spi: Buffer): boolean
 }
 
 export const DEFAULT_DEPS: Deps = {random: randomBytes, keyExchange: createKeyExchange}
+
+/**
+ * Our inbound SPI for a new CHILD_SA: random, never 0–255 (reserved, RFC 4303 §2.1), never one in
+ * use. Among 10 000 CHILD_SAs two random SPIs would collide about once in a hundred gateways, and
+ * the second then took the first's ESP.
+ */
+export function childSpi(deps: Deps): Buffer {
+  for (let i = 0; i < 64; i++) {
+    const spi = deps.random(4)
+    if (spi.readUInt32BE(0) >= 256 && !deps.spiInUse?.(spi)) return spi
+  }
+  throw new TunkitError('TK_RESOURCE_LIMIT', 'no free ESP SPI')
+}
 
 /** §2.1: the first retransmission after 0.5 s, then doubling; after `tries` sends the peer is dead. */
 export interface Retransmit {
@@ -613,7 +628,7 @@ export class ProtectedSa {
       kePayload = [{type: P.KE, group: group!, data: dh.publicKey}]
     }
     const nr = this.deps.random(32)
-    const mine = this.deps.random(4)
+    const mine = childSpi(this.deps)
     const k = deriveChildKeys(this.prfId, this.skD, choice.suite, ni.data, nr, secret)
     // The request's TSi are the peer's (it started the exchange), TSr ours.
     const child = this.makeChild(choice.suite, mine, choice.proposal.spi, k, false, {ours: choice.tsR, theirs: choice.tsI})
@@ -652,7 +667,7 @@ export class ProtectedSa {
   }
 
   private requestChild(x: ChildRequest, now: number): Action[] {
-    const spi = this.deps.random(4)
+    const spi = childSpi(this.deps)
     const ni = this.deps.random(32)
     const group = x.esp.some((p) => p.dh.length) ? (x.group ?? x.esp.find((p) => p.dh.length)!.dh[0]) : undefined
     const dh = group === undefined ? undefined : this.deps.keyExchange(group)

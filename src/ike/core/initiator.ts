@@ -10,7 +10,7 @@ import type {Proposal} from '../codec/sa.js'
 import {tsFromCidr, type TrafficSelector} from '../codec/ts.js'
 import {certreq, defaultId, ourAuth, peerHashes, verifyPeer, type Credentials} from './auth.js'
 import {deriveChildKeys, deriveIkeKeys, signedOctets, skeyseed, skKeys, type KeyExchange, type Suite} from './crypto.js'
-import {CHILD_LIFETIME, DEFAULT_DEPS, errorNotifies, refusal, IKE_LIFETIME, isInputError, tryDecode, MAX_CHILDREN, natDetected, natHash, notify, ProtectedSa, RETRANSMIT, SIGNATURE_HASHES, type Action, type Lifetime, type Counters, type Deps, type Endpoint, type Established, type RequestHandler, type Retransmit, type SkObserver} from './exchange.js'
+import {CHILD_LIFETIME, childSpi, DEFAULT_DEPS, errorNotifies, refusal, IKE_LIFETIME, isInputError, tryDecode, MAX_CHILDREN, natDetected, natHash, notify, ProtectedSa, RETRANSMIT, SIGNATURE_HASHES, type Action, type Lifetime, type Counters, type Deps, type Endpoint, type Established, type RequestHandler, type Retransmit, type SkObserver} from './exchange.js'
 import {acceptAnswer, espOffer, espPolicies, IKE_POLICIES, ikeOffer, policyFromTransforms, type Policy} from './proposals.js'
 
 /**
@@ -193,8 +193,8 @@ export class IkeInitiator {
     this.sa = ike
     this.sas.push(ike)
     this.phase = 'sa'
-    const childSpi = this.deps.random(4)
-    const esp = espOffer(childSpi)
+    const ourSpi = childSpi(this.deps)
+    const esp = espOffer(ourSpi)
     const c = this.config
     const id = c.id ?? defaultId(c.auth, c.local.address)
     let mine: ReturnType<typeof ourAuth>
@@ -216,7 +216,7 @@ export class IkeInitiator {
       {type: P.TSi, selectors: c.tsI ?? [tsFromCidr('0.0.0.0/0')]},
       {type: P.TSr, selectors: c.tsR ?? [tsFromCidr('0.0.0.0/0')]},
     ]
-    const ctx = {suite, keys, nr: nr.data, initResponse: raw, esp, childSpi, nat}
+    const ctx = {suite, keys, nr: nr.data, initResponse: raw, esp, childSpi: ourSpi, nat}
     return ike.request(Exchange.IKE_AUTH, inner, now, (reply, t) => this.onAuthResponse(ike, ctx, reply, t))
   }
 

@@ -10,7 +10,7 @@ import type {Proposal} from '../codec/sa.js'
 import {tsFromCidr, type TrafficSelector} from '../codec/ts.js'
 import {certreq, defaultId, ourAuth, peerHashes, verifyPeer, type CertCredentials, type Credentials} from './auth.js'
 import {deriveChildKeys, deriveIkeKeys, signedOctets, skeyseed, skKeys, type IkeKeys, type Suite} from './crypto.js'
-import {CHILD_LIFETIME, DEFAULT_DEPS, IKE_LIFETIME, isInputError, tryDecode, MAX_CHILDREN, natDetected, natHash, notify, SIGNATURE_HASHES, ProtectedSa, RETRANSMIT, type Action, type ChildSelection, type Lifetime, type Counters, type Deps, type Endpoint, type Established, type RequestHandler, type Retransmit, type SaOptions, type SkObserver} from './exchange.js'
+import {CHILD_LIFETIME, childSpi, DEFAULT_DEPS, IKE_LIFETIME, isInputError, tryDecode, MAX_CHILDREN, natDetected, natHash, notify, SIGNATURE_HASHES, ProtectedSa, RETRANSMIT, type Action, type ChildSelection, type Lifetime, type Counters, type Deps, type Endpoint, type Established, type RequestHandler, type Retransmit, type SaOptions, type SkObserver} from './exchange.js'
 import {choose, espPolicies, IKE_POLICIES, policyTransforms, withPfs, type Policy} from './proposals.js'
 
 /**
@@ -417,7 +417,7 @@ export class IkeResponder {
     sa.vip = vip
     const spis = Buffer.allocUnsafeSlow(8)
     choice.proposal.spi.copy(spis)
-    this.deps.random(4).copy(spis, 4)
+    childSpi(this.deps).copy(spis, 4)
     const spiR = spis.subarray(4)
     const dns = vip ? (c.dns ?? []) : []
     if (cp) reply.push({type: P.CP, cfgType: CfgType.REPLY, attributes: [...(vip ? [{type: CfgAttr.INTERNAL_IP4_ADDRESS, value: ipv4Bytes(vip)}] : []), ...dns.map((d) => ({type: CfgAttr.INTERNAL_IP4_DNS, value: ipv4Bytes(d)})), ...this.pushedPolicies()]})

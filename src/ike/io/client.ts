@@ -81,7 +81,7 @@ export class IkeClient {
     // We always carry ESP in UDP (the plane is a UDP socket): like strongSwan's encap=yes, our
     // NAT_DETECTION_SOURCE_IP names a port we do not use, so both ends see a NAT and float to 4500.
     const local = {address: bind, port: 0}
-    this.machine = new IkeInitiator({...o.auth, local, gateway: {address: o.gateway, port: IKE_PORT}, onPlain: o.tracer && ((...a) => this.driver.onPlain(...a))})
+    this.machine = new IkeInitiator({...o.auth, local, gateway: {address: o.gateway, port: IKE_PORT}, onPlain: o.tracer && ((...a) => this.driver.onPlain(...a))}, {spiInUse: (spi) => this.driver.installed.has(spi.toString('hex'))})
     this.driver = new IkeDriver({receive: (raw, _from, now) => this.machine.receive(raw, now), tick: (now) => this.machine.tick(now), sa: () => this.machine.ikeSa}, o.plane, {
       role: 'initiator',
       log: o.log,

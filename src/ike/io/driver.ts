@@ -59,8 +59,11 @@ export class IkeDriver {
    * of an earlier one: a client then never sent its DPD.
    */
   private wakes: number[] = []
-  /** By our inbound SPI (hex). */
+  /** By our inbound SPI (hex): unique, as the machines draw SPIs not in it (`spiInUse`). */
   readonly installed = new Map<string, Installed>()
+  /** Our inbound SPIs (hex) by IKE_SA (initiator SPI, hex), and by outbound engine SA: lookups a scan would make quadratic. */
+  private readonly byIke = new Map<string, Set<string>>()
+  private readonly byOutId = new Map<number, string>()
   private closed = false
 
   constructor(
@@ -105,7 +108,8 @@ export class IkeDriver {
 
   /** seq-soft: 2^32 − 2^16 sequence numbers used, so the CHILD_SA is rekeyed before it runs out. */
   private onEspEvent(ev: {type: 'seq-soft' | 'seq-exhausted'; id: number}): void {
-    const e = [...this.installed.values()].find((x) => x.outId === ev.id)
+    const k = this.byOutId.get(ev.id)
+    const e = k === undefined ? undefined : this.installed.get(k)
     if (!e) return
     if (ev.type === 'seq-exhausted') return this.o.log.log('warn', `CHILD_SA ${e.child.spiI.toString('hex')}/${e.child.spiR.toString('hex')} used every sequence number; it sends nothing until its rekey`)
     this.run(this.machine.sa(Buffer.from(e.ike, 'hex'))?.rekeyChild(e.child.spiI, Date.now()) ?? [])
@@ -161,7 +165,7 @@ export class IkeDriver {
           break
         case 'deleted':
           if (a.what === 'ike') this.uninstallIke(a.spiI)
-          else for (const s of a.spis) this.uninstall(s)
+          else this.uninstall(a.spis[0])
           break
         case 'failed':
           // An IKE_SA that failed (no answer to DPD or DELETE) takes its CHILD_SAs out of the plane.
@@ -237,35 +241,50 @@ export class IkeDriver {
     const to = this.espPeer(at)
     const inId = this.plane.addSa({dir: 'in', spi: ours, ...suite, encKey: recvEnc, integKey: recvInteg.length ? recvInteg : undefined, selectors: remoteTs})
     const outId = this.plane.addSa({dir: 'out', spi: theirs, ...suite, encKey: sendEnc, integKey: sendInteg.length ? sendInteg : undefined, peer: to, selectors: remoteTs, sources: localTs, seq: START_SEQ})
-    this.installed.set(ours.toString('hex'), {ike, child: c, inId, outId, peer: to, lastRx: 0})
+    const key = ours.toString('hex')
+    this.installed.set(key, {ike, child: c, inId, outId, peer: to, lastRx: 0})
+    this.byOutId.set(outId, key)
+    let set = this.byIke.get(ike)
+    if (!set) this.byIke.set(ike, (set = new Set()))
+    set.add(key)
     // The keys live in the plane now; a gateway has no `--export` to show them, so it keeps no copy.
     if (!init) c.keys = NO_KEYS
   }
 
-  /** Removes the CHILD_SA one of whose SPIs (ours or the peer's) is `spi`. */
-  private uninstall(spi: Buffer): void {
-    for (const [k, e] of this.installed) {
-      if (!e.child.spiI.equals(spi) && !e.child.spiR.equals(spi)) continue
-      this.plane.removeSa(e.inId)
-      this.plane.removeSa(e.outId)
-      this.installed.delete(k)
-    }
+  /**
+   * Removes the CHILD_SA whose inbound SPI is `ours`. Never by the peer's SPI: peers pick theirs,
+   * so two clients' can be equal, and one client's DELETE then took the other's ESP away.
+   */
+  private uninstall(ours: Buffer): void {
+    const k = ours.toString('hex')
+    const e = this.installed.get(k)
+    if (!e) return
+    this.plane.removeSa(e.inId)
+    this.plane.removeSa(e.outId)
+    this.installed.delete(k)
+    this.byOutId.delete(e.outId)
+    const set = this.byIke.get(e.ike)
+    set?.delete(k)
+    if (set?.size === 0) this.byIke.delete(e.ike)
   }
 
   /** An IKE_SA rekey (§2.8): its CHILD_SAs now belong to the new IKE_SA. */
   private reindex(oldSpiI: Buffer, spiI: Buffer): void {
     const [from, to] = [oldSpiI.toString('hex'), spiI.toString('hex')]
-    for (const e of this.installed.values()) if (e.ike === from) e.ike = to
+    const moved = this.byIke.get(from)
+    if (!moved) return
+    this.byIke.delete(from)
+    const set = this.byIke.get(to) ?? new Set()
+    for (const k of moved) {
+      set.add(k)
+      const e = this.installed.get(k)
+      if (e) e.ike = to
+    }
+    this.byIke.set(to, set)
   }
 
   private uninstallIke(spiI: Buffer): void {
-    const ike = spiI.toString('hex')
-    for (const [k, e] of this.installed) {
-      if (e.ike !== ike) continue
-      this.plane.removeSa(e.inId)
-      this.plane.removeSa(e.outId)
-      this.installed.delete(k)
-    }
+    for (const k of [...(this.byIke.get(spiI.toString('hex')) ?? [])]) this.uninstall(Buffer.from(k, 'hex'))
   }
 
   /** The inner payloads of SK messages, by datagram, as the machine sealed or opened them (only with --trace). */

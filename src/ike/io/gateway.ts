@@ -50,7 +50,7 @@ export class IkeGateway {
     o.plane.attachTun(this.dev.fd)
     // As the client does (client.ts), we claim a port we do not use in NAT_DETECTION_SOURCE_IP, so
     // a client without NAT still floats to 4500 and carries ESP in UDP.
-    this.machine = new IkeResponder({...o.responder, local: {address: o.listen, port: 0}, lease: (id) => this.pool.lease(idToString(id)) ?? undefined, onPlain: o.tracer && ((...a) => this.driver.onPlain(...a))})
+    this.machine = new IkeResponder({...o.responder, local: {address: o.listen, port: 0}, lease: (id) => this.pool.lease(idToString(id)) ?? undefined, onPlain: o.tracer && ((...a) => this.driver.onPlain(...a))}, {spiInUse: (spi) => this.driver.installed.has(spi.toString('hex'))})
     const m = this.machine
     this.driver = new IkeDriver({receive: (raw, from, now) => m.receive(raw, from, now), tick: (now) => m.tick(now), sa: (spiI) => m.ikeSa(spiI)}, o.plane, {role: 'responder', log: o.log, tracer: o.tracer, on: (a) => this.onAction(a)})
     await this.driver.listen(o.listen, o.port ?? IKE_PORT)

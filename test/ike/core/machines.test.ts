@@ -4,7 +4,7 @@ import {DhGroup, Encr, Exchange, Flag, Integ, Notify, PayloadType as P, Prf, Pro
 import {decodeMessage, encodeMessage} from '../../../src/ike/codec/message.js'
 import {payloadOf} from '../../../src/ike/codec/payload.js'
 import {tsFromCidr} from '../../../src/ike/codec/ts.js'
-import type {Established} from '../../../src/ike/core/exchange.js'
+import {childSpi, type Established} from '../../../src/ike/core/exchange.js'
 import {acceptAnswer, espOffer, parseProposals} from '../../../src/ike/core/proposals.js'
 import {createKeyExchange, deriveChildKeys, type ChildKeys} from '../../../src/ike/core/crypto.js'
 import type {Payload} from '../../../src/ike/codec/payload.js'
@@ -281,6 +281,14 @@ t('garbage, truncated and replayed datagrams are dropped without a reply and cou
   // A tampered IKE_AUTH request does not even get the cached answer.
   assert.equal(p.res.receive(Buffer.from(auth).fill(0, 60, 70), {address: '10.0.0.2', port: 500}, p.now), [])
   assert.is(p.res.counters.dropped, rd + 1)
+})
+
+t('our inbound ESP SPIs: never 0–255 (reserved), never one the I/O side has in use, and a bounded search', () => {
+  const hex = (h: string): Buffer => Buffer.from(h, 'hex')
+  const draws = [hex('000000ff'), hex('0000abcd'), hex('12345678')]
+  const deps = {random: () => draws.shift()!, keyExchange: createKeyExchange, spiInUse: (s: Buffer) => s.equals(hex('0000abcd'))}
+  assert.equal(childSpi(deps), hex('12345678'))
+  assert.throws(() => childSpi({...deps, random: () => hex('0000abcd')}), /no free ESP SPI/)
 })
 
 t('narrowing cuts each offered selector to each allowed one, ports and protocol included', () => {
