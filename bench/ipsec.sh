@@ -11,11 +11,11 @@
 #    gateway and the strongSwan gateway, each after the same unmeasured warm-up round: set-ups per
 #    second, p50/p99 set-up time.
 # 3. The tunkit gateway's RSS holding 10 000 IKE_SAs, each with a CHILD_SA.
-# Knobs: TK_REPS (3), TK_SECS (4), TK_HS_COUNT (1500), TK_HS_WARM (300), TK_HS_PARALLEL (8), TK_RSS_SAS (10000).
+# Knobs: TK_REPS (3), TK_SECS (4), TK_HS_COUNT (1500), TK_HS_WARM (1500), TK_HS_PARALLEL (8), TK_RSS_SAS (10000).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd); ROOT=$(dirname "$HERE")
 . "$HERE/lib.sh"
-REPS=${TK_REPS:-3}; SECS=${TK_SECS:-4}; HS_COUNT=${TK_HS_COUNT:-1500}; HS_WARM=${TK_HS_WARM:-300}; HS_PAR=${TK_HS_PARALLEL:-8}; RSS_SAS=${TK_RSS_SAS:-10000}
+REPS=${TK_REPS:-3}; SECS=${TK_SECS:-4}; HS_COUNT=${TK_HS_COUNT:-1500}; HS_WARM=${TK_HS_WARM:-1500}; HS_PAR=${TK_HS_PARALLEL:-8}; RSS_SAS=${TK_RSS_SAS:-10000}
 P=tkbi C=tkbi-c G=tkbi-g PR=tkbi-p
 LAB="$ROOT/test/lab/ipsec/lab.sh"; export TK_IPSEC_PREFIX=tkbl
 W=$(mktemp -d /tmp/tkipsecbench.XXXXXX); PIDS=()

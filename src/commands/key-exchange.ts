@@ -73,7 +73,7 @@ Both run in the foreground until SIGINT or SIGTERM, when they delete their SAs. 
     'accept-routes': F.ipv4Cidr({summary: 'Client: route only pushed subnets inside these networks.', multiple: true}),
     'connect-timeout': F.duration({summary: 'Client: time for the gateway\'s name to resolve and the IKE_SA to come up (seconds, or 500ms, 30s, 5m).', default: 30}),
     'dns-apply': Flags.boolean({summary: 'Client: hand the pushed DNS servers to resolvconf while connected (without it they are only reported).'}),
-    export: Flags.option({options: ['json'] as const, summary: 'Client: print the negotiated SAs on stdout when up, for scripts.'})(),
+    export: Flags.option({options: ['json'] as const, summary: 'Client: print the negotiated SAs on stdout once every CHILD_SA the gateway pushed a policy for is up, for scripts.'})(),
     'show-keys': Flags.boolean({summary: 'With --export: include the key material (never logged).'}),
   }
 

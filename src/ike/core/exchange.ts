@@ -1,4 +1,4 @@
-import {createHash, randomBytes} from 'node:crypto'
+import {createHash} from 'node:crypto'
 import {CodecError, TunkitError, type ErrorCode} from '../../lib/errors.js'
 import {ipv4Bytes, ipv6Bytes, isIPv4} from '../../lib/net/ip.js'
 import {Exchange, Flag, HashAlg, Notify, NOTIFY_NAMES, PayloadType as P, ProtocolId} from '../codec/constants.js'
@@ -6,7 +6,7 @@ import {decodeMessage, type IkeMessage} from '../codec/message.js'
 import {payloadOf, payloadsOf, type Payload, type PayloadOf} from '../codec/payload.js'
 import type {Proposal} from '../codec/sa.js'
 import type {TrafficSelector} from '../codec/ts.js'
-import {createKeyExchange, deriveChildKeys, deriveIkeKeys, openSk, rekeySkeyseed, sealSk, skKeys, type ChildKeys, type KeyExchange, type SkKeys, type Suite} from './crypto.js'
+import {createKeyExchange, deriveChildKeys, deriveIkeKeys, openSk, pooledRandom, rekeySkeyseed, sealSk, skKeys, type ChildKeys, type KeyExchange, type SkKeys, type Suite} from './crypto.js'
 import {acceptAnswer, choose, toProposals, withPfs, type Policy} from './proposals.js'
 
 /**
@@ -30,7 +30,7 @@ export interface Deps {
   spiInUse?(spi: Buffer): boolean
 }
 
-export const DEFAULT_DEPS: Deps = {random: randomBytes, keyExchange: createKeyExchange}
+export const DEFAULT_DEPS: Deps = {random: pooledRandom, keyExchange: createKeyExchange}
 
 /**
  * Our inbound SPI for a new CHILD_SA: random, never 0–255 (reserved, RFC 4303 §2.1), never one in

@@ -4,7 +4,7 @@ import * as assert from 'uvu/assert'
 import {AuthMethod, DhGroup, Encr, Exchange, Integ, PayloadType as P, Prf} from '../../../src/ike/codec/constants.js'
 import {decodeMessage, encodeMessage} from '../../../src/ike/codec/message.js'
 import {codecErrorCode, randomSkKeys, SK_SUITES} from '../generators.js'
-import {cipherInfo, createKeyExchange, DH_GROUPS, keLength, openSk, parseSignatureAuth, prf, prfPlus, sealSk, signAuth, SIGNATURE_ALGORITHMS, verifyAuth, type Suite} from '../../../src/ike/core/crypto.js'
+import {cipherInfo, createKeyExchange, DH_GROUPS, keLength, openSk, parseSignatureAuth, pooledRandom, prf, prfPlus, sealSk, signAuth, SIGNATURE_ALGORITHMS, verifyAuth, type Suite} from '../../../src/ike/core/crypto.js'
 
 const t = suite('ike core: crypto')
 
@@ -52,6 +52,20 @@ t('X25519 under constant young-generation GCs: no deadlock (Node 20 can hang in 
     execFile(process.execPath, ['--max-semi-space-size=1', '--min-semi-space-size=1', '--input-type=module', '-e', code], {timeout: 60_000}, (err, stdout) => (err ? reject(new Error(`child: ${err.signal ?? err.message} (a hang ends in SIGTERM)`)) : resolve(stdout)))
   })
   assert.is(out, 'ok')
+})
+
+t('pooled random bytes: the lengths asked for, never the same bytes twice, past a refill and beyond the pool', () => {
+  const seen = new Set<string>()
+  for (let i = 0; i < 2000; i++) {
+    const b = pooledRandom(1 + (i % 40))
+    assert.is(b.length, 1 + (i % 40))
+    if (b.length >= 8) {
+      assert.not.ok(seen.has(b.toString('hex')), 'a repeat')
+      seen.add(b.toString('hex'))
+    }
+  }
+  assert.is(pooledRandom(10_000).length, 10_000)
+  assert.is(new Set(Array.from({length: 64}, () => pooledRandom(4).toString('hex'))).size > 60, true)
 })
 
 t('invalid KE data is a CodecError: wrong length, off-curve point, X25519 low-order point, MODP 1 and p-1', () => {
