@@ -86,7 +86,7 @@ complete -c tunkit -n '__fish_seen_subcommand_from key-exchange' -l dpd -r -d 'C
 complete -c tunkit -n '__fish_seen_subcommand_from key-exchange' -l accept-routes -r -d 'Client: route only pushed subnets inside these networks.'
 complete -c tunkit -n '__fish_seen_subcommand_from key-exchange' -l connect-timeout -r -d 'Client: time for the gateway\'s name to resolve and the IKE_SA to come up (seconds, or 500ms, 30s, 5m).'
 complete -c tunkit -n '__fish_seen_subcommand_from key-exchange' -l dns-apply -d 'Client: hand the pushed DNS servers to resolvconf while connected (without it they are only reported).'
-complete -c tunkit -n '__fish_seen_subcommand_from key-exchange' -l export -r -a 'json' -d 'Client: print the negotiated SAs on stdout when up, for scripts.'
+complete -c tunkit -n '__fish_seen_subcommand_from key-exchange' -l export -r -a 'json' -d 'Client: print the negotiated SAs on stdout once every CHILD_SA the gateway pushed a policy for is up, for scripts.'
 complete -c tunkit -n '__fish_seen_subcommand_from key-exchange' -l show-keys -d 'With --export: include the key material (never logged).'
 complete -c tunkit -n '__fish_seen_subcommand_from nat-discover' -l trace -d 'Print every frame sent and received, one line each, on stderr.'
 complete -c tunkit -n '__fish_seen_subcommand_from nat-discover' -l trace-format -r -a 'text json' -d 'Trace as text or as JSON lines; by default as --log-format.'
