@@ -10,6 +10,8 @@ for (let i = 0; i < Number(n); i++) {
     const s = connect(Number(port), host, () => s.write('x'))
     s.once('data', () => { s.destroy(); res() })
     s.once('error', rej)
+    // Closed without an answer (a forwarder refused it): an error, not a hang.
+    s.once('close', () => rej(new Error(`connection ${i + 1} closed without an answer`)))
   })
   times.push(Number(process.hrtime.bigint() - s0) / 1e6)
 }

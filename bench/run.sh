@@ -34,7 +34,9 @@ bg echo node "$HERE/echo.mjs" "$P_ECHO"
 $TK pki init --dir "$W/pki" --client bench --san localhost --san 127.0.0.1 >/dev/null 2>&1
 
 # tunkit: gate + portal with two -L forwards
-bg gate $TK gate --listen 127.0.0.1:$P_GATE --pki-dir "$W/pki" --log-level warn
+# --open-rate 0: 1000 sequential connections open at ~600/s, over the default 200/s per tunnel
+# (as sshd gets MaxStartups 100:30:200 below).
+bg gate $TK gate --listen 127.0.0.1:$P_GATE --pki-dir "$W/pki" --log-level warn --open-rate 0
 GATE_PID=${PIDS[-1]}
 wait_port $P_GATE
 bg portal $TK portal --gate 127.0.0.1:$P_GATE --pki-dir "$W/pki" --log-level warn \
