@@ -11,6 +11,7 @@
 # Knobs: TK_RTTS ("20 80", ms), TK_REQS (50), TK_REPS (3).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd); ROOT=$(dirname "$HERE")
+. "$HERE/lib.sh"
 RTTS=${TK_RTTS:-"20 80"}; REQS=${TK_REQS:-50}; REPS=${TK_REPS:-3}
 A=tkrt-a B=tkrt-b
 W=$(mktemp -d /tmp/tkrtt.XXXXXX); PIDS=()
@@ -40,24 +41,7 @@ wait_port() { # NS HOST PORT
 }
 
 "${TK[@]}" pki init --dir "$W/pki" --client bench --san 203.0.113.2 >/dev/null 2>&1
-mkdir -p "$W/ssh"; ssh-keygen -q -t ed25519 -N '' -f "$W/ssh/host_key"; ssh-keygen -q -t ed25519 -N '' -f "$W/ssh/id"
-cp "$W/ssh/id.pub" "$W/ssh/authorized_keys"
-cat >"$W/ssh/sshd_config" <<CFG
-Port $P_SSHD
-ListenAddress 203.0.113.2
-HostKey $W/ssh/host_key
-PidFile none
-AuthorizedKeysFile $W/ssh/authorized_keys
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-PermitRootLogin prohibit-password
-UsePAM no
-StrictModes no
-AllowTcpForwarding yes
-UseDNS no
-LogLevel ERROR
-CFG
-echo "[203.0.113.2]:$P_SSHD $(cat "$W/ssh/host_key.pub")" >"$W/ssh/known_hosts"
+private_sshd "$W/ssh" "$P_SSHD" 203.0.113.2
 st_conf() { # ROLE ACCEPT CONNECT
   printf 'foreground = yes\npid =\ndebug = 3\n[echo]\naccept = %s\nconnect = %s\nCAfile = %s\nverifyChain = yes\nsslVersionMin = TLSv1.3\n' "$2" "$3" "$W/pki/ca.crt"
   if [ "$1" = server ]; then printf 'cert = %s\nkey = %s\nrequireCert = yes\n' "$W/pki/gate.crt" "$W/pki/gate.key"
@@ -78,7 +62,7 @@ for rtt in $RTTS; do
   # The echo server answers on both sides' view: direct from A, and locally for the gate, sshd and stunnel.
   bg $B echo node "$HERE/echo.mjs" "$P_ECHO" 0.0.0.0
   bg $B gate "${TK[@]}" gate --listen 203.0.113.2:$P_GATE --pki-dir "$W/pki" --log-level warn
-  bg $B sshd unshare -m --propagation private sh -c "mount -t tmpfs -o size=1m,mode=0755 tk-sshd-run /run && mkdir -m 0755 /run/sshd && exec /usr/sbin/sshd -D -e -f $W/ssh/sshd_config"
+  bg $B sshd "${SSHD_CMD[@]}"
   bg $B st-srv stunnel4 "$W/st-srv.conf"
   wait_port $B 203.0.113.2 $P_GATE; wait_port $B 203.0.113.2 $P_SSHD; wait_port $B 203.0.113.2 $P_ST
   bg $A portal "${TK[@]}" portal --gate 203.0.113.2:$P_GATE --pki-dir "$W/pki" --log-level warn -L 127.0.0.1:${FWD[tunkit]}:127.0.0.1:$P_ECHO

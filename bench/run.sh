@@ -43,27 +43,9 @@ bg portal $TK portal --gate 127.0.0.1:$P_GATE --pki-dir "$W/pki" --log-level war
   -L 127.0.0.1:${FWD_IPERF[tunkit]}:127.0.0.1:$P_IPERF -L 127.0.0.1:${FWD_ECHO[tunkit]}:127.0.0.1:$P_ECHO
 
 # OpenSSH: private sshd in its own mount namespace (see shared/lab/bench)
-mkdir -p "$W/ssh"; ssh-keygen -q -t ed25519 -N '' -f "$W/ssh/host_key"; ssh-keygen -q -t ed25519 -N '' -f "$W/ssh/id"
-cp "$W/ssh/id.pub" "$W/ssh/authorized_keys"
-cat >"$W/ssh/sshd_config" <<CFG
-Port $P_SSHD
-ListenAddress 127.0.0.1
-HostKey $W/ssh/host_key
-PidFile none
-AuthorizedKeysFile $W/ssh/authorized_keys
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-PermitRootLogin prohibit-password
-UsePAM no
-StrictModes no
-AllowTcpForwarding yes
-UseDNS no
-MaxStartups 100:30:200
-LogLevel ERROR
-CFG
-bg sshd unshare -m --propagation private sh -c "mount -t tmpfs -o size=1m,mode=0755 tk-sshd-run /run && mkdir -m 0755 /run/sshd && exec /usr/sbin/sshd -D -e -f $W/ssh/sshd_config"
+private_sshd "$W/ssh" "$P_SSHD" 127.0.0.1
+bg sshd "${SSHD_CMD[@]}"
 wait_port $P_SSHD
-echo "[127.0.0.1]:$P_SSHD $(cat "$W/ssh/host_key.pub")" >"$W/ssh/known_hosts"
 SSH=(ssh -N -p "$P_SSHD" -i "$W/ssh/id" -o IdentitiesOnly=yes -o IdentityAgent=none -o UserKnownHostsFile="$W/ssh/known_hosts" -o GlobalKnownHostsFile=/dev/null -o StrictHostKeyChecking=yes -o BatchMode=yes -o ExitOnForwardFailure=yes -o LogLevel=ERROR)
 bg ssh-L "${SSH[@]}" -L 127.0.0.1:${FWD_IPERF[ssh-L]}:127.0.0.1:$P_IPERF -L 127.0.0.1:${FWD_ECHO[ssh-L]}:127.0.0.1:$P_ECHO root@127.0.0.1
 bg ssh-L-aes "${SSH[@]}" -c aes256-gcm@openssh.com -L 127.0.0.1:${FWD_IPERF[ssh-L-aes256gcm]}:127.0.0.1:$P_IPERF -L 127.0.0.1:${FWD_ECHO[ssh-L-aes256gcm]}:127.0.0.1:$P_ECHO root@127.0.0.1
