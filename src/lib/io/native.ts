@@ -53,13 +53,16 @@ export function nativeBinding(): Native {
 /**
  * Settings for long-running servers that carry bulk streams and many connections (gate, relay),
  * skipped without the addon:
- * - socket reads allocate 64 KiB buffers, and glibc keeps the freed pages after a traffic burst
- *   (RSS stayed ~35 MB higher); served by mmap, they go back to the OS when freed;
+ * - allocations above 128 KiB are served by mmap and go back to the OS when freed (glibc kept the
+ *   freed pages after a traffic burst); the 64 KiB socket reads and TLS write buffers stay on the
+ *   heap: at a 32 KiB threshold each was a fresh mmap whose pages faulted in, 15 % of the gate's
+ *   time when it sent bulk data (perf), and the download direction ran 8–15 % slower than upload.
+ *   What a burst leaves on the heap, watchMemory hands back (a full GC and malloc_trim);
  * - the soft descriptor limit goes up to the hard one (a spliced tunnel holds six descriptors).
  */
 export function tuneServerProcess(): void {
   const n = tryNative()
-  n?.setMmapThreshold(32 * 1024)
+  n?.setMmapThreshold(128 * 1024)
   n?.raiseFdLimit()
   watchMemory()
 }
