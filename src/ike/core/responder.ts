@@ -158,6 +158,11 @@ export class IkeResponder {
     return this.halfOpenCount
   }
 
+  /** How long a half-open SA waits for IKE_AUTH, and a closed one lingers for retransmitted requests. */
+  private get linger(): number {
+    return this.config.halfOpenMs ?? 30_000
+  }
+
   /** IKE_AUTH is answered (either way): the SA is no longer half-open. */
   private settle(sa: Sa): void {
     if (!sa.init) return
@@ -206,7 +211,7 @@ export class IkeResponder {
     // needs a wake-up of its own; an idle gateway would otherwise keep every closed SA.
     if (sa.ike.state === 'closed' && sa.closedAt === undefined) {
       sa.closedAt = now
-      actions.push({type: 'timer', at: now + (this.config.halfOpenMs ?? 30_000)})
+      actions.push({type: 'timer', at: now + this.linger})
     }
     return actions
   }
@@ -218,7 +223,7 @@ export class IkeResponder {
 
   tick(now: number): Action[] {
     const out: Action[] = []
-    const linger = this.config.halfOpenMs ?? 30_000
+    const linger = this.linger
     let next = Infinity
     for (const [k, sa] of this.sas) {
       const ike = sa.ike
@@ -324,7 +329,7 @@ export class IkeResponder {
     this.sas.set(key(spiR), entry)
     this.index(entry)
     this.halfOpenCount++
-    return [{type: 'send', to: from, data: initResponse}, {type: 'timer', at: now + (this.config.halfOpenMs ?? 30_000)}]
+    return [{type: 'send', to: from, data: initResponse}, {type: 'timer', at: now + this.linger}]
   }
 
   private handler(sa: Sa): RequestHandler {

@@ -221,7 +221,6 @@ export class IkeDriver {
     return {address: peer.address, port: peer.port === IKE_PORT ? NATT_PORT : peer.port}
   }
 
-
   /**
    * A CHILD_SA into the plane: inbound under our SPI with the peer's keys, outbound under the
    * peer's SPI with ours. ChildSa speaks in IKE roles (keys.encI: initiator to responder).
@@ -256,7 +255,10 @@ export class IkeDriver {
    * so two clients' can be equal, and one client's DELETE then took the other's ESP away.
    */
   private uninstall(ours: Buffer): void {
-    const k = ours.toString('hex')
+    this.remove(ours.toString('hex'))
+  }
+
+  private remove(k: string): void {
     const e = this.installed.get(k)
     if (!e) return
     this.plane.removeSa(e.inId)
@@ -284,7 +286,7 @@ export class IkeDriver {
   }
 
   private uninstallIke(spiI: Buffer): void {
-    for (const k of [...(this.byIke.get(spiI.toString('hex')) ?? [])]) this.uninstall(Buffer.from(k, 'hex'))
+    for (const k of [...(this.byIke.get(spiI.toString('hex')) ?? [])]) this.remove(k)
   }
 
   /** The inner payloads of SK messages, by datagram, as the machine sealed or opened them (only with --trace). */
