@@ -9,7 +9,7 @@ W=$(mktemp -d /tmp/tkconncpu.XXXXXX); PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$W"; }
 trap cleanup EXIT INT TERM
 [ -f "$ROOT/dist/src/index.js" ] || (cd "$ROOT" && npm run build --silent)
-TK=(node "$ROOT/bin/run.js")
+TK=("$ROOT/bin/run.js")  # as installed: its #! line has node flags
 ticks() { awk '{print $14, $15}' "/proc/$1/stat"; }  # user, system (clock ticks)
 per_conn() { echo $(( ($2 - $1) * 1000000 / $(getconf CLK_TCK) / N )); }
 

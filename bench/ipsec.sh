@@ -38,7 +38,7 @@ missing=()
 for p in iperf3 wireguard-go wireguard-tools iproute2 iputils-ping nftables util-linux; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p"); done
 if ((${#missing[@]})); then log "installing ${missing[*]}"; apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; fi
 [ -f "$ROOT/dist/src/index.js" ] || (cd "$ROOT" && npm run build --silent)
-TK=(node "$ROOT/bin/run.js")
+TK=("$ROOT/bin/run.js")  # as installed: its #! line has node flags
 # The lab's PSK (a wildcard secret on its gateway), so every pair below uses the same one.
 printf 'ks-lab-psk-2f7c9e41\n' >"$W/psk"; chmod 600 "$W/psk"
 RES="$W/results.tsv"; : >"$RES"

@@ -31,7 +31,7 @@ for p in openssh-server openssh-client stunnel4 gcc libc6-dev iproute2; do dpkg-
 if ((${#missing[@]})); then log "installing ${missing[*]}"; apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; fi
 [ -f "$ROOT/dist/src/index.js" ] || (cd "$ROOT" && npm run build --silent)
 gcc -O2 -o "$W/delaylink" "$HERE/delaylink.c"
-TK=(node "$ROOT/bin/run.js")
+TK=("$ROOT/bin/run.js")  # as installed: its #! line has node flags
 P_ECHO=7000 P_GATE=7001 P_SSHD=7002 P_ST=7003
 declare -A FWD=([direct]=7000 [tunkit]=7010 [ssh-L]=7020 [stunnel]=7030)
 METHODS="direct tunkit ssh-L stunnel"

@@ -21,7 +21,7 @@ for p in iperf3 openssh-server openssh-client stunnel4; do dpkg-query -W -f='${S
 if ((${#missing[@]})); then log "installing ${missing[*]}"; apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; fi
 [ -f "$ROOT/dist/src/index.js" ] || (cd "$ROOT" && npm run build --silent)
 
-TK="node $ROOT/bin/run.js"
+TK="$ROOT/bin/run.js"  # as installed: its #! line has node flags
 P_IPERF=$BASE; P_ECHO=$((BASE+1)); P_GATE=$((BASE+2)); P_SSHD=$((BASE+3)); P_ST_SRV=$((BASE+4))
 declare -A FWD_IPERF=([direct]=$P_IPERF [tunkit]=$((BASE+10)) [ssh-L]=$((BASE+20)) [ssh-L-aes256gcm]=$((BASE+30)) [stunnel]=$((BASE+40)) [node-proxy]=$((BASE+50)))
 declare -A FWD_ECHO=([direct]=$P_ECHO [tunkit]=$((BASE+11)) [ssh-L]=$((BASE+21)) [ssh-L-aes256gcm]=$((BASE+31)) [stunnel]=$((BASE+41)) [node-proxy]=$((BASE+51)))

@@ -14,7 +14,7 @@ missing=()
 for p in coturn nftables iproute2; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p"); done
 if ((${#missing[@]})); then apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null; fi
 [ -f "$ROOT/dist/src/index.js" ] || (cd "$ROOT" && npm run build --silent)
-TK="node $ROOT/bin/run.js"
+TK="$ROOT/bin/run.js"  # as installed: its #! line has node flags
 
 # 1. server rate on loopback: tunkit on 127.0.0.1:47700, coturn on 127.0.0.1:47710
 $TK nat-discover --serve --listen 127.0.0.1:47700 --alt 127.0.0.2:47701 --rate 100000000 --burst 100000000 --log-level warn & PIDS+=($!)

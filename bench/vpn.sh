@@ -30,7 +30,7 @@ missing=()
 for p in iperf3 socat wireguard-go wireguard-tools iproute2 iputils-ping util-linux; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p"); done
 if ((${#missing[@]})); then log "installing ${missing[*]}"; apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; fi
 [ -f "$ROOT/dist/src/index.js" ] || (cd "$ROOT" && npm run build --silent)
-TK=(node "$ROOT/bin/run.js")
+TK=("$ROOT/bin/run.js")  # as installed: its #! line has node flags
 
 down
 for ns in $A $R $B; do ip netns add $ns; ip -n $ns link set lo up; done

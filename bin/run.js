@@ -1,4 +1,9 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --initial-old-space-size=64
+// --initial-old-space-size: V8 counts every Buffer's memory, freed or not yet, towards its next full
+// collection, and a tunnel moving gigabits allocates that much per second (Node's TLS hands each
+// record over in a fresh Buffer): with V8's default floor it ran a full, concurrent mark every
+// 50-100 ms, about a third of VPN mode's CPU. With 64 MiB as the floor (a V8 start-up flag, hence
+// here) young collections free those Buffers first and full ones are rare (bench/vpn.sh).
 // CommonJS (bin/package.json): an ES module entry is read through libuv's thread pool, which
 // fixes the pool's size before this line could run. Name lookups (dns.lookup) each hold one of
 // its threads for as long as a resolver takes; the gate bounds them below the pool's size

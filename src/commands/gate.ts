@@ -75,6 +75,7 @@ SIGHUP re-reads the --policy file, --allow and --allow-listen from the --config 
     route: F.cidr({summary: 'Network the portals should route through the gate.', multiple: true, helpGroup: 'VPN'}),
     dns: Flags.string({summary: 'DNS server to hand to portals.', multiple: true, helpGroup: 'VPN'}),
     dev: Flags.string({summary: 'Name of the gate\'s TUN device.', default: 'tunkit-gate', helpGroup: 'VPN'}),
+    offload: Flags.boolean({summary: 'With --vpn: the TUN device hands over and takes TCP super-packets of up to 64 KiB and leaves checksums to finish; --no-offload: one packet at a time.', default: true, allowNo: true, helpGroup: 'VPN'}),
   }
 
   async run(): Promise<void> {
@@ -84,7 +85,7 @@ SIGHUP re-reads the --policy file, --allow and --allow-listen from the --config 
     if (f.vpn) {
       if (!f.pool) throw new UsageError('--pool: VPN mode needs an address pool (CIDR)')
       try {
-        vpn = GateVpn.open(f.pool, f.route ?? [], f.dns ?? [], f.dev, this.logger)
+        vpn = GateVpn.open(f.pool, f.route ?? [], f.dns ?? [], f.dev, this.logger, f.offload)
       } catch (e) {
         throw new Error(`cannot set up the VPN device: ${(e as Error).message}`)
       }

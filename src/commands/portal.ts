@@ -49,6 +49,7 @@ When the tunnel drops, the portal reconnects with backoff; its listeners stay op
     vpn: Flags.boolean({summary: 'VPN mode: a pseudo network adapter (TUN) carrying IP through the tunnel (needs root).', helpGroup: 'VPN'}),
     tap: Flags.boolean({summary: 'With --vpn: an Ethernet (TAP) adapter with DHCP and ARP server emulators instead of TUN.', helpGroup: 'VPN'}),
     dev: Flags.string({summary: 'Name of the TUN/TAP device.', default: 'tunkit0', helpGroup: 'VPN'}),
+    offload: Flags.boolean({summary: 'With --vpn (TUN): the device hands over and takes TCP super-packets of up to 64 KiB and leaves checksums to finish; --no-offload: one packet at a time.', default: true, allowNo: true, helpGroup: 'VPN'}),
     'no-routes': Flags.boolean({summary: 'Do not install the routes the gate announces.', helpGroup: 'VPN'}),
     'accept-routes': F.ipv4Cidr({
       summary: 'Install only pushed routes inside these networks (default: any but a default route or a /1).', multiple: true, helpGroup: 'VPN',
@@ -85,7 +86,7 @@ When the tunnel drops, the portal reconnects with backoff; its listeners stay op
       gateName: f['gate-name'],
       log: this.logger,
       tracer: this.tracer,
-      vpn: f.vpn ? new PortalVpn(f.dev, !f['no-routes'], this.logger, f.tap ? 'tap' : 'tun', this.tracer, acceptRoutes) : undefined,
+      vpn: f.vpn ? new PortalVpn(f.dev, !f['no-routes'], this.logger, f.tap ? 'tap' : 'tun', this.tracer, acceptRoutes, f.offload) : undefined,
     })
     // Watched from the start: a signal while the first tunnel is still being retried ends it too.
     const signal = this.waitForSignal()

@@ -12,9 +12,10 @@ const [P, G, H, Q] = ['tkv-p', 'tkv-g', 'tkv-h', 'tkv-q']
 
 /**
  * A portal that speaks the protocol itself from the portal namespace: RELAY, TLS, a VPN REQUEST,
- * then one DATA frame that is either altered or sent twice. Returns the gate's CLOSE status.
+ * then one DATA frame that is altered, sent twice, or carries offload flags that do not fit its
+ * datagram (TSO on an ICMP packet; its digest is good). Returns the gate's CLOSE status.
  */
-async function hostileVpnPortal(dir: string, attack: 'tamper' | 'replay'): Promise<string> {
+async function hostileVpnPortal(dir: string, attack: 'tamper' | 'replay' | 'offload'): Promise<string> {
   const script = `
     import {connect} from 'node:net'
     import {connect as tls} from 'node:tls'
@@ -40,8 +41,8 @@ async function hostileVpnPortal(dir: string, attack: 'tamper' | 'replay'): Promi
           const tx = new DataSender(referenceMac(splitKeys(s.exportKeyingMaterial(64, DATA_EXPORTER_LABEL, Buffer.alloc(0)), 'portal').send))
           // An ICMP echo from our leased address to the LAN host.
           const pkt = Buffer.from('4500001c0000000040010000c6120a02c612140508000000000000000000', 'hex').subarray(0, 28)
-          const frame = tx.frame(0x0800, pkt)
-          if ('${attack}' === 'tamper') { frame[frame.length - 1] ^= 1; s.write(frame) } else { s.write(frame); s.write(frame) }
+          const frame = tx.frame(0x0800, pkt, '${attack}' === 'offload' ? 0xc000 | 1448 : 0)
+          if ('${attack}' === 'tamper') { frame[frame.length - 1] ^= 1; s.write(frame) } else if ('${attack}' === 'replay') { s.write(frame); s.write(frame) } else s.write(frame)
         }
         if (f.type === 20) { console.log(CLOSE_STATUS_NAMES[decodeTunnel(f).status]); process.exit(0) }
       }
@@ -82,7 +83,7 @@ async function up(): Promise<void> {
   )
 }
 
-const t = unless(suite<{gate?: Proc; portal?: Proc; tap?: Proc; pki?: {dir: string; cleanup(): void}}>('VPN mode: portal -> gate -> private LAN (namespaces)'), missing(['/dev/net/tun', 'ip', 'ping', 'udhcpc', 'busybox']))
+const t = unless(suite<{gate?: Proc; portal?: Proc; tap?: Proc; plain?: Proc; pki?: {dir: string; cleanup(): void}}>('VPN mode: portal -> gate -> private LAN (namespaces)'), missing(['/dev/net/tun', 'ip', 'ping', 'udhcpc', 'busybox']))
 
 t.before(async (ctx) => {
   try {
@@ -106,6 +107,7 @@ const setUp = async (ctx: {gate?: Proc; portal?: Proc; pki?: {dir: string; clean
 }
 
 t.after(async (ctx) => {
+  if (ctx.plain) await stop(ctx.plain)
   if (ctx.tap) await stop(ctx.tap)
   if (ctx.portal) await stop(ctx.portal)
   if (ctx.gate) await stop(ctx.gate)
@@ -149,6 +151,30 @@ t('a tampered DATA frame, and a replayed one, close the tunnel with integrity-fa
   await waitFor('gate log', () => /integrity check/.test(ctx.gate!.stderr) || (ctx.gate!.stderr.match(/integrity-failure/g) ?? []).length >= 2)
 })
 
+t('a DATA frame whose offload flags do not fit its datagram closes the tunnel with protocol-error, before the device sees it', async (ctx) => {
+  assert.is(await hostileVpnPortal(ctx.pki!.dir, 'offload'), 'protocol-error')
+  await waitFor('gate log', () => /DATA frame: TSO .*|DATA frame: offload flags on IP protocol 1/.test(ctx.gate!.stderr))
+})
+
+/** Packets the kernel sent into (tx) and took from (rx) a device: the super-packets' count. */
+async function devPackets(ns: string, dev: string): Promise<{rx: number; tx: number}> {
+  const j = JSON.parse((await run('ip', ['-n', ns, '-s', '-j', 'link', 'show', 'dev', dev])).stdout)[0].stats64
+  return {rx: j.rx.packets, tx: j.tx.packets}
+}
+
+t('offloads: a 50 MB transfer from the portal host crosses the tunnel in TCP super-packets, and one back arrives intact', async (ctx) => {
+  assert.match(ctx.gate!.stderr, /device tunkit-gate with 198\.18\.10\.1\/24, offloads on/)
+  assert.match(ctx.portal!.stderr, /VPN: tkv-tun0 .*offloads on/)
+  const before = await devPackets(P, 'tkv-tun0')
+  const {sent, reply} = await transfer(P, H, '198.18.20.5', 5002, 50)
+  assert.is(reply, sent)
+  const after = await devPackets(P, 'tkv-tun0')
+  // 50 MB in 1500-byte packets would be over 34 000 of them.
+  assert.ok(after.tx - before.tx < 34000 / 4, `the portal read ${after.tx - before.tx} packets for 50 MB: no super-packets`)
+  const back = await transfer(H, P, '198.18.10.2', 5003, 20)
+  assert.is(back.reply, back.sent)
+})
+
 t('TAP adapter: busybox udhcpc gets its lease from the emulator, and the LAN host answers pings through it', async (ctx) => {
   const dir = ctx.pki!.dir
   assert.is((await runCli(['pki', 'issue', 'bob', '--dir', dir])).code, 0)
@@ -174,6 +200,28 @@ t('--trace decodes the emulators\' DHCP and ARP exchanges and the IP/ICMP inside
   has('ARP reply with the reserved MAC', (l) => l.arp === 'reply' && l.senderMac === '02:74:6b:00:00:01')
   has('ICMP echo request in a DATA frame', (l) => l.type === 'DATA' && l.dir === 'out' && l.ipProto === 'icmp' && l.icmp === 'echo-request' && l.dst === '198.18.20.5')
   has('ICMP echo reply in a DATA frame', (l) => l.type === 'DATA' && l.dir === 'in' && l.icmp === 'echo-reply' && l.src === '198.18.20.5' && l.dst === '198.18.10.3')
+})
+
+t('offloads against a portal without them (--no-offload): the gate cuts its super-packets into segments, both ways intact', async (ctx) => {
+  if (ctx.tap) await stop(ctx.tap)
+  ctx.tap = undefined
+  const dir = ctx.pki!.dir
+  assert.is((await runCli(['pki', 'issue', 'carol', '--dir', dir])).code, 0)
+  ctx.plain = tunkit(['portal', '--gate', '203.0.113.2:4433', '--cert', `${dir}/carol.crt`, '--key', `${dir}/carol.key`, '--ca', `${dir}/ca.crt`, '--json', '--vpn', '--no-offload', '--dev', 'tkv-tun1'], {}, Q)
+  await event(ctx.plain, 'tunnel-up')
+  assert.not.match(ctx.plain.stderr, /offloads on/)
+  const addr = /inet (198\.18\.10\.\d+)\//.exec((await run('ip', ['-n', Q, '-4', 'addr', 'show', 'dev', 'tkv-tun1'])).stdout)![1]
+  const gateDev = await devPackets(G, 'tunkit-gate')
+  const portalDev = await devPackets(Q, 'tkv-tun1')
+  // From the gate host itself: its TCP hands the gate's device super-packets.
+  const {sent, reply} = await transfer(G, Q, addr, 5004, 20)
+  assert.is(reply, sent)
+  const gateAfter = await devPackets(G, 'tunkit-gate')
+  const portalAfter = await devPackets(Q, 'tkv-tun1')
+  assert.ok(gateAfter.tx - gateDev.tx < 13700 / 4, `the gate read ${gateAfter.tx - gateDev.tx} packets for 20 MB: no super-packets`)
+  assert.ok(portalAfter.rx - portalDev.rx > 13700, `the portal's device took ${portalAfter.rx - portalDev.rx} packets for 20 MB: not segmented`)
+  const back = await transfer(Q, G, '198.18.10.1', 5005, 20)
+  assert.is(back.reply, back.sent)
 })
 
 t.run()

@@ -5,6 +5,7 @@ import type {DataFrame} from '../../src/tunnel/codec/data-frame.js'
 import type {TunnelFrame} from '../../src/tunnel/codec/tunnel.js'
 import type {UsherRecord} from '../../src/tunnel/codec/usher.js'
 import type {TunnelGrant, TunnelRequest} from '../../src/tunnel/core/handshake.js'
+import type {DataMacAlgorithm} from '../../src/tunnel/core/data-channel.js'
 import type {Rng} from '../helpers/fuzz.js'
 
 /** Generators of valid values for each codec, shared by the fuzz suites. */
@@ -67,7 +68,7 @@ export function tunnelRequest(r: Rng): TunnelRequest {
   return {
     user: r.text(30), destination: r.text(30), binding: r.bytes(32).toString('hex'),
     remoteForwards: Array.from({length: r.chance(0.02) ? 64 : r.length(6)}, () => ({bind: bind(r), port: r.port()})),
-    earlyData: r.chance(0.5), vpn: r.chance(0.5),
+    earlyData: r.chance(0.5), ...(r.chance(0.5) ? {vpn: true, vpnOffload: r.chance(0.5), dataMacs: r.pick([[], ['aes256-gmac'], ['aes256-gmac', 'hmac-sha256-128']] as DataMacAlgorithm[][])} : {vpn: false, vpnOffload: false, dataMacs: []}),
   }
 }
 
@@ -78,6 +79,9 @@ export function tunnelGrant(r: Rng): TunnelGrant {
   }
   if (r.chance(0.5)) {
     g.vpn = {address: r.ipv4(), prefix: r.int(0, 32), gateway: r.ipv4(), routes: Array.from({length: r.length(8)}, () => `${r.ipv4()}/${r.int(0, 32)}`), dns: Array.from({length: r.length(4)}, () => ip(r))}
+    if (r.chance(0.5)) g.vpn.offload = true
+    if (r.chance(0.5)) g.vpn.dataMac = 'aes256-gmac'
+
   }
   return g
 }

@@ -1,10 +1,12 @@
 import {spawn, type ChildProcess} from 'node:child_process'
-import {mkdtempSync, rmSync} from 'node:fs'
+import {mkdtempSync, readFileSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join, resolve} from 'node:path'
 import {createServer, type AddressInfo} from 'node:net'
 
 export const BIN = resolve('bin/run.js')
+/** The node flags of bin/run.js's `#!/usr/bin/env -S node …` line: the CLI runs as an installed one would. */
+export const NODE_FLAGS = /^#!.*\bnode((?: --[\w-]+(?:=\S+)?)*)\s*$/m.exec(readFileSync(BIN, 'utf8').split('\n')[0])?.[1].trim().split(' ').filter(Boolean) ?? []
 
 export interface Proc {
   child: ChildProcess
@@ -22,7 +24,7 @@ const running = new Set<ChildProcess>()
  * stdout JSON lines are collected as events.
  */
 export function tunkit(args: string[], env: Record<string, string> = {}, netns?: string, wrap: string[] = []): Proc {
-  const [cmd, argv] = netns ? ['ip', ['netns', 'exec', netns, ...wrap, process.execPath, BIN, ...args]] : [process.execPath, [BIN, ...args]]
+  const [cmd, argv] = netns ? ['ip', ['netns', 'exec', netns, ...wrap, process.execPath, ...NODE_FLAGS, BIN, ...args]] : [process.execPath, [...NODE_FLAGS, BIN, ...args]]
   const child = spawn(cmd, argv, {env: {...process.env, NO_COLOR: '1', CI: '1', ...env}, stdio: ['ignore', 'pipe', 'pipe']})
   running.add(child)
   const p: Proc = {child, stdout: '', stderr: '', events: [], exited: new Promise((r) => child.on('exit', (c) => { running.delete(child); r(c) }))}

@@ -12,7 +12,7 @@ export class IpsecDevice {
 
   static open(name: string): IpsecDevice {
     try {
-      const [fd, actual] = nativeBinding().open(name, false)
+      const [fd, actual] = nativeBinding().open(name, false, false)
       return new IpsecDevice(fd, actual)
     } catch (e) {
       const err = e as Error & {code?: string}

@@ -8,16 +8,16 @@ import {runInNewContext} from 'node:vm'
  * ERR_INVALID_ARG_TYPE), one that fails throws an Error with a code (ETUN, EPERM, ESPLICE, EMAC,
  * ENAPI naming the failed N-API call): none returns undefined instead. */
 export interface Native {
-  open(name: string, tap: boolean): [number, string]
-  write(fd: number, packet: Buffer): number
+  open(name: string, tap: boolean, offload: boolean): [number, string, boolean]
+  write(fd: number, packet: Buffer, vnetHeader?: Buffer): number
   /** `err`: a read that failed for good (code EBADFD once the interface is deleted), reported
    * once, after the packets read before it; reading has then stopped. */
   startReading(fd: number, cb: (err: {errno: number; code: string; message: string} | null, packets: Buffer[]) => void): object
   stopReading(handle: object): void
   close(fd: number): void
-  macKey(key: Buffer): object
-  macSign(handle: object, data: Buffer, counter: number, out: Buffer, offset: number): void
-  macCheck(handle: object, data: Buffer, counter: number, digest: Buffer, offset: number): boolean
+  macKey(key: Buffer, gmac?: boolean): object
+  macSign(handle: object, data: Buffer, counter: number, out: Buffer, offset: number, flags?: number): void
+  macCheck(handle: object, data: Buffer, counter: number, digest: Buffer, offset: number, flags?: number): boolean
   setMmapThreshold(bytes: number): boolean
   raiseFdLimit(): number
   mallocTrim(): boolean

@@ -1,4 +1,5 @@
 import {EventEmitter} from 'node:events'
+import {finish, finishVnet, fromVnet, toVnet, VNET_HDR_LEN} from '../../inet/codec/offload.js'
 import {nativeBinding as binding} from './native.js'
 
 /** The device can no longer be read: code TUN_READ_FAILED; `errno` is the system's name for the
@@ -14,6 +15,10 @@ export class TunError extends Error {
  * A TUN (layer 3) or TAP (Ethernet) device: the role node-tun would have had. Packets arrive in
  * batches ('packets' event) read on the main loop when the descriptor is readable; write() is one
  * non-blocking write(2) and drops the packet when the device queue is full, as a NIC would.
+ * A TUN device opened with offloads (`offload`: the kernel agreed) hands over TCP super-packets and
+ * partial checksums: 'packets' then has a second array, each packet's offload flags
+ * (inet/codec/offload.ts), and write() takes such flags too. Without them, write() finishes the
+ * packet in software first.
  * A read that fails for good is one 'error' event (a TunError) and reading stops; its users must
  * listen for it and close(), or the process ends as for any unhandled 'error' event.
  */
@@ -21,27 +26,33 @@ export class TunDevice extends EventEmitter {
   readonly name: string
   private fd: number
   private reader: object | null
+  private readonly header = Buffer.alloc(VNET_HDR_LEN)
   dropped = 0
 
-  private constructor(fd: number, name: string) {
+  private constructor(fd: number, name: string, readonly offload: boolean) {
     super()
     this.fd = fd
     this.name = name
     this.reader = binding().startReading(fd, (err, packets) => {
-      if (packets.length) this.emit('packets', packets)
+      if (packets.length) {
+        if (offload) this.emit('packets', ...split(packets))
+        else this.emit('packets', packets)
+      }
       if (err && this.fd >= 0) this.emit('error', new TunError('TUN_READ_FAILED', err.code, `${name}: reading the device failed: ${err.message} (${err.code})`))
     })
   }
 
   /** Opens (creating if needed) the device; an empty name lets the kernel choose (tun0, tap0…). */
-  static open(name = '', mode: 'tun' | 'tap' = 'tun'): TunDevice {
-    const [fd, actual] = binding().open(name, mode === 'tap')
-    return new TunDevice(fd, actual)
+  static open(name = '', mode: 'tun' | 'tap' = 'tun', offload = false): TunDevice {
+    const [fd, actual, offloaded] = binding().open(name, mode === 'tap', offload)
+    return new TunDevice(fd, actual, offloaded)
   }
 
-  write(packet: Buffer): boolean {
+  /** flags: the packet's offload flags (checked with offloadProblem when they came from a peer). */
+  write(packet: Buffer, flags = 0): boolean {
     if (this.fd < 0) return false
-    const n = binding().write(this.fd, packet)
+    if (flags && !this.offload) return finish(flags, packet).every((p) => this.write(p))
+    const n = this.offload ? binding().write(this.fd, packet, toVnet(flags, packet, this.header)) : binding().write(this.fd, packet)
     if (n < 0) this.dropped++
     return n >= 0
   }
@@ -53,4 +64,26 @@ export class TunDevice extends EventEmitter {
     binding().close(this.fd)
     this.fd = -1
   }
+}
+
+/** Packets read with their virtio-net headers: the packets and their offload flags. */
+function split(raw: Buffer[]): [Buffer[], number[]] {
+  const packets: Buffer[] = []
+  const flags: number[] = []
+  for (const r of raw) {
+    if (r.length < VNET_HDR_LEN) continue
+    const h = r.subarray(0, VNET_HDR_LEN)
+    const p = r.subarray(VNET_HDR_LEN)
+    const f = fromVnet(h, p)
+    if (f >= 0) {
+      packets.push(p)
+      flags.push(f)
+    } else {
+      for (const q of finishVnet(h, p)) {
+        packets.push(q)
+        flags.push(0)
+      }
+    }
+  }
+  return [packets, flags]
 }

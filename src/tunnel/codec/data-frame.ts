@@ -5,7 +5,7 @@ import {TunnelType, TUNNEL_VERSION} from './tunnel.js'
 /**
  * DATA frame body (seed 000, Fig. 9), after the 8-byte header:
  *   u16 protocol of the datagram (EtherType: 0x0800 IPv4, 0x86DD IPv6, 0x6558 Ethernet)
- *   u16 flags (reserved, 0)
+ *   u16 flags (offload metadata, inet/codec/offload.ts; 0 for a plain datagram)
  *   u16 datagram length
  *   u8  padding length
  *   u8  digest length

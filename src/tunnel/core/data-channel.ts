@@ -1,9 +1,16 @@
-import {createHmac, timingSafeEqual} from 'node:crypto'
+import {createCipheriv, createHmac, timingSafeEqual} from 'node:crypto'
 import {TunkitError} from '../../lib/errors.js'
 import {DATA_DIGEST_OFFSET, decodeData, encodeData} from '../codec/data-frame.js'
 
-/** HMAC-SHA-256, truncated to 128 bits as in IPsec's HMAC-SHA-256-128 (RFC 4868). */
+/** Every DATA digest is 16 bytes. */
 export const DIGEST_LEN = 16
+/**
+ * The DATA digests (docs/protocol.md): HMAC-SHA-256 truncated to 128 bits as in IPsec's
+ * HMAC-SHA-256-128 (RFC 4868), the default; AES-256-GMAC (RFC 4543's construction, the frame
+ * counter as nonce), which both ends use when the portal offers it and the gate accepts.
+ */
+export type DataMacAlgorithm = 'hmac-sha256-128' | 'aes256-gmac'
+export const DATA_MACS: readonly DataMacAlgorithm[] = ['aes256-gmac', 'hmac-sha256-128']
 export const DATA_EXPORTER_LABEL = 'EXPORTER-tunkit-data'
 
 export class IntegrityError extends TunkitError {
@@ -14,26 +21,34 @@ export class IntegrityError extends TunkitError {
 }
 
 /**
- * The digest of (datagram ‖ u64 counter), written to or checked against buf[off, off+16), for one
- * direction's key. The I/O side picks the implementation (tunnel/io/data-mac.ts: the native addon's,
+ * The digest of (datagram ‖ u64 counter [‖ u16 flags, when not 0]), written to or checked against
+ * buf[off, off+16), for one direction's key. The flags are offload metadata (inet/codec/offload.ts):
+ * they change what the receiver's kernel makes of the datagram, so they are covered too. The I/O side picks the implementation (tunnel/io/data-mac.ts: the native addon's,
  * or referenceMac without it), so this file never loads the addon.
  */
 export interface Mac {
-  sign(datagram: Buffer, counter: number, buf: Buffer, off: number): void
-  check(datagram: Buffer, counter: number, buf: Buffer, off: number): boolean
+  sign(datagram: Buffer, counter: number, buf: Buffer, off: number, flags: number): void
+  check(datagram: Buffer, counter: number, buf: Buffer, off: number, flags: number): boolean
 }
 
-/** The reference construction, and the fallback when the native addon is missing. */
-export function referenceDigest(key: Buffer, datagram: Buffer, counter: number): Buffer {
-  const c = Buffer.alloc(8)
+/** The reference constructions, and the fallback when the native addon is missing. */
+export function referenceDigest(key: Buffer, datagram: Buffer, counter: number, flags = 0, alg: DataMacAlgorithm = 'hmac-sha256-128'): Buffer {
+  const c = Buffer.alloc(flags ? 10 : 8)
   c.writeBigUInt64BE(BigInt(counter))
+  if (flags) c.writeUInt16BE(flags, 8)
+  if (alg === 'aes256-gmac') {
+    const g = createCipheriv('aes-256-gcm', key, Buffer.concat([Buffer.alloc(4), c.subarray(0, 8)]))
+    g.setAAD(Buffer.concat([datagram, c.subarray(8)]))
+    g.final()
+    return g.getAuthTag()
+  }
   return createHmac('sha256', key).update(datagram).update(c).digest().subarray(0, DIGEST_LEN)
 }
 
-export function referenceMac(key: Buffer): Mac {
+export function referenceMac(key: Buffer, alg: DataMacAlgorithm = 'hmac-sha256-128'): Mac {
   return {
-    sign: (d, c, b, o) => void referenceDigest(key, d, c).copy(b, o),
-    check: (d, c, b, o) => timingSafeEqual(referenceDigest(key, d, c), b.subarray(o, o + DIGEST_LEN)),
+    sign: (d, c, b, o, f) => void referenceDigest(key, d, c, f, alg).copy(b, o),
+    check: (d, c, b, o, f) => timingSafeEqual(referenceDigest(key, d, c, f, alg), b.subarray(o, o + DIGEST_LEN)),
   }
 }
 
@@ -49,9 +64,9 @@ export class DataSender {
 
   constructor(private readonly mac: Mac) {}
 
-  frame(protocol: number, datagram: Buffer): Buffer {
-    const f = encodeData({protocol, flags: 0, digest: BLANK_DIGEST, datagram, padding: 0})
-    this.mac.sign(datagram, this.counter++, f, DATA_DIGEST_OFFSET)
+  frame(protocol: number, datagram: Buffer, flags = 0): Buffer {
+    const f = encodeData({protocol, flags, digest: BLANK_DIGEST, datagram, padding: 0})
+    this.mac.sign(datagram, this.counter++, f, DATA_DIGEST_OFFSET, flags)
     return f
   }
 }
@@ -62,13 +77,13 @@ export class DataReceiver {
   constructor(private readonly mac: Mac) {}
 
   /** Returns the datagram, or throws IntegrityError (or CodecError for a malformed frame). */
-  open(body: Buffer): {protocol: number; datagram: Buffer} {
+  open(body: Buffer): {protocol: number; flags: number; datagram: Buffer} {
     const f = decodeData(body)
-    if (f.digest.length !== DIGEST_LEN || !this.mac.check(f.datagram, this.counter, f.digest, 0)) {
+    if (f.digest.length !== DIGEST_LEN || !this.mac.check(f.datagram, this.counter, f.digest, 0, f.flags)) {
       throw new IntegrityError(`DATA frame ${this.counter} failed its integrity check (altered, replayed or out of order)`)
     }
     this.counter++
-    return {protocol: f.protocol, datagram: f.datagram}
+    return {protocol: f.protocol, flags: f.flags, datagram: f.datagram}
   }
 }
 

@@ -1,5 +1,6 @@
 import {TunkitError} from '../../lib/errors.js'
 import {decodeKv, encodeKv, type TunnelFrame} from '../codec/tunnel.js'
+import {DATA_MACS, type DataMacAlgorithm} from './data-channel.js'
 
 /**
  * What travels in REQUEST and RESPONSE (seed 000 Figs. 7-8) for the stream services. TLS 1.3
@@ -25,6 +26,10 @@ export interface TunnelRequest {
   /** The portal can send UsherSend before UsherOpenReply (core/mux.ts, EarlyData). */
   earlyData: boolean
   vpn?: boolean
+  /** VPN mode: the portal's device takes TCP super-packets and partial checksums (DATA flags). */
+  vpnOffload?: boolean
+  /** VPN mode: DATA digests the portal can use besides HMAC-SHA-256-128, preferred first. */
+  dataMacs?: DataMacAlgorithm[]
 }
 
 export function requestFrame(r: TunnelRequest): Extract<TunnelFrame, {kind: 'request'}> {
@@ -38,6 +43,8 @@ export function requestFrame(r: TunnelRequest): Extract<TunnelFrame, {kind: 'req
     clientData: encodeKv([
       ['service', 'stream'],
       ...(r.earlyData ? [['early-data', '1'] as [string, string]] : []),
+      ...(r.vpn && r.vpnOffload ? [['vpn-offload', '1'] as [string, string]] : []),
+      ...(r.vpn ? (r.dataMacs ?? []).map((m) => ['data-mac', m] as [string, string]) : []),
       ...r.remoteForwards.map((f) => ['remote-forward', `${f.bind}:${f.port}`] as [string, string]),
     ]),
   }
@@ -65,12 +72,17 @@ export function parseTunnelRequest(f: Extract<TunnelFrame, {kind: 'request'}>): 
   if (!m) throw new HandshakeError('REQUEST key exchange data is not a TLS 1.3 exporter binding')
   const remoteForwards: RemoteForward[] = []
   let earlyData = false
+  let vpnOffload = false
+  const dataMacs: DataMacAlgorithm[] = []
   for (const [k, v] of decodeKv(f.clientData)) {
     if (k === 'remote-forward') remoteForwards.push(parseBindPort(v))
     else if (k === 'early-data') earlyData = v === '1'
+    else if (k === 'vpn-offload') vpnOffload = v === '1'
+    // Unknown digests are skipped: a newer portal may offer more.
+    else if (k === 'data-mac' && DATA_MACS.includes(v as DataMacAlgorithm) && !dataMacs.includes(v as DataMacAlgorithm)) dataMacs.push(v as DataMacAlgorithm)
   }
   if (remoteForwards.length > 64) throw new HandshakeError('too many remote forwards requested')
-  return {user: f.user, destination: f.destination, binding: m[1], remoteForwards, earlyData, vpn: (f.flags & FLAG_VPN) !== 0}
+  return {user: f.user, destination: f.destination, binding: m[1], remoteForwards, earlyData, vpn: (f.flags & FLAG_VPN) !== 0, vpnOffload, dataMacs}
 }
 
 /** Client data of Fig. 23: what the portal's pseudo adapter needs. */
@@ -80,6 +92,10 @@ export interface VpnConfig {
   gateway: string
   routes: string[]
   dns: string[]
+  /** The gate's device takes TCP super-packets and partial checksums (DATA flags). */
+  offload?: boolean
+  /** The DATA digest both ends use (absent: HMAC-SHA-256-128). */
+  dataMac?: DataMacAlgorithm
 }
 
 export interface TunnelGrant {
@@ -97,6 +113,8 @@ export function responseFrame(g: TunnelGrant, keyLifetime = DEFAULT_KEY_LIFETIME
     pairs.push(['vpn-address', `${g.vpn.address}/${g.vpn.prefix}`], ['vpn-gateway', g.vpn.gateway])
     for (const r of g.vpn.routes) pairs.push(['route', r])
     for (const d of g.vpn.dns) pairs.push(['dns', d])
+    if (g.vpn.offload) pairs.push(['vpn-offload', '1'])
+    if (g.vpn.dataMac && g.vpn.dataMac !== 'hmac-sha256-128') pairs.push(['data-mac', g.vpn.dataMac])
   }
   for (const f of g.remoteForwards) {
     pairs.push(f.error ? ['remote-forward-error', `${f.bind}:${f.port} ${f.error}`] : ['remote-forward', `${f.bind}:${f.port}${f.asked ? ` asked=${f.asked}` : ''}`])
@@ -115,6 +133,11 @@ export function parseResponse(f: Extract<TunnelFrame, {kind: 'response'}>): Tunn
     } else if (k === 'vpn-gateway' && g.vpn) g.vpn.gateway = v
     else if (k === 'route' && g.vpn) g.vpn.routes.push(v)
     else if (k === 'dns' && g.vpn) g.vpn.dns.push(v)
+    else if (k === 'vpn-offload' && g.vpn) g.vpn.offload = v === '1'
+    else if (k === 'data-mac' && g.vpn) {
+      if (!DATA_MACS.includes(v as DataMacAlgorithm)) throw new HandshakeError(`the gate chose DATA digest "${v}", which this portal does not have`)
+      g.vpn.dataMac = v as DataMacAlgorithm
+    }
     else if (k === 'remote-forward') {
       const [where, asked] = v.split(' asked=')
       g.remoteForwards.push({...parseBindPort(where), ...(asked ? {asked} : {})})

@@ -380,7 +380,7 @@ export class Gate implements Counted {
           use = admitted
           if (req.vpn) {
             if (!this.o.vpn) throw new HandshakeError('this gate offers no VPN mode (start it with --vpn --pool CIDR)')
-            vpn = this.o.vpn.lease(identity)
+            vpn = this.o.vpn.lease(identity, req.dataMacs)
             if (!vpn) throw new HandshakeError('the VPN address pool is exhausted')
           }
           if (this.links.size >= this.o.maxTunnels) {
@@ -393,7 +393,7 @@ export class Gate implements Counted {
           this.leavePending(raw)
           this.links.set(link, {identity, peer, serial: normalSerial(tls.getPeerCertificate().serialNumber), raw})
           this.startSessions(link, identity, peer, req.earlyData, admitted)
-          if (vpn) this.o.vpn!.attach(vpn.address, link, tls)
+          if (vpn) this.o.vpn!.attach(vpn, link, tls, req.vpnOffload === true)
           void this.openRemoteForwards(link, identity, peer, req.remoteForwards, forwards, req.earlyData).then((g) => {
             if (vpn) g.vpn = vpn
             if (link.isClosed) return

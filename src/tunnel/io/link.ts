@@ -84,6 +84,11 @@ export class Link {
     this.write([wire])
   }
 
+  /** Bytes written but not yet taken by the kernel. */
+  get backlog(): number {
+    return this.socket.writableLength
+  }
+
   /** An already encoded frame (DATA frames are built by the data channel). */
   sendRaw(frame: Buffer): void {
     this.write([frame])

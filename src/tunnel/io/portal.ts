@@ -3,7 +3,7 @@ import {isIP, type Socket} from 'node:net'
 import {checkServerIdentity, connect as tlsConnect, type PeerCertificate, type TLSSocket} from 'node:tls'
 import {CloseStatus, CLOSE_STATUS_NAMES, encodeTunnel, TunnelType} from '../codec/tunnel.js'
 import {readClearFrame} from './relay-frame.js'
-import {EXPORTER_LABEL, parseResponse, requestFrame, type RemoteForward, type TunnelGrant} from '../core/handshake.js'
+import {EXPORTER_LABEL, HandshakeError, parseResponse, requestFrame, type RemoteForward, type TunnelGrant} from '../core/handshake.js'
 import type {Logger} from '../../lib/log.js'
 import type {DatagramEndpoint, OpenRequest, Session, StreamEndpoint} from '../core/mux.js'
 import {TUNNEL_TRACE} from '../trace.js'
@@ -257,7 +257,12 @@ export class Portal {
             }, f.keyLifetime * 1000)
             keyTimer.unref()
           }
-          this.grant = parseResponse(f)
+          try {
+            this.grant = parseResponse(f)
+          } catch (e) {
+            if (!(e instanceof HandshakeError)) throw e
+            return link.close(CloseStatus.PROTOCOL_ERROR, e.message)
+          }
           if (this.grant.earlyData) link.mux!.early = {half: 'low'}
           if (this.o.vpn) {
             if (!this.grant.vpn) return link.close(CloseStatus.NOT_AUTHORIZED, 'the gate did not grant VPN mode')
@@ -309,6 +314,8 @@ export class Portal {
         remoteForwards: this.o.remoteForwards.map(({bind, port}) => ({bind, port})),
         earlyData: true,
         vpn: !!this.o.vpn,
+        vpnOffload: this.o.vpn?.offers,
+        dataMacs: ['aes256-gmac'],
       }))
     })
   }

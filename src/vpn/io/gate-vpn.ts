@@ -1,4 +1,5 @@
 import type {VpnConfig} from '../../tunnel/core/handshake.js'
+import type {DataMacAlgorithm} from '../../tunnel/core/data-channel.js'
 import type {Logger} from '../../lib/log.js'
 import type {Link} from '../../tunnel/io/link.js'
 import {CloseStatus} from '../../tunnel/codec/tunnel.js'
@@ -19,10 +20,11 @@ export class GateVpn {
     this.pool = new LeasePool(pool)
     this.prefix = this.pool.prefix
     this.gateway = this.pool.gateway
-    dev.on('packets', (ps: Buffer[]) => {
-      for (const p of ps) {
+    dev.on('packets', (ps: Buffer[], flags?: number[]) => {
+      for (let i = 0; i < ps.length; i++) {
+        const p = ps[i]
         if (!isIpv4Packet(p)) continue
-        this.byIp.get(ipv4Dst(p))?.send(p)
+        this.byIp.get(ipv4Dst(p))?.send(p, flags ? flags[i] : 0)
       }
     })
     dev.on('error', (e: Error) => this.deviceFailed(e))
@@ -38,26 +40,30 @@ export class GateVpn {
     for (const l of links) if (!l.isClosed) l.close(CloseStatus.SHUTDOWN, 'the gate\'s VPN device failed')
   }
 
-  static open(pool: string, routes: string[], dns: string[], devName: string, log: Logger): GateVpn {
-    const dev = TunDevice.open(devName, 'tun')
+  /** offload: open the device with TSO and checksum offload (when the kernel agrees). */
+  static open(pool: string, routes: string[], dns: string[], devName: string, log: Logger, offload = true): GateVpn {
+    const dev = TunDevice.open(devName, 'tun', offload)
     const v = new GateVpn(dev, pool, routes, dns, log)
     setUpGateDevice(dev.name, v.gateway, v.prefix)
-    log.log('info', `VPN: device ${dev.name} with ${v.gateway}/${v.prefix}; routes for clients: ${routes.join(', ') || 'none'}`)
+    log.log('info', `VPN: device ${dev.name} with ${v.gateway}/${v.prefix}${dev.offload ? ', offloads on' : ''}; routes for clients: ${routes.join(', ') || 'none'}`)
     return v
   }
 
-  /** The same identity gets the same address after a reconnect. */
-  lease(identity: string): VpnConfig | null {
+  /** The same identity gets the same address after a reconnect. dataMacs: the DATA digests the
+   * portal offers besides the default, preferred first; the gate has them all and takes the first. */
+  lease(identity: string, dataMacs: DataMacAlgorithm[] = []): VpnConfig | null {
     const a = this.pool.lease(identity)
     if (!a) return null
-    return {address: a, prefix: this.prefix, gateway: this.gateway, routes: this.routes, dns: this.dns}
+    return {address: a, prefix: this.prefix, gateway: this.gateway, routes: this.routes, dns: this.dns, offload: this.dev.offload, dataMac: dataMacs[0]}
   }
 
-  attach(address: string, link: Link, tls: KeyExporter): void {
-    this.byIp.set(address, openChannel(link, tls, 'gate', (d) => {
+  /** cfg: what lease() gave this portal; peerOffload: its device takes super-packets and partial checksums. */
+  attach(cfg: VpnConfig, link: Link, tls: KeyExporter, peerOffload = false): void {
+    const address = cfg.address
+    this.byIp.set(address, openChannel(link, tls, 'gate', (d, flags) => {
       // A client may only send from its own address.
-      if (ipv4Src(d) === address) this.dev.write(d)
-    }))
+      if (ipv4Src(d) === address) this.dev.write(d, flags)
+    }, {peerOffload, dataMac: cfg.dataMac}))
   }
 
   detach(address: string, link: Link): void {

@@ -5,6 +5,7 @@ import {CloseStatus} from '../../tunnel/codec/tunnel.js'
 import {TunDevice} from '../../lib/io/tun.js'
 import {carriesIpv4, decodeEth, encodeEth, ETH_HEADER, EtherType} from '../../inet/codec/ethernet.js'
 import {isIpv4Packet} from '../../inet/codec/ipv4.js'
+import {finish} from '../../inet/codec/offload.js'
 import {emulate, GATEWAY_MAC, type AdapterConfig} from '../core/emulators.js'
 import {ethFields} from '../../inet/trace.js'
 import type {Tracer} from '../../lib/trace/tracer.js'
@@ -28,15 +29,22 @@ export class PortalVpn {
   private hostMac: string | null = null
 
   /** accept: --accept-routes (null: the default policy of core/pushed.ts). */
-  constructor(private readonly devName: string, private readonly installRoutes: boolean, private readonly log: Logger, private readonly mode: 'tun' | 'tap' = 'tun', private readonly tracer?: Tracer, private readonly accept: Cidr[] | null = null) {}
+  /** offload: open a TUN device with TSO and checksum offload (when the kernel agrees). */
+  constructor(private readonly devName: string, private readonly installRoutes: boolean, private readonly log: Logger, private readonly mode: 'tun' | 'tap' = 'tun', private readonly tracer?: Tracer, private readonly accept: Cidr[] | null = null, private readonly offload = true) {}
+
+  /** What REQUEST says: whether this portal's device will take super-packets and partial checksums.
+   * Said before the device is open; should the kernel refuse them, the device finishes them itself. */
+  get offers(): boolean {
+    return this.offload && this.mode === 'tun'
+  }
 
   /** avoid: the first hop's address, which no pushed route may cover. Throws on a configuration it refuses. */
   attach(pushed: VpnConfig, link: Link, tls: KeyExporter, avoid: string[] = []): void {
     // Checked before anything touches the device: the gate is trusted with traffic, not with this host's routing table.
     const cfg = acceptVpnConfig(pushed, {accept: this.accept, avoid})
     if (!this.dev) {
-      this.dev = TunDevice.open(this.devName, this.mode)
-      this.dev.on('packets', (ps: Buffer[]) => (this.mode === 'tap' ? this.fromTap(ps) : this.send(ps)))
+      this.dev = TunDevice.open(this.devName, this.mode, this.offers)
+      this.dev.on('packets', (ps: Buffer[], flags?: number[]) => (this.mode === 'tap' ? this.fromTap(ps) : this.send(ps, flags)))
       this.dev.on('error', (e: Error) => this.deviceFailed(e))
     }
     const dev = this.dev
@@ -56,10 +64,10 @@ export class PortalVpn {
       this.adapter = {address: cfg.address, prefix: cfg.prefix, gateway: cfg.gateway, routes: this.installRoutes ? cfg.routes : [], dns: cfg.dns, leaseSec: 3600}
       this.configured = key
       this.log.log('info', this.mode === 'tun'
-        ? `VPN: ${dev.name} ${cfg.address}/${cfg.prefix}, gateway ${cfg.gateway}${this.installRoutes ? `, routes ${cfg.routes.join(', ') || 'none'}` : ''}`
+        ? `VPN: ${dev.name} ${cfg.address}/${cfg.prefix}, gateway ${cfg.gateway}${this.installRoutes ? `, routes ${cfg.routes.join(', ') || 'none'}` : ''}${dev.offload ? ', offloads on' : ''}`
         : `VPN: TAP ${dev.name}; its DHCP client will get ${cfg.address}/${cfg.prefix}, router ${cfg.gateway}`)
     }
-    this.current = openChannel(link, tls, 'portal', (d) => this.toDevice(d))
+    this.current = openChannel(link, tls, 'portal', (d, flags) => this.toDevice(d, flags), {peerOffload: pushed.offload === true, dataMac: pushed.dataMac})
   }
 
   /** The device failed (its interface was deleted, say): it is closed with the tunnel, and the next
@@ -73,11 +81,12 @@ export class PortalVpn {
     if (c && !c.link.isClosed) c.link.close(CloseStatus.SHUTDOWN, 'the VPN device failed')
   }
 
-  private send(packets: Buffer[]): void {
+  private send(packets: Buffer[], flags?: number[]): void {
     const c = this.current
+    if (!c || c.link.isClosed) return
     // IPv4 only: the kernel also sends IPv6 (router solicitations, MLD) on the device, which the
     // gate would only drop.
-    if (c && !c.link.isClosed) for (const p of packets) if (isIpv4Packet(p)) c.send(p)
+    for (let i = 0; i < packets.length; i++) if (isIpv4Packet(packets[i])) c.send(packets[i], flags ? flags[i] : 0)
   }
 
   private fromTap(frames: Buffer[]): void {
@@ -101,9 +110,11 @@ export class PortalVpn {
     if (out.length) this.send(out)
   }
 
-  private toDevice(datagram: Buffer): void {
-    if (this.mode === 'tun') return void this.dev?.write(datagram)
-    if (this.hostMac) this.dev?.write(encodeEth({dst: this.hostMac, src: GATEWAY_MAC, type: EtherType.IPV4, payload: datagram}))
+  private toDevice(datagram: Buffer, flags: number): void {
+    if (this.mode === 'tun') return void this.dev?.write(datagram, flags)
+    if (!this.hostMac) return
+    // TAP offers no offloads: a gate that sends them anyway has them finished here.
+    for (const d of flags ? finish(flags, datagram) : [datagram]) this.dev?.write(encodeEth({dst: this.hostMac, src: GATEWAY_MAC, type: EtherType.IPV4, payload: d}))
   }
 
   close(): void {

@@ -9,7 +9,7 @@ import {nativeBinding} from '../../../src/lib/io/native.js'
 
 const [tun, local, peerInner, bind] = process.argv.slice(2)
 // The engine reads the device itself: open it without the TunDevice reader.
-const [fd, name] = nativeBinding().open(tun, false)
+const [fd, name] = nativeBinding().open(tun, false, false)
 execFileSync('ip', ['addr', 'add', `${local}/32`, 'peer', `${peerInner}/32`, 'dev', name])
 execFileSync('ip', ['link', 'set', name, 'mtu', '1400', 'up'])
 const engine = EspEngine.open({address: bind, port: 4500, tunFd: fd})

@@ -23,7 +23,7 @@ test('native: missing or wrong arguments throw, with a code', () => {
   assert.is(code(() => call.splice(0, 1)), 'ERR_INVALID_ARG_TYPE')
   assert.is(code(() => call.macKey()), 'ERR_INVALID_ARG_TYPE')
   assert.is(code(() => call.write(0, 'not a buffer')), 'ENAPI')
-  assert.is(code(() => n.open('x'.repeat(16), false)), 'ETUN')
+  assert.is(code(() => n.open('x'.repeat(16), false, false)), 'ETUN')
   assert.is(code(() => n.splice(-1, -1, () => {})), 'ESPLICE')
 })
 
