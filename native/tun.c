@@ -24,6 +24,11 @@
 // struct virtio_net_hdr, the header TUNSETVNETHDRSZ leaves at its default size.
 #define VNET_HDR 10
 #define MAX_READ (MAX_PACKET + VNET_HDR)
+// Every packet handed to JS has this much room in front of it, which the reader may overwrite: a
+// DATA frame's header and digest (tunnel/codec/data-frame.ts) go there without copying the packet.
+#define HEADROOM 32
+// From this size a packet is handed over in the memory it was read into: no copy.
+#define HAND_OVER 16384
 
 // Marks reader handles, so that stopReading given any other external throws instead of freeing it.
 static const napi_type_tag READER_TAG = {0x74756e6b69742d72ULL, 0x6561646572000001ULL};
@@ -117,7 +122,7 @@ typedef struct {
   napi_env env;
   napi_ref callback;
   int fd;
-  char* buf;
+  char* buf;  // HEADROOM + MAX_READ bytes, read into; a big packet takes it along
 } reader_t;
 
 // What the JS handle owns: the reader until it is stopped, then NULL (the reader is freed once
@@ -130,6 +135,10 @@ static void on_closed(uv_handle_t* h) {
   reader_t* r = (reader_t*)h->data;
   free(r->buf);
   free(r);
+}
+
+static void free_packet(napi_env env, void* data, void* hint) {
+  free(data);
 }
 
 static void stop(box_t* box) {
@@ -180,15 +189,22 @@ static void on_readable(uv_poll_t* p, int status, int events) {
   uint32_t count = 0;
   int err = 0;
   while (count < MAX_BATCH) {
-    ssize_t n = read(r->fd, r->buf, MAX_READ);
+    // Out of memory for a buffer: reading stops until the next readable event, as a NIC drops.
+    if (!r->buf && !(r->buf = malloc(HEADROOM + MAX_READ))) break;
+    ssize_t n = read(r->fd, r->buf + HEADROOM, MAX_READ);
     if (n < 0) {
       if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) err = errno;
       break;
     }
     void* copy;
     napi_value b;
-    // Out of memory for one packet: it is dropped, as a NIC would.
-    if (napi_create_buffer_copy(env, (size_t)n, r->buf, &copy, &b) != napi_ok) {
+    if (n >= HAND_OVER) {
+      if (napi_create_external_buffer(env, HEADROOM + (size_t)n, r->buf, free_packet, NULL, &b) != napi_ok) {
+        report_napi(env, "napi_create_external_buffer");
+        break;
+      }
+      r->buf = NULL;
+    } else if (napi_create_buffer_copy(env, HEADROOM + (size_t)n, r->buf, &copy, &b) != napi_ok) {
       report_napi(env, "napi_create_buffer_copy");
       break;
     }
@@ -219,6 +235,7 @@ static void finalize_box(napi_env env, void* data, void* hint) {
 }
 
 // startReading(fd, callback(err: {errno, code, message} | null, packets: Buffer[])) -> handle;
+// each packet Buffer starts with HEADROOM bytes that are not part of it;
 // stopReading(handle)
 napi_value tun_start_reading(napi_env env, napi_callback_info info) {
   static const char usage[] = "expected (fd: number, callback: function)";
@@ -230,7 +247,7 @@ napi_value tun_start_reading(napi_env env, napi_callback_info info) {
   NAPI_CALL(env, napi_get_uv_event_loop(env, &loop));
   reader_t* r = calloc(1, sizeof *r);
   box_t* box = calloc(1, sizeof *box);
-  char* buf = malloc(MAX_READ);
+  char* buf = malloc(HEADROOM + MAX_READ);
   if (!r || !box || !buf) {
     free(r);
     free(box);

@@ -7,11 +7,15 @@ import {runInNewContext} from 'node:vm'
  * tuning and kernel splicing for relays. A call given the wrong arguments throws (a TypeError, code
  * ERR_INVALID_ARG_TYPE), one that fails throws an Error with a code (ETUN, EPERM, ESPLICE, EMAC,
  * ENAPI naming the failed N-API call): none returns undefined instead. */
+/** Room the TUN reader leaves in front of every packet (native/tun.c HEADROOM). */
+export const READ_HEADROOM = 32
+
 export interface Native {
   open(name: string, tap: boolean, offload: boolean): [number, string, boolean]
   write(fd: number, packet: Buffer, vnetHeader?: Buffer): number
   /** `err`: a read that failed for good (code EBADFD once the interface is deleted), reported
    * once, after the packets read before it; reading has then stopped. */
+  /** Each packet Buffer starts with READ_HEADROOM bytes that are not part of it. */
   startReading(fd: number, cb: (err: {errno: number; code: string; message: string} | null, packets: Buffer[]) => void): object
   stopReading(handle: object): void
   close(fd: number): void

@@ -1,6 +1,6 @@
 import {EventEmitter} from 'node:events'
 import {finish, finishVnet, fromVnet, toVnet, VNET_HDR_LEN} from '../../inet/codec/offload.js'
-import {nativeBinding as binding} from './native.js'
+import {nativeBinding as binding, READ_HEADROOM} from './native.js'
 
 /** The device can no longer be read: code TUN_READ_FAILED; `errno` is the system's name for the
  * cause (EBADFD once the interface has been deleted, EIO). */
@@ -11,13 +11,17 @@ export class TunError extends Error {
   }
 }
 
+/** In a packet's flags from the device: READ_HEADROOM bytes in front of it are free (never sent). */
+export const HAS_ROOM = 0x10000
+
 /**
  * A TUN (layer 3) or TAP (Ethernet) device: the role node-tun would have had. Packets arrive in
  * batches ('packets' event) read on the main loop when the descriptor is readable; write() is one
  * non-blocking write(2) and drops the packet when the device queue is full, as a NIC would.
- * A TUN device opened with offloads (`offload`: the kernel agreed) hands over TCP super-packets and
- * partial checksums: 'packets' then has a second array, each packet's offload flags
- * (inet/codec/offload.ts), and write() takes such flags too. Without them, write() finishes the
+ * 'packets' has a second array: each packet's offload flags (inet/codec/offload.ts: a TUN device
+ * opened with offloads, when the kernel agreed, hands over TCP super-packets and partial
+ * checksums), plus HAS_ROOM: the packet's buffer has READ_HEADROOM bytes in front of it that the
+ * listener may overwrite. write() takes such flags too; a device without offloads finishes the
  * packet in software first.
  * A read that fails for good is one 'error' event (a TunError) and reading stops; its users must
  * listen for it and close(), or the process ends as for any unhandled 'error' event.
@@ -34,10 +38,7 @@ export class TunDevice extends EventEmitter {
     this.fd = fd
     this.name = name
     this.reader = binding().startReading(fd, (err, packets) => {
-      if (packets.length) {
-        if (offload) this.emit('packets', ...split(packets))
-        else this.emit('packets', packets)
-      }
+      if (packets.length) this.emit('packets', ...(offload ? split(packets) : plain(packets)))
       if (err && this.fd >= 0) this.emit('error', new TunError('TUN_READ_FAILED', err.code, `${name}: reading the device failed: ${err.message} (${err.code})`))
     })
   }
@@ -50,6 +51,7 @@ export class TunDevice extends EventEmitter {
 
   /** flags: the packet's offload flags (checked with offloadProblem when they came from a peer). */
   write(packet: Buffer, flags = 0): boolean {
+    flags &= 0xffff
     if (this.fd < 0) return false
     if (flags && !this.offload) return finish(flags, packet).every((p) => this.write(p))
     const n = this.offload ? binding().write(this.fd, packet, toVnet(flags, packet, this.header)) : binding().write(this.fd, packet)
@@ -66,18 +68,23 @@ export class TunDevice extends EventEmitter {
   }
 }
 
-/** Packets read with their virtio-net headers: the packets and their offload flags. */
+/** Packets read without virtio-net headers: the packets and their flags. */
+function plain(raw: Buffer[]): [Buffer[], number[]] {
+  return [raw.map((r) => r.subarray(READ_HEADROOM)), raw.map(() => HAS_ROOM)]
+}
+
+/** Packets read with their virtio-net headers: the packets and their flags. */
 function split(raw: Buffer[]): [Buffer[], number[]] {
   const packets: Buffer[] = []
   const flags: number[] = []
   for (const r of raw) {
-    if (r.length < VNET_HDR_LEN) continue
-    const h = r.subarray(0, VNET_HDR_LEN)
-    const p = r.subarray(VNET_HDR_LEN)
+    if (r.length < READ_HEADROOM + VNET_HDR_LEN) continue
+    const h = r.subarray(READ_HEADROOM, READ_HEADROOM + VNET_HDR_LEN)
+    const p = r.subarray(READ_HEADROOM + VNET_HDR_LEN)
     const f = fromVnet(h, p)
     if (f >= 0) {
       packets.push(p)
-      flags.push(f)
+      flags.push(f | HAS_ROOM)
     } else {
       for (const q of finishVnet(h, p)) {
         packets.push(q)

@@ -29,20 +29,25 @@ export const DATA_DIGEST_OFFSET = HEADER_LEN + DATA_FIXED
 export function encodeData(f: DataFrame): Buffer {
   if (f.digest.length > 255 || f.padding > 255) throw new CodecError('TOO_LARGE', 'digest and padding are at most 255 bytes')
   if (f.datagram.length > 0xffff) throw new CodecError('TOO_LARGE', 'datagram over 64 KiB')
-  const bodyLen = DATA_FIXED + f.digest.length + f.datagram.length + f.padding
-  const b = Buffer.allocUnsafe(HEADER_LEN + bodyLen)
-  b.writeUInt32BE(bodyLen, 0)
-  b.writeInt16BE(TunnelType.DATA, 4)
-  b.writeUInt16BE(TUNNEL_VERSION, 6)
-  b.writeUInt16BE(f.protocol, 8)
-  b.writeUInt16BE(f.flags, 10)
-  b.writeUInt16BE(f.datagram.length, 12)
-  b[14] = f.padding
-  b[15] = f.digest.length
+  const b = Buffer.allocUnsafe(DATA_DIGEST_OFFSET + f.digest.length + f.datagram.length + f.padding)
+  writeDataHead(b, f.protocol, f.flags, f.digest.length, f.datagram.length, f.padding)
   f.digest.copy(b, DATA_DIGEST_OFFSET)
   f.datagram.copy(b, DATA_DIGEST_OFFSET + f.digest.length)
   if (f.padding) b.fill(0, b.length - f.padding)
   return b
+}
+
+/** The header and fixed fields of a DATA frame b (b.length is the whole frame), leaving digest, datagram and padding to the caller. */
+export function writeDataHead(b: Buffer, protocol: number, flags: number, digestLen: number, datagramLen: number, padding = 0): void {
+  if (datagramLen > 0xffff) throw new CodecError('TOO_LARGE', 'datagram over 64 KiB')
+  b.writeUInt32BE(b.length - HEADER_LEN, 0)
+  b.writeInt16BE(TunnelType.DATA, 4)
+  b.writeUInt16BE(TUNNEL_VERSION, 6)
+  b.writeUInt16BE(protocol, 8)
+  b.writeUInt16BE(flags, 10)
+  b.writeUInt16BE(datagramLen, 12)
+  b[14] = padding
+  b[15] = digestLen
 }
 
 export function decodeData(body: Buffer): DataFrame {

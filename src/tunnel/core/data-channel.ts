@@ -1,9 +1,11 @@
 import {createCipheriv, createHmac, timingSafeEqual} from 'node:crypto'
 import {TunkitError} from '../../lib/errors.js'
-import {DATA_DIGEST_OFFSET, decodeData, encodeData} from '../codec/data-frame.js'
+import {DATA_DIGEST_OFFSET, decodeData, encodeData, writeDataHead} from '../codec/data-frame.js'
 
 /** Every DATA digest is 16 bytes. */
 export const DIGEST_LEN = 16
+/** What a DATA frame puts in front of its datagram: header, fixed fields and digest. */
+export const FRAME_ROOM = DATA_DIGEST_OFFSET + DIGEST_LEN
 /**
  * The DATA digests (docs/protocol.md): HMAC-SHA-256 truncated to 128 bits as in IPsec's
  * HMAC-SHA-256-128 (RFC 4868), the default; AES-256-GMAC (RFC 4543's construction, the frame
@@ -66,6 +68,19 @@ export class DataSender {
 
   frame(protocol: number, datagram: Buffer, flags = 0): Buffer {
     const f = encodeData({protocol, flags, digest: BLANK_DIGEST, datagram, padding: 0})
+    this.mac.sign(datagram, this.counter++, f, DATA_DIGEST_OFFSET, flags)
+    return f
+  }
+
+  /**
+   * The same frame, built around the datagram in the FRAME_ROOM bytes in front of it: no copy of a
+   * 64 KiB super-packet. The caller vouches that those bytes belong to the datagram's buffer and
+   * hold nothing else (the TUN reader leaves them: lib/io/tun.ts).
+   */
+  frameInPlace(protocol: number, datagram: Buffer, flags = 0): Buffer {
+    if (datagram.byteOffset < FRAME_ROOM) throw new RangeError('no room in front of the datagram')
+    const f = Buffer.from(datagram.buffer, datagram.byteOffset - FRAME_ROOM, FRAME_ROOM + datagram.length)
+    writeDataHead(f, protocol, flags, DIGEST_LEN, datagram.length)
     this.mac.sign(datagram, this.counter++, f, DATA_DIGEST_OFFSET, flags)
     return f
   }

@@ -13,6 +13,8 @@ import type {Dir, Tracer} from '../../lib/trace/tracer.js'
 
 /** Beyond this much unsent data the peer is not reading and the tunnel is dropped. */
 const MAX_WRITE_BACKLOG = TUNNEL_CAP + 8 * 1024 * 1024
+/** A chunk this big fills TLS records by itself: not worth batching. */
+const DIRECT_WRITE = 16 * 1024
 
 export interface LinkOptions {
   socket: Socket
@@ -129,7 +131,11 @@ export class Link {
 
   private write(chunks: Buffer[]): void {
     if (this.closed) return
-    if (!this.corked) {
+    if (!this.corked && chunks.length === 1 && chunks[0].length >= DIRECT_WRITE) {
+      // Nothing waiting to be batched with it: written as it is. Batched, Node's TLS copies every
+      // chunk into one buffer first (a VPN super-packet is 64 KiB).
+      this.socket.write(chunks[0])
+    } else if (!this.corked) {
       this.corked = true
       this.socket.cork()
       process.nextTick(() => {
@@ -137,7 +143,7 @@ export class Link {
         this.socket.uncork()
       })
     }
-    for (const c of chunks) this.socket.write(c)
+    if (this.corked) for (const c of chunks) this.socket.write(c)
     if (this.socket.writableLength > MAX_WRITE_BACKLOG) {
       this.teardown('peer is not reading: write backlog over limit', CloseStatus.RESOURCE_LIMIT)
       this.socket.destroy()

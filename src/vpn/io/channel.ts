@@ -5,12 +5,15 @@ import {ipFields} from '../../inet/trace.js'
 import {finish, offloadProblem, OFFLOAD_MSS, OFFLOAD_TSO} from '../../inet/codec/offload.js'
 import {HEADER_LEN} from '../../tunnel/codec/frame.js'
 import {CloseStatus} from '../../tunnel/codec/tunnel.js'
-import {DATA_EXPORTER_LABEL, DataReceiver, DataSender, IntegrityError, splitKeys, type DataMacAlgorithm} from '../../tunnel/core/data-channel.js'
+import {DATA_EXPORTER_LABEL, DataReceiver, DataSender, FRAME_ROOM, IntegrityError, splitKeys, type DataMacAlgorithm} from '../../tunnel/core/data-channel.js'
+import {HAS_ROOM} from '../../lib/io/tun.js'
+import {READ_HEADROOM} from '../../lib/io/native.js'
 import {dataMac} from '../../tunnel/io/data-mac.js'
 import type {Link} from '../../tunnel/io/link.js'
 
-/** One tunnel's DATA channel: sends a datagram (with its offload flags), and has the link hand
- * received ones to onDatagram. `dropped`: datagrams not sent because the queue was full. */
+/** One tunnel's DATA channel: sends a datagram (with its flags from the device: offload, HAS_ROOM),
+ * and has the link hand received ones to onDatagram. `dropped`: datagrams not sent because the
+ * queue was full. */
 export type Channel = {link: Link; send(datagram: Buffer, flags?: number): void; readonly dropped: number}
 
 /**
@@ -20,6 +23,7 @@ export type Channel = {link: Link; send(datagram: Buffer, flags?: number): void;
  * delay for every packet, and that much memory per tunnel).
  */
 export const SEND_QUEUE_LIMIT = 8 * 1024 * 1024
+if (READ_HEADROOM < FRAME_ROOM) throw new Error('the TUN reader leaves less room than a DATA frame needs')
 
 /** The TLS session the DATA keys come from (a TLSSocket). */
 export type KeyExporter = {exportKeyingMaterial(n: number, l: string, c: Buffer): Buffer}
@@ -54,7 +58,8 @@ export function openChannel(link: Link, tls: KeyExporter, role: 'portal' | 'gate
     }
   }
   let dropped = 0
-  const send = (datagram: Buffer, flags = 0): void => {
+  const send = (datagram: Buffer, meta = 0): void => {
+    const flags = meta & 0xffff
     if (link.backlog > SEND_QUEUE_LIMIT) {
       dropped++
       if (link.tracing) link.trace('out', {type: 'DATA', dropped: 'send queue full', ...ipFields(datagram)})
@@ -64,7 +69,7 @@ export function openChannel(link: Link, tls: KeyExporter, role: 'portal' | 'gate
       for (const d of finish(flags, datagram)) send(d)
       return
     }
-    const frame = tx.frame(EtherType.IPV4, datagram, flags)
+    const frame = meta & HAS_ROOM ? tx.frameInPlace(EtherType.IPV4, datagram, flags) : tx.frame(EtherType.IPV4, datagram, flags)
     if (link.tracing) link.trace('out', {type: 'DATA', len: frame.length, proto: hex4(EtherType.IPV4), ...offloadFields(flags), ...ipFields(datagram)})
     link.sendRaw(frame)
   }

@@ -1,6 +1,6 @@
 import {createSocket, type Socket} from 'node:dgram'
 import {EspEngine, packetPair} from '../../../src/esp/io/engine.js'
-import {nativeBinding} from '../../../src/lib/io/native.js'
+import {nativeBinding, READ_HEADROOM} from '../../../src/lib/io/native.js'
 
 /** Waits for `pred` to hold, polling; throws after `ms` naming `what`. */
 export async function until<T>(what: string, pred: () => T | undefined | false, ms = 3000): Promise<T> {
@@ -30,7 +30,7 @@ export class Harness {
     this.engine = EspEngine.open({address: '127.0.0.1', port: 0})
     this.fds = packetPair()
     this.engine.attachTun(this.fds[0])
-    this.reader = nativeBinding().startReading(this.fds[1], (_err, packets) => this.tun.push(...packets))
+    this.reader = nativeBinding().startReading(this.fds[1], (_err, packets) => this.tun.push(...packets.map((p) => p.subarray(READ_HEADROOM))))
     peer.on('message', (m) => this.udp.push(m))
   }
 
