@@ -1,7 +1,7 @@
 import {decodeArp} from './codec/arp.js'
 import {DHCP_CLIENT_PORT, DHCP_SERVER_PORT, decodeDhcp, Opt} from './codec/dhcp.js'
 import {decodeEth, EtherType} from './codec/ethernet.js'
-import {decodeIpv4, decodeUdp, PROTO_UDP} from './codec/ipv4.js'
+import {decodeIpv4, decodeUdp, PROTO_ICMP, PROTO_TCP, PROTO_UDP} from './codec/ipv4.js'
 import {registerTrace, type TraceFields} from '../lib/trace/registry.js'
 
 /**
@@ -38,8 +38,6 @@ export function ethFields(frame: Buffer): TraceFields {
   }
 }
 
-const PROTO_ICMP = 1
-const PROTO_TCP = 6
 const ICMP_TYPES: Record<number, string> = {0: 'echo-reply', 3: 'unreachable', 5: 'redirect', 8: 'echo-request', 11: 'time-exceeded'}
 const TCP_FLAGS = ['FIN', 'SYN', 'RST', 'PSH', 'ACK', 'URG', 'ECE', 'CWR']
 const DHCP_TYPES = ['', 'DISCOVER', 'OFFER', 'REQUEST', 'DECLINE', 'ACK', 'NAK', 'RELEASE', 'INFORM']

@@ -10,6 +10,9 @@ export interface Ipv4 {
   payload: Buffer
 }
 
+/** IP protocol numbers (IANA). */
+export const PROTO_ICMP = 1
+export const PROTO_TCP = 6
 export const PROTO_UDP = 17
 
 export function checksum(b: Buffer, start = 0, end = b.length, seed = 0): number {

@@ -1,5 +1,5 @@
 import {CodecError} from '../../lib/errors.js'
-import {checksum} from './ipv4.js'
+import {checksum, PROTO_TCP, PROTO_UDP} from './ipv4.js'
 
 /**
  * Offloads for VPN mode: TCP super-packets (TSO) and checksums left to finish, as a TUN device
@@ -23,8 +23,6 @@ const GSO_NONE = 0
 const GSO_TCPV4 = 1
 const GSO_ECN = 0x80
 
-const PROTO_TCP = 6
-const PROTO_UDP = 17
 const TCP_CHECK = 16
 const UDP_CHECK = 6
 const TCP_FIN = 0x01
