@@ -94,6 +94,7 @@ static napi_value init(napi_env env, napi_value exports) {
     EXPORT("write", tun_write),
     EXPORT("startReading", tun_start_reading),
     EXPORT("stopReading", tun_stop_reading),
+    EXPORT("pauseReading", tun_pause_reading),
     EXPORT("close", tun_close),
     EXPORT("macKey", mac_key),
     EXPORT("macSign", mac_sign),

@@ -43,6 +43,7 @@ napi_value tun_open(napi_env env, napi_callback_info info);
 napi_value tun_write(napi_env env, napi_callback_info info);
 napi_value tun_start_reading(napi_env env, napi_callback_info info);
 napi_value tun_stop_reading(napi_env env, napi_callback_info info);
+napi_value tun_pause_reading(napi_env env, napi_callback_info info);
 napi_value tun_close(napi_env env, napi_callback_info info);
 // mac.c: the DATA frame digest
 napi_value mac_key(napi_env env, napi_callback_info info);

@@ -122,7 +122,8 @@ typedef struct {
   napi_env env;
   napi_ref callback;
   int fd;
-  char* buf;  // HEADROOM + MAX_READ bytes, read into; a big packet takes it along
+  bool failed;  // a read failed for good: polling stays stopped
+  char* buf;    // HEADROOM + MAX_READ bytes, read into; a big packet takes it along
 } reader_t;
 
 // What the JS handle owns: the reader until it is stopped, then NULL (the reader is freed once
@@ -190,8 +191,10 @@ static void on_readable(uv_poll_t* p, int status, int events) {
   int err = 0;
   while (count < MAX_BATCH) {
     // Out of memory for a buffer: reading stops until the next readable event, as a NIC drops.
-    if (!r->buf && !(r->buf = malloc(HEADROOM + MAX_READ))) break;
-    ssize_t n = read(r->fd, r->buf + HEADROOM, MAX_READ);
+    char* buf = r->buf ? r->buf : malloc(HEADROOM + MAX_READ);
+    if (!buf) break;
+    r->buf = buf;
+    ssize_t n = read(r->fd, buf + HEADROOM, MAX_READ);
     if (n < 0) {
       if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) err = errno;
       break;
@@ -199,12 +202,12 @@ static void on_readable(uv_poll_t* p, int status, int events) {
     void* copy;
     napi_value b;
     if (n >= HAND_OVER) {
-      if (napi_create_external_buffer(env, HEADROOM + (size_t)n, r->buf, free_packet, NULL, &b) != napi_ok) {
+      if (napi_create_external_buffer(env, HEADROOM + (size_t)n, buf, free_packet, NULL, &b) != napi_ok) {
         report_napi(env, "napi_create_external_buffer");
         break;
       }
       r->buf = NULL;
-    } else if (napi_create_buffer_copy(env, HEADROOM + (size_t)n, r->buf, &copy, &b) != napi_ok) {
+    } else if (napi_create_buffer_copy(env, HEADROOM + (size_t)n, buf, &copy, &b) != napi_ok) {
       report_napi(env, "napi_create_buffer_copy");
       break;
     }
@@ -217,7 +220,10 @@ static void on_readable(uv_poll_t* p, int status, int events) {
   // libuv reports POLLERR as a status (UV_EBADF for a deleted interface); read(2) above named the
   // cause when it could.
   if (!err && status < 0) err = -status;
-  if (err) uv_poll_stop(&r->poll);
+  if (err) {
+    r->failed = true;
+    uv_poll_stop(&r->poll);
+  }
   if (!count && !err) goto done;
   if ((err ? errno_object(env, err, &args[0]) : napi_get_null(env, &args[0])) != napi_ok) {
     report_napi(env, "creating the read error");
@@ -291,18 +297,39 @@ fail:
   return NULL;
 }
 
-napi_value tun_stop_reading(napi_env env, napi_callback_info info) {
-  napi_value argv[1];
-  if (!get_args(env, info, 1, argv, "expected (handle)")) return NULL;
+// The reader of a JS handle, or NULL (and a TypeError thrown) for anything else.
+static box_t* reader_box(napi_env env, napi_value handle) {
   bool ours = false;
-  NAPI_CALL(env, napi_check_object_type_tag(env, argv[0], &READER_TAG, &ours));
-  if (!ours) {
+  box_t* box;
+  if (napi_check_object_type_tag(env, handle, &READER_TAG, &ours) != napi_ok || !ours ||
+      napi_get_value_external(env, handle, (void**)&box) != napi_ok) {
     napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "not a reader handle");
     return NULL;
   }
-  box_t* box;
-  NAPI_CALL(env, napi_get_value_external(env, argv[0], (void**)&box));
-  stop(box);
+  return box;
+}
+
+napi_value tun_stop_reading(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!get_args(env, info, 1, argv, "expected (handle)")) return NULL;
+  box_t* box = reader_box(env, argv[0]);
+  if (box) stop(box);
+  return NULL;
+}
+
+// pauseReading(handle, paused): stop or restart polling. While paused, packets wait in the device's
+// queue, and a local TCP sender is held back there (TCP small queues) instead of losing packets.
+napi_value tun_pause_reading(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (!get_args(env, info, 2, argv, "expected (handle, paused: boolean)")) return NULL;
+  box_t* box = reader_box(env, argv[0]);
+  if (!box) return NULL;
+  bool paused;
+  NAPI_CALL(env, napi_get_value_bool(env, argv[1], &paused));
+  reader_t* r = box->r;
+  if (!r || r->failed) return NULL;
+  int uerr = paused ? uv_poll_stop(&r->poll) : uv_poll_start(&r->poll, UV_READABLE, on_readable);
+  if (uerr) return throw_error(env, "ETUN", "uv_poll_start: %s", uv_strerror(uerr));
   return NULL;
 }
 

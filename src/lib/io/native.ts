@@ -18,6 +18,7 @@ export interface Native {
   /** Each packet Buffer starts with READ_HEADROOM bytes that are not part of it. */
   startReading(fd: number, cb: (err: {errno: number; code: string; message: string} | null, packets: Buffer[]) => void): object
   stopReading(handle: object): void
+  pauseReading(handle: object, paused: boolean): void
   close(fd: number): void
   macKey(key: Buffer, gmac?: boolean): object
   macSign(handle: object, data: Buffer, counter: number, out: Buffer, offset: number, flags?: number): void

@@ -30,6 +30,7 @@ export class TunDevice extends EventEmitter {
   readonly name: string
   private fd: number
   private reader: object | null
+  private paused = false
   private readonly header = Buffer.alloc(VNET_HDR_LEN)
   dropped = 0
 
@@ -57,6 +58,13 @@ export class TunDevice extends EventEmitter {
     const n = this.offload ? binding().write(this.fd, packet, toVnet(flags, packet, this.header)) : binding().write(this.fd, packet)
     if (n < 0) this.dropped++
     return n >= 0
+  }
+
+  /** Stop (or restart) reading the device. Paused, the kernel queues what is sent to it, and a
+   * local TCP sender waits there for room (TCP small queues) rather than losing packets. */
+  pause(paused: boolean): void {
+    if (this.reader && paused !== this.paused) binding().pauseReading(this.reader, paused)
+    this.paused = paused
   }
 
   close(): void {

@@ -91,6 +91,12 @@ export class Link {
     return this.socket.writableLength
   }
 
+  /** cb once the bytes written so far have all gone to the kernel (never, if the tunnel closes first). */
+  whenDrained(cb: () => void): void {
+    if (this.socket.writableLength === 0) return cb()
+    this.socket.once('drain', cb)
+  }
+
   /** An already encoded frame (DATA frames are built by the data channel). */
   sendRaw(frame: Buffer): void {
     this.write([frame])

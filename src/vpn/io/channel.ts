@@ -14,7 +14,7 @@ import type {Link} from '../../tunnel/io/link.js'
 /** One tunnel's DATA channel: sends a datagram (with its flags from the device: offload, HAS_ROOM),
  * and has the link hand received ones to onDatagram. `dropped`: datagrams not sent because the
  * queue was full. */
-export type Channel = {link: Link; send(datagram: Buffer, flags?: number): void; readonly dropped: number}
+export type Channel = {link: Link; send(datagram: Buffer, flags?: number): void; readonly dropped: number; readonly congested: boolean}
 
 /**
  * What may wait in the tunnel's send queue before datagrams are dropped, as a NIC drops when its
@@ -23,6 +23,12 @@ export type Channel = {link: Link; send(datagram: Buffer, flags?: number): void;
  * delay for every packet, and that much memory per tunnel).
  */
 export const SEND_QUEUE_LIMIT = 8 * 1024 * 1024
+/**
+ * Over this much, a sender that can wait should (`congested`): the portal stops reading its device
+ * until the queue has drained, which holds back local TCP senders without a loss (a gate's device
+ * serves every tunnel, so there one slow tunnel only loses its own packets).
+ */
+export const SEND_QUEUE_HIGH = 1024 * 1024
 if (READ_HEADROOM < FRAME_ROOM) throw new Error('the TUN reader leaves less room than a DATA frame needs')
 
 /** The TLS session the DATA keys come from (a TLSSocket). */
@@ -78,6 +84,9 @@ export function openChannel(link: Link, tls: KeyExporter, role: 'portal' | 'gate
     send,
     get dropped() {
       return dropped
+    },
+    get congested() {
+      return link.backlog > SEND_QUEUE_HIGH
     },
   }
 }

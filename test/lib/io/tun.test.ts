@@ -9,10 +9,14 @@ const NS = 'tkt-tun'
 
 
 const t = unless(test, missing(['/dev/net/tun', 'ip', 'ping']))
+const waitOut = (ok: () => boolean) => new Promise<void>((res, rej) => {
+  const stop = setTimeout(() => { clearInterval(check); rej(new Error('the TUN helper did not answer')) }, 5000)
+  const check = setInterval(() => { if (ok()) { clearInterval(check); clearTimeout(stop); res() } }, 20)
+})
 t('TUN binding: the kernel ping gets replies that tunkit reads from and writes to a TUN device', async () => {
   await run('ip', ['netns', 'del', NS]).catch(() => {}) // a leftover of a crashed run
   await run('ip', ['netns', 'add', NS])
-  const child = spawn('ip', ['netns', 'exec', NS, process.execPath, 'test/fixtures/tun-echo.mjs', 'tkt0', '198.18.250.1', '198.18.250.2'], {stdio: ['ignore', 'pipe', 'pipe']})
+  const child = spawn('ip', ['netns', 'exec', NS, process.execPath, 'test/fixtures/tun-echo.mjs', 'tkt0', '198.18.250.1', '198.18.250.2'], {stdio: ['pipe', 'pipe', 'pipe']})
   let out = ''
   child.stdout.on('data', (d) => (out += d))
   let err = ''
@@ -27,13 +31,21 @@ t('TUN binding: the kernel ping gets replies that tunkit reads from and writes t
     assert.match(ping.stdout, /5 packets transmitted, 5 received/)
     // A flood with 32 requests in flight: the kernel queues packets, and reads come in batches.
     await run('ip', ['netns', 'exec', NS, 'ping', '-f', '-l', '32', '-c', '2000', '-W', '2', '198.18.250.2'])
+    // Paused, the device is not read: a request waits in its queue, and is answered once resumed.
+    child.stdin!.write('pause\n')
+    await waitOut(() => out.includes('paused'))
+    const late = run('ip', ['netns', 'exec', NS, 'ping', '-c', '1', '-W', '5', '198.18.250.2'])
+    await new Promise((r) => setTimeout(r, 1000))
+    child.stdin!.write('resume\n')
+    const rtt = Number(/time=([\d.]+) ms/.exec((await late).stdout)?.[1])
+    assert.ok(rtt >= 900, `answered after ${rtt} ms: the reader was not paused`)
   } finally {
     child.kill('SIGTERM')
     await new Promise((r) => child.once('exit', r))
     await run('ip', ['netns', 'del', NS]).catch(() => {})
   }
   const stats = JSON.parse(out.trim().split('\n').pop()!)
-  assert.ok(stats.answered >= 2005, `answered ${stats.answered}`)
+  assert.ok(stats.answered >= 2006, `answered ${stats.answered}`)
   assert.ok(stats.batches < stats.answered, `batches ${stats.batches} < packets ${stats.answered}`)
 })
 
