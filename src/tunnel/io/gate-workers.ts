@@ -8,6 +8,7 @@
  */
 import {fork, type ChildProcess} from 'node:child_process'
 import {createServer, type Server, type Socket} from 'node:net'
+import {TunkitError} from '../../lib/errors.js'
 import type {Logger} from '../../lib/log.js'
 import {Tally, type Counted, type EngineCounts} from '../../lib/metrics.js'
 import {startListener, type Bound} from '../../lib/io/listen.js'
@@ -92,7 +93,7 @@ export class GatePrimary implements Counted {
       if (Date.now() > end) {
         if (this.slots.some((s) => s.ready)) break
         await this.close()
-        throw new Error(`no gate worker started within ${START_TIMEOUT_MS / 1000} s`)
+        throw new TunkitError('TK_FAILED', `no gate worker started within ${START_TIMEOUT_MS / 1000} s`)
       }
       await new Promise((r) => setTimeout(r, 20))
     }
@@ -333,7 +334,7 @@ export class WorkerChannel implements SharedQuota {
   }
 
   constructor(private readonly log: Logger) {
-    if (!process.send) throw new Error(`${WORKER_ENV} is set but this process has no IPC channel: a gate worker is started by gate --workers`)
+    if (!process.send) throw new TunkitError('TK_INTERNAL', `${WORKER_ENV} is set but this process has no IPC channel: a gate worker is started by gate --workers`)
   }
 
   /** Start taking connections: the gate is ready. */
@@ -391,7 +392,8 @@ export class WorkerChannel implements SharedQuota {
         this.asks.delete(m.id)
         clearTimeout(a.timer)
         this.wallet.add(a.pool, a.key, {granted: m.granted, tight: m.tight})
-        if (a.done) return a.done(this.wallet.take(a.pool, a.key))
+        a.done?.(this.wallet.take(a.pool, a.key))
+        // A tight grant keeps nothing spare (another worker may need it); a late one goes back too.
         const back = this.wallet.spare(a.pool, a.key)
         if (back) this.send({t: 'give', pool: a.pool, key: a.key, n: back})
         return
