@@ -74,7 +74,7 @@ SIGHUP re-reads the --policy file, --allow and --allow-listen from the --config 
     'fd-share': Flags.integer({summary: 'Percent of the descriptors the other identities leave that one identity may hold.', default: D.fdShare, min: 1, max: 100, helpGroup: 'LIMITS'}),
     'open-rate': Flags.integer({summary: 'Opens per second allowed on one tunnel (0 = no limit); more are refused.', default: D.openRate, min: 0, helpGroup: 'LIMITS'}),
     'open-burst': Flags.integer({summary: 'Opens one tunnel may make at once before --open-rate applies.', default: D.openBurst, min: 1, helpGroup: 'LIMITS'}),
-    workers: F.workers(MAX_WORKERS)({summary: `Worker processes that run the tunnels, 1 to ${MAX_WORKERS}, or auto (one per CPU); this process accepts and hands connections over.`, default: 1, defaultHelp: async () => '1'}),
+    workers: F.workers(MAX_WORKERS)({helpValue: '<n|auto>', summary: `Worker processes that run the tunnels, 1 to ${MAX_WORKERS}, or auto (one per CPU); this process accepts and hands connections over.`, default: 1, defaultHelp: async () => '1'}),
     vpn: Flags.boolean({summary: 'Offer VPN mode: IP packets between portals\' pseudo adapters and this host (needs root).', helpGroup: 'VPN'}),
     pool: F.ipv4Cidr({summary: 'Address pool for VPN clients (IPv4 CIDR); the first address is the gate\'s own.', helpGroup: 'VPN'}),
     route: F.cidr({summary: 'Network the portals should route through the gate.', multiple: true, helpGroup: 'VPN'}),
