@@ -180,15 +180,25 @@ export class GatePrimary implements Counted {
       // stdout and stderr are the primary's: log lines and --json events go where its own go.
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       serialization: 'json',
+      // Its own process group: a terminal's Ctrl-C reaches the primary only, which stops the workers
+      // in order (and does not take a worker's own exit for a crash).
+      detached: true,
     })
     s.child = child
     s.pid = child.pid
     s.ready = false
     s.last = undefined
     s.startedAt = Date.now()
-    child.on('message', (m) => {
+    child.on('message', (m, handle) => {
       // Whatever a worker sends, the primary carries on: a bad message is dropped and logged.
       try {
+        // Workers never send descriptors: one that does gets it closed, not kept open here.
+        if (handle) {
+          const h = handle as {destroy?: () => void; close?: () => void}
+          if (typeof h.destroy === 'function') h.destroy()
+          else h.close?.()
+          throw new Error('a worker sent a descriptor')
+        }
         if (s.child === child) this.onMessage(s, m)
       } catch (e) {
         this.o.log.log('error', `gate worker ${s.index}: message dropped: ${(e as Error).message}`, {key: `worker message ${s.index}`})
