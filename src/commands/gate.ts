@@ -140,7 +140,7 @@ SIGHUP re-reads the --policy file, --allow and --allow-listen from the --config 
       tracer: this.tracer,
       quota: channel,
     })
-    if (channel) return this.serveWorker(GateCommand, f, gate, channel)
+    if (channel) return this.serveWorker(GateCommand, gate, channel)
     const bound = await this.listenOn('--listen', () => gate.listen())
     const where = hostPort(bound.address, bound.port)
     const metrics = f.metrics && await this.listenOn('--metrics', () => serveMetrics(gate, 'gate', f.metrics!.host, f.metrics!.port, this.logger))
@@ -190,8 +190,7 @@ SIGHUP re-reads the --policy file, --allow and --allow-listen from the --config 
     const noHangup = this.onHangup(GateCommand, f, reloadable, (g) => {
       this.policy(g.allow ?? [], g['allow-listen'] ?? [], g.policy)
       tlsFromFlags('gate', g)
-      primary.reload()
-      return [`passed to ${f.workers} workers (each logs what it changed)`]
+      return primary.reload()
     })
     const sig = await this.waitForSignal()
     noHangup()
@@ -202,15 +201,21 @@ SIGHUP re-reads the --policy file, --allow and --allow-listen from the --config 
   }
 
   /** A worker: connections come from the primary; it ends on a signal or when the primary is gone. */
-  private async serveWorker(cmd: typeof GateCommand, f: GateFlags, gate: Gate, channel: WorkerChannel): Promise<void> {
+  private async serveWorker(cmd: typeof GateCommand, gate: Gate, channel: WorkerChannel): Promise<void> {
     gate.serve()
     // The primary gone (even killed outright): stop as on SIGTERM, through the one signal path.
     process.once('disconnect', () => process.kill(process.pid, 'SIGTERM'))
+    // Reloads come from the primary, which logs the one `reloaded` line for the whole gate; a
+    // SIGHUP sent to a worker itself must not end it (the signal's default).
+    const hangup = (): void => this.logger.log('warn', 'SIGHUP ignored: a gate worker reloads when its primary does (send SIGHUP to the primary)')
+    process.on('SIGHUP', hangup)
+    channel.onReload = async () => {
+      const g = await this.reparse(cmd)
+      return gate.reload({policy: this.policy(g.allow ?? [], g['allow-listen'] ?? [], g.policy), tls: tlsFromFlags('gate', g)})
+    }
     channel.attach(gate)
-    const reloadable = ['allow', 'allow-listen', 'policy', 'cert', 'key', 'ca', 'crl', 'pki-dir', 'config']
-    const noHangup = this.onHangup(cmd, f, reloadable, (g) => gate.reload({policy: this.policy(g.allow ?? [], g['allow-listen'] ?? [], g.policy), tls: tlsFromFlags('gate', g)}))
     await this.waitForSignal()
-    noHangup()
+    process.off('SIGHUP', hangup)
     channel.detach()
     await gate.close()
   }

@@ -14,6 +14,9 @@ const MAX_ID = 2 ** 31
 /** Labels of one tally (error codes, limit names: small fixed sets) and their length. */
 const MAX_LABELS = 64
 const MAX_LABEL_LENGTH = 64
+/** What a reload report may hold: a few lines of text. */
+const MAX_LINES = 32
+const MAX_LINE_LENGTH = 1000
 
 export type Tallies = Array<[string, number]>
 
@@ -33,12 +36,15 @@ export type WorkerMessage =
   | {t: 'ask'; id: number; pool: Pool; key: string; n: number}
   | {t: 'give'; pool: Pool; key: string; n: number}
   | {t: 'counts'; id: number; counts: CountsData}
+  | {t: 'reloaded'; id: number; changed: string[]}
+  | {t: 'reload-failed'; id: number; message: string}
 
 export type PrimaryMessage =
   | {t: 'conn'}
   | {t: 'grant'; id: number; granted: number; tight: boolean}
   | {t: 'recall'; pool: Pool; key: string}
   | {t: 'count'; id: number}
+  | {t: 'reload'; id: number}
 
 const isObj = (m: unknown): m is Record<string, unknown> => typeof m === 'object' && m !== null && !Array.isArray(m)
 const isCount = (n: unknown, max = Number.MAX_SAFE_INTEGER): n is number => typeof n === 'number' && Number.isInteger(n) && n >= 0 && n <= max
@@ -81,6 +87,14 @@ export function parseWorkerMessage(m: unknown): WorkerMessage | string {
       const c = counts(m.counts)
       return c ? {t: 'counts', id: m.id, counts: c} : 'counts: malformed figures'
     }
+    case 'reloaded': {
+      const c = m.changed
+      if (!isCount(m.id, MAX_ID) || !Array.isArray(c) || c.length > MAX_LINES || !c.every((l) => typeof l === 'string' && l.length <= MAX_LINE_LENGTH)) return 'reloaded: malformed'
+      return {t: 'reloaded', id: m.id, changed: c as string[]}
+    }
+    case 'reload-failed':
+      if (!isCount(m.id, MAX_ID) || typeof m.message !== 'string' || m.message.length > MAX_LINE_LENGTH) return 'reload-failed: malformed'
+      return {t: 'reload-failed', id: m.id, message: m.message}
     default:
       return `unknown message type ${JSON.stringify(m.t.slice(0, 20))}`
   }
@@ -99,7 +113,8 @@ export function parsePrimaryMessage(m: unknown): PrimaryMessage | string {
       if (!isPool(m.pool) || !isKey(m.key)) return 'recall: malformed'
       return {t: 'recall', pool: m.pool, key: m.key}
     case 'count':
-      return isCount(m.id, MAX_ID) ? {t: 'count', id: m.id} : 'count: bad id'
+    case 'reload':
+      return isCount(m.id, MAX_ID) ? {t: m.t, id: m.id} : `${m.t}: bad id`
     default:
       return `unknown message type ${JSON.stringify(m.t.slice(0, 20))}`
   }

@@ -34,6 +34,8 @@ const COUNT_TIMEOUT_MS = 1000
 const STOP_GRACE_MS = 1000
 /** A worker's ask unanswered within this is refused (the primary is gone or stuck). */
 const ASK_TIMEOUT_MS = 2000
+/** A worker's reload (reading files, building a TLS context) within this, or the reload fails. */
+const RELOAD_TIMEOUT_MS = 5000
 /** Asks one worker may have open at once: more are refused at once. */
 const MAX_ASKS = 4096
 
@@ -71,6 +73,7 @@ export class GatePrimary implements Counted {
   private closing = false
   private countId = 0
   private readonly countWaiters = new Map<number, () => void>()
+  private readonly reloadWaiters = new Map<number, (r: {changed?: string[]; failed?: string}) => void>()
   /** Counters of workers that are gone, so totals never go down. */
   private readonly retired = {bytes: {out: 0, back: 0}, opensRefused: new Tally(), handshakeFailures: new Tally(), limitHits: new Tally()}
   private readonly connections = new Tally()
@@ -109,9 +112,37 @@ export class GatePrimary implements Counted {
     return this.slots.reduce((n, s) => n + (s.ready ? s.last?.tunnels ?? 0 : 0), 0)
   }
 
-  /** SIGHUP: each worker re-reads its configuration as a single gate does. */
-  reload(): void {
-    for (const s of this.slots) if (s.child?.pid && s.ready) s.child.kill('SIGHUP')
+  /**
+   * SIGHUP: each worker re-reads its configuration as a single gate does and reports what changed;
+   * the reports become one: the same lines once, tunnels closed for revoked certificates added up.
+   * A worker that fails makes the reload fail (it keeps its configuration; the message says why).
+   */
+  async reload(): Promise<string[]> {
+    const reports = await Promise.all(this.slots.filter((s) => s.ready).map((s) => new Promise<{changed?: string[]; failed?: string}>((r) => {
+      const id = (this.countId = (this.countId + 1) % 2 ** 31)
+      const t = setTimeout(() => {
+        this.reloadWaiters.delete(id)
+        r({failed: `gate worker ${s.index} did not answer within ${RELOAD_TIMEOUT_MS / 1000} s`})
+      }, RELOAD_TIMEOUT_MS)
+      this.reloadWaiters.set(id, (rep) => {
+        clearTimeout(t)
+        r(rep)
+      })
+      this.sendTo(s, {t: 'reload', id})
+    })))
+    const failed = reports.filter((r) => r.failed).map((r) => r.failed)
+    if (failed.length) throw new TunkitError('TK_FAILED', [...new Set(failed)].join('; '))
+    const lines: string[] = []
+    let closed = 0
+    for (const r of reports) {
+      for (const l of r.changed ?? []) {
+        const m = /^closed (\d+) tunnel\(s\) of revoked certificates$/.exec(l)
+        if (m) closed += Number(m[1])
+        else if (!lines.includes(l)) lines.push(l)
+      }
+    }
+    if (closed) lines.push(`closed ${closed} tunnel(s) of revoked certificates`)
+    return lines
   }
 
   /** Stops accepting, then SIGTERM to every worker; SIGKILL to any still there after the grace. */
@@ -271,6 +302,11 @@ export class GatePrimary implements Counted {
         s.last = m.counts
         this.countWaiters.get(m.id)?.()
         this.countWaiters.delete(m.id)
+        return
+      case 'reloaded':
+      case 'reload-failed':
+        this.reloadWaiters.get(m.id)?.(m.t === 'reloaded' ? {changed: m.changed} : {failed: `gate worker ${s.index}: ${m.message}`})
+        this.reloadWaiters.delete(m.id)
     }
   }
 
@@ -335,6 +371,8 @@ export class WorkerChannel implements SharedQuota {
   private askId = 0
   private readonly asks = new Map<number, {pool: Pool; key: string; done?: (ok: boolean) => void; timer: NodeJS.Timeout}>()
   private gate?: Gate
+  /** The worker's reload (the command re-reads its flags): what changed, or it throws. */
+  onReload?: () => Promise<string[]>
   private readonly onMsg = (m: unknown, handle: unknown): void => {
     try {
       this.onMessage(m, handle)
@@ -421,6 +459,14 @@ export class WorkerChannel implements SharedQuota {
           opensRefused: tallies(c.opensRefused), handshakeFailures: tallies(c.handshakeFailures), limitHits: tallies(c.limitHits),
         }
         this.send({t: 'counts', id: m.id, counts})
+        return
+      }
+      case 'reload': {
+        const id = m.id
+        const run = this.onReload ?? (() => Promise.resolve([]))
+        run().then((changed) => this.send({t: 'reloaded', id, changed: changed.slice(0, 32).map((l) => l.slice(0, 1000))}), (e: Error) => {
+          this.send({t: 'reload-failed', id, message: e.message.replace(/\s*\n\s*/g, ' ').slice(0, 1000)})
+        })
       }
     }
   }

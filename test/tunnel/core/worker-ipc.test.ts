@@ -9,6 +9,8 @@ test('well-formed worker messages come back typed', () => {
   assert.equal(parseWorkerMessage({t: 'ask', id: 7, pool: 'sessions', key: 'alice', n: 16, extra: 'ignored'}), {t: 'ask', id: 7, pool: 'sessions', key: 'alice', n: 16})
   assert.equal(parseWorkerMessage({t: 'give', pool: 'gate', key: '', n: 3}), {t: 'give', pool: 'gate', key: '', n: 3})
   assert.equal(parseWorkerMessage({t: 'counts', id: 1, counts}), {t: 'counts', id: 1, counts})
+  assert.equal(parseWorkerMessage({t: 'reloaded', id: 2, changed: ['CA']}), {t: 'reloaded', id: 2, changed: ['CA']})
+  assert.equal(parseWorkerMessage({t: 'reload-failed', id: 2, message: 'bad key'}), {t: 'reload-failed', id: 2, message: 'bad key'})
 })
 
 test('hostile worker messages are refused with a reason, never thrown', () => {
@@ -23,6 +25,8 @@ test('hostile worker messages are refused with a reason, never thrown', () => {
     {t: 'counts', id: 1}, {t: 'counts', id: 1, counts: {...counts, tunnels: -1}}, {t: 'counts', id: 1, counts: {...counts, bytes: null}},
     {t: 'counts', id: 1, counts: {...counts, limitHits: [['a{b="c"}', 1]]}}, {t: 'counts', id: 1, counts: {...counts, limitHits: Array.from({length: 65}, (_, i) => [`l${i}`, 1])}},
     {t: 'counts', id: 1, counts: {...counts, opensRefused: [['x', 1, 2]]}}, {t: 'counts', id: 1, counts: {...counts, opensRefused: {x: 1}}},
+    {t: 'reloaded', id: 1, changed: 'CA'}, {t: 'reloaded', id: 1, changed: [1]}, {t: 'reloaded', id: 1, changed: Array(33).fill('x')},
+    {t: 'reloaded', id: 1, changed: ['x'.repeat(1001)]}, {t: 'reload-failed', id: 1}, {t: 'reload-failed', id: 1, message: 'm'.repeat(5000)},
   ]
   for (const m of bad) {
     const r = parseWorkerMessage(m)
