@@ -16,7 +16,9 @@ W=$(mktemp -d /tmp/tkbench-workers.XXXXXX); PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; sleep 1.5; for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done; rm -rf "$W"; }
 trap cleanup EXIT INT TERM
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-pin() { local cpus=$1; shift; if [ -n "$cpus" ]; then taskset -c "$cpus" "$@"; else "$@"; fi; }
+# taskset prefixes (commands, not functions: setsid execs them).
+PIN_G=(); [ -n "${TK_GATE_CPUS:-}" ] && PIN_G=(taskset -c "$TK_GATE_CPUS")
+PIN_L=(); [ -n "${TK_LOAD_CPUS:-}" ] && PIN_L=(taskset -c "$TK_LOAD_CPUS")
 bg() { local f=$1; shift; setsid "$@" >"$W/$f.log" 2>&1 </dev/null & PIDS+=($!); }
 wait_port() { for _ in $(seq 150); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; log "port $1 never opened"; return 1; }
 
@@ -27,16 +29,16 @@ $TK pki init --dir "$W/pki" --client bench --san localhost --san 127.0.0.1 >/dev
 
 # Ports: iperf3 servers BASE..BASE+N-1; gates BASE+50 (1 worker), BASE+51 (2 workers);
 # portal -L ports BASE+100+i (gate 1) and BASE+200+i (gate 2).
-for i in $(seq 0 $((N-1))); do bg "iperf$i" pin "${TK_LOAD_CPUS:-}" iperf3 -s -B 127.0.0.1 -p $((BASE+i)); done
+for i in $(seq 0 $((N-1))); do bg "iperf$i" "${PIN_L[@]}" iperf3 -s -B 127.0.0.1 -p $((BASE+i)); done
 declare -A GATE_PORT=([1]=$((BASE+50)) [2]=$((BASE+51))) LPORT=([1]=$((BASE+100)) [2]=$((BASE+200))) GATE_PID=()
 for w in 1 2; do
-  bg "gate$w" pin "${TK_GATE_CPUS:-}" $TK gate --listen 127.0.0.1:${GATE_PORT[$w]} --pki-dir "$W/pki" --log-level warn --workers $w
+  bg "gate$w" "${PIN_G[@]}" $TK gate --listen 127.0.0.1:${GATE_PORT[$w]} --pki-dir "$W/pki" --log-level warn --workers $w
   GATE_PID[$w]=${PIDS[-1]}
 done
 for w in 1 2; do
   wait_port "${GATE_PORT[$w]}"
   for i in $(seq 0 $((N-1))); do
-    bg "portal$w-$i" pin "${TK_LOAD_CPUS:-}" $TK portal --gate 127.0.0.1:${GATE_PORT[$w]} --pki-dir "$W/pki" --log-level warn -L 127.0.0.1:$((${LPORT[$w]}+i)):127.0.0.1:$((BASE+i))
+    bg "portal$w-$i" "${PIN_L[@]}" $TK portal --gate 127.0.0.1:${GATE_PORT[$w]} --pki-dir "$W/pki" --log-level warn -L 127.0.0.1:$((${LPORT[$w]}+i)):127.0.0.1:$((BASE+i))
   done
 done
 for w in 1 2; do for i in $(seq 0 $((N-1))); do wait_port $((${LPORT[$w]}+i)); done; done
@@ -53,7 +55,7 @@ round() { # WORKERS
   rm -f "$W"/r$w-*.json
   g0=$(ticks "${GATE_PID[$w]}"); a0=$(all_ticks)
   for i in $(seq 0 $((N-1))); do
-    pin "${TK_LOAD_CPUS:-}" iperf3 -c 127.0.0.1 -p $((${LPORT[$w]}+i)) -t "$SECS" -O 1 -J >"$W/r$w-$i.json" 2>/dev/null & cl+=($!)
+    "${PIN_L[@]}" iperf3 -c 127.0.0.1 -p $((${LPORT[$w]}+i)) -t "$SECS" -O 1 -J >"$W/r$w-$i.json" 2>/dev/null & cl+=($!)
   done
   wait "${cl[@]}" || true
   g1=$(ticks "${GATE_PID[$w]}"); a1=$(all_ticks)
