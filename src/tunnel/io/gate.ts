@@ -421,12 +421,13 @@ export class Gate implements Counted {
           if (this.o.quota) {
             // The other workers' tunnels count too: the lease decides, after this worker's own limits.
             return void this.leaseTunnel(identity).then((refused) => {
-              if (!refused) leased = true
-              if (link.isClosed) return
+              // Closed while the lease was asked for: onClosed has run, so the lease goes back here.
+              if (link.isClosed) return void (refused || this.giveTunnel(identity))
               if (refused) {
                 this.limitWarn(`tunnels ${identity}`, `refused a tunnel for ${identity} from ${peer}: ${refused}`)
                 return link.close(CloseStatus.RESOURCE_LIMIT, refused)
               }
+              leased = true
               up()
             })
           }
