@@ -178,15 +178,14 @@ export abstract class TunkitCommand extends Command {
    * ones is named as waiting for a restart. A reload that fails keeps the running configuration
    * and logs one error line; it never ends the command. Returns the function that stops listening.
    */
-  protected onHangup<F extends FlagOutput>(options: Input<F, FlagOutput, ArgOutput>, running: NoInfer<F>, reloadable: string[], reload: (flags: NoInfer<F>) => string[]): () => void {
+  protected onHangup<F extends FlagOutput>(options: Input<F, FlagOutput, ArgOutput>, running: NoInfer<F>, reloadable: string[], reload: (flags: NoInfer<F>) => string[] | Promise<string[]>): () => void {
     let queue = Promise.resolve()
     const on = (): void => {
       queue = queue.then(async () => {
-        // parse() makes a new logger and tracer: the engine keeps using the ones it has.
-        const {logger, tracer, output} = this
+        const {logger} = this
         try {
-          const flags = (await this.parse(options, this.given)).flags
-          const changed = reload(flags)
+          const flags = await this.reparse(options)
+          const changed = await reload(flags)
           const later = Object.keys({...running, ...flags}).filter((k) => !reloadable.includes(k) && !isDeepStrictEqual(flags[k], running[k]))
           if (later.length) changed.push(`not applied until a restart: ${later.map((k) => `--${k}`).join(', ')}`)
           logger.log('info', `reloaded: ${changed.join('; ') || 'nothing changed'}`)
@@ -195,13 +194,22 @@ export abstract class TunkitCommand extends Command {
           const message = (e as Error).message.replace(/\s*\n\s*/g, ' ')
           logger.log('error', `reload failed, the running configuration stays: ${message}`)
           logger.event('reload-failed', {code: errorCode(e, e instanceof UsageError ? 'TK_USAGE' : 'TK_FAILED'), message})
-        } finally {
-          Object.assign(this, {logger, tracer, output})
         }
       })
     }
     process.on('SIGHUP', on)
     return () => void process.off('SIGHUP', on)
+  }
+
+  /** The command line parsed again (so --config is re-read), as a reload needs it; throws as parse() does. */
+  protected async reparse<F extends FlagOutput>(options: Input<F, FlagOutput, ArgOutput>): Promise<F> {
+    // parse() makes a new logger and tracer: the engine keeps using the ones it has.
+    const {logger, tracer, output} = this
+    try {
+      return (await this.parse(options, this.given)).flags
+    } finally {
+      Object.assign(this, {logger, tracer, output})
+    }
   }
 
   protected jsonMode(): boolean {

@@ -3,7 +3,8 @@ import type {FlagDefinition} from '@oclif/core/interfaces'
 import ipaddr from 'ipaddr.js'
 import {identityProblem, sanProblem} from '../pki/names.js'
 import {parseGateTarget, type GateTarget} from '../tunnel/core/gate-group.js'
-import {FlagValueError, parseDuration, parseForward, parseHostPort, type Forward, type HostPort} from './parse.js'
+import {availableParallelism} from 'node:os'
+import {FlagValueError, parseDuration, parseForward, parseHostPort, parseWorkers, type Forward, type HostPort} from './parse.js'
 
 /**
  * Typed flags, validated when oclif parses the command line (or --config): a bad value is one
@@ -27,6 +28,9 @@ function typed<T>(parse: (s: string, label: string) => T, label?: (name: string,
 
 /** Seconds: "30s", "5m", "1h", "500ms", or a plain number of seconds ("10", "0.5"). */
 export const duration = typed(parseDuration)
+
+/** A number of processes from 1 to `max`, or "auto": one per CPU this process may use. */
+export const workers = (max: number): FlagDefinition<number> => typed((s, flag) => parseWorkers(s, flag, availableParallelism(), max))
 
 /** "host:port" or "[v6]:port". */
 export const hostPort = typed((s, flag) => parseHostPort(s, flag))

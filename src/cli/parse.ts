@@ -65,3 +65,11 @@ export function parseDuration(s: string, flag: string): number {
   if (!m) throw new UsageError(`${flag}: "${s}" is not a duration (seconds, or a number with ms, s, m or h: 500ms, 30s, 5m)`)
   return Number(m[1]) * UNIT_SECONDS[m[2]]
 }
+
+/** gate --workers: a count from 1 to max, or "auto" (one per CPU, at most max). */
+export function parseWorkers(s: string, flag: string, cpus: number, max: number): number {
+  if (s.trim() === 'auto') return Math.max(1, Math.min(cpus, max))
+  const n = /^\d+$/.test(s.trim()) ? Number(s) : NaN
+  if (!(n >= 1 && n <= max)) throw new UsageError(`${flag}: "${s}" is not a number of workers from 1 to ${max}, or auto`)
+  return n
+}

@@ -1,4 +1,4 @@
-import {Flags} from '@oclif/core'
+import {Flags, Interfaces} from '@oclif/core'
 import {readFileSync} from 'node:fs'
 import {TunkitCommand} from '../cli/base.js'
 import {UsageError} from '../cli/parse.js'
@@ -10,6 +10,8 @@ import {hostPort} from '../lib/io/connect.js'
 import {Gate, GATE_DEFAULTS as D} from '../tunnel/io/gate.js'
 import {GateVpn} from '../vpn/io/gate-vpn.js'
 import {serveMetrics} from '../lib/io/metrics.js'
+import {GatePrimary, MAX_WORKERS, WORKER_ENV, WorkerChannel} from '../tunnel/io/gate-workers.js'
+import type {Logger} from '../lib/log.js'
 
 const MiB = 1024 * 1024
 
@@ -23,6 +25,8 @@ With no --allow rules, every authenticated client may open connections to anythi
 Remote forwards (portal -R) listen where --allow-listen rules allow. Without any, they listen on loopback only, on ports 1024-65535, and a request for 0.0.0.0 or [::] binds 127.0.0.1 or [::1] instead. In a --policy file, lines "listen IDENTITY=ADDRESS[:PORTS]" are listen rules.
 
 A client that has not authenticated yet holds one of the --max-startups slots (at most --max-startups-per-source from one address) for at most --handshake-timeout; --max-tunnels counts authenticated tunnels only.
+
+With --workers N (or auto, one per CPU), this process accepts the connections and hands each to one of N worker processes, which run the tunnels; limits per identity and --max-tunnels hold across all of them, --metrics adds up their figures, and a worker that dies is restarted (its tunnels end). --vpn needs --workers 1.
 
 SIGHUP re-reads the --policy file, --allow and --allow-listen from the --config file, and the certificate, key, CA and --crl: established tunnels stay up, except those of a certificate now revoked; a reload that fails keeps the running configuration (docs/deploy.md).`
   static override examples = [
@@ -70,6 +74,7 @@ SIGHUP re-reads the --policy file, --allow and --allow-listen from the --config 
     'fd-share': Flags.integer({summary: 'Percent of the descriptors the other identities leave that one identity may hold.', default: D.fdShare, min: 1, max: 100, helpGroup: 'LIMITS'}),
     'open-rate': Flags.integer({summary: 'Opens per second allowed on one tunnel (0 = no limit); more are refused.', default: D.openRate, min: 0, helpGroup: 'LIMITS'}),
     'open-burst': Flags.integer({summary: 'Opens one tunnel may make at once before --open-rate applies.', default: D.openBurst, min: 1, helpGroup: 'LIMITS'}),
+    workers: F.workers(MAX_WORKERS)({helpValue: '<n|auto>', summary: `Worker processes that run the tunnels, 1 to ${MAX_WORKERS}, or auto (one per CPU); this process accepts and hands connections over.`, default: 1, defaultHelp: async () => '1'}),
     vpn: Flags.boolean({summary: 'Offer VPN mode: IP packets between portals\' pseudo adapters and this host (needs root).', helpGroup: 'VPN'}),
     pool: F.ipv4Cidr({summary: 'Address pool for VPN clients (IPv4 CIDR); the first address is the gate\'s own.', helpGroup: 'VPN'}),
     route: F.cidr({summary: 'Network the portals should route through the gate.', multiple: true, helpGroup: 'VPN'}),
@@ -81,6 +86,17 @@ SIGHUP re-reads the --policy file, --allow and --allow-listen from the --config 
   async run(): Promise<void> {
     const {flags: f} = await this.parse(GateCommand)
     const policy = this.policy(f.allow ?? [], f['allow-listen'] ?? [], f.policy)
+    const worker = process.env[WORKER_ENV]
+    if (worker === undefined && f.workers > 1) {
+      // One TUN device and one address pool cannot be split between processes.
+      if (f.vpn) throw new UsageError(`--vpn: VPN mode runs in a single process; use --workers 1 (not ${f.workers})`)
+      return this.primary(f, policy)
+    }
+    const channel = worker === undefined ? undefined : new WorkerChannel(this.logger)
+    if (channel) {
+      if (f.vpn) throw new UsageError('--vpn: VPN mode runs in a single process; use --workers 1')
+      this.logger = workerLogger(this.logger, Number(worker))
+    }
     let vpn: GateVpn | undefined
     if (f.vpn) {
       if (!f.pool) throw new UsageError('--pool: VPN mode needs an address pool (CIDR)')
@@ -122,7 +138,9 @@ SIGHUP re-reads the --policy file, --allow and --allow-listen from the --config 
       openBurst: f['open-burst'],
       log: this.logger,
       tracer: this.tracer,
+      quota: channel,
     })
+    if (channel) return this.serveWorker(GateCommand, gate, channel)
     const bound = await this.listenOn('--listen', () => gate.listen())
     const where = hostPort(bound.address, bound.port)
     const metrics = f.metrics && await this.listenOn('--metrics', () => serveMetrics(gate, 'gate', f.metrics!.host, f.metrics!.port, this.logger))
@@ -139,6 +157,67 @@ SIGHUP re-reads the --policy file, --allow and --allow-listen from the --config 
     await gate.close()
     vpn?.close()
     this.logger.event('stopped', {signal: sig})
+  }
+
+  /**
+   * gate --workers N: this process listens and hands connections to N workers (io/gate-workers.ts),
+   * each this command again with the same arguments and WORKER_ENV set.
+   */
+  private async primary(f: GateFlags, policy: Policy): Promise<void> {
+    // Certificates and keys that cannot work fail here, once, before any worker starts.
+    tlsFromFlags('gate', f, this.logger)
+    const primary = new GatePrimary({
+      host: f.listen.host, port: f.listen.port, workers: f.workers, log: this.logger,
+      caps: {tunnels: f['max-tunnels-per-identity'], sessions: f['max-sessions-per-identity'], gate: f['max-tunnels']},
+      script: process.argv[1], args: process.argv.slice(2),
+    })
+    const bound = await this.listenOn('--listen', () => primary.start())
+    const where = hostPort(bound.address, bound.port)
+    let metrics
+    try {
+      metrics = f.metrics && await this.listenOn('--metrics', () => serveMetrics(primary, 'gate', f.metrics!.host, f.metrics!.port, this.logger))
+    } catch (e) {
+      // The workers are running already: they must not outlive a failed start.
+      await primary.close()
+      throw e
+    }
+    this.logger.log('info', `gate listening on ${where} with ${f.workers} workers (pids ${primary.pids.join(', ')})${policy.open ? ' (no access rules: every authenticated client may open anything)' : ` with ${policy.rules.length} access rule(s)`}` +
+      (policy.listenRules.length ? `, ${policy.listenRules.length} listen rule(s)` : '; remote forwards on loopback only'))
+    if (metrics) this.logger.log('info', `metrics on http://${hostPort(metrics.address, metrics.port)}/metrics`)
+    this.logger.event('listening', {address: where, port: bound.port, workers: primary.pids, ...(metrics ? {metrics: hostPort(metrics.address, metrics.port)} : {})})
+    const reloadable = ['allow', 'allow-listen', 'policy', 'cert', 'key', 'ca', 'crl', 'pki-dir', 'config']
+    // Checked here first: a configuration that cannot load is not sent to the workers.
+    const noHangup = this.onHangup(GateCommand, f, reloadable, (g) => {
+      this.policy(g.allow ?? [], g['allow-listen'] ?? [], g.policy)
+      tlsFromFlags('gate', g)
+      return primary.reload()
+    })
+    const sig = await this.waitForSignal()
+    noHangup()
+    await metrics?.close()
+    this.logger.log('info', `${sig}: stopping ${f.workers} workers and their ${primary.tunnels} tunnel(s)`)
+    await primary.close()
+    this.logger.event('stopped', {signal: sig})
+  }
+
+  /** A worker: connections come from the primary; it ends on a signal or when the primary is gone. */
+  private async serveWorker(cmd: typeof GateCommand, gate: Gate, channel: WorkerChannel): Promise<void> {
+    gate.serve()
+    // The primary gone (even killed outright): stop as on SIGTERM, through the one signal path.
+    process.once('disconnect', () => process.kill(process.pid, 'SIGTERM'))
+    // Reloads come from the primary, which logs the one `reloaded` line for the whole gate; a
+    // SIGHUP sent to a worker itself must not end it (the signal's default).
+    const hangup = (): void => this.logger.log('warn', 'SIGHUP ignored: a gate worker reloads when its primary does (send SIGHUP to the primary)')
+    process.on('SIGHUP', hangup)
+    channel.onReload = async () => {
+      const g = await this.reparse(cmd)
+      return gate.reload({policy: this.policy(g.allow ?? [], g['allow-listen'] ?? [], g.policy), tls: tlsFromFlags('gate', g)})
+    }
+    channel.attach(gate)
+    await this.waitForSignal()
+    process.off('SIGHUP', hangup)
+    channel.detach()
+    await gate.close()
   }
 
   /** --allow and --allow-listen rules, then those of the --policy file. */
@@ -167,5 +246,15 @@ SIGHUP re-reads the --policy file, --allow and --allow-listen from the --config 
       }
     }
     return new Policy(parse('--allow', lines, parseRule), parse('--allow-listen', listenLines, parseListenRule))
+  }
+}
+
+type GateFlags = Interfaces.InferredFlags<typeof GateCommand.flags & typeof GateCommand.baseFlags>
+
+/** A worker's log lines and events carry its index (JSON lines and --json events). */
+function workerLogger(base: Logger, worker: number): Logger {
+  return {
+    log: (level, msg, fields) => base.log(level, msg, {...fields, worker}),
+    event: (name, fields) => base.event(name, {...fields, worker}),
   }
 }

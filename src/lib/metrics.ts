@@ -35,8 +35,21 @@ export interface EngineCounts {
   handshakeFailures: Tally
   /** Refusals by the limit that made them (max-startups, max-tunnels-per-identity, open-rate…). */
   limitHits: Tally
+  /** gate --workers: each worker (labels are indexes, at most --workers of them). */
+  workers?: WorkerCounts[]
+}
+
+export interface WorkerCounts {
+  worker: string
+  tunnels: number
+  /** Connections the primary handed to it (all its lives). */
+  connections: number
+  restarts: number
+  up: boolean
 }
 
 export interface Counted {
   counts(): EngineCounts
+  /** Fetch fresh figures before counts() (gate --workers: from the worker processes). */
+  refresh?(): Promise<void>
 }

@@ -114,11 +114,15 @@ t('gate restart: the portal reconnects by itself and carries traffic again', asy
 t('a dead gate (no answer to pings) is detected and the portal reconnects', async (ctx) => {
   const gate = await startGate(ctx.pki, ['--keepalive', '0'])
   const p = await startPortal(ctx.pki, gate.port, ['--socks', '127.0.0.1:0', '--keepalive', '0.3', '--dead-after', '1', '--backoff-max', '1'], 1)
+  // With TK_GATE_WORKERS the tunnels live in the workers: they are stopped too.
+  const workers = (gate.events.find((e) => e.event === 'listening')?.workers as number[] | undefined) ?? []
   try {
     gate.child.kill('SIGSTOP')
+    for (const w of workers) process.kill(w, 'SIGSTOP')
     await event(p, 'tunnel-down')
     assert.match(p.stderr, /no data from peer/)
   } finally {
+    for (const w of workers) process.kill(w, 'SIGCONT')
     gate.child.kill('SIGCONT')
     await stop(p)
     await stop(gate)

@@ -14,8 +14,13 @@ export async function makePki(tag: string, client = 'alice'): Promise<Pki> {
   return {dir: t.dir, cleanup: t.cleanup}
 }
 
+/**
+ * TK_GATE_WORKERS=N runs every gate the tests start with --workers N (unless the test chose), so
+ * a suite can be run against a gate with workers as it is.
+ */
 export async function startGate(pki: Pki, extra: string[] = [], listen = '127.0.0.1:0'): Promise<Proc & {port: number}> {
-  const g = tunkit(['gate', '--listen', listen, '--pki-dir', pki.dir, '--json', ...extra])
+  const workers = process.env.TK_GATE_WORKERS && !extra.includes('--workers') ? ['--workers', process.env.TK_GATE_WORKERS] : []
+  const g = tunkit(['gate', '--listen', listen, '--pki-dir', pki.dir, '--json', ...workers, ...extra])
   const e = await event(g, 'listening')
   return Object.assign(g, {port: e.port as number})
 }

@@ -1,7 +1,7 @@
 import {createServer, type IncomingMessage, type Server, type ServerResponse} from 'node:http'
 import {Counter, Gauge, Registry} from 'prom-client'
 import type {Logger} from '../log.js'
-import type {Counted, EngineCounts, Tally} from '../metrics.js'
+import type {Counted, EngineCounts, Tally, WorkerCounts} from '../metrics.js'
 import {startListener, type Bound} from './listen.js'
 
 /**
@@ -42,9 +42,22 @@ function engineRegistry(engine: Counted, role: 'gate' | 'relay'): {registry: Reg
   counter('tunkit_opens_refused_total', 'Opens refused or failed, by error code.', 'reason', (c) => c.opensRefused)
   counter('tunkit_handshake_failures_total', 'Connections that did not become a tunnel, by error code.', 'reason', (c) => c.handshakeFailures)
   counter('tunkit_limit_hits_total', 'Refusals by a resource limit, by the flag that sets it.', 'limit', (c) => c.limitHits)
+  if (now.workers) {
+    const perWorker = (name: string, help: string, read: (w: WorkerCounts) => number, Kind: typeof Gauge | typeof Counter): void => {
+      new Kind({name, help, labelNames: ['worker'], registers, collect() {
+        this.reset()
+        for (const w of now.workers ?? []) (this as Gauge).inc({worker: w.worker}, read(w))
+      }})
+    }
+    perWorker('tunkit_worker_up', 'gate --workers: 1 while the worker runs.', (w) => (w.up ? 1 : 0), Gauge)
+    perWorker('tunkit_worker_tunnels', 'gate --workers: tunnels up on each worker.', (w) => w.tunnels, Gauge)
+    perWorker('tunkit_worker_connections_total', 'gate --workers: connections handed to each worker.', (w) => w.connections, Counter)
+    perWorker('tunkit_worker_restarts_total', 'gate --workers: restarts of each worker.', (w) => w.restarts, Counter)
+  }
   return {
     registry,
-    scrape: () => {
+    scrape: async () => {
+      await engine.refresh?.()
       now = engine.counts()
       return registry.metrics()
     },

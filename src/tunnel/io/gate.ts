@@ -104,6 +104,20 @@ export interface GateOptions {
   fdShare: number
   openRate: number
   openBurst: number
+  /**
+   * Quota shared with the other workers of a `gate --workers N` (io/gate-workers.ts): tunnels per
+   * identity, sessions per identity and the gate's tunnels are leased from the primary before use.
+   */
+  quota?: SharedQuota
+}
+
+/** What a worker's gate leases from the primary (core/shares.ts), by pool: see GateOptions.quota. */
+export type SharePool = 'tunnels' | 'sessions' | 'gate'
+
+export interface SharedQuota {
+  /** One unit of pool for key (an identity; '' for the gate-wide pool), or false: the cap is reached. */
+  take(pool: SharePool, key: string): boolean | Promise<boolean>
+  give(pool: SharePool, key: string): void
 }
 
 
@@ -158,6 +172,31 @@ export class Gate implements Counted {
   }
 
   async listen(): Promise<{address: string; port: number}> {
+    this.prepare()
+    const o = this.o
+    this.screened = await listenScreened(o.host, o.port, (address, port) => {
+      const p = this.admit(address, port)
+      return p && ((s) => this.accept(s, p))
+    })
+    return this.screened ?? startListener(this.server, o.host, o.port, o.log)
+  }
+
+  /**
+   * A gate worker's start: no listener of its own, connections come from the primary (adopt).
+   * The limits count this process's descriptors, as each worker has its own.
+   */
+  serve(): void {
+    this.prepare()
+  }
+
+  /** A connection accepted by the primary and handed over: the same path as one accepted here. */
+  adopt(s: Socket): void {
+    const p = this.admit(s.remoteAddress ?? '?', s.remotePort ?? 0)
+    if (p) this.accept(s, p)
+    else s.on('error', () => {}).resetAndDestroy()
+  }
+
+  private prepare(): void {
     tuneServerProcess()
     const o = this.o
     const fd = descriptors()
@@ -168,11 +207,6 @@ export class Gate implements Counted {
       // The listener, stdio, the event loop's own and the VPN device are in `open` already.
       fdLimit: fd.limit, fdBase: fd.open + 1, fdReserve: o.fdReserve, fdShare: o.fdShare / 100,
     }, this.stats.limitHits)
-    this.screened = await listenScreened(o.host, o.port, (address, port) => {
-      const p = this.admit(address, port)
-      return p && ((s) => this.accept(s, p))
-    })
-    return this.screened ?? startListener(this.server, o.host, o.port, o.log)
   }
 
   get tunnels(): number {
@@ -350,9 +384,13 @@ export class Gate implements Counted {
     const log = this.o.log
     const forwards: Server[] = []
     let authorized = false
+    let requested = false
     let since = 0
     let vpn: VpnConfig | null = null
     let use: TunnelUse | null = null
+    let request: ReturnType<typeof parseTunnelRequest> | null = null
+    /** Shared quota this tunnel holds (workers only): given back when it closes. */
+    let leased = false
     const link: Link = new Link({
       socket: tls,
       peer,
@@ -362,12 +400,14 @@ export class Gate implements Counted {
       keepalive: this.o.keepalive,
       deadAfter: this.o.deadAfter,
       onFrame: (f) => {
-        if (f.kind !== 'request' || authorized) {
+        // One REQUEST: with workers the tunnel's lease is asked for before it is authorized.
+        if (f.kind !== 'request' || requested) {
           link.close(CloseStatus.PROTOCOL_ERROR, `unexpected ${f.kind.toUpperCase()} frame`)
           return
         }
+        requested = true
         try {
-          const req = parseTunnelRequest(f)
+          const req = (request = parseTunnelRequest(f))
           log.log('debug', `${peer}: REQUEST from ${identity}: ${req.remoteForwards.length} remote forward(s)${req.vpn ? ', VPN mode' : ''}${req.earlyData ? ', early data' : ''}`)
           if (req.user !== identity) throw new HandshakeError(`REQUEST names user "${req.user}" but the certificate is "${identity}"`)
           const expected = tls.exportKeyingMaterial(32, EXPORTER_LABEL, Buffer.alloc(0)).toString('hex')
@@ -378,34 +418,20 @@ export class Gate implements Counted {
             return link.close(CloseStatus.RESOURCE_LIMIT, admitted)
           }
           use = admitted
-          if (req.vpn) {
-            if (!this.o.vpn) throw new HandshakeError('this gate offers no VPN mode (start it with --vpn --pool CIDR)')
-            vpn = this.o.vpn.lease(identity, req.dataMacs)
-            if (!vpn) throw new HandshakeError('the VPN address pool is exhausted')
+          if (this.o.quota) {
+            // The other workers' tunnels count too: the lease decides, after this worker's own limits.
+            return void this.leaseTunnel(identity).then((refused) => {
+              // Closed while the lease was asked for: onClosed has run, so the lease goes back here.
+              if (link.isClosed) return void (refused || this.giveTunnel(identity))
+              if (refused) {
+                this.limitWarn(`tunnels ${identity}`, `refused a tunnel for ${identity} from ${peer}: ${refused}`)
+                return link.close(CloseStatus.RESOURCE_LIMIT, refused)
+              }
+              leased = true
+              up()
+            })
           }
-          if (this.links.size >= this.o.maxTunnels) {
-            this.stats.limitHits.add('max-tunnels')
-            log.log('warn', `refused ${identity} from ${peer}: tunnel limit of ${this.o.maxTunnels} reached`)
-            return link.close(CloseStatus.RESOURCE_LIMIT, 'gate is at its tunnel limit')
-          }
-          authorized = true
-          clearTimeout(timer)
-          this.leavePending(raw)
-          this.links.set(link, {identity, peer, serial: normalSerial(tls.getPeerCertificate().serialNumber), raw})
-          this.startSessions(link, identity, peer, req.earlyData, admitted)
-          if (vpn) this.o.vpn!.attach(vpn, link, tls, req.vpnOffload === true)
-          void this.openRemoteForwards(link, identity, peer, req.remoteForwards, forwards, req.earlyData).then((g) => {
-            if (vpn) g.vpn = vpn
-            if (link.isClosed) return
-            link.send(responseFrame(g, this.o.keyLifetime))
-            if (this.o.keyLifetime > 0) {
-              // The portal reconnects at expiry; one that does not is dropped after a grace period.
-              setTimeout(() => link.close(CloseStatus.KEY_EXPIRED, 'key lifetime exceeded'), (this.o.keyLifetime + 5) * 1000).unref()
-            }
-          })
-          since = Date.now()
-          log.log('info', `tunnel up: ${identity} from ${peer}`)
-          log.event('tunnel-up', {peer, identity})
+          up()
         } catch (e) {
           if (!(e instanceof HandshakeError)) throw e
           this.stats.handshakeFailures.add('TK_NOT_AUTHORIZED')
@@ -418,6 +444,8 @@ export class Gate implements Counted {
         for (const s of forwards) s.close()
         if (vpn) this.o.vpn?.detach(vpn.address, link)
         use?.close()
+        if (leased) this.giveTunnel(identity)
+        leased = false
         if (this.links.delete(link)) {
           this.bytesClosed.out += raw.bytesRead
           this.bytesClosed.back += raw.bytesWritten
@@ -433,6 +461,66 @@ export class Gate implements Counted {
         }
       },
     })
+    /** The REQUEST passed every check: the tunnel is up (VPN lease, sessions, remote forwards). */
+    const up = (): void => {
+      const req = request!
+      const admitted = use!
+      try {
+        if (req.vpn) {
+          if (!this.o.vpn) throw new HandshakeError('this gate offers no VPN mode (start it with --vpn --pool CIDR)')
+          vpn = this.o.vpn.lease(identity, req.dataMacs)
+          if (!vpn) throw new HandshakeError('the VPN address pool is exhausted')
+        }
+        if (this.links.size >= this.o.maxTunnels) {
+          this.stats.limitHits.add('max-tunnels')
+          log.log('warn', `refused ${identity} from ${peer}: tunnel limit of ${this.o.maxTunnels} reached`)
+          return link.close(CloseStatus.RESOURCE_LIMIT, 'gate is at its tunnel limit')
+        }
+        authorized = true
+        clearTimeout(timer)
+        this.leavePending(raw)
+        this.links.set(link, {identity, peer, serial: normalSerial(tls.getPeerCertificate().serialNumber), raw})
+        this.startSessions(link, identity, peer, req.earlyData, admitted)
+        if (vpn) this.o.vpn!.attach(vpn, link, tls, req.vpnOffload === true)
+        void this.openRemoteForwards(link, identity, peer, req.remoteForwards, forwards, req.earlyData).then((g) => {
+          if (vpn) g.vpn = vpn
+          if (link.isClosed) return
+          link.send(responseFrame(g, this.o.keyLifetime))
+          if (this.o.keyLifetime > 0) {
+            // The portal reconnects at expiry; one that does not is dropped after a grace period.
+            setTimeout(() => link.close(CloseStatus.KEY_EXPIRED, 'key lifetime exceeded'), (this.o.keyLifetime + 5) * 1000).unref()
+          }
+        })
+        since = Date.now()
+        log.log('info', `tunnel up: ${identity} from ${peer}`)
+        log.event('tunnel-up', {peer, identity})
+      } catch (e) {
+        if (!(e instanceof HandshakeError)) throw e
+        this.stats.handshakeFailures.add('TK_NOT_AUTHORIZED')
+        log.log('warn', `refused ${identity} from ${peer}: ${e.message}`)
+        link.close(CloseStatus.NOT_AUTHORIZED, e.message)
+      }
+    }
+  }
+
+  /** The gate-wide and the identity's tunnel leases (workers only): a refusal sentence, or null. */
+  private async leaseTunnel(identity: string): Promise<string | null> {
+    const q = this.o.quota!
+    if (!(await q.take('gate', ''))) {
+      this.stats.limitHits.add('max-tunnels')
+      return `gate is at its tunnel limit of ${this.o.maxTunnels} (all workers)`
+    }
+    if (!(await q.take('tunnels', identity))) {
+      q.give('gate', '')
+      this.stats.limitHits.add('max-tunnels-per-identity')
+      return `${identity} already has ${this.o.maxTunnelsPerIdentity} tunnels, the most one identity may have (all workers)`
+    }
+    return null
+  }
+
+  private giveTunnel(identity: string): void {
+    this.o.quota?.give('tunnels', identity)
+    this.o.quota?.give('gate', '')
   }
 
   private startSessions(link: Link, identity: string, peer: string, earlyData: boolean, use: TunnelUse): void {
@@ -509,13 +597,24 @@ export class Gate implements Counted {
     const target = hostPort(req.host, req.port)
     const denied = (): RefusedError => new RefusedError('TK_DENIED', `${identity} may not open ${req.protocol} ${target} (gate policy)`)
     let held = true
+    /** A session leased from the primary (workers only), or refused for want of one. */
+    let leased = false
+    let overShare = false
     const free = (): void => {
       if (held) use.sessionClosed()
       held = false
+      if (leased) this.o.quota!.give('sessions', identity)
+      leased = false
     }
     // Once a socket exists for the session, its close frees the descriptor.
     let handedOff = false
     try {
+      if (this.o.quota) {
+        // The identity's sessions on the other workers count too (core/shares.ts).
+        leased = await this.o.quota.take('sessions', identity)
+        overShare = !leased
+        if (overShare) throw new RefusedError('TK_RESOURCE_LIMIT', `${identity} has ${this.o.maxSessionsPerIdentity} sessions, the most one identity may have (all workers)`)
+      }
       const policy = this.o.policy
       // Decided before any lookup where the rules allow it: a refused identity learns nothing of
       // which names exist, and cannot make the gate ask its resolver.
@@ -553,11 +652,12 @@ export class Gate implements Counted {
     } catch (err) {
       // Anything unexpected fails this one open, never the gate.
       if (!(err instanceof TunkitError)) this.o.log.log('error', `open ${req.protocol} ${target} for ${identity}: ${(err as Error).stack ?? err}`)
-      if (errorCode(err) === 'TK_DENIED') this.o.log.log('warn', `denied: ${identity} from ${peer} asked for ${req.protocol} ${target}`, {key: `denied ${identity}`})
+      if (overShare) this.limitWarn(`opens ${identity}`, `refused opens for ${identity} from ${peer}: ${(err as Error).message}`)
+      else if (errorCode(err) === 'TK_DENIED') this.o.log.log('warn', `denied: ${identity} from ${peer} asked for ${req.protocol} ${target}`, {key: `denied ${identity}`})
       else this.o.log.log('debug', `open ${req.protocol} ${target} for ${identity} failed: ${(err as Error).message}`)
       this.stats.opensRefused.add(errorCode(err))
       // The one limit an admitted open can still meet: its identity's name lookups.
-      if (errorCode(err) === 'TK_RESOURCE_LIMIT') this.stats.limitHits.add('max-lookups')
+      if (errorCode(err) === 'TK_RESOURCE_LIMIT') this.stats.limitHits.add(overShare ? 'max-sessions-per-identity' : 'max-lookups')
       session.reject(openFailReason(err))
     } finally {
       use.dialed()

@@ -1,0 +1,478 @@
+/**
+ * `gate --workers N` (issue 12 item 5): one primary process owns the listening socket, accepts
+ * connections and hands each one's descriptor to a worker over Node's IPC channel; every worker
+ * runs the ordinary gate engine (io/gate.ts) on the sockets it is handed. Per-identity and
+ * gate-wide tunnel and session limits hold across workers through leases from the primary's
+ * ledger (core/shares.ts); --metrics is served by the primary from the workers' figures. A worker
+ * that dies is started again with a bounded backoff; its tunnels end with it.
+ */
+import {fork, type ChildProcess} from 'node:child_process'
+import {createServer, type Server, type Socket} from 'node:net'
+import {TunkitError} from '../../lib/errors.js'
+import type {Logger} from '../../lib/log.js'
+import {Tally, type Counted, type EngineCounts} from '../../lib/metrics.js'
+import {startListener, type Bound} from '../../lib/io/listen.js'
+import {ShareError, ShareLedger, ShareWallet} from '../core/shares.js'
+import {parsePrimaryMessage, parseWorkerMessage, type CountsData, type Pool, type PrimaryMessage, type Tallies} from '../core/worker-ipc.js'
+import type {Gate, SharedQuota} from './gate.js'
+
+/** The environment variable that makes a forked gate a worker (its value: the worker's index). */
+export const WORKER_ENV = 'TUNKIT_GATE_WORKER'
+/** At most this many workers, whatever --workers says (each is a whole Node process). */
+export const MAX_WORKERS = 64
+/** Restart backoff: 250 ms doubling to 10 s; a worker up for a minute starts the count again. */
+const BACKOFF_MS = 250
+const BACKOFF_MAX_MS = 10_000
+const STABLE_MS = 60_000
+/** How long the first workers have to start before the gate gives up. */
+const START_TIMEOUT_MS = 30_000
+/** Connections held while no worker is ready (all restarting); more are reset. */
+const MAX_WAITING = 256
+/** A worker that does not answer a scrape within this is counted with its last figures. */
+const COUNT_TIMEOUT_MS = 1000
+/** Workers have this long to close their tunnels on SIGTERM before SIGKILL. */
+const STOP_GRACE_MS = 1000
+/** A worker's ask unanswered within this is refused (the primary is gone or stuck). */
+const ASK_TIMEOUT_MS = 2000
+/** A worker's reload (reading files, building a TLS context) within this, or the reload fails. */
+const RELOAD_TIMEOUT_MS = 5000
+/** Asks one worker may have open at once: more are refused at once. */
+const MAX_ASKS = 4096
+
+export interface PrimaryOptions {
+  host: string
+  port: number
+  workers: number
+  /** Caps of the shared pools: tunnels and sessions per identity, the gate's tunnels. */
+  caps: Record<Pool, number>
+  log: Logger
+  /** The CLI entry and arguments a worker is started with (the primary's own). */
+  script: string
+  args: string[]
+}
+
+interface Slot {
+  index: number
+  child?: ChildProcess
+  pid?: number
+  ready: boolean
+  startedAt: number
+  /** Restarts in a row without a stable minute between them (the backoff's exponent). */
+  crashes: number
+  restart?: NodeJS.Timeout
+  last?: CountsData
+}
+
+/** The primary: listener, dispatch, ledger, restarts and the metrics of all workers. */
+export class GatePrimary implements Counted {
+  private readonly slots: Slot[]
+  private readonly ledger: ShareLedger
+  private readonly server: Server
+  private readonly waiting: Socket[] = []
+  private next = 0
+  private closing = false
+  private countId = 0
+  private readonly countWaiters = new Map<number, () => void>()
+  private readonly reloadWaiters = new Map<number, (r: {changed?: string[]; failed?: string}) => void>()
+  /** Counters of workers that are gone, so totals never go down. */
+  private readonly retired = {bytes: {out: 0, back: 0}, opensRefused: new Tally(), handshakeFailures: new Tally(), limitHits: new Tally()}
+  private readonly connections = new Tally()
+  private readonly restarts = new Tally()
+  private readonly dropped = new Tally()
+
+  constructor(private readonly o: PrimaryOptions) {
+    this.slots = Array.from({length: o.workers}, (_, index) => ({index, ready: false, startedAt: 0, crashes: 0}))
+    this.ledger = new ShareLedger(o.caps, o.workers)
+    // Paused: the worker, not this process, reads the first byte.
+    this.server = createServer({pauseOnConnect: true, noDelay: true}, (s) => this.dispatch(s))
+  }
+
+  /** Binds, starts the workers and resolves once all are ready (or rejects: none started). */
+  async start(): Promise<Bound> {
+    const bound = await startListener(this.server, this.o.host, this.o.port, this.o.log)
+    for (const s of this.slots) this.spawn(s)
+    const end = Date.now() + START_TIMEOUT_MS
+    while (!this.slots.every((s) => s.ready)) {
+      if (Date.now() > end) {
+        if (this.slots.some((s) => s.ready)) break
+        await this.close()
+        throw new TunkitError('TK_FAILED', `no gate worker started within ${START_TIMEOUT_MS / 1000} s`)
+      }
+      await new Promise((r) => setTimeout(r, 20))
+    }
+    return bound
+  }
+
+  /** Worker PIDs by index (undefined while one restarts). */
+  get pids(): Array<number | undefined> {
+    return this.slots.map((s) => (s.ready ? s.pid : undefined))
+  }
+
+  get tunnels(): number {
+    return this.slots.reduce((n, s) => n + (s.ready ? s.last?.tunnels ?? 0 : 0), 0)
+  }
+
+  /**
+   * SIGHUP: each worker re-reads its configuration as a single gate does and reports what changed;
+   * the reports become one: the same lines once, tunnels closed for revoked certificates added up.
+   * A worker that fails makes the reload fail (it keeps its configuration; the message says why).
+   */
+  async reload(): Promise<string[]> {
+    const reports = await Promise.all(this.slots.filter((s) => s.ready).map((s) => new Promise<{changed?: string[]; failed?: string}>((r) => {
+      const id = (this.countId = (this.countId + 1) % 2 ** 31)
+      const t = setTimeout(() => {
+        this.reloadWaiters.delete(id)
+        r({failed: `gate worker ${s.index} did not answer within ${RELOAD_TIMEOUT_MS / 1000} s`})
+      }, RELOAD_TIMEOUT_MS)
+      this.reloadWaiters.set(id, (rep) => {
+        clearTimeout(t)
+        r(rep)
+      })
+      this.sendTo(s, {t: 'reload', id})
+    })))
+    const failed = reports.filter((r) => r.failed).map((r) => r.failed)
+    if (failed.length) throw new TunkitError('TK_FAILED', [...new Set(failed)].join('; '))
+    const lines: string[] = []
+    let closed = 0
+    for (const r of reports) {
+      for (const l of r.changed ?? []) {
+        const m = /^closed (\d+) tunnel\(s\) of revoked certificates$/.exec(l)
+        if (m) closed += Number(m[1])
+        else if (!lines.includes(l)) lines.push(l)
+      }
+    }
+    if (closed) lines.push(`closed ${closed} tunnel(s) of revoked certificates`)
+    return lines
+  }
+
+  /** Stops accepting, then SIGTERM to every worker; SIGKILL to any still there after the grace. */
+  async close(): Promise<void> {
+    this.closing = true
+    for (const s of this.waiting.splice(0)) s.destroy()
+    await new Promise<void>((r) => this.server.close(() => r()))
+    const live = this.slots.filter((s) => s.child && s.child.exitCode === null && s.child.signalCode === null)
+    for (const s of this.slots) clearTimeout(s.restart)
+    const exits = live.map((s) => new Promise<void>((r) => s.child!.once('exit', () => r())))
+    for (const s of live) s.child!.kill('SIGTERM')
+    const grace = setTimeout(() => {
+      for (const s of live) if (s.child && s.child.exitCode === null && s.child.signalCode === null) s.child.kill('SIGKILL')
+    }, STOP_GRACE_MS)
+    await Promise.all(exits)
+    clearTimeout(grace)
+  }
+
+  /** Fresh figures from every ready worker (each bounded by COUNT_TIMEOUT_MS), before counts(). */
+  async refresh(): Promise<void> {
+    await Promise.all(this.slots.filter((s) => s.ready).map((s) => new Promise<void>((r) => {
+      const id = (this.countId = (this.countId + 1) % 2 ** 31)
+      const t = setTimeout(() => {
+        this.countWaiters.delete(id)
+        r()
+      }, COUNT_TIMEOUT_MS)
+      this.countWaiters.set(id, () => {
+        clearTimeout(t)
+        r()
+      })
+      this.sendTo(s, {t: 'count', id})
+    })))
+  }
+
+  counts(): EngineCounts {
+    const r = this.retired
+    const c: EngineCounts = {
+      tunnels: 0, preauth: 0, sessions: 0, bytes: {...r.bytes},
+      opensRefused: copyTally(r.opensRefused), handshakeFailures: copyTally(r.handshakeFailures), limitHits: copyTally(r.limitHits),
+      workers: [],
+    }
+    for (const s of this.slots) {
+      const l = s.ready ? s.last : undefined
+      c.workers!.push({worker: String(s.index), tunnels: l?.tunnels ?? 0, connections: this.connections.get(String(s.index)), restarts: this.restarts.get(String(s.index)), up: s.ready})
+      if (!s.last) continue
+      // Counters of a live worker; a dead one's are in `retired` already.
+      if (!s.child) continue
+      c.tunnels += l?.tunnels ?? 0
+      c.preauth += l?.preauth ?? 0
+      c.sessions! += l?.sessions ?? 0
+      c.bytes.out += s.last.bytes.out
+      c.bytes.back += s.last.bytes.back
+      addTallies(c.opensRefused!, s.last.opensRefused)
+      addTallies(c.handshakeFailures, s.last.handshakeFailures)
+      addTallies(c.limitHits, s.last.limitHits)
+    }
+    for (const [k, n] of this.dropped.entries()) c.limitHits.add(k, n)
+    return c
+  }
+
+  private spawn(s: Slot): void {
+    s.restart = undefined
+    if (this.closing) return
+    const child = fork(this.o.script, this.o.args, {
+      env: {...process.env, [WORKER_ENV]: String(s.index)},
+      // stdout and stderr are the primary's: log lines and --json events go where its own go.
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      serialization: 'json',
+      // Its own process group: a terminal's Ctrl-C reaches the primary only, which stops the workers
+      // in order (and does not take a worker's own exit for a crash).
+      detached: true,
+    })
+    s.child = child
+    s.pid = child.pid
+    s.ready = false
+    s.last = undefined
+    s.startedAt = Date.now()
+    child.on('message', (m, handle) => {
+      // Whatever a worker sends, the primary carries on: a bad message is dropped and logged.
+      try {
+        // Workers never send descriptors: one that does gets it closed, not kept open here.
+        if (handle) {
+          const h = handle as {destroy?: () => void; close?: () => void}
+          if (typeof h.destroy === 'function') h.destroy()
+          else h.close?.()
+          throw new Error('a worker sent a descriptor')
+        }
+        if (s.child === child) this.onMessage(s, m)
+      } catch (e) {
+        this.o.log.log('error', `gate worker ${s.index}: message dropped: ${(e as Error).message}`, {key: `worker message ${s.index}`})
+      }
+    })
+    child.on('error', (e) => this.o.log.log('warn', `gate worker ${s.index}: ${e.message}`, {key: `worker error ${s.index}`}))
+    child.once('exit', (code, signal) => this.onExit(s, child, code, signal))
+  }
+
+  private onExit(s: Slot, child: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
+    if (s.child !== child) return
+    // Its counters stay in the totals; its leases go back to the ledger.
+    if (s.last) {
+      this.retired.bytes.out += s.last.bytes.out
+      this.retired.bytes.back += s.last.bytes.back
+      addTallies(this.retired.opensRefused, s.last.opensRefused)
+      addTallies(this.retired.handshakeFailures, s.last.handshakeFailures)
+      addTallies(this.retired.limitHits, s.last.limitHits)
+    }
+    s.child = undefined
+    s.ready = false
+    s.last = undefined
+    const reclaimed = this.ledger.drop(s.index)
+    const how = signal ? `on ${signal}` : `with status ${code}`
+    if (this.closing) return
+    if (Date.now() - s.startedAt > STABLE_MS) s.crashes = 0
+    const delay = Math.min(BACKOFF_MS * 2 ** s.crashes, BACKOFF_MAX_MS)
+    s.crashes = Math.min(s.crashes + 1, 16)
+    this.o.log.log('warn', `gate worker ${s.index} (pid ${child.pid}) exited ${how}; its tunnels ended${reclaimed ? `, ${reclaimed} leased unit(s) reclaimed` : ''}; restarting in ${delay} ms`)
+    this.o.log.event('worker-down', {worker: s.index, pid: child.pid ?? null, code, signal, restartMs: delay})
+    s.restart = setTimeout(() => {
+      this.restarts.add(String(s.index))
+      this.spawn(s)
+    }, delay)
+  }
+
+  private onMessage(s: Slot, raw: unknown): void {
+    const m = parseWorkerMessage(raw)
+    if (typeof m === 'string') {
+      this.o.log.log('warn', `gate worker ${s.index}: malformed message dropped: ${m}`, {key: `worker message ${s.index}`})
+      return
+    }
+    switch (m.t) {
+      case 'ready':
+        if (s.ready) return
+        s.ready = true
+        this.o.log.log('debug', `gate worker ${s.index} ready (pid ${s.pid})`)
+        this.o.log.event('worker-up', {worker: s.index, pid: s.pid ?? null})
+        for (const w of this.waiting.splice(0)) this.dispatch(w)
+        return
+      case 'ask': {
+        let g
+        try {
+          g = this.ledger.ask(s.index, m.pool, m.key, m.n)
+        } catch (e) {
+          if (!(e instanceof ShareError)) throw e
+          g = {granted: 0, tight: true}
+        }
+        this.sendTo(s, {t: 'grant', id: m.id, granted: g.granted, tight: g.tight})
+        // Short: the others hand back what they hold spare, for the next open.
+        if (g.granted < 1) for (const w of this.ledger.holders(m.pool, m.key, s.index)) this.sendTo(this.slots[w], {t: 'recall', pool: m.pool, key: m.key})
+        return
+      }
+      case 'give': {
+        const back = this.ledger.giveBack(s.index, m.pool, m.key, m.n)
+        if (back < m.n) this.o.log.log('warn', `gate worker ${s.index} gave back ${m.n} unit(s) of ${m.pool} but held ${back}`, {key: `worker give ${s.index}`})
+        return
+      }
+      case 'counts':
+        s.last = m.counts
+        this.countWaiters.get(m.id)?.()
+        this.countWaiters.delete(m.id)
+        return
+      case 'reloaded':
+      case 'reload-failed':
+        this.reloadWaiters.get(m.id)?.(m.t === 'reloaded' ? {changed: m.changed} : {failed: `gate worker ${s.index}: ${m.message}`})
+        this.reloadWaiters.delete(m.id)
+    }
+  }
+
+  /** Round robin over the ready workers; none ready (all restarting): the connection waits. */
+  private dispatch(sock: Socket): void {
+    sock.on('error', () => {})
+    const n = this.slots.length
+    for (let i = 0; i < n; i++) {
+      const s = this.slots[(this.next + i) % n]
+      if (!s.ready || !s.child?.connected) continue
+      this.next = (s.index + 1) % n
+      this.connections.add(String(s.index))
+      // Sent, the descriptor is the worker's: Node closes this process's copy.
+      s.child.send({t: 'conn'}, sock, (e) => {
+        if (e) {
+          this.o.log.log('warn', `handing a connection to gate worker ${s.index}: ${e.message}`, {key: 'worker send'})
+          sock.destroy()
+        }
+      })
+      return
+    }
+    if (this.closing || this.waiting.length >= MAX_WAITING) {
+      this.dropped.add('workers')
+      this.o.log.log('warn', `refused ${sock.remoteAddress ?? '?'}: no gate worker is ready`, {key: 'no worker'})
+      return void sock.resetAndDestroy()
+    }
+    this.waiting.push(sock)
+    sock.once('close', () => {
+      const i = this.waiting.indexOf(sock)
+      if (i >= 0) this.waiting.splice(i, 1)
+    })
+  }
+
+  private sendTo(s: Slot, m: PrimaryMessage): void {
+    if (!s.child?.connected) return
+    s.child.send(m, (e: Error | null) => {
+      if (e) this.o.log.log('debug', `gate worker ${s.index}: ${e.message}`)
+    })
+  }
+}
+
+function copyTally(t: Tally): Tally {
+  const c = new Tally()
+  for (const [k, n] of t.entries()) c.add(k, n)
+  return c
+}
+
+function addTallies(t: Tally, from: Tallies): void {
+  for (const [k, n] of from) t.add(k, n)
+}
+
+function tallies(t: Tally | undefined): Tallies {
+  return t ? [...t.entries()] : []
+}
+
+/**
+ * A worker's end of the channel: the gate's SharedQuota (leases by way of a ShareWallet), the
+ * connections handed over, and its figures for the primary's scrapes.
+ */
+export class WorkerChannel implements SharedQuota {
+  private readonly wallet = new ShareWallet()
+  private askId = 0
+  private readonly asks = new Map<number, {pool: Pool; key: string; done?: (ok: boolean) => void; timer: NodeJS.Timeout}>()
+  private gate?: Gate
+  /** The worker's reload (the command re-reads its flags): what changed, or it throws. */
+  onReload?: () => Promise<string[]>
+  private readonly onMsg = (m: unknown, handle: unknown): void => {
+    try {
+      this.onMessage(m, handle)
+    } catch (e) {
+      this.log.log('error', `message from the gate primary dropped: ${(e as Error).stack ?? e}`, {key: 'primary message'})
+    }
+  }
+
+  constructor(private readonly log: Logger) {
+    if (!process.send) throw new TunkitError('TK_INTERNAL', `${WORKER_ENV} is set but this process has no IPC channel: a gate worker is started by gate --workers`)
+  }
+
+  /** Start taking connections: the gate is ready. */
+  attach(gate: Gate): void {
+    this.gate = gate
+    process.on('message', this.onMsg)
+    this.send({t: 'ready'})
+  }
+
+  detach(): void {
+    process.off('message', this.onMsg)
+    for (const a of this.asks.values()) clearTimeout(a.timer)
+  }
+
+  take(pool: Pool, key: string): boolean | Promise<boolean> {
+    if (this.wallet.take(pool, key)) return true
+    if (this.asks.size >= MAX_ASKS || !process.connected) return false
+    const id = (this.askId = (this.askId + 1) % 2 ** 31)
+    return new Promise<boolean>((done) => {
+      const timer = setTimeout(() => {
+        // Refused; a grant that still comes is given back (onMessage).
+        const a = this.asks.get(id)
+        if (a) a.done = undefined
+        done(false)
+      }, ASK_TIMEOUT_MS)
+      this.asks.set(id, {pool, key, done, timer})
+      this.send({t: 'ask', id, pool, key, n: this.wallet.want(pool, key)})
+    })
+  }
+
+  give(pool: Pool, key: string): void {
+    const n = this.wallet.release(pool, key)
+    if (n) this.send({t: 'give', pool, key, n})
+  }
+
+  private onMessage(raw: unknown, handle: unknown): void {
+    const m = parsePrimaryMessage(raw)
+    if (typeof m === 'string') {
+      this.log.log('warn', `malformed message from the gate primary dropped: ${m}`, {key: 'primary message'})
+      return
+    }
+    switch (m.t) {
+      case 'conn': {
+        const s = handle as Socket | undefined
+        if (!s || typeof s.destroy !== 'function' || typeof s.remoteAddress !== 'string') {
+          this.log.log('warn', 'a connection from the gate primary came without a socket', {key: 'primary message'})
+          return
+        }
+        if (!this.gate) return void s.destroy()
+        return this.gate.adopt(s)
+      }
+      case 'grant': {
+        const a = this.asks.get(m.id)
+        if (!a) return
+        this.asks.delete(m.id)
+        clearTimeout(a.timer)
+        this.wallet.add(a.pool, a.key, {granted: m.granted, tight: m.tight})
+        a.done?.(this.wallet.take(a.pool, a.key))
+        // A tight grant keeps nothing spare (another worker may need it); a late one goes back too.
+        const back = this.wallet.spare(a.pool, a.key)
+        if (back) this.send({t: 'give', pool: a.pool, key: a.key, n: back})
+        return
+      }
+      case 'recall': {
+        const n = this.wallet.recall(m.pool, m.key)
+        if (n) this.send({t: 'give', pool: m.pool, key: m.key, n})
+        return
+      }
+      case 'count': {
+        const c = this.gate?.counts()
+        if (!c) return
+        const counts: CountsData = {
+          tunnels: c.tunnels, preauth: c.preauth, sessions: c.sessions ?? 0, bytes: c.bytes,
+          opensRefused: tallies(c.opensRefused), handshakeFailures: tallies(c.handshakeFailures), limitHits: tallies(c.limitHits),
+        }
+        this.send({t: 'counts', id: m.id, counts})
+        return
+      }
+      case 'reload': {
+        const id = m.id
+        const run = this.onReload ?? (() => Promise.resolve([]))
+        run().then((changed) => this.send({t: 'reloaded', id, changed: changed.slice(0, 32).map((l) => l.slice(0, 1000))}), (e: Error) => {
+          this.send({t: 'reload-failed', id, message: e.message.replace(/\s*\n\s*/g, ' ').slice(0, 1000)})
+        })
+      }
+    }
+  }
+
+  private send(m: object): void {
+    if (!process.connected) return
+    process.send!(m, undefined, {}, () => {})
+  }
+}
