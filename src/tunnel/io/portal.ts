@@ -105,7 +105,8 @@ export class Portal {
     if (this.o.dataPath === 'native') {
       const why = this.o.vpn ? 'VPN mode runs on TLS only' : nativeDataPathUnavailable()
       if (why) {
-        this.o.log.log('warn', `--data-path native: ${why}; using tls`)
+        // VPN mode is a known limit, not a fault: said, not warned about.
+        this.o.log.log(this.o.vpn ? 'info' : 'warn', `--data-path native: ${why}; using tls`)
         this.o.dataPath = 'tls'
       }
     }
