@@ -334,6 +334,19 @@ static void dp_read(dp_t* p) {
     }
     if (n == 0) {
       p->read_eof = 1;
+      // Complete records read before the end (a CLOSE, then FIN) are delivered first.
+      if (rx->len >= DP_HDR) {
+        napi_value buf;
+        size_t plain = 0;
+        int any = 0;
+        napi_handle_scope scope;
+        if (napi_open_handle_scope(p->env, &scope) != napi_ok) return report_napi(p->env, "napi_open_handle_scope");
+        const char* code = rx_drain(p->env, rx, &buf, &plain, &any, why, sizeof why);
+        if (buf && plain) dp_emit(p, 0, buf, NULL, NULL);
+        napi_close_handle_scope(p->env, scope);
+        if (code) return dp_fail(p, why, code);
+        if (p->done) return;
+      }
       if (rx->len) return dp_fail(p, "connection closed in the middle of a native record", "ETRUNC");
       dp_emit(p, 1, NULL, NULL, NULL);
       break;
