@@ -320,76 +320,69 @@ static int dp_flush(dp_t* p) {
   return 0;
 }
 
+// Opens the complete records held and hands their plaintext to JS; the first record from the
+// peer also releases our held output. Returns NULL, or an error code with the message in `why`.
+static const char* dp_deliver(dp_t* p, char* why, size_t whylen) {
+  if (p->rx.len < DP_HDR) return NULL;
+  napi_value buf;
+  size_t plain = 0;
+  int any = 0;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(p->env, &scope) != napi_ok) {
+    snprintf(why, whylen, "napi_open_handle_scope failed");
+    return "ENAPI";
+  }
+  const char* code = rx_drain(p->env, &p->rx, &buf, &plain, &any, why, whylen);
+  if (any && p->hold_tx) {
+    // The peer's first record: it reads natively now, so our sealed records may go.
+    p->hold_tx = 0;
+    int err = dp_flush(p);
+    if (err && !code) {
+      snprintf(why, whylen, "native data path: send: %s", strerror(err));
+      code = "EIO";
+    }
+  }
+  if (buf && plain) dp_emit(p, 0, buf, NULL, NULL);
+  napi_close_handle_scope(p->env, scope);
+  return code;
+}
+
 static void dp_read(dp_t* p) {
   size_t budget = DP_READ_BUDGET;
   char why[160];
+  const char* code;
   while (!p->done && p->reading && !p->read_eof && budget > 0) {
     rx_t* rx = &p->rx;
     ssize_t n = read(p->fd, rx->buf + rx->len, DP_RX_CAP - rx->len);
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-      snprintf(why, sizeof why, "native data path: read: %s", strerror(errno));
+      int e = errno;
+      // Complete records read before the failure (a CLOSE, then a reset) are delivered first.
+      if ((code = dp_deliver(p, why, sizeof why))) return dp_fail(p, why, code);
+      if (p->done) return;
+      snprintf(why, sizeof why, "native data path: read: %s", strerror(e));
       return dp_fail(p, why, "EIO");
     }
     if (n == 0) {
       p->read_eof = 1;
       // Complete records read before the end (a CLOSE, then FIN) are delivered first.
-      if (rx->len >= DP_HDR) {
-        napi_value buf;
-        size_t plain = 0;
-        int any = 0;
-        napi_handle_scope scope;
-        if (napi_open_handle_scope(p->env, &scope) != napi_ok) return report_napi(p->env, "napi_open_handle_scope");
-        const char* code = rx_drain(p->env, rx, &buf, &plain, &any, why, sizeof why);
-        if (buf && plain) dp_emit(p, 0, buf, NULL, NULL);
-        napi_close_handle_scope(p->env, scope);
-        if (code) return dp_fail(p, why, code);
-        if (p->done) return;
-      }
+      if ((code = dp_deliver(p, why, sizeof why))) return dp_fail(p, why, code);
+      if (p->done) return;
       if (rx->len) return dp_fail(p, "connection closed in the middle of a native record", "ETRUNC");
       dp_emit(p, 1, NULL, NULL, NULL);
-      break;
+      return;
     }
     p->bytes_in += (double)n;
     rx->len += (size_t)n;
     budget = (size_t)n >= budget ? 0 : budget - (size_t)n;
     // Keep reading while there is room for more than a largest record; then open the batch.
     if (DP_RX_CAP - rx->len > DP_HDR + DP_MAX_PLAIN + DP_TAG && budget > 0) continue;
-    napi_value buf;
-    size_t plain = 0;
-    int any = 0;
-    napi_handle_scope scope;
-    if (napi_open_handle_scope(p->env, &scope) != napi_ok) return report_napi(p->env, "napi_open_handle_scope");
-    const char* code = rx_drain(p->env, rx, &buf, &plain, &any, why, sizeof why);
-    if (any && p->hold_tx) {
-      // The peer's first record: it reads natively now, so our sealed records may go.
-      p->hold_tx = 0;
-      int err = dp_flush(p);
-      if (err) code = code ? code : "EIO", snprintf(why, sizeof why, "native data path: send: %s", strerror(err));
-    }
-    if (buf && plain) dp_emit(p, 0, buf, NULL, NULL);
-    napi_close_handle_scope(p->env, scope);
-    if (code) return dp_fail(p, why, code);
+    if ((code = dp_deliver(p, why, sizeof why))) return dp_fail(p, why, code);
   }
   if (p->done || p->read_eof) return;
   // What the last reads left (the loop ran out of input with room to spare).
-  if (p->rx.len >= DP_HDR) {
-    napi_value buf;
-    size_t plain = 0;
-    int any = 0;
-    napi_handle_scope scope;
-    if (napi_open_handle_scope(p->env, &scope) != napi_ok) return report_napi(p->env, "napi_open_handle_scope");
-    const char* code = rx_drain(p->env, &p->rx, &buf, &plain, &any, why, sizeof why);
-    if (any && p->hold_tx) {
-      p->hold_tx = 0;
-      int err = dp_flush(p);
-      if (err && !code) code = "EIO", snprintf(why, sizeof why, "native data path: send: %s", strerror(err));
-    }
-    if (buf && plain) dp_emit(p, 0, buf, NULL, NULL);
-    napi_close_handle_scope(p->env, scope);
-    if (code) return dp_fail(p, why, code);
-  }
+  if ((code = dp_deliver(p, why, sizeof why))) dp_fail(p, why, code);
 }
 
 static void dp_on_poll(uv_poll_t* h, int status, int events) {
