@@ -82,12 +82,19 @@ export class NativeWire extends EventEmitter {
     }
     // Whoever destroys the TLS socket (a gate shutting down, say) ends the native path with it.
     tls.once('close', () => this.destroy())
+    // Node's socket no longer sees the tunnel's bytes: its counters (metrics, tunnel-down events)
+    // go on from where TLS left them with the addon's.
+    const base = {read: raw.bytesRead, written: raw.bytesWritten}
+    Object.defineProperty(raw, 'bytesRead', {configurable: true, get: () => base.read + this.counters()[0]})
+    Object.defineProperty(raw, 'bytesWritten', {configurable: true, get: () => base.written + this.counters()[1]})
   }
 
-  /** Bytes received and sent on the descriptor since the switch (records, not plaintext). */
-  get stats(): {bytesIn: number; bytesOut: number} {
+  /** [bytes in, bytes out] on the descriptor since the switch (records, not plaintext); kept after the end. */
+  private final: [number, number] = [0, 0]
+  private counters(): [number, number] {
     const s = this.h ? this.n.dpControl(this.h, 4) : null
-    return s ? {bytesIn: s[0], bytesOut: s[1]} : {bytesIn: 0, bytesOut: 0}
+    if (s) this.final = [s[0], s[1]]
+    return this.final
   }
 
   setNoDelay(): this {
@@ -146,7 +153,8 @@ export class NativeWire extends EventEmitter {
     const h = this.h
     if (!h) return this
     this.h = null
-    this.n.dpControl(h, 3)
+    const s = this.n.dpControl(h, 3)
+    if (s) this.final = [s[0], s[1]]
     this.finish()
     return this
   }
@@ -170,7 +178,8 @@ export class NativeWire extends EventEmitter {
       // ENOBUFS (the peer does not read), EIO (send failed): the path ends with that error.
       const h = this.h
       this.h = null
-      if (h) this.n.dpControl(h, 3)
+      const s = h ? this.n.dpControl(h, 3) : null
+      if (s) this.final = [s[0], s[1]]
       this.emit('error', e)
       this.finish()
     }
@@ -191,7 +200,8 @@ export class NativeWire extends EventEmitter {
       }
       check()
     } else {
-      // The addon has released the path: a bad record, or the descriptor failed.
+      // The addon releases the path when this returns: a bad record, or the descriptor failed.
+      this.counters()
       this.h = null
       this.emit('error', Object.assign(new Error(String(a)), {code: code ?? 'EIO'}))
       this.finish()
