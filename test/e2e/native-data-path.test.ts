@@ -111,6 +111,19 @@ for (const [who, gateArgs, portalArgs] of [
   })
 }
 
+t('an orderly close on the native path reaches the portal as CLOSE with its reason (here --idle-timeout)', async (ctx) => {
+  const gate = await startGate(ctx.pki, ['--data-path', 'native', '--idle-timeout', '1'])
+  const portal = await startPortal(ctx.pki, gate.port, ['--data-path', 'native', '--socks', '127.0.0.1:0', '--backoff-max', '30'], 1)
+  try {
+    const down = await waitFor('the idle close', () => portal.events.find((e) => e.event === 'tunnel-down'))
+    assert.match(String(down.reason), /peer closed the tunnel \(timeout: idle for 1 s\)/)
+    assert.ok(gate.stderr.includes('native data path up'))
+  } finally {
+    await stop(portal)
+    await stop(gate)
+  }
+})
+
 /** A TCP proxy between portal and gate that can flip one byte of the portal's next chunk. */
 async function tamperProxy(gatePort: number): Promise<Server & {port: number; arm(): void; tampered: number}> {
   let armed = false
