@@ -280,6 +280,7 @@ export class Link {
       if (this.closed) return
       try {
         if (f.type === TunnelType.SWITCH) {
+          if (this.sw === 'native') throw new CodecError('UNEXPECTED', 'a second SWITCH frame')
           if (i !== frames.length - 1 || this.splitter.buffered > 0) throw new CodecError('UNEXPECTED', 'data in TLS after the SWITCH frame')
           decodeTunnel(f)
           this.o.tracer?.trace('in', this.o.peer, TUNNEL_TRACE, {kind: 'switch'}, HEADER_LEN + f.body.length, this.o.identity)
