@@ -19,4 +19,16 @@ for (const m of methods) {
 if (data.tunkit?.['gate-rss-1000-sessions-kB']) {
   out.push('', `Gate RSS: ${(data.tunkit['gate-rss-idle-kB'][0] / 1024).toFixed(0)} MB with the tunnel idle, ${(data.tunkit['gate-rss-1000-sessions-kB'][0] / 1024).toFixed(0)} MB with 1000 open idle sessions (target < 150 MB).`)
 }
+// The native data path against the TLS one (issue 12 item 2: adopted only at >= 1.5x on one stream).
+const nat = data['tunkit-native'], tls = data.tunkit
+if (nat && tls) {
+  const x = (k) => (nat[k] && tls[k] ? (med(nat[k]) / med(tls[k])).toFixed(2) + '×' : 'n/a')
+  const g = (d, k) => (d[k] ? med(d[k]).toFixed(2) : 'n/a')
+  out.push('', '| tunkit-native vs tunkit (TLS) | upload 1 stream | upload 8 streams | download 1 stream | download 8 streams |', '|---|---|---|---|---|',
+    `| tunkit, Gbit/s | ${g(tls, 'iperf-P1')} | ${g(tls, 'iperf-P8')} | ${g(tls, 'iperf-R1')} | ${g(tls, 'iperf-R8')} |`,
+    `| tunkit-native, Gbit/s | ${g(nat, 'iperf-P1')} | ${g(nat, 'iperf-P8')} | ${g(nat, 'iperf-R1')} | ${g(nat, 'iperf-R8')} |`,
+    `| ratio | ${x('iperf-P1')} | ${x('iperf-P8')} | ${x('iperf-R1')} | ${x('iperf-R8')} |`)
+}
+const dl8 = methods.filter((m) => data[m]['iperf-R8'])
+if (dl8.length) out.push('', 'Download, 8 streams (-R -P 8), Gbit/s: ' + dl8.map((m) => `${m} ${med(data[m]['iperf-R8']).toFixed(2)} ${span(data[m]['iperf-R8'])}`).join(', ') + '.')
 console.log(out.join('\n'))

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # tunkit stream benchmark, side by side in one run: direct, tunkit -L, ssh -L (OpenSSH, default
 # cipher and aes256-gcm), stunnel (TLS 1.3, mutual auth). iperf3 1 and 8 streams and 1 stream
-# downloading (-R), 1000 sequential short connections, and the gate's RSS with 1000 idle sessions.
+# and 8 streams downloading (-R), 1000 sequential short connections, and the gate's RSS with 1000 idle sessions.
+# tunkit-native: the same with --data-path native on both sides (issue 12 item 2).
 # Loopback only. node-proxy is a bare Node.js forwarder (no TLS, no mux), the floor for any
 # Node.js tool.
 # Knobs: TK_REPS (3), TK_SECS (5), TK_PORT_BASE (27600, below the ephemeral range so leftover TIME-WAITs never block a listener), TK_METHODS.
@@ -9,7 +10,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd); ROOT=$(dirname "$HERE")
 . "$HERE/lib.sh"
 REPS=${TK_REPS:-3}; SECS=${TK_SECS:-5}; BASE=${TK_PORT_BASE:-27600}
-METHODS=${TK_METHODS:-"direct tunkit ssh-L ssh-L-aes256gcm stunnel node-proxy"}
+METHODS=${TK_METHODS:-"direct tunkit tunkit-native ssh-L ssh-L-aes256gcm stunnel node-proxy"}
 W=$(mktemp -d /tmp/tkbench.XXXXXX); PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; sleep 0.3; for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done; rm -rf "$W"; }
 trap cleanup EXIT INT TERM
@@ -22,9 +23,9 @@ if ((${#missing[@]})); then log "installing ${missing[*]}"; apt-get update -qq; 
 [ -f "$ROOT/dist/src/index.js" ] || (cd "$ROOT" && npm run build --silent)
 
 TK="$ROOT/bin/run.js"  # as installed: its #! line has node flags
-P_IPERF=$BASE; P_ECHO=$((BASE+1)); P_GATE=$((BASE+2)); P_SSHD=$((BASE+3)); P_ST_SRV=$((BASE+4))
-declare -A FWD_IPERF=([direct]=$P_IPERF [tunkit]=$((BASE+10)) [ssh-L]=$((BASE+20)) [ssh-L-aes256gcm]=$((BASE+30)) [stunnel]=$((BASE+40)) [node-proxy]=$((BASE+50)))
-declare -A FWD_ECHO=([direct]=$P_ECHO [tunkit]=$((BASE+11)) [ssh-L]=$((BASE+21)) [ssh-L-aes256gcm]=$((BASE+31)) [stunnel]=$((BASE+41)) [node-proxy]=$((BASE+51)))
+P_IPERF=$BASE; P_ECHO=$((BASE+1)); P_GATE=$((BASE+2)); P_SSHD=$((BASE+3)); P_ST_SRV=$((BASE+4)); P_GATE_N=$((BASE+5))
+declare -A FWD_IPERF=([direct]=$P_IPERF [tunkit]=$((BASE+10)) [tunkit-native]=$((BASE+60)) [ssh-L]=$((BASE+20)) [ssh-L-aes256gcm]=$((BASE+30)) [stunnel]=$((BASE+40)) [node-proxy]=$((BASE+50)))
+declare -A FWD_ECHO=([direct]=$P_ECHO [tunkit]=$((BASE+11)) [tunkit-native]=$((BASE+61)) [ssh-L]=$((BASE+21)) [ssh-L-aes256gcm]=$((BASE+31)) [stunnel]=$((BASE+41)) [node-proxy]=$((BASE+51)))
 
 wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; log "port $1 never opened"; return 1; }
 
@@ -41,6 +42,11 @@ GATE_PID=${PIDS[-1]}
 wait_port $P_GATE
 bg portal $TK portal --gate 127.0.0.1:$P_GATE --pki-dir "$W/pki" --log-level warn \
   -L 127.0.0.1:${FWD_IPERF[tunkit]}:127.0.0.1:$P_IPERF -L 127.0.0.1:${FWD_ECHO[tunkit]}:127.0.0.1:$P_ECHO
+# The same pair on the native data path (AES-256-GCM records in the addon after the TLS handshake)
+bg gate-native $TK gate --listen 127.0.0.1:$P_GATE_N --pki-dir "$W/pki" --log-level warn --open-rate 0 --data-path native
+wait_port $P_GATE_N
+bg portal-native $TK portal --gate 127.0.0.1:$P_GATE_N --pki-dir "$W/pki" --log-level warn --data-path native \
+  -L 127.0.0.1:${FWD_IPERF[tunkit-native]}:127.0.0.1:$P_IPERF -L 127.0.0.1:${FWD_ECHO[tunkit-native]}:127.0.0.1:$P_ECHO
 
 # OpenSSH: private sshd in its own mount namespace (see shared/lab/bench)
 private_sshd "$W/ssh" "$P_SSHD" 127.0.0.1
@@ -69,7 +75,7 @@ iperf() { iperf3 -c 127.0.0.1 -p "$1" -t "$SECS" -O 1 -P "$2" ${3:+"$3"} -J 2>/d
 for rep in $(seq "$REPS"); do
   for m in $METHODS; do
     for p in 1 8; do v=$(iperf "${FWD_IPERF[$m]}" $p); printf '%s\tiperf-P%s\t%s\n' "$m" "$p" "$v" >>"$RES"; log "rep $rep $m P=$p: $v Gbit/s"; done
-    v=$(iperf "${FWD_IPERF[$m]}" 1 -R); printf '%s\tiperf-R1\t%s\n' "$m" "$v" >>"$RES"; log "rep $rep $m download (-R): $v Gbit/s"
+    for p in 1 8; do v=$(iperf "${FWD_IPERF[$m]}" $p -R); printf '%s\tiperf-R%s\t%s\n' "$m" "$p" "$v" >>"$RES"; log "rep $rep $m download (-R) P=$p: $v Gbit/s"; done
     c=$(node "$HERE/connloop.mjs" "${FWD_ECHO[$m]}" 1000 | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).seconds.toFixed(3)))')
     printf '%s\tconn1000\t%s\n' "$m" "$c" >>"$RES"; log "rep $rep $m 1000 connections: $c s"
   done

@@ -11,6 +11,7 @@ _tunkit_arg() {
         --config|--cert|--key|--ca|--crl|--policy) echo "file" ;;
         --pki-dir) echo "dir" ;;
         --metrics|--listen|-l|--name|--allow|--allow-listen|--max-sessions|--max-tunnels|--max-startups|--max-startups-per-source|--handshake-timeout|--idle-timeout|--connect-timeout|--resolve-timeout|--max-lookups|--keepalive|--dead-after|--udp-idle|--key-lifetime|--max-tunnels-per-identity|--max-sessions-per-identity|--max-pending-per-tunnel|--max-pending-per-identity|--early-data-per-tunnel|--early-data-per-identity|--fd-reserve|--fd-share|--open-rate|--open-burst|--workers|--pool|--route|--dns|--dev) echo "text" ;;
+        --data-path) echo "=tls native" ;;
       esac ;;
     "key-exchange") case "$2" in
         --trace-format|--log-format) echo "=text json" ;;
@@ -64,6 +65,7 @@ _tunkit_arg() {
         --config|--cert|--key|--ca) echo "file" ;;
         --pki-dir) echo "dir" ;;
         --gate|-g|--via|--socks|-D|--socks-user|--local|-L|--udp|-U|--remote|-R|--upstream-socks|--keepalive|--dead-after|--connect-timeout|--backoff-max|--retries|--gate-name|--udp-idle|--dev|--accept-routes) echo "text" ;;
+        --data-path) echo "=tls native" ;;
       esac ;;
     "relay") case "$2" in
         --trace-format|--log-format) echo "=text json" ;;
@@ -113,14 +115,14 @@ _tunkit() {
     "") opts="gate help key-exchange nat-discover pki portal relay version" ;;
     "help") opts="gate key-exchange nat-discover pki portal relay version" ;;
     "pki") opts="init issue list revoke" ;;
-    "gate") opts="--allow --allow-listen --ca --cert --config --connect-timeout --crl --dead-after --dev --dns --early-data-per-identity --early-data-per-tunnel --fd-reserve --fd-share --handshake-timeout --idle-timeout --json --keepalive --key --key-lifetime --listen --log-format --log-level --log-time --max-lookups --max-pending-per-identity --max-pending-per-tunnel --max-sessions --max-sessions-per-identity --max-startups --max-startups-per-source --max-tunnels --max-tunnels-per-identity --metrics --name --offload --open-burst --open-rate --pki-dir --policy --pool --resolve-timeout --route --trace --trace-format --udp-idle --verbose --vpn --workers -l -v" ;;
+    "gate") opts="--allow --allow-listen --ca --cert --config --connect-timeout --crl --data-path --dead-after --dev --dns --early-data-per-identity --early-data-per-tunnel --fd-reserve --fd-share --handshake-timeout --idle-timeout --json --keepalive --key --key-lifetime --listen --log-format --log-level --log-time --max-lookups --max-pending-per-identity --max-pending-per-tunnel --max-sessions --max-sessions-per-identity --max-startups --max-startups-per-source --max-tunnels --max-tunnels-per-identity --metrics --name --offload --open-burst --open-rate --pki-dir --policy --pool --resolve-timeout --route --trace --trace-format --udp-idle --verbose --vpn --workers -l -v" ;;
     "key-exchange") opts="--accept-routes --bind --ca --cert --config --connect-timeout --dev --dns --dns-apply --dpd --export --gateway --id --ike-proposal --json --key --listen --log-format --log-level --log-time --max-sas-per-id --policy --pool --psk-file --remote-id --respond --show-keys --trace --trace-format --verbose -g -v" ;;
     "nat-discover") opts="--alt --bind --burst --config --global-burst --global-rate --json --lifetime --listen --log-format --log-level --log-time --rate --serve --server --software --timeout --trace --trace-format --verbose -s -v" ;;
     "pki init") opts="--client --config --days --dir --force --json --log-format --log-level --log-time --san --trace --trace-format --verbose -v" ;;
     "pki issue") opts="--config --days --dir --force --json --log-format --log-level --log-time --san --server --trace --trace-format --verbose -v" ;;
     "pki list") opts="--config --dir --json --log-format --log-level --log-time --trace --trace-format --verbose -v" ;;
     "pki revoke") opts="--config --dir --json --log-format --log-level --log-time --trace --trace-format --verbose -v" ;;
-    "portal") opts="--accept-routes --backoff-max --ca --cert --config --connect-timeout --dead-after --dev --gate --gate-name --json --keepalive --key --local --log-format --log-level --log-time --no-routes --offload --pki-dir --remote --retries --skip-unbindable --socks --socks-user --tap --trace --trace-format --udp --udp-idle --upstream-socks --verbose --via --vpn -D -L -R -U -g -v" ;;
+    "portal") opts="--accept-routes --backoff-max --ca --cert --config --connect-timeout --data-path --dead-after --dev --gate --gate-name --json --keepalive --key --local --log-format --log-level --log-time --no-routes --offload --pki-dir --remote --retries --skip-unbindable --socks --socks-user --tap --trace --trace-format --udp --udp-idle --upstream-socks --verbose --via --vpn -D -L -R -U -g -v" ;;
     "relay") opts="--allow-next --balance --config --connect-timeout --group --handshake-timeout --health-interval --json --listen --log-format --log-level --log-time --max-hops --metrics --name --trace --trace-format --verbose -l -v" ;;
     "version") opts="--config --json --log-format --log-level --log-time --trace --trace-format --verbose -v" ;;
   esac

@@ -1,6 +1,6 @@
 // The addon's entry: the export table, and the checked helpers every part uses (addon.h).
 // Parts: tun.c (TUN/TAP devices), mac.c (the DATA frame digest), process.c (settings for
-// long-running servers), splice.c (kernel splicing for relays), accept.c (a listener that refuses floods cheaply), esp.c (the ESP data plane). Linux only.
+// long-running servers), splice.c (kernel splicing for relays), accept.c (a listener that refuses floods cheaply), esp.c (the ESP data plane), datapath.c (the native data path). Linux only.
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -121,6 +121,13 @@ static napi_value init(napi_env env, napi_value exports) {
     EXPORT("espTrace", esp_trace),
     EXPORT("espClose", esp_close),
     EXPORT("espPacketPair", esp_packet_pair),
+    EXPORT("dpOpen", dp_open),
+    EXPORT("dpWrite", dp_write),
+    EXPORT("dpAck", dp_ack),
+    EXPORT("dpControl", dp_control),
+    EXPORT("dpSeal", dp_seal),
+    EXPORT("dpDecoder", dp_decoder),
+    EXPORT("dpFeed", dp_feed),
   };
   NAPI_CALL(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
   return exports;

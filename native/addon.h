@@ -75,3 +75,11 @@ napi_value esp_on_event(napi_env env, napi_callback_info info);
 napi_value esp_trace(napi_env env, napi_callback_info info);
 napi_value esp_close(napi_env env, napi_callback_info info);
 napi_value esp_packet_pair(napi_env env, napi_callback_info info);
+// datapath.c: the native data path (AES-256-GCM records on the tunnel's descriptor)
+napi_value dp_open(napi_env env, napi_callback_info info);
+napi_value dp_write(napi_env env, napi_callback_info info);
+napi_value dp_ack(napi_env env, napi_callback_info info);
+napi_value dp_control(napi_env env, napi_callback_info info);
+napi_value dp_seal(napi_env env, napi_callback_info info);
+napi_value dp_decoder(napi_env env, napi_callback_info info);
+napi_value dp_feed(napi_env env, napi_callback_info info);

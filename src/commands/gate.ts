@@ -8,6 +8,7 @@ import {parseListenRule, parseRule, Policy, PolicyError, type Rule} from '../tun
 import {parseStartups} from '../tunnel/core/startups.js'
 import {hostPort} from '../lib/io/connect.js'
 import {Gate, GATE_DEFAULTS as D} from '../tunnel/io/gate.js'
+import type {DataPath} from '../tunnel/io/native-path.js'
 import {GateVpn} from '../vpn/io/gate-vpn.js'
 import {serveMetrics} from '../lib/io/metrics.js'
 import {GatePrimary, MAX_WORKERS, WORKER_ENV, WorkerChannel} from '../tunnel/io/gate-workers.js'
@@ -75,6 +76,11 @@ SIGHUP re-reads the --policy file, --allow and --allow-listen from the --config 
     'open-rate': Flags.integer({summary: 'Opens per second allowed on one tunnel (0 = no limit); more are refused.', default: D.openRate, min: 0, helpGroup: 'LIMITS'}),
     'open-burst': Flags.integer({summary: 'Opens one tunnel may make at once before --open-rate applies.', default: D.openBurst, min: 1, helpGroup: 'LIMITS'}),
     workers: F.workers(MAX_WORKERS)({helpValue: '<n|auto>', summary: `Worker processes that run the tunnels, 1 to ${MAX_WORKERS}, or auto (one per CPU); this process accepts and hands connections over.`, default: 1, defaultHelp: async () => '1'}),
+    'data-path': Flags.string({
+      summary: 'Transport of the established tunnel: tls (Node\'s TLS) or native (AES-256-GCM records in the addon, if the peer agrees; a prototype).',
+      options: ['tls', 'native'], default: 'tls',
+      description: 'native is used only when both portal and gate say --data-path native; without the native addon it falls back to tls with a warning. See docs/protocol.md, "Native data path", and BENCHMARKS.md.',
+    }),
     vpn: Flags.boolean({summary: 'Offer VPN mode: IP packets between portals\' pseudo adapters and this host (needs root).', helpGroup: 'VPN'}),
     pool: F.ipv4Cidr({summary: 'Address pool for VPN clients (IPv4 CIDR); the first address is the gate\'s own.', helpGroup: 'VPN'}),
     route: F.cidr({summary: 'Network the portals should route through the gate.', multiple: true, helpGroup: 'VPN'}),
@@ -123,6 +129,7 @@ SIGHUP re-reads the --policy file, --allow and --allow-listen from the --config 
       idleTimeout: f['idle-timeout'],
       connectTimeout: f['connect-timeout'],
       keepalive: f.keepalive,
+      dataPath: f['data-path'] as DataPath,
       deadAfter: f['dead-after'],
       udpIdle: f['udp-idle'],
       keyLifetime: f['key-lifetime'],

@@ -12,6 +12,7 @@ import {boundPort} from '../lib/io/listen.js'
 import {FatalTunnelError, Portal, PORTAL_DEFAULTS as D} from '../tunnel/io/portal.js'
 import {formatGateTarget, type GateTarget} from '../tunnel/core/gate-group.js'
 import {socksServer} from '../socks5/io/server.js'
+import type {DataPath} from '../tunnel/io/native-path.js'
 import {PortalVpn} from '../vpn/io/portal-vpn.js'
 import {parseCidr4} from '../vpn/core/pushed.js'
 
@@ -45,6 +46,11 @@ When the tunnel drops, the portal reconnects with backoff; its listeners stay op
       description: 'Only refused, unreachable, timed-out and dropped connections are retried at all: a certificate, authorisation or path error, or a peer that is not a gate, exits 1 at once.',
     }),
     'gate-name': Flags.string({summary: 'Verify the gate certificate against this name instead of the --gate host (e.g. a DNS SAN when dialling an address).'}),
+    'data-path': Flags.string({
+      summary: 'Transport of the established tunnel: tls (Node\'s TLS) or native (AES-256-GCM records in the addon, if the peer agrees; a prototype).',
+      options: ['tls', 'native'], default: 'tls',
+      description: 'native is used only when both portal and gate say --data-path native; without the native addon it falls back to tls with a warning. See docs/protocol.md, "Native data path", and BENCHMARKS.md.',
+    }),
     'udp-idle': F.duration({summary: 'Silence after which a UDP flow ends.', default: D.udpIdle}),
     vpn: Flags.boolean({summary: 'VPN mode: a pseudo network adapter (TUN) carrying IP through the tunnel (needs root).', helpGroup: 'VPN'}),
     tap: Flags.boolean({summary: 'With --vpn: an Ethernet (TAP) adapter with DHCP and ARP server emulators instead of TUN.', helpGroup: 'VPN'}),
@@ -84,6 +90,7 @@ When the tunnel drops, the portal reconnects with backoff; its listeners stay op
       backoffMax: f['backoff-max'],
       retries: f.retries,
       gateName: f['gate-name'],
+      dataPath: f['data-path'] as DataPath,
       log: this.logger,
       tracer: this.tracer,
       vpn: f.vpn ? new PortalVpn(f.dev, !f['no-routes'], this.logger, f.tap ? 'tap' : 'tun', this.tracer, acceptRoutes, f.offload) : undefined,

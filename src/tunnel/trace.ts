@@ -30,6 +30,7 @@ export function tunnelFields(t: TunnelFrame): Rendered {
     case 'response': return {type: 'RESPONSE', transforms: t.transforms, flags: t.flags, keyLifetime: t.keyLifetime, clientData: t.clientData.split('\n').filter(Boolean)}
     case 'close': return {type: 'CLOSE', status: t.status, statusName: CLOSE_STATUS_NAMES[t.status] ?? 'unknown', reason: t.reason}
     case 'ping': case 'pong': return {type: t.kind.toUpperCase(), nonce: t.nonce.toString('hex')}
+    case 'switch': return {type: 'SWITCH'}
   }
 }
 

@@ -33,7 +33,7 @@ export function tunnelFrame(r: Rng): TunnelFrame {
     case 1: return {kind: 'request', user: r.text(40), destination: r.text(40), keyExchange: r.text(80), transforms: u16(r), flags: u16(r), clientData: r.text(200)}
     case 2: return {kind: 'response', keyExchange: r.text(80), transforms: u16(r), flags: u16(r), clientData: r.text(200), keyLifetime: u32(r)}
     case 3: return {kind: 'close', status: u16(r), reason: r.text(100)}
-    default: return {kind: r.chance(0.5) ? 'ping' : 'pong', nonce: r.bytes(8)}
+    default: return r.chance(0.15) ? {kind: 'switch'} : {kind: r.chance(0.5) ? 'ping' : 'pong', nonce: r.bytes(8)}
   }
 }
 
@@ -68,7 +68,7 @@ export function tunnelRequest(r: Rng): TunnelRequest {
   return {
     user: r.text(30), destination: r.text(30), binding: r.bytes(32).toString('hex'),
     remoteForwards: Array.from({length: r.chance(0.02) ? 64 : r.length(6)}, () => ({bind: bind(r), port: r.port()})),
-    earlyData: r.chance(0.5), ...(r.chance(0.5) ? {vpn: true, vpnOffload: r.chance(0.5), dataMacs: r.pick([[], ['aes256-gmac'], ['aes256-gmac', 'hmac-sha256-128']] as DataMacAlgorithm[][])} : {vpn: false, vpnOffload: false, dataMacs: []}),
+    earlyData: r.chance(0.5), nativeDataPath: r.chance(0.5), ...(r.chance(0.5) ? {vpn: true, vpnOffload: r.chance(0.5), dataMacs: r.pick([[], ['aes256-gmac'], ['aes256-gmac', 'hmac-sha256-128']] as DataMacAlgorithm[][])} : {vpn: false, vpnOffload: false, dataMacs: []}),
   }
 }
 
@@ -77,6 +77,7 @@ export function tunnelGrant(r: Rng): TunnelGrant {
     identity: kvText(r, 40).replace(/\n/g, ''), earlyData: r.chance(0.5),
     remoteForwards: Array.from({length: r.length(6)}, () => (r.chance(0.5) ? {bind: bind(r), port: r.port()} : {bind: bind(r), port: r.port(), error: nonEmpty(r, 30).replace(/\n/g, ' ')})),
   }
+  if (r.chance(0.3)) g.nativeDataPath = true
   if (r.chance(0.5)) {
     g.vpn = {address: r.ipv4(), prefix: r.int(0, 32), gateway: r.ipv4(), routes: Array.from({length: r.length(8)}, () => `${r.ipv4()}/${r.int(0, 32)}`), dns: Array.from({length: r.length(4)}, () => ip(r))}
     if (r.chance(0.5)) g.vpn.offload = true

@@ -24,6 +24,9 @@ const running = new Set<ChildProcess>()
  * stdout JSON lines are collected as events.
  */
 export function tunkit(args: string[], env: Record<string, string> = {}, netns?: string, wrap: string[] = []): Proc {
+  // TK_TEST_DATA_PATH=native runs whole suites over the native data path (gate and portal both offer it).
+  const dataPath = process.env.TK_TEST_DATA_PATH
+  if (dataPath && (args[0] === 'gate' || args[0] === 'portal') && !args.includes('--data-path') && !args.includes('-h') && !args.includes('--help')) args = [...args, '--data-path', dataPath]
   const [cmd, argv] = netns ? ['ip', ['netns', 'exec', netns, ...wrap, process.execPath, ...NODE_FLAGS, BIN, ...args]] : [process.execPath, [...NODE_FLAGS, BIN, ...args]]
   const child = spawn(cmd, argv, {env: {...process.env, NO_COLOR: '1', CI: '1', ...env}, stdio: ['ignore', 'pipe', 'pipe']})
   running.add(child)

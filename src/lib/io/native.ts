@@ -33,6 +33,19 @@ export interface Native {
   /** Accepts on `fd` in the addon; a connection for which `cb` does not return true is reset and closed there. */
   acceptStart(fd: number, cb: (fd: number, address: string, port: number) => boolean): object
   acceptStop(handle: object): void
+  /** The native data path (native/datapath.c) on a duplicate of `fd`; cb(0, Buffer) plaintext,
+   * cb(1) the peer's end of stream, cb(2, message, code) a failure (then the path has ended). */
+  dpOpen(fd: number, txKey: Buffer, txIv: Buffer, rxKey: Buffer, rxIv: Buffer, holdTx: boolean, cb: (kind: number, a: Buffer | string | null, code: string | null) => void): object
+  /** Seals the chunks and sends what the kernel takes; returns the bytes still waiting. */
+  dpWrite(handle: object, chunks: Buffer[]): number
+  /** Sends one empty record (the SWITCH acknowledgement). */
+  dpAck(handle: object): void
+  /** op 0 pause reading, 1 resume, 2 end, 3 close now, 4 nothing: [bytesIn, bytesOut, backlog] before it, null once ended. */
+  dpControl(handle: object, op: number): [number, number, number] | null
+  dpSeal(key: Buffer, iv: Buffer, seq: number, plaintext: Buffer): Buffer
+  dpDecoder(key: Buffer, iv: Buffer): object
+  /** Plaintext of the records completed; throws (code EOVERSIZE, EBADTAG) on a bad record, and after. */
+  dpFeed(decoder: object, bytes: Buffer): Buffer[]
 }
 
 let native: Native | Error | undefined

@@ -14,6 +14,8 @@ export const TunnelType = {
   CLOSE: 20,
   PING: 21,
   PONG: 22,
+  /** Native data path: after this frame, the sender's records are the addon's (docs/protocol.md). */
+  SWITCH: 23,
 } as const
 
 export const TUNNEL_VERSION = 1
@@ -56,9 +58,10 @@ export type TunnelFrame =
   | {kind: 'close'; status: number; reason: string}
   | {kind: 'ping'; nonce: Buffer}
   | {kind: 'pong'; nonce: Buffer}
+  | {kind: 'switch'}
 
 export function isTunnelType(type: number): boolean {
-  return type >= TunnelType.RELAY && type <= TunnelType.PONG
+  return type >= TunnelType.RELAY && type <= TunnelType.SWITCH
 }
 
 /** A string buffer: NUL-terminated strings, addressed by their offset from the buffer start. */
@@ -109,6 +112,8 @@ export function encodeTunnel(f: TunnelFrame): Buffer {
     case 'pong':
       if (f.nonce.length !== 8) throw new CodecError('BAD_NONCE', 'keepalive nonce is 8 bytes')
       return encodeFrame(f.kind === 'ping' ? TunnelType.PING : TunnelType.PONG, TUNNEL_VERSION, f.nonce)
+    case 'switch':
+      return encodeFrame(TunnelType.SWITCH, TUNNEL_VERSION, Buffer.alloc(0))
   }
 }
 
@@ -168,6 +173,9 @@ export function decodeTunnel(f: RawFrame): TunnelFrame {
     case TunnelType.PONG:
       if (b.length !== 8) throw new CodecError('BAD_NONCE', 'keepalive frame body must be 8 bytes')
       return {kind: f.type === TunnelType.PING ? 'ping' : 'pong', nonce: b}
+    case TunnelType.SWITCH:
+      if (b.length !== 0) throw new CodecError('BAD_SWITCH', 'SWITCH frame body must be empty')
+      return {kind: 'switch'}
     default:
       throw new CodecError('BAD_TYPE', `unknown tunnel frame type ${f.type}`)
   }

@@ -30,6 +30,8 @@ export interface TunnelRequest {
   vpnOffload?: boolean
   /** VPN mode: DATA digests the portal can use besides HMAC-SHA-256-128, preferred first. */
   dataMacs?: DataMacAlgorithm[]
+  /** The portal offers the native data path (`data-path=native`; docs/protocol.md). */
+  nativeDataPath?: boolean
 }
 
 export function requestFrame(r: TunnelRequest): Extract<TunnelFrame, {kind: 'request'}> {
@@ -45,6 +47,7 @@ export function requestFrame(r: TunnelRequest): Extract<TunnelFrame, {kind: 'req
       ...(r.earlyData ? [['early-data', '1'] as [string, string]] : []),
       ...(r.vpn && r.vpnOffload ? [['vpn-offload', '1'] as [string, string]] : []),
       ...(r.vpn ? (r.dataMacs ?? []).map((m) => ['data-mac', m] as [string, string]) : []),
+      ...(r.nativeDataPath ? [['data-path', 'native'] as [string, string]] : []),
       ...r.remoteForwards.map((f) => ['remote-forward', `${f.bind}:${f.port}`] as [string, string]),
     ]),
   }
@@ -73,16 +76,18 @@ export function parseTunnelRequest(f: Extract<TunnelFrame, {kind: 'request'}>): 
   const remoteForwards: RemoteForward[] = []
   let earlyData = false
   let vpnOffload = false
+  let nativeDataPath = false
   const dataMacs: DataMacAlgorithm[] = []
   for (const [k, v] of decodeKv(f.clientData)) {
     if (k === 'remote-forward') remoteForwards.push(parseBindPort(v))
     else if (k === 'early-data') earlyData = v === '1'
     else if (k === 'vpn-offload') vpnOffload = v === '1'
+    else if (k === 'data-path') nativeDataPath ||= v === 'native'
     // Unknown digests are skipped: a newer portal may offer more.
     else if (k === 'data-mac' && DATA_MACS.includes(v as DataMacAlgorithm) && !dataMacs.includes(v as DataMacAlgorithm)) dataMacs.push(v as DataMacAlgorithm)
   }
   if (remoteForwards.length > 64) throw new HandshakeError('too many remote forwards requested')
-  return {user: f.user, destination: f.destination, binding: m[1], remoteForwards, earlyData, vpn: (f.flags & FLAG_VPN) !== 0, vpnOffload, dataMacs}
+  return {user: f.user, destination: f.destination, binding: m[1], remoteForwards, earlyData, vpn: (f.flags & FLAG_VPN) !== 0, vpnOffload, dataMacs, nativeDataPath}
 }
 
 /** Client data of Fig. 23: what the portal's pseudo adapter needs. */
@@ -104,11 +109,14 @@ export interface TunnelGrant {
   remoteForwards: {bind: string; port: number; error?: string; asked?: string}[]
   earlyData: boolean
   vpn?: VpnConfig
+  /** Both sides switch to the native data path after the SWITCH frames (docs/protocol.md). */
+  nativeDataPath?: boolean
 }
 
 export function responseFrame(g: TunnelGrant, keyLifetime = DEFAULT_KEY_LIFETIME): Extract<TunnelFrame, {kind: 'response'}> {
   const pairs: [string, string][] = [['identity', g.identity]]
   if (g.earlyData) pairs.push(['early-data', '1'])
+  if (g.nativeDataPath) pairs.push(['data-path', 'native'])
   if (g.vpn) {
     pairs.push(['vpn-address', `${g.vpn.address}/${g.vpn.prefix}`], ['vpn-gateway', g.vpn.gateway])
     for (const r of g.vpn.routes) pairs.push(['route', r])
@@ -127,7 +135,10 @@ export function parseResponse(f: Extract<TunnelFrame, {kind: 'response'}>): Tunn
   for (const [k, v] of decodeKv(f.clientData)) {
     if (k === 'identity') g.identity = v
     else if (k === 'early-data') g.earlyData = v === '1'
-    else if (k === 'vpn-address') {
+    else if (k === 'data-path') {
+      if (v !== 'native') throw new HandshakeError(`the gate chose data path "${v}", which this portal does not have`)
+      g.nativeDataPath = true
+    } else if (k === 'vpn-address') {
       const [address, prefix] = v.split('/')
       g.vpn = {address, prefix: Number(prefix), gateway: g.vpn?.gateway ?? '', routes: g.vpn?.routes ?? [], dns: g.vpn?.dns ?? []}
     } else if (k === 'vpn-gateway' && g.vpn) g.vpn.gateway = v

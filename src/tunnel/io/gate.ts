@@ -16,6 +16,7 @@ import {parseGateTarget} from '../core/gate-group.js'
 import {TUNNEL_TRACE} from '../trace.js'
 import type {Tracer} from '../../lib/trace/tracer.js'
 import {dialTcp, hostPort, resolve} from '../../lib/io/connect.js'
+import {hasDescriptor, nativeDataPathUnavailable, openNativeWire, type DataPath} from './native-path.js'
 import {Link} from './link.js'
 import {SocketEndpoint} from './stream-endpoint.js'
 import {descriptors, tuneServerProcess} from '../../lib/io/native.js'
@@ -92,6 +93,8 @@ export interface GateOptions {
   tracer?: Tracer
   /** VPN mode (seed 000): the pseudo network adapter on the gate's side. */
   vpn?: GateVpn
+  /** native: agree to the native data path when a portal offers it (io/native-path.ts). */
+  dataPath?: DataPath
   /** Seconds a tunnel's keys live; the portal must reconnect before then (0 = forever). */
   keyLifetime: number
   maxTunnelsPerIdentity: number
@@ -162,6 +165,11 @@ export class Gate implements Counted {
 
   constructor(config: GateConfig) {
     const o = (this.o = {...GATE_DEFAULTS, ...config})
+    const noNative = o.dataPath === 'native' ? nativeDataPathUnavailable() : null
+    if (noNative) {
+      o.log.log('warn', `--data-path native: ${noNative}; using tls`)
+      o.dataPath = 'tls'
+    }
     this.ctx = secureContext(o.tls)
     this.startups = new Startups({...parseStartups(o.maxStartups), perSource: o.maxStartupsPerSource})
     this.server = createServer({noDelay: true}, (s) => {
@@ -485,6 +493,11 @@ export class Gate implements Counted {
         void this.openRemoteForwards(link, identity, peer, req.remoteForwards, forwards, req.earlyData).then((g) => {
           if (vpn) g.vpn = vpn
           if (link.isClosed) return
+          // The portal's SWITCH follows this RESPONSE at once: armed before it goes out.
+          if (this.o.dataPath === 'native' && req.nativeDataPath && !req.vpn && hasDescriptor(tls, raw)) {
+            g.nativeDataPath = true
+            link.armSwitch((hold) => openNativeWire(tls, raw, 'gate', hold))
+          }
           link.send(responseFrame(g, this.o.keyLifetime))
           if (this.o.keyLifetime > 0) {
             // The portal reconnects at expiry; one that does not is dropped after a grace period.

@@ -32,6 +32,32 @@ export interface LinkOptions {
   onClosed(reason: string, status: number | undefined, cause?: Error): void
 }
 
+/**
+ * What Link needs of its transport: the TLS socket, or after the SWITCH frames the native data
+ * path (io/native-path.ts), which looks the same from here.
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- what EventEmitter and Socket take
+type Listener = (...args: any[]) => void
+
+export interface Wire {
+  write(chunk: Buffer): unknown
+  cork(): void
+  uncork(): void
+  readonly writableLength: number
+  pause(): unknown
+  resume(): unknown
+  end(): unknown
+  destroy(): unknown
+  on(event: string, fn: Listener): unknown
+  once(event: string, fn: Listener): unknown
+  removeListener(event: string, fn: Listener): unknown
+}
+
+/** The native data path's switch: off, armed (gate: SWITCH may come), sent (portal: ours went, frames held), native. */
+type SwitchState = 'off' | 'armed' | 'sent' | 'native'
+/** How long the portal holds its frames waiting for the gate's SWITCH. */
+const SWITCH_TIMEOUT_MS = 10_000
+
 /** VPN mode: DATA frame bodies go here (set once the tunnel is authorised). */
 export type DataHandler = (body: Buffer) => void
 
@@ -49,19 +75,98 @@ export class Link {
   private held = false
   private lastRx = Date.now()
   private timer: NodeJS.Timeout | null = null
-  private readonly socket: Socket
+  private socket: Wire
+  private sw: SwitchState = 'off'
+  private openWire: ((holdTx: boolean) => Wire) | null = null
+  /** Frames held while the portal waits for the gate's SWITCH (none may follow ours in TLS). */
+  private switchQueue: Buffer[] | null = null
+  private switchQueued = 0
+  private readonly handlers = {
+    data: (chunk: Buffer): void => this.onData(chunk),
+    error: (err: Error): void => this.teardown(`connection error: ${err.message}`, undefined, err),
+    close: (): void => this.teardown('connection closed by peer', undefined),
+    end: (): void => this.teardown('connection closed by peer', undefined),
+  }
 
   constructor(private readonly o: LinkOptions) {
     const s = (this.socket = o.socket)
     s.setNoDelay(true)
-    s.on('data', (chunk: Buffer) => this.onData(chunk))
-    s.on('error', (err) => this.teardown(`connection error: ${err.message}`, undefined, err))
-    s.on('close', () => this.teardown('connection closed by peer', undefined))
-    s.on('end', () => this.teardown('connection closed by peer', undefined))
+    this.attach(s)
     if (o.keepalive > 0) {
       this.timer = setInterval(() => this.tick(), o.keepalive * 1000)
       this.timer.unref()
     }
+  }
+
+  private attach(w: Wire): void {
+    for (const [ev, fn] of Object.entries(this.handlers)) w.on(ev, fn as Listener)
+  }
+
+  /** Which transport carries the frames now. */
+  get dataPath(): 'tls' | 'native' {
+    return this.sw === 'native' ? 'native' : 'tls'
+  }
+
+  /**
+   * Gate: the RESPONSE about to be sent agrees on the native data path, so the portal's SWITCH
+   * may come. `open(holdTx)` makes the native wire (and stops Node reading the descriptor).
+   */
+  armSwitch(open: (holdTx: boolean) => Wire): void {
+    if (this.sw !== 'off') return
+    this.sw = 'armed'
+    this.openWire = open
+  }
+
+  /**
+   * Portal, on a RESPONSE that agreed: SWITCH goes out in TLS, then nothing of ours may follow
+   * it in TLS (the gate's TLS stack would read it): frames wait until the gate's SWITCH.
+   */
+  beginSwitch(open: (holdTx: boolean) => Wire): void {
+    if (this.sw !== 'off' || this.closed) return
+    this.send({kind: 'switch'})
+    this.sw = 'sent'
+    this.openWire = open
+    this.switchQueue = []
+    setTimeout(() => {
+      if (this.sw === 'sent') this.close(CloseStatus.TIMEOUT, `no SWITCH from the peer within ${SWITCH_TIMEOUT_MS / 1000} s`)
+    }, SWITCH_TIMEOUT_MS).unref()
+  }
+
+  /** The peer's SWITCH came in TLS, as the last thing it sent there. */
+  private onSwitch(): void {
+    if (this.sw === 'armed') {
+      // Gate: our SWITCH answers in TLS; our records wait in the addon until the portal's first
+      // (it reads TLS until our SWITCH, and would take a record sent sooner for TLS).
+      this.send({kind: 'switch'})
+      this.swap(this.openWire!(true))
+    } else if (this.sw === 'sent') {
+      // Portal: the gate reads natively already; the wire's first record is the acknowledgement.
+      this.swap(this.openWire!(false))
+      const q = this.switchQueue ?? []
+      this.switchQueue = null
+      this.switchQueued = 0
+      if (q.length) this.write(q)
+    } else {
+      throw new CodecError('UNEXPECTED', this.sw === 'native' ? 'a second SWITCH frame' : 'SWITCH frame without an agreed native data path')
+    }
+  }
+
+  private swap(w: Wire): void {
+    const old = this.socket
+    // Whatever is corked for TLS (our SWITCH) goes out now, before the first native record.
+    if (this.corked) {
+      this.corked = false
+      old.uncork()
+    }
+    for (const [ev, fn] of Object.entries(this.handlers)) old.removeListener(ev, fn as Listener)
+    // Anything more from TLS broke the protocol: the peer promised SWITCH was its last there.
+    old.on('data', () => this.protocolError(new CodecError('UNEXPECTED', 'data in TLS after the SWITCH frame')))
+    old.on('error', () => {})
+    this.sw = 'native'
+    this.openWire = null
+    this.socket = w
+    this.attach(w)
+    this.o.log.log('info', `native data path up with ${this.o.peer}${this.o.identity ? ` (${this.o.identity})` : ''}: AES-256-GCM records in the addon`)
   }
 
   get isClosed(): boolean {
@@ -94,7 +199,14 @@ export class Link {
   /** cb once the bytes written so far have all gone to the kernel (never, if the tunnel closes first). */
   whenDrained(cb: () => void): void {
     if (this.socket.writableLength === 0) return cb()
-    this.socket.once('drain', cb)
+    if (this.sw !== 'native') return void this.socket.once('drain', cb)
+    // The addon's queue says nothing when it empties: looked at every few milliseconds.
+    const look = (): void => {
+      if (this.closed) return
+      if (this.socket.writableLength === 0) cb()
+      else setTimeout(look, 5).unref()
+    }
+    look()
   }
 
   /** An already encoded frame (DATA frames are built by the data channel). */
@@ -137,16 +249,29 @@ export class Link {
 
   private write(chunks: Buffer[]): void {
     if (this.closed) return
+    if (this.switchQueue) {
+      for (const c of chunks) {
+        this.switchQueue.push(c)
+        this.switchQueued += c.length
+      }
+      if (this.switchQueued > MAX_WRITE_BACKLOG) {
+        this.teardown('peer is not reading: write backlog over limit', CloseStatus.RESOURCE_LIMIT)
+        this.socket.destroy()
+      }
+      return
+    }
     if (!this.corked && chunks.length === 1 && chunks[0].length >= DIRECT_WRITE) {
       // Nothing waiting to be batched with it: written as it is. Batched, Node's TLS copies every
       // chunk into one buffer first (a VPN super-packet is 64 KiB).
       this.socket.write(chunks[0])
     } else if (!this.corked) {
       this.corked = true
-      this.socket.cork()
+      const s = this.socket
+      s.cork()
       process.nextTick(() => {
-        this.corked = false
-        this.socket.uncork()
+        // After a swap to the native wire this TLS socket was uncorked already.
+        if (s === this.socket) this.corked = false
+        s.uncork()
       })
     }
     if (this.corked) for (const c of chunks) this.socket.write(c)
@@ -164,10 +289,17 @@ export class Link {
     } catch (e) {
       return this.protocolError(e)
     }
-    for (const f of frames) {
+    for (let i = 0; i < frames.length; i++) {
+      const f = frames[i]
       if (this.closed) return
       try {
-        if (f.type === TunnelType.DATA) {
+        if (f.type === TunnelType.SWITCH) {
+          if (this.sw === 'native') throw new CodecError('UNEXPECTED', 'a second SWITCH frame')
+          if (i !== frames.length - 1 || this.splitter.buffered > 0) throw new CodecError('UNEXPECTED', 'data in TLS after the SWITCH frame')
+          decodeTunnel(f)
+          this.o.tracer?.trace('in', this.o.peer, TUNNEL_TRACE, {kind: 'switch'}, HEADER_LEN + f.body.length, this.o.identity)
+          this.onSwitch()
+        } else if (f.type === TunnelType.DATA) {
           if (!this.onDataFrame) throw new CodecError('UNEXPECTED', 'DATA frame on a tunnel without VPN mode')
           this.onDataFrame(f.body)
         } else if (isUsherType(f.type)) {
@@ -191,6 +323,7 @@ export class Link {
       this.socket.end()
       return this.teardown(`peer closed the tunnel (${name}${t.reason ? ': ' + t.reason : ''})`, t.status)
     }
+    // A SWITCH is handled in onData (it must end its chunk); none reaches here.
     this.o.onFrame(t)
   }
 

@@ -12,6 +12,7 @@ import {dialTcp, hostPort} from '../../lib/io/connect.js'
 import {CodecError, errorCode, fromSystemError, isRetryable, RefusedError, TlsError, TunkitError} from '../../lib/errors.js'
 import {closeError, closeStatusCode, openFailReason} from '../errors.js'
 import {Link} from './link.js'
+import {hasDescriptor, nativeDataPathUnavailable, openNativeWire, type DataPath} from './native-path.js'
 import {SocketEndpoint} from './stream-endpoint.js'
 import {CIPHERSUITES, type TlsMaterial} from '../../lib/io/tls-config.js'
 import type {PortalVpn} from '../../vpn/io/portal-vpn.js'
@@ -64,6 +65,8 @@ export interface PortalOptions {
   tracer?: Tracer
   /** VPN mode: the pseudo network adapter (seed 000). */
   vpn?: PortalVpn
+  /** native: offer the native data path (io/native-path.ts); not in VPN mode. */
+  dataPath?: DataPath
 }
 
 /**
@@ -99,6 +102,14 @@ export class Portal {
 
   constructor(config: PortalConfig) {
     this.o = {...PORTAL_DEFAULTS, ...config}
+    if (this.o.dataPath === 'native') {
+      const why = this.o.vpn ? 'VPN mode runs on TLS only' : nativeDataPathUnavailable()
+      if (why) {
+        // VPN mode is a known limit, not a fault: said, not warned about.
+        this.o.log.log(this.o.vpn ? 'info' : 'warn', `--data-path native: ${why}; using tls`)
+        this.o.dataPath = 'tls'
+      }
+    }
   }
 
   /** Connects and resolves once the first tunnel is authorised; rejects on a fatal error. */
@@ -230,6 +241,7 @@ export class Portal {
     const tls = await this.tlsHandshake(raw)
     log.log('debug', `tunnel: TLS up with ${peer}; sent REQUEST, waiting for RESPONSE`)
     this.state = 'response-wait'
+    const offerNative = this.o.dataPath === 'native' && hasDescriptor(tls, raw)
     await new Promise<void>((resolve, reject) => {
       let authorized = false
       let since = 0
@@ -264,6 +276,14 @@ export class Portal {
             return link.close(CloseStatus.PROTOCOL_ERROR, e.message)
           }
           if (this.grant.earlyData) link.mux!.early = {half: 'low'}
+          if (this.grant.nativeDataPath) {
+            if (!offerNative) return link.close(CloseStatus.PROTOCOL_ERROR, 'the gate chose the native data path, which this portal did not offer')
+            link.beginSwitch((hold) => {
+              const w = openNativeWire(tls, raw, 'portal', hold)
+              w.ack()
+              return w
+            })
+          }
           if (this.o.vpn) {
             if (!this.grant.vpn) return link.close(CloseStatus.NOT_AUTHORIZED, 'the gate did not grant VPN mode')
             try {
@@ -283,8 +303,9 @@ export class Portal {
           }
           const suite = `${tls.getProtocol()} ${tls.getCipher().standardName}`
           since = Date.now()
-          log.log('info', `tunnel up to ${target} as ${this.grant.identity} (${suite})`)
-          log.event('tunnel-up', {peer, gate: target, identity: this.grant.identity, tls: suite, remoteForwards: this.grant.remoteForwards})
+          const dataPath = this.grant.nativeDataPath ? 'native' : 'tls'
+          log.log('info', `tunnel up to ${target} as ${this.grant.identity} (${suite}${dataPath === 'native' ? ', native data path' : ''})`)
+          log.event('tunnel-up', {peer, gate: target, identity: this.grant.identity, tls: suite, dataPath, remoteForwards: this.grant.remoteForwards})
           resolve()
         },
         onClosed: (reason, status, cause) => {
@@ -316,6 +337,7 @@ export class Portal {
         vpn: !!this.o.vpn,
         vpnOffload: this.o.vpn?.offers,
         dataMacs: ['aes256-gmac'],
+        nativeDataPath: offerNative,
       }))
     })
   }
