@@ -30,7 +30,7 @@ export class TunDevice extends EventEmitter {
   readonly name: string
   private fd: number
   private reader: object | null
-  private paused = false
+  private reading = true
   private readonly header = Buffer.alloc(VNET_HDR_LEN)
   dropped = 0
 
@@ -52,7 +52,6 @@ export class TunDevice extends EventEmitter {
 
   /** flags: the packet's offload flags (checked with offloadProblem when they came from a peer). */
   write(packet: Buffer, flags = 0): boolean {
-    flags &= 0xffff
     if (this.fd < 0) return false
     if (flags && !this.offload) return finish(flags, packet).every((p) => this.write(p))
     const n = this.offload ? binding().write(this.fd, packet, toVnet(flags, packet, this.header)) : binding().write(this.fd, packet)
@@ -63,8 +62,12 @@ export class TunDevice extends EventEmitter {
   /** Stop (or restart) reading the device. Paused, the kernel queues what is sent to it, and a
    * local TCP sender waits there for room (TCP small queues) rather than losing packets. */
   pause(paused: boolean): void {
-    if (this.reader && paused !== this.paused) binding().pauseReading(this.reader, paused)
-    this.paused = paused
+    if (this.reader && paused === this.reading) binding().pauseReading(this.reader, paused)
+    this.reading = !paused
+  }
+
+  get paused(): boolean {
+    return !this.reading
   }
 
   close(): void {

@@ -23,8 +23,6 @@ import {acceptVpnConfig, type Cidr} from '../core/pushed.js'
 export class PortalVpn {
   private dev: TunDevice | null = null
   private current: Channel | null = null
-  /** Device reading paused while the tunnel's send queue drains. */
-  private held = false
   private configured = ''
   private adapter: AdapterConfig | null = null
   /** TAP: the host side's MAC, learned from the frames it sends. */
@@ -69,7 +67,7 @@ export class PortalVpn {
         ? `VPN: ${dev.name} ${cfg.address}/${cfg.prefix}, gateway ${cfg.gateway}${this.installRoutes ? `, routes ${cfg.routes.join(', ') || 'none'}` : ''}${dev.offload ? ', offloads on' : ''}`
         : `VPN: TAP ${dev.name}; its DHCP client will get ${cfg.address}/${cfg.prefix}, router ${cfg.gateway}`)
     }
-    this.release()
+    dev.pause(false) // a hold for the tunnel before this one
     this.current = openChannel(link, tls, 'portal', (d, flags) => this.toDevice(d, flags), {peerOffload: pushed.offload === true, dataMac: pushed.dataMac})
   }
 
@@ -90,17 +88,11 @@ export class PortalVpn {
     // IPv4 only: the kernel also sends IPv6 (router solicitations, MLD) on the device, which the
     // gate would only drop.
     for (let i = 0; i < packets.length; i++) if (isIpv4Packet(packets[i])) c.send(packets[i], flags ? flags[i] : 0)
-    if (c.congested && this.dev && !this.held) {
-      this.held = true
+    // The device waits while the tunnel's send queue drains (docs/vpn.md).
+    if (c.congested && this.dev && !this.dev.paused) {
       this.dev.pause(true)
-      c.link.whenDrained(() => this.release())
+      c.link.whenDrained(() => this.dev?.pause(false))
     }
-  }
-
-  /** Reading again: the tunnel's queue has drained, or a new tunnel takes over. */
-  private release(): void {
-    this.held = false
-    this.dev?.pause(false)
   }
 
   private fromTap(frames: Buffer[]): void {
