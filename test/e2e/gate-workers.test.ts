@@ -187,6 +187,31 @@ t('--max-tunnels-per-identity holds across workers', async (ctx) => {
   }
 })
 
+t('policy before the lease: on the other worker, an identity at its shared session cap asking for a denied target is told denied, and no lease is asked for', async (ctx) => {
+  const gate = await startGate(ctx.pki, ['--workers', '2', '--metrics', '0', '--max-sessions-per-identity', '1', '--allow', `alice=127.0.0.1:${ctx.echo.port}`])
+  const at = gate.events.find((e) => e.event === 'listening')!.metrics as string
+  const portals: Proc[] = []
+  let held: Socket | undefined
+  try {
+    // Round robin: a's tunnel on one worker, b's on the other, which holds no session of alice.
+    for (let i = 0; i < 2; i++) portals.push(await startPortal(ctx.pki, gate.port, ['--socks', '127.0.0.1:0'], 1))
+    const [a, b] = portals as Array<Proc & {ports: Record<string, number>}>
+    await waitFor('both tunnels up', () => gate.events.filter((e) => e.event === 'tunnel-up').length >= 2)
+    const s = await socksConnect(a.ports.socks, '127.0.0.1', ctx.echo.port)
+    assert.is(s.rep, 0)
+    held = s.socket
+    const denied = await socksConnect(b.ports.socks, '127.0.0.1', ctx.http.port)
+    denied.socket.destroy()
+    assert.is(denied.rep, 2, 'not allowed by the ruleset, whatever the session count')
+    const m = await scrape(at)
+    assert.is(m['tunkit_limit_hits_total{limit="max-sessions-per-identity",role="gate"}'] ?? 0, 0)
+  } finally {
+    held?.destroy()
+    for (const p of portals) await stop(p)
+    await stop(gate)
+  }
+})
+
 t('a primary killed outright leaves no worker behind', async (ctx) => {
   const gate = await startGate(ctx.pki, ['--workers', '2'])
   const pids = gate.events.find((e) => e.event === 'listening')!.workers as number[]

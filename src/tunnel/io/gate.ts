@@ -622,17 +622,17 @@ export class Gate implements Counted {
     // Once a socket exists for the session, its close frees the descriptor.
     let handedOff = false
     try {
+      const policy = this.o.policy
+      // Decided before any lookup where the rules allow it: a refused identity learns nothing of
+      // which names exist, and cannot make the gate ask its resolver (nor the primary for a lease).
+      const verdict = policy.allowsName(identity, req.host, req.port)
+      if (verdict === false) throw denied()
       if (this.o.quota) {
         // The identity's sessions on the other workers count too (core/shares.ts).
         leased = await this.o.quota.take('sessions', identity)
         overShare = !leased
         if (overShare) throw new RefusedError('TK_RESOURCE_LIMIT', `${identity} has ${this.o.maxSessionsPerIdentity} sessions, the most one identity may have (all workers)`)
       }
-      const policy = this.o.policy
-      // Decided before any lookup where the rules allow it: a refused identity learns nothing of
-      // which names exist, and cannot make the gate ask its resolver.
-      const verdict = policy.allowsName(identity, req.host, req.port)
-      if (verdict === false) throw denied()
       let address: string
       try {
         ({address} = await resolve(req.host, {timeoutMs: this.o.resolveTimeout * 1000, budget: this.lookupBudget(identity)}))
