@@ -3,13 +3,13 @@ import {writeSync} from 'node:fs'
 import {connect, createServer, type Server, type Socket} from 'node:net'
 import {readFileSync} from 'node:fs'
 import {join} from 'node:path'
-import {connect as tlsConnect, type TLSSocket} from 'node:tls'
+import {connect as tlsConnect, TLSSocket} from 'node:tls'
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
 import {FrameSplitter} from '../../src/tunnel/codec/frame.js'
 import {decodeTunnel, encodeTunnel, isTunnelType, type TunnelFrame} from '../../src/tunnel/codec/tunnel.js'
-import {EXPORTER_LABEL, requestFrame} from '../../src/tunnel/core/handshake.js'
-import {event, waitFor, type Proc} from '../helpers/procs.js'
+import {EXPORTER_LABEL, requestFrame, responseFrame} from '../../src/tunnel/core/handshake.js'
+import {event, tunkit, waitFor, type Proc} from '../helpers/procs.js'
 import {hashSink, listening, upload} from '../helpers/servers.js'
 import {makePki, startGate, startPortal, stop, type Pki} from '../helpers/tunnel.js'
 
@@ -246,6 +246,37 @@ t('SWITCH at the wrong time, twice, or followed by TLS data: CLOSE protocol-erro
     assert.not.match(gate.stderr, /internal error|uncaught/i)
   } finally {
     await stop(gate)
+  }
+})
+
+t('a gate that agrees to the native path and never sends its SWITCH: the portal gives up after 10 s with a reason', async (ctx) => {
+  const file = (f: string): Buffer => readFileSync(join(ctx.pki.dir, f))
+  const tlsOpts = {isServer: true, cert: file('gate.crt'), key: file('gate.key'), ca: file('ca.crt'), requestCert: true, minVersion: 'TLSv1.3' as const}
+  const silent = createServer((raw) => {
+    raw.on('error', () => {})
+    // The RELAY frame in clear is answered by echoing it (what a gate at the end of the path does).
+    raw.once('data', (relay: Buffer) => {
+      raw.write(relay)
+      const s = new TLSSocket(raw, tlsOpts)
+      s.on('error', () => {})
+      const split = new FrameSplitter(1 << 20)
+      s.on('data', (d: Buffer) => {
+        for (const f of split.push(d)) {
+          if (isTunnelType(f.type) && decodeTunnel(f).kind === 'request') s.write(encodeTunnel(responseFrame({identity: 'alice', remoteForwards: [], earlyData: false, nativeDataPath: true})))
+        }
+      })
+    })
+  })
+  silent.listen(0, '127.0.0.1')
+  await new Promise((r) => silent.once('listening', r))
+  const port = (silent.address() as {port: number}).port
+  const portal = tunkit(['portal', '--gate', `127.0.0.1:${port}`, '--pki-dir', ctx.pki.dir, '--json', '--data-path', 'native', '-L', `127.0.0.1:0:127.0.0.1:${ctx.sink.port}`])
+  try {
+    const down = await waitFor('the portal to give up on the SWITCH', () => portal.events.find((e) => e.event === 'tunnel-down'), 20000)
+    assert.match(String(down.reason), /no SWITCH from the peer within 10 s/)
+  } finally {
+    await stop(portal)
+    silent.close()
   }
 })
 
