@@ -11,7 +11,7 @@ import {Gate, GATE_DEFAULTS as D} from '../tunnel/io/gate.js'
 import type {DataPath} from '../tunnel/io/native-path.js'
 import {GateVpn} from '../vpn/io/gate-vpn.js'
 import {serveMetrics} from '../lib/io/metrics.js'
-import {GatePrimary, MAX_WORKERS, WORKER_ENV, WorkerChannel} from '../tunnel/io/gate-workers.js'
+import {autoWorkers, GatePrimary, MAX_WORKERS, WORKER_ENV, WorkerChannel} from '../tunnel/io/gate-workers.js'
 import type {Logger} from '../lib/log.js'
 
 const MiB = 1024 * 1024
@@ -27,7 +27,7 @@ Remote forwards (portal -R) listen where --allow-listen rules allow. Without any
 
 A client that has not authenticated yet holds one of the --max-startups slots (at most --max-startups-per-source from one address) for at most --handshake-timeout; --max-tunnels counts authenticated tunnels only.
 
-With --workers N (or auto, one per CPU), this process accepts the connections and hands each to one of N worker processes, which run the tunnels; limits per identity and --max-tunnels hold across all of them, --metrics adds up their figures, and a worker that dies is restarted (its tunnels end). --vpn needs --workers 1.
+With more than one worker (the default on a host with more than one CPU: --workers auto, one per CPU), this process accepts the connections, screens them by source (--max-startups) and hands each to a worker process, which runs its tunnels; the first worker starts at once and the others when a second connection comes. Limits per identity and --max-tunnels hold across all workers, --metrics adds up their figures, and a worker that dies is restarted (its tunnels end). --vpn runs in one process: it takes --workers 1, and is the default's exception.
 
 SIGHUP re-reads the --policy file, --allow and --allow-listen from the --config file, and the certificate, key, CA and --crl: established tunnels stay up, except those of a certificate now revoked; a reload that fails keeps the running configuration (docs/deploy.md).`
   static override examples = [
@@ -75,7 +75,7 @@ SIGHUP re-reads the --policy file, --allow and --allow-listen from the --config 
     'fd-share': Flags.integer({summary: 'Percent of the descriptors the other identities leave that one identity may hold.', default: D.fdShare, min: 1, max: 100, helpGroup: 'LIMITS'}),
     'open-rate': Flags.integer({summary: 'Opens per second allowed on one tunnel (0 = no limit); more are refused.', default: D.openRate, min: 0, helpGroup: 'LIMITS'}),
     'open-burst': Flags.integer({summary: 'Opens one tunnel may make at once before --open-rate applies.', default: D.openBurst, min: 1, helpGroup: 'LIMITS'}),
-    workers: F.workers(MAX_WORKERS)({helpValue: '<n|auto>', summary: `Worker processes that run the tunnels, 1 to ${MAX_WORKERS}, or auto (one per CPU); this process accepts and hands connections over.`, default: 1, defaultHelp: async () => '1'}),
+    workers: F.workers(MAX_WORKERS)({helpValue: '<n|auto>', summary: `Worker processes that run the tunnels, 1 to ${MAX_WORKERS}, or auto (one per CPU); with more than one, this process accepts and hands connections over.`, defaultHelp: async () => 'auto (1 with --vpn)'}),
     'data-path': Flags.string({
       summary: 'Transport of the established tunnel: tls (Node\'s TLS) or native (AES-256-GCM records in the addon, if the peer agrees; a prototype).',
       options: ['tls', 'native'], default: 'tls',
@@ -93,11 +93,10 @@ SIGHUP re-reads the --policy file, --allow and --allow-listen from the --config 
     const {flags: f} = await this.parse(GateCommand)
     const policy = this.policy(f.allow ?? [], f['allow-listen'] ?? [], f.policy)
     const worker = process.env[WORKER_ENV]
-    if (worker === undefined && f.workers > 1) {
-      // One TUN device and one address pool cannot be split between processes.
-      if (f.vpn) throw new UsageError(`--vpn: VPN mode runs in a single process; use --workers 1 (not ${f.workers})`)
-      return this.primary(f, policy)
-    }
+    // One TUN device and one address pool cannot be split between processes.
+    if (f.vpn && (f.workers ?? 1) > 1) throw new UsageError(`--vpn: VPN mode runs in a single process; use --workers 1 (not ${f.workers})`)
+    const workers = f.workers ?? (f.vpn ? 1 : autoWorkers())
+    if (worker === undefined && workers > 1) return this.primary(f, workers, f.workers === undefined, policy)
     const channel = worker === undefined ? undefined : new WorkerChannel(this.logger)
     if (channel) {
       if (f.vpn) throw new UsageError('--vpn: VPN mode runs in a single process; use --workers 1')
@@ -170,11 +169,12 @@ SIGHUP re-reads the --policy file, --allow and --allow-listen from the --config 
    * gate --workers N: this process listens and hands connections to N workers (io/gate-workers.ts),
    * each this command again with the same arguments and WORKER_ENV set.
    */
-  private async primary(f: GateFlags, policy: Policy): Promise<void> {
+  private async primary(f: GateFlags, workers: number, lazy: boolean, policy: Policy): Promise<void> {
     // Certificates and keys that cannot work fail here, once, before any worker starts.
     tlsFromFlags('gate', f, this.logger)
     const primary = new GatePrimary({
-      host: f.listen.host, port: f.listen.port, workers: f.workers, log: this.logger,
+      host: f.listen.host, port: f.listen.port, workers, lazy, log: this.logger,
+      startups: {...parseStartups(f['max-startups']), perSource: f['max-startups-per-source']},
       caps: {tunnels: f['max-tunnels-per-identity'], sessions: f['max-sessions-per-identity'], gate: f['max-tunnels']},
       script: process.argv[1], args: process.argv.slice(2),
     })
@@ -188,10 +188,10 @@ SIGHUP re-reads the --policy file, --allow and --allow-listen from the --config 
       await primary.close()
       throw e
     }
-    this.logger.log('info', `gate listening on ${where} with ${f.workers} workers (pids ${primary.pids.join(', ')})${policy.open ? ' (no access rules: every authenticated client may open anything)' : ` with ${policy.rules.length} access rule(s)`}` +
+    this.logger.log('info', `gate listening on ${where} with ${workers} workers${lazy ? ' (one now, the others at the second connection)' : ''} (pids ${primary.pids.filter(Boolean).join(', ')})${policy.open ? ' (no access rules: every authenticated client may open anything)' : ` with ${policy.rules.length} access rule(s)`}` +
       (policy.listenRules.length ? `, ${policy.listenRules.length} listen rule(s)` : '; remote forwards on loopback only'))
     if (metrics) this.logger.log('info', `metrics on http://${hostPort(metrics.address, metrics.port)}/metrics`)
-    this.logger.event('listening', {address: where, port: bound.port, workers: primary.pids, ...(metrics ? {metrics: hostPort(metrics.address, metrics.port)} : {})})
+    this.logger.event('listening', {address: where, port: bound.port, workers: primary.pids.filter(Boolean), ...(metrics ? {metrics: hostPort(metrics.address, metrics.port)} : {})})
     const reloadable = ['allow', 'allow-listen', 'policy', 'cert', 'key', 'ca', 'crl', 'pki-dir', 'config']
     // Checked here first: a configuration that cannot load is not sent to the workers.
     const noHangup = this.onHangup(GateCommand, f, reloadable, (g) => {
@@ -202,7 +202,7 @@ SIGHUP re-reads the --policy file, --allow and --allow-listen from the --config 
     const sig = await this.waitForSignal()
     noHangup()
     await metrics?.close()
-    this.logger.log('info', `${sig}: stopping ${f.workers} workers and their ${primary.tunnels} tunnel(s)`)
+    this.logger.log('info', `${sig}: stopping ${primary.pids.filter(Boolean).length} workers and their ${primary.tunnels} tunnel(s)`)
     await primary.close()
     this.logger.event('stopped', {signal: sig})
   }
@@ -258,10 +258,10 @@ SIGHUP re-reads the --policy file, --allow and --allow-listen from the --config 
 
 type GateFlags = Interfaces.InferredFlags<typeof GateCommand.flags & typeof GateCommand.baseFlags>
 
-/** A worker's log lines and events carry its index (JSON lines and --json events). */
+/** A worker's log lines and events carry its index (JSON lines and --json events; text lines say it). */
 function workerLogger(base: Logger, worker: number): Logger {
   return {
-    log: (level, msg, fields) => base.log(level, msg, {...fields, worker}),
+    log: (level, msg, fields) => base.log(level, `worker ${worker}: ${msg}`, {...fields, worker}),
     event: (name, fields) => base.event(name, {...fields, worker}),
   }
 }

@@ -1,5 +1,6 @@
 import {request} from 'node:http'
-import {createServer, type Socket} from 'node:net'
+import {connect, createServer, type Socket} from 'node:net'
+import {availableParallelism} from 'node:os'
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
 import {event, runCli, tunkit, waitFor, type Proc} from '../helpers/procs.js'
@@ -208,6 +209,55 @@ t('policy before the lease: on the other worker, an identity at its shared sessi
   } finally {
     held?.destroy()
     for (const p of portals) await stop(p)
+    await stop(gate)
+  }
+})
+
+/** An idle TCP connection from `src`; `closed` resolves once the gate drops it (ms after open). */
+function idle(port: number, src: string): {s: Socket; closed: Promise<number>} {
+  const t0 = Date.now()
+  const s = connect({port, host: '127.0.0.1', localAddress: src})
+  s.on('error', () => {})
+  return {s, closed: new Promise((r) => s.once('close', () => r(Date.now() - t0)))}
+}
+
+/** A metric's value summed over its labels. */
+const sum = (m: Record<string, number>, name: string): number => Object.entries(m).filter(([k]) => k === name || k.startsWith(`${name}{`)).reduce((n, [, v]) => n + v, 0)
+
+const settledWithin = <T>(p: Promise<T>, ms: number): Promise<boolean> => Promise.race([p.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), ms))])
+
+t('the default: one worker, the others at the second connection; the primary screens sources (--max-startups) across workers, evicting through the worker that holds the connection', async (ctx) => {
+  const cpus = availableParallelism()
+  const gate = await startGate(ctx.pki, ['--max-startups', '4', '--max-startups-per-source', '3', '--handshake-timeout', '60', '--metrics', '127.0.0.1:0'])
+  const at = gate.events.find((e) => e.event === 'listening')!.metrics as string
+  const conns: Array<ReturnType<typeof idle>> = []
+  let p: Proc | undefined
+  try {
+    if (cpus > 1) assert.is((gate.events.find((e) => e.event === 'listening')!.workers as number[]).length, 1, 'one worker until a second connection')
+    // Three idle connections from 127.0.0.2: its share; a fourth from it is reset at once.
+    for (let i = 0; i < 3; i++) conns.push(idle(gate.port, '127.0.0.2'))
+    await waitFor('3 in their handshake', async () => sum(await scrape(at), 'tunkit_preauth_connections') === 3 || undefined, 5000)
+    const over = idle(gate.port, '127.0.0.2')
+    assert.ok(await settledWithin(over.closed, 2000), 'a fourth from one source is refused at once')
+    conns.push(idle(gate.port, '127.0.0.3'))
+    // Full (4): a portal from 127.0.0.1 takes the oldest slot of the biggest holder, which a worker holds.
+    p = await startPortal(ctx.pki, gate.port, ['--socks', '127.0.0.1:0'], 1)
+    assert.ok(await settledWithin(conns[0].closed, 3000), '127.0.0.2\'s oldest connection was evicted by way of its worker')
+    for (const c of conns.slice(1)) assert.not.ok(await settledWithin(c.closed, 50), 'the others wait in their handshake')
+    assert.match(gate.stderr, /dropped an unauthenticated connection from 127\.0\.0\.2 to make room for 127\.0\.0\.1/)
+    const m = await scrape(at)
+    assert.ok((m['tunkit_limit_hits_total{limit="max-startups",role="gate"}'] ?? 0) >= 1, JSON.stringify(m))
+    if (cpus > 1) await waitFor('every worker up', async () => sum(await scrape(at), 'tunkit_worker_up') === Math.min(cpus, 64) || undefined, 10000)
+    // Closed, their slots come back: 127.0.0.2 may hold three again.
+    for (const c of conns) c.s.destroy()
+    await Promise.all(conns.map((c) => c.closed))
+    await waitFor('slots back', async () => sum(await scrape(at), 'tunkit_preauth_connections') === 0 || undefined, 5000)
+    const again = [0, 1, 2].map(() => idle(gate.port, '127.0.0.2'))
+    for (const c of again) assert.not.ok(await settledWithin(c.closed, 300), 'admitted again')
+    for (const c of again) c.s.destroy()
+  } finally {
+    for (const c of conns) c.s.destroy()
+    if (p) await stop(p)
     await stop(gate)
   }
 })

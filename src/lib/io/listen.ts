@@ -52,8 +52,10 @@ export interface ScreenedListener extends Bound {
  * `screen(address, port)` returns what to do with the socket, or undefined to refuse, and a
  * refused connection costs a few microseconds in the addon (native/accept.c says why that
  * matters under a reconnect flood). Null without the addon: the caller uses a net.Server then.
+ * `unread`: the socket never reads (Node starts reading a readable one at once), so it can be
+ * handed to another process with nothing of its input consumed here.
  */
-export async function listenScreened(host: string, port: number, screen: (address: string, port: number) => ((s: Socket) => void) | undefined): Promise<ScreenedListener | null> {
+export async function listenScreened(host: string, port: number, screen: (address: string, port: number) => ((s: Socket) => void) | undefined, opts: {unread?: boolean} = {}): Promise<ScreenedListener | null> {
   const n = tryNative()
   if (!n) return null
   const where = hostPort(host, port)
@@ -79,7 +81,7 @@ export async function listenScreened(host: string, port: number, screen: (addres
     try {
       const take = screen(from, fromPort)
       if (!take) return false
-      const s = new Socket({fd: cfd, readable: true, writable: true})
+      const s = opts.unread ? new Socket({fd: cfd, readable: false, writable: false}) : new Socket({fd: cfd, readable: true, writable: true})
       try {
         s.setNoDelay(true)
         take(s)

@@ -33,6 +33,8 @@ export interface CountsData {
 
 export type WorkerMessage =
   | {t: 'ready'}
+  /** The connection handed over as `id` has left its handshake (authenticated or closed). */
+  | {t: 'settled'; id: number}
   | {t: 'ask'; id: number; pool: Pool; key: string; n: number}
   | {t: 'give'; pool: Pool; key: string; n: number}
   | {t: 'counts'; id: number; counts: CountsData}
@@ -40,7 +42,10 @@ export type WorkerMessage =
   | {t: 'reload-failed'; id: number; message: string}
 
 export type PrimaryMessage =
-  | {t: 'conn'}
+  /** A connection in its handshake; `id` names it in `settled` and `evict`. */
+  | {t: 'conn'; id: number}
+  /** Close connection `id` if it is still in its handshake (the primary's --max-startups). */
+  | {t: 'evict'; id: number}
   | {t: 'grant'; id: number; granted: number; tight: boolean}
   | {t: 'recall'; pool: Pool; key: string}
   | {t: 'count'; id: number}
@@ -73,6 +78,8 @@ export function parseWorkerMessage(m: unknown): WorkerMessage | string {
   switch (m.t) {
     case 'ready':
       return {t: 'ready'}
+    case 'settled':
+      return isCount(m.id, MAX_ID) ? {t: 'settled', id: m.id} : 'settled: bad id'
     case 'ask':
     case 'give': {
       if (m.t === 'ask' && !isCount(m.id, MAX_ID)) return `${m.t}: bad id`
@@ -105,7 +112,8 @@ export function parsePrimaryMessage(m: unknown): PrimaryMessage | string {
   if (!isObj(m) || typeof m.t !== 'string') return 'not a message object'
   switch (m.t) {
     case 'conn':
-      return {t: 'conn'}
+    case 'evict':
+      return isCount(m.id, MAX_ID) ? {t: m.t, id: m.id} : `${m.t}: bad id`
     case 'grant':
       if (!isCount(m.id, MAX_ID) || !isCount(m.granted) || typeof m.tight !== 'boolean') return 'grant: malformed'
       return {t: 'grant', id: m.id, granted: m.granted, tight: m.tight}

@@ -7,12 +7,15 @@
  * that dies is started again with a bounded backoff; its tunnels end with it.
  */
 import {fork, type ChildProcess} from 'node:child_process'
+import {availableParallelism} from 'node:os'
 import {createServer, type Server, type Socket} from 'node:net'
 import {TunkitError} from '../../lib/errors.js'
 import type {Logger} from '../../lib/log.js'
 import {Tally, type Counted, type EngineCounts} from '../../lib/metrics.js'
-import {startListener, type Bound} from '../../lib/io/listen.js'
+import {hostPort} from '../../lib/io/connect.js'
+import {listenScreened, startListener, type Bound, type ScreenedListener} from '../../lib/io/listen.js'
 import {ShareError, ShareLedger, ShareWallet} from '../core/shares.js'
+import {sourceKey, Startups, type StartupLimits} from '../core/startups.js'
 import {parsePrimaryMessage, parseWorkerMessage, type CountsData, type Pool, type PrimaryMessage, type Tallies} from '../core/worker-ipc.js'
 import type {Gate, SharedQuota} from './gate.js'
 
@@ -39,12 +42,19 @@ const RELOAD_TIMEOUT_MS = 5000
 /** Asks one worker may have open at once: more are refused at once. */
 const MAX_ASKS = 4096
 
+/** --workers auto: one per CPU this process may use. */
+export const autoWorkers = (): number => Math.max(1, Math.min(availableParallelism(), MAX_WORKERS))
+
 export interface PrimaryOptions {
   host: string
   port: number
   workers: number
+  /** Start one worker, and the others when a second connection comes (a gate with one portal needs one). */
+  lazy?: boolean
   /** Caps of the shared pools: tunnels and sessions per identity, the gate's tunnels. */
   caps: Record<Pool, number>
+  /** --max-startups and --max-startups-per-source, for the whole gate: the primary screens. */
+  startups: StartupLimits
   log: Logger
   /** The CLI entry and arguments a worker is started with (the primary's own). */
   script: string
@@ -63,13 +73,30 @@ interface Slot {
   last?: CountsData
 }
 
+/** A connection admitted and not yet authenticated or closed: it holds a --max-startups slot. */
+interface Handshake {
+  id: number
+  source: string
+  /** The worker it was handed to; until then `socket` waits here. */
+  slot?: Slot
+  socket?: Socket
+}
+
 /** The primary: listener, dispatch, ledger, restarts and the metrics of all workers. */
 export class GatePrimary implements Counted {
   private readonly slots: Slot[]
   private readonly ledger: ShareLedger
   private readonly server: Server
-  private readonly waiting: Socket[] = []
+  /** The addon's listener (sources screened before a socket exists), or null: `server` listens. */
+  private screened: ScreenedListener | null = null
+  private readonly startups: Startups<Handshake>
+  private readonly handshakes = new Map<number, Handshake>()
+  private handshakeId = 0
+  private readonly waiting: Handshake[] = []
   private next = 0
+  /** Workers not started yet (lazy): they start with the second connection. */
+  private idle: Slot[] = []
+  private dispatched = 0
   private closing = false
   private countId = 0
   private readonly countWaiters = new Map<number, () => void>()
@@ -83,16 +110,28 @@ export class GatePrimary implements Counted {
   constructor(private readonly o: PrimaryOptions) {
     this.slots = Array.from({length: o.workers}, (_, index) => ({index, ready: false, startedAt: 0, crashes: 0}))
     this.ledger = new ShareLedger(o.caps, o.workers)
+    this.startups = new Startups(o.startups)
     // Paused: the worker, not this process, reads the first byte.
-    this.server = createServer({pauseOnConnect: true, noDelay: true}, (s) => this.dispatch(s))
+    this.server = createServer({pauseOnConnect: true, noDelay: true}, (s) => {
+      const h = this.admit(s.remoteAddress ?? '?', s.remotePort ?? 0)
+      if (h) this.dispatch(s, h)
+      else s.on('error', () => {}).resetAndDestroy()
+    })
   }
 
   /** Binds, starts the workers and resolves once all are ready (or rejects: none started). */
   async start(): Promise<Bound> {
-    const bound = await startListener(this.server, this.o.host, this.o.port, this.o.log)
-    for (const s of this.slots) this.spawn(s)
+    const {host, port, log} = this.o
+    this.screened = await listenScreened(host, port, (address, from) => {
+      const h = this.admit(address, from)
+      return h && ((s) => this.dispatch(s, h))
+    }, {unread: true})
+    const bound = this.screened ?? await startListener(this.server, host, port, log)
+    const now = this.o.lazy ? this.slots.slice(0, 1) : this.slots
+    this.idle = this.slots.slice(now.length)
+    for (const s of now) this.spawn(s)
     const end = Date.now() + START_TIMEOUT_MS
-    while (!this.slots.every((s) => s.ready)) {
+    while (!now.every((s) => s.ready)) {
       if (Date.now() > end) {
         if (this.slots.some((s) => s.ready)) break
         await this.close()
@@ -148,8 +187,9 @@ export class GatePrimary implements Counted {
   /** Stops accepting, then SIGTERM to every worker; SIGKILL to any still there after the grace. */
   async close(): Promise<void> {
     this.closing = true
-    for (const s of this.waiting.splice(0)) s.destroy()
-    await new Promise<void>((r) => this.server.close(() => r()))
+    for (const h of this.waiting.splice(0)) h.socket?.destroy()
+    if (this.screened) this.screened.close()
+    else await new Promise<void>((r) => this.server.close(() => r()))
     const live = this.slots.filter((s) => s.child && s.child.exitCode === null && s.child.signalCode === null)
     for (const s of this.slots) clearTimeout(s.restart)
     const exits = live.map((s) => new Promise<void>((r) => s.child!.once('exit', () => r())))
@@ -185,6 +225,7 @@ export class GatePrimary implements Counted {
       workers: [],
     }
     for (const s of this.slots) {
+      if (this.idle.includes(s)) continue
       const l = s.ready ? s.last : undefined
       c.workers!.push({worker: String(s.index), tunnels: l?.tunnels ?? 0, connections: this.connections.get(String(s.index)), restarts: this.restarts.get(String(s.index)), up: s.ready})
       if (!s.last) continue
@@ -253,6 +294,7 @@ export class GatePrimary implements Counted {
     s.ready = false
     s.last = undefined
     const reclaimed = this.ledger.drop(s.index)
+    for (const h of this.handshakes.values()) if (h.slot === s) this.settle(h)
     const how = signal ? `on ${signal}` : `with status ${code}`
     if (this.closing) return
     if (Date.now() - s.startedAt > STABLE_MS) s.crashes = 0
@@ -278,7 +320,7 @@ export class GatePrimary implements Counted {
         s.ready = true
         this.o.log.log('debug', `gate worker ${s.index} ready (pid ${s.pid})`)
         this.o.log.event('worker-up', {worker: s.index, pid: s.pid ?? null})
-        for (const w of this.waiting.splice(0)) this.dispatch(w)
+        for (const w of this.waiting.splice(0)) if (w.socket) this.dispatch(w.socket, w)
         return
       case 'ask': {
         let g
@@ -298,6 +340,11 @@ export class GatePrimary implements Counted {
         if (back < m.n) this.o.log.log('warn', `gate worker ${s.index} gave back ${m.n} unit(s) of ${m.pool} but held ${back}`, {key: `worker give ${s.index}`})
         return
       }
+      case 'settled': {
+        const h = this.handshakes.get(m.id)
+        if (h?.slot === s) this.settle(h)
+        return
+      }
       case 'counts':
         s.last = m.counts
         this.countWaiters.get(m.id)?.()
@@ -310,33 +357,69 @@ export class GatePrimary implements Counted {
     }
   }
 
+  /**
+   * Before authentication the source address is all the gate knows: its share of the handshake
+   * slots (--max-startups) is decided here, for all workers at once, and on the addon's listener
+   * before a socket exists (Gate.admit says why). A slot is held until the worker says `settled`.
+   */
+  private admit(address: string, port: number): Handshake | undefined {
+    const h: Handshake = {id: (this.handshakeId = (this.handshakeId + 1) % 2 ** 31), source: sourceKey(address)}
+    const admitted = this.startups.admit(h.source, h)
+    if (!admitted.ok) {
+      this.dropped.add('max-startups')
+      this.o.log.log('warn', `refused ${hostPort(address, port)}: ${admitted.why} (--max-startups)`, {key: 'startups refused'})
+      return undefined
+    }
+    if (admitted.evict) {
+      const e = admitted.evict
+      this.o.log.log('warn', `dropped an unauthenticated connection from ${e.source} to make room for ${hostPort(address, port)} (--max-startups)`, {key: 'startups evicted'})
+      this.handshakes.delete(e.id)
+      if (e.slot) this.sendTo(e.slot, {t: 'evict', id: e.id})
+      else e.socket?.destroy()
+    }
+    this.handshakes.set(h.id, h)
+    return h
+  }
+
+  /** Its slot back: authenticated, closed, evicted, or its worker gone. */
+  private settle(h: Handshake): void {
+    if (this.handshakes.get(h.id) === h) this.handshakes.delete(h.id)
+    this.startups.remove(h.source, h)
+  }
+
   /** Round robin over the ready workers; none ready (all restarting): the connection waits. */
-  private dispatch(sock: Socket): void {
+  private dispatch(sock: Socket, h: Handshake): void {
     sock.on('error', () => {})
+    if (this.idle.length && this.dispatched++ > 0) for (const s of this.idle.splice(0)) this.spawn(s)
     const n = this.slots.length
     for (let i = 0; i < n; i++) {
       const s = this.slots[(this.next + i) % n]
       if (!s.ready || !s.child?.connected) continue
       this.next = (s.index + 1) % n
       this.connections.add(String(s.index))
+      h.slot = s
+      h.socket = undefined
       // Sent, the descriptor is the worker's: Node closes this process's copy.
-      s.child.send({t: 'conn'}, sock, (e) => {
-        if (e) {
-          this.o.log.log('warn', `handing a connection to gate worker ${s.index}: ${e.message}`, {key: 'worker send'})
-          sock.destroy()
-        }
+      s.child.send({t: 'conn', id: h.id}, sock, (e) => {
+        if (!e) return
+        this.o.log.log('warn', `handing a connection to gate worker ${s.index}: ${e.message}`, {key: 'worker send'})
+        sock.destroy()
+        this.settle(h)
       })
       return
     }
-    if (this.closing || this.waiting.length >= MAX_WAITING) {
+    if (this.closing || this.waiting.length >= MAX_WAITING || !this.handshakes.has(h.id)) {
       this.dropped.add('workers')
       this.o.log.log('warn', `refused ${sock.remoteAddress ?? '?'}: no gate worker is ready`, {key: 'no worker'})
+      this.settle(h)
       return void sock.resetAndDestroy()
     }
-    this.waiting.push(sock)
+    h.socket = sock
+    this.waiting.push(h)
     sock.once('close', () => {
-      const i = this.waiting.indexOf(sock)
+      const i = this.waiting.indexOf(h)
       if (i >= 0) this.waiting.splice(i, 1)
+      if (!h.slot) this.settle(h)
     })
   }
 
@@ -371,6 +454,8 @@ export class WorkerChannel implements SharedQuota {
   private askId = 0
   private readonly asks = new Map<number, {pool: Pool; key: string; done?: (ok: boolean) => void; timer: NodeJS.Timeout}>()
   private gate?: Gate
+  /** Connections handed over and still in their handshake, by the primary's id (for `evict`). */
+  private readonly handshaking = new Map<number, Socket>()
   /** The worker's reload (the command re-reads its flags): what changed, or it throws. */
   onReload?: () => Promise<string[]>
   private readonly onMsg = (m: unknown, handle: unknown): void => {
@@ -427,13 +512,27 @@ export class WorkerChannel implements SharedQuota {
     switch (m.t) {
       case 'conn': {
         const s = handle as Socket | undefined
+        const id = m.id
         if (!s || typeof s.destroy !== 'function' || typeof s.remoteAddress !== 'string') {
           this.log.log('warn', 'a connection from the gate primary came without a socket', {key: 'primary message'})
-          return
+          // Its startup slot goes back all the same.
+          return this.send({t: 'settled', id})
         }
-        if (!this.gate) return void s.destroy()
-        return this.gate.adopt(s)
+        if (!this.gate || this.handshaking.has(id)) {
+          s.destroy()
+          return this.send({t: 'settled', id})
+        }
+        this.handshaking.set(id, s)
+        return this.gate.adopt(s, () => {
+          if (this.handshaking.get(id) !== s) return
+          this.handshaking.delete(id)
+          this.send({t: 'settled', id})
+        })
       }
+      case 'evict':
+        // Gone already (authenticated or closed): nothing to do, `settled` is on its way.
+        this.handshaking.get(m.id)?.destroy()
+        return
       case 'grant': {
         const a = this.asks.get(m.id)
         if (!a) return

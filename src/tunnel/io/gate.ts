@@ -128,9 +128,10 @@ export interface SharedQuota {
 interface Pending {
   source: string
   socket?: Socket
+  /** A worker's connection: tells the primary, which holds its --max-startups slot. */
+  settled?: () => void
 }
 
-/** The gate (seed 001) / tunnel server (seed 000, Fig. 12). */
 /** How long a tunnel over its open rate goes unread (a quarter second: a few refusals, not 300 000 a second). */
 const OPEN_FLOOD_HOLD_MS = 250
 
@@ -144,6 +145,7 @@ interface TunnelInfo {
   raw: Socket
 }
 
+/** The gate (seed 001) / tunnel server (seed 000, Fig. 12). */
 export class Gate implements Counted {
   private server: Server
   private links = new Map<Link, TunnelInfo>()
@@ -197,11 +199,13 @@ export class Gate implements Counted {
     this.prepare()
   }
 
-  /** A connection accepted by the primary and handed over: the same path as one accepted here. */
-  adopt(s: Socket): void {
-    const p = this.admit(s.remoteAddress ?? '?', s.remotePort ?? 0)
-    if (p) this.accept(s, p)
-    else s.on('error', () => {}).resetAndDestroy()
+  /**
+   * A connection accepted by the primary and handed over: the same path as one accepted here, but
+   * the primary admitted it (its --max-startups budget spans the workers) and hears `settled` once
+   * the connection authenticates or closes.
+   */
+  adopt(s: Socket, settled: () => void): void {
+    this.accept(s, {source: sourceKey(s.remoteAddress ?? '?'), settled})
   }
 
   private prepare(): void {
@@ -352,6 +356,7 @@ export class Gate implements Counted {
     if (p === undefined) return
     this.pending.delete(raw)
     this.startups.remove(p.source, p)
+    p.settled?.()
   }
 
   private startTls(raw: Socket, peer: string, origin: string, timer: NodeJS.Timeout): void {

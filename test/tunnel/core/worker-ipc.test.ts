@@ -6,6 +6,7 @@ const counts = {tunnels: 1, preauth: 0, sessions: 2, bytes: {out: 10, back: 20},
 
 test('well-formed worker messages come back typed', () => {
   assert.equal(parseWorkerMessage({t: 'ready'}), {t: 'ready'})
+  assert.equal(parseWorkerMessage({t: 'settled', id: 9}), {t: 'settled', id: 9})
   assert.equal(parseWorkerMessage({t: 'ask', id: 7, pool: 'sessions', key: 'alice', n: 16, extra: 'ignored'}), {t: 'ask', id: 7, pool: 'sessions', key: 'alice', n: 16})
   assert.equal(parseWorkerMessage({t: 'give', pool: 'gate', key: '', n: 3}), {t: 'give', pool: 'gate', key: '', n: 3})
   assert.equal(parseWorkerMessage({t: 'counts', id: 1, counts}), {t: 'counts', id: 1, counts})
@@ -26,7 +27,7 @@ test('hostile worker messages are refused with a reason, never thrown', () => {
     {t: 'counts', id: 1, counts: {...counts, limitHits: [['a{b="c"}', 1]]}}, {t: 'counts', id: 1, counts: {...counts, limitHits: Array.from({length: 65}, (_, i) => [`l${i}`, 1])}},
     {t: 'counts', id: 1, counts: {...counts, opensRefused: [['x', 1, 2]]}}, {t: 'counts', id: 1, counts: {...counts, opensRefused: {x: 1}}},
     {t: 'reloaded', id: 1, changed: 'CA'}, {t: 'reloaded', id: 1, changed: [1]}, {t: 'reloaded', id: 1, changed: Array(33).fill('x')},
-    {t: 'reloaded', id: 1, changed: ['x'.repeat(1001)]}, {t: 'reload-failed', id: 1}, {t: 'reload-failed', id: 1, message: 'm'.repeat(5000)},
+    {t: 'reloaded', id: 1, changed: ['x'.repeat(1001)]}, {t: 'settled'}, {t: 'settled', id: -1}, {t: 'settled', id: 1.5}, {t: 'reload-failed', id: 1}, {t: 'reload-failed', id: 1, message: 'm'.repeat(5000)},
   ]
   for (const m of bad) {
     const r = parseWorkerMessage(m)
@@ -38,8 +39,9 @@ test('hostile worker messages are refused with a reason, never thrown', () => {
 test('primary messages are checked by the worker too', () => {
   assert.equal(parsePrimaryMessage({t: 'grant', id: 3, granted: 2, tight: false}), {t: 'grant', id: 3, granted: 2, tight: false})
   assert.equal(parsePrimaryMessage({t: 'recall', pool: 'tunnels', key: 'bob'}), {t: 'recall', pool: 'tunnels', key: 'bob'})
-  assert.equal(parsePrimaryMessage({t: 'conn'}), {t: 'conn'})
-  for (const m of [null, {t: 'grant', id: 1, granted: -1, tight: true}, {t: 'grant', id: 1, granted: 1}, {t: 'recall', pool: 'x', key: 'a'}, {t: 'count', id: 'a'}, {t: 'kill'}]) {
+  assert.equal(parsePrimaryMessage({t: 'conn', id: 4}), {t: 'conn', id: 4})
+  assert.equal(parsePrimaryMessage({t: 'evict', id: 4}), {t: 'evict', id: 4})
+  for (const m of [null, {t: 'conn'}, {t: 'evict', id: 2 ** 40}, {t: 'grant', id: 1, granted: -1, tight: true}, {t: 'grant', id: 1, granted: 1}, {t: 'recall', pool: 'x', key: 'a'}, {t: 'count', id: 'a'}, {t: 'kill'}]) {
     assert.type(parsePrimaryMessage(m), 'string')
   }
 })
