@@ -30,7 +30,7 @@ $TK pki init --dir "$W/pki" --client bench --san localhost --san 127.0.0.1 >/dev
 # Ports: iperf3 servers BASE..BASE+N-1; gates BASE+50 (1 worker), BASE+51 (2 workers);
 # portal -L ports BASE+100+i (gate 1) and BASE+200+i (gate 2).
 for i in $(seq 0 $((N-1))); do bg "iperf$i" "${PIN_L[@]}" iperf3 -s -B 127.0.0.1 -p $((BASE+i)); done
-declare -A GATE_PORT=([1]=$((BASE+50)) [2]=$((BASE+51))) LPORT=([1]=$((BASE+100)) [2]=$((BASE+200))) GATE_PID=()
+declare -A GATE_PORT=([1]=$((BASE+50)) [2]=$((BASE+51))) LPORT=([1]=$((BASE+100)) [2]=$((BASE+200))) GATE_PID=() PORTAL_PIDS=()
 for w in 1 2; do
   bg "gate$w" "${PIN_G[@]}" $TK gate --listen 127.0.0.1:${GATE_PORT[$w]} --pki-dir "$W/pki" --log-level warn --workers $w
   GATE_PID[$w]=${PIDS[-1]}
@@ -39,6 +39,7 @@ for w in 1 2; do
   wait_port "${GATE_PORT[$w]}"
   for i in $(seq 0 $((N-1))); do
     bg "portal$w-$i" "${PIN_L[@]}" $TK portal --gate 127.0.0.1:${GATE_PORT[$w]} --pki-dir "$W/pki" --log-level warn -L 127.0.0.1:$((${LPORT[$w]}+i)):127.0.0.1:$((BASE+i))
+    PORTAL_PIDS[$w]="${PORTAL_PIDS[$w]:-} ${PIDS[-1]}"
   done
 done
 for w in 1 2; do for i in $(seq 0 $((N-1))); do wait_port $((${LPORT[$w]}+i)); done; done
@@ -51,17 +52,19 @@ all_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8}' /proc/stat; }  # busy
 HZ=$(getconf CLK_TCK)
 RES="$W/results.tsv"; : >"$RES"
 round() { # WORKERS
-  local w=$1 i g0 a0 g1 a1 sum cl=()
+  local w=$1 i g0 a0 g1 a1 p0 p1 t0 t1 sum cl=()
   rm -f "$W"/r$w-*.json
-  g0=$(ticks "${GATE_PID[$w]}"); a0=$(all_ticks)
+  # shellcheck disable=SC2086 # a list of PIDs
+  g0=$(ticks "${GATE_PID[$w]}"); p0=$(ticks ${PORTAL_PIDS[$w]}); a0=$(all_ticks); t0=$(date +%s%N)
   for i in $(seq 0 $((N-1))); do
     "${PIN_L[@]}" iperf3 -c 127.0.0.1 -p $((${LPORT[$w]}+i)) -t "$SECS" -O 1 -J >"$W/r$w-$i.json" 2>/dev/null & cl+=($!)
   done
   wait "${cl[@]}" || true
-  g1=$(ticks "${GATE_PID[$w]}"); a1=$(all_ticks)
+  # shellcheck disable=SC2086
+  g1=$(ticks "${GATE_PID[$w]}"); p1=$(ticks ${PORTAL_PIDS[$w]}); a1=$(all_ticks); t1=$(date +%s%N)
   sum=$(node -e 'const fs=require("fs");let s=0,n=0;for(const f of process.argv.slice(1)){try{s+=JSON.parse(fs.readFileSync(f,"utf8")).end.sum_received.bits_per_second;n++}catch{}}console.log(n===process.argv.length-1?(s/1e9).toFixed(3):"nan")' "$W"/r$w-*.json)
-  printf '%s\t%s\t%s\t%s\n' "$w" "$sum" "$(( (g1-g0) ))" "$(( (a1-a0) - (g1-g0) ))" >>"$RES"
-  log "workers=$w: $sum Gbit/s; CPU s: gate $(( (g1-g0) / HZ )), everything else $(( ((a1-a0)-(g1-g0)) / HZ ))"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$w" "$sum" "$(( (g1-g0) ))" "$(( (a1-a0) - (g1-g0) ))" "$(( p1-p0 ))" "$(( (t1-t0) / 1000000 ))" >>"$RES"
+  log "workers=$w: $sum Gbit/s; CPU s: gate $(( (g1-g0) / HZ )), portals $(( (p1-p0) / HZ )), everything else $(( ((a1-a0)-(g1-g0)-(p1-p0)) / HZ ))"
   sleep 1
 }
 for rep in $(seq "$REPS"); do
@@ -70,16 +73,24 @@ done
 
 node - "$RES" "$REPS" "$SECS" "$N" "$HZ" "${TK_GATE_CPUS:-all}" "${TK_LOAD_CPUS:-all}" <<'EOF' | tee "$HERE/results/workers-$(date +%Y%m%d-%H%M%S).md"
 const [file, reps, secs, n, hz, gcpu, lcpu] = process.argv.slice(2)
+const cpus = require('os').availableParallelism()
 const rows = require('fs').readFileSync(file, 'utf8').trim().split('\n').map((l) => l.split('\t').map(Number))
 const med = (a) => { const s = [...a].sort((x, y) => x - y); return s[Math.floor(s.length / 2)] }
 const by = (w) => rows.filter((r) => r[0] === w)
 const line = (w) => {
   const r = by(w), g = r.map((x) => x[1])
-  const gate = med(r.map((x) => x[2] / hz)), rest = med(r.map((x) => x[3] / hz))
-  return {gbit: med(g), text: `| ${w} | ${med(g).toFixed(2)} [${Math.min(...g).toFixed(2)}–${Math.max(...g).toFixed(2)}] | ${gate.toFixed(1)} | ${rest.toFixed(1)} | ${(med(g) * secs / gate).toFixed(2)} |`}
+  const gate = med(r.map((x) => x[2] / hz)), portals = med(r.map((x) => x[4] / hz)), rest = med(r.map((x) => (x[3] - x[4]) / hz))
+  // Traffic flows for the omitted first second (-O 1) too, and the CPU figures include it.
+  const gbit = med(g) * (Number(secs) + 1)
+  // Busy: the share of the machine's CPU time (all CPUs, all processes) used during the rounds.
+  const busy = med(r.map((x) => (x[2] + x[3]) / hz / (cpus * x[5] / 1000)))
+  return {gbit: med(g), busy,
+    text: `| ${w} | ${med(g).toFixed(2)} [${Math.min(...g).toFixed(2)}–${Math.max(...g).toFixed(2)}] | ${gate.toFixed(1)} | ${portals.toFixed(1)} | ${rest.toFixed(1)} | ${(1000 * gate / gbit).toFixed(0)} / ${(1000 * (portals + rest) / gbit).toFixed(0)} | ${(100 * busy).toFixed(0)} % |`}
 }
 const [a, b] = [line(1), line(2)]
-console.log([`# gate --workers benchmark (${new Date().toISOString()}, ${n} portals × 1 iperf3 stream, -t ${secs}, ${reps} rounds each, median; gate CPUs: ${gcpu}, load CPUs: ${lcpu}, ${require('os').availableParallelism()} CPUs)`, '',
-  '| workers | Gbit/s (sum of the streams) [range] | gate CPU s per round | other CPU s per round (portals, iperf3) | Gbit per gate CPU s |', '|---|---|---|---|---|',
-  a.text, b.text, '', `Ratio 2 workers / 1 worker: ${(b.gbit / a.gbit).toFixed(2)}×`].join('\n'))
+console.log([`# gate --workers benchmark (${new Date().toISOString()}, ${n} portals × 1 iperf3 stream, -t ${secs}, ${reps} rounds each, median; gate CPUs: ${gcpu}, load CPUs: ${lcpu}, ${cpus} CPUs)`, '',
+  '| workers | Gbit/s (sum of the streams) [range] | gate CPU s per round | portals CPU s | other CPU s (iperf3, kernel, rest) | CPU ms per Gbit: gate / load | machine busy |', '|---|---|---|---|---|---|---|',
+  a.text, b.text, '', `Ratio 2 workers / 1 worker: ${(b.gbit / a.gbit).toFixed(2)}×`,
+  // Gate and load share the CPUs: what a second worker can add is the CPU one worker leaves idle.
+  `With one worker the machine was ${(100 * a.busy).toFixed(0)} % busy: at the same CPU per byte, more workers can add at most ${(1 / a.busy).toFixed(2)}× here.`].join('\n'))
 EOF

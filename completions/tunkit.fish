@@ -53,7 +53,7 @@ complete -c tunkit -n '__fish_seen_subcommand_from gate' -l fd-reserve -r -d 'De
 complete -c tunkit -n '__fish_seen_subcommand_from gate' -l fd-share -r -d 'Percent of the descriptors the other identities leave that one identity may hold.'
 complete -c tunkit -n '__fish_seen_subcommand_from gate' -l open-rate -r -d 'Opens per second allowed on one tunnel (0 = no limit); more are refused.'
 complete -c tunkit -n '__fish_seen_subcommand_from gate' -l open-burst -r -d 'Opens one tunnel may make at once before --open-rate applies.'
-complete -c tunkit -n '__fish_seen_subcommand_from gate' -l workers -r -d 'Worker processes that run the tunnels, 1 to 64, or auto (one per CPU); this process accepts and hands connections over.'
+complete -c tunkit -n '__fish_seen_subcommand_from gate' -l workers -r -d 'Worker processes that run the tunnels, 1 to 64, or auto (one per CPU); with more than one, this process accepts and hands connections over.'
 complete -c tunkit -n '__fish_seen_subcommand_from gate' -l data-path -r -a 'tls native' -d 'Transport of the established tunnel: tls (Node\'s TLS) or native (AES-256-GCM records in the addon, if the peer agrees; a prototype).'
 complete -c tunkit -n '__fish_seen_subcommand_from gate' -l vpn -d 'Offer VPN mode: IP packets between portals\' pseudo adapters and this host (needs root).'
 complete -c tunkit -n '__fish_seen_subcommand_from gate' -l pool -r -d 'Address pool for VPN clients (IPv4 CIDR); the first address is the gate\'s own.'

@@ -90,11 +90,35 @@ export async function stopProc(p, sig = 'SIGTERM') {
   return c
 }
 
-/** RSS in MB (VmRSS) and open descriptors of a PID, from /proc; null once it is gone. */
+/** Child PIDs of a PID (a gate's workers), from /proc. */
+function children(pid) {
+  const out = []
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8')
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) out.push(Number(d))
+    } catch { /* gone */ }
+  }
+  return out
+}
+
+/** RSS in MB (VmRSS) and open descriptors of a PID and its children (a gate's workers), from /proc; null once it is gone. */
 export function stats(pid) {
+  const one = (p) => {
+    const m = readFileSync(`/proc/${p}/status`, 'utf8').match(/VmRSS:\s+(\d+) kB/)
+    return {rss: m ? Number(m[1]) / 1024 : 0, fds: readdirSync(`/proc/${p}/fd`).length}
+  }
   try {
-    const m = readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmRSS:\s+(\d+) kB/)
-    return {rss: m ? Number(m[1]) / 1024 : 0, fds: readdirSync(`/proc/${pid}/fd`).length}
+    const own = one(pid)
+    for (const c of children(pid)) {
+      try {
+        const k = one(c)
+        own.rss += k.rss
+        own.fds += k.fds
+      } catch { /* gone */ }
+    }
+    return own
   } catch {
     return null
   }
@@ -151,8 +175,14 @@ export async function makePki() {
 
 export const tlsArgs = (id) => ['--cert', id.cert, '--key', id.key, '--ca', id.ca]
 
+/**
+ * A gate as deployed: one worker per CPU (TK_HOSTILE_WORKERS overrides), all started at once so
+ * the idle figures include every worker (by default the others start at the second connection,
+ * which would read as growth under the attack). stats() adds the workers to the primary.
+ */
 export async function startGate(pki, extra = [], opts = {}) {
-  const g = tk(['gate', '--listen', '127.0.0.1:0', '--pki-dir', pki.dir, '--json', ...extra], {...opts, tag: 'gate'})
+  const workers = extra.includes('--workers') ? [] : ['--workers', process.env.TK_HOSTILE_WORKERS ?? 'auto']
+  const g = tk(['gate', '--listen', '127.0.0.1:0', '--pki-dir', pki.dir, '--json', ...workers, ...extra], {...opts, tag: 'gate'})
   const e = await event(g, 'listening')
   return Object.assign(g, {port: e.port})
 }

@@ -211,7 +211,8 @@ SIGHUP re-reads the --policy file, --allow and --allow-listen from the --config 
   private async serveWorker(cmd: typeof GateCommand, gate: Gate, channel: WorkerChannel): Promise<void> {
     gate.serve()
     // The primary gone (even killed outright): stop as on SIGTERM, through the one signal path.
-    process.once('disconnect', () => process.kill(process.pid, 'SIGTERM'))
+    const orphaned = (): void => void process.kill(process.pid, 'SIGTERM')
+    process.once('disconnect', orphaned)
     // Reloads come from the primary, which logs the one `reloaded` line for the whole gate; a
     // SIGHUP sent to a worker itself must not end it (the signal's default).
     const hangup = (): void => this.logger.log('warn', 'SIGHUP ignored: a gate worker reloads when its primary does (send SIGHUP to the primary)')
@@ -223,6 +224,9 @@ SIGHUP re-reads the --policy file, --allow and --allow-listen from the --config 
     channel.attach(gate)
     await this.waitForSignal()
     process.off('SIGHUP', hangup)
+    // Without listeners the IPC channel no longer holds the process: it exits once the gate is
+    // closed, well within the primary's grace (its exit handlers, such as the log's, run).
+    process.off('disconnect', orphaned)
     channel.detach()
     await gate.close()
   }
@@ -258,10 +262,14 @@ SIGHUP re-reads the --policy file, --allow and --allow-listen from the --config 
 
 type GateFlags = Interfaces.InferredFlags<typeof GateCommand.flags & typeof GateCommand.baseFlags>
 
-/** A worker's log lines and events carry its index (JSON lines and --json events; text lines say it). */
+/**
+ * A worker's log lines and events carry its index (JSON lines and --json events). Text lines stay
+ * as a one-process gate's (audit lines are parsed); a worker's own "stopped" line is debug: the
+ * primary says it for the gate.
+ */
 function workerLogger(base: Logger, worker: number): Logger {
   return {
-    log: (level, msg, fields) => base.log(level, `worker ${worker}: ${msg}`, {...fields, worker}),
+    log: (level, msg, fields) => base.log(level === 'info' && /^stopped on SIG[A-Z]+$/.test(msg) ? 'debug' : level, msg, {...fields, worker}),
     event: (name, fields) => base.event(name, {...fields, worker}),
   }
 }
