@@ -41,7 +41,7 @@ const passed = rows.filter((r) => r.pass).length
 writeFileSync(out, [
   `# Hostile load (${new Date().toISOString()})`, '',
   `Each attack runs ${cfg.attackMs / 1000} s against fresh components on loopback while a legitimate portal (identity alice; the attacker is mallory) does sequential short requests through -L (for (9): opens new tunnels; for (13): STUN Binding requests). Idle: ${cfg.idleCount} requests first. After the attack, up to ${cfg.settleMs / 1000} s for RSS and descriptors to settle.`,
-  `Targets: no exit; no failed legit request; legit p99 < ${TARGETS.p99Ratio} × max(idle p99, ${TARGETS.p99FloorMs} ms); RSS < ${TARGETS.rssMaxMB} MB; RSS after ≤ idle × 1.2 + ${TARGETS.rssSlackMB} MB; fds after ≤ idle + ${TARGETS.fdSlack}. (4) and (5) are yes/no checks. Node ${process.version}, ${Math.round((Date.now() - t0) / 1000)} s in all. ${passed}/${rows.length} rows pass.`, '',
+  `Targets: no exit; no failed legit request; legit p99 < ${TARGETS.p99Ratio} × max(idle p99, ${TARGETS.p99FloorMs} ms); RSS < ${TARGETS.rssMaxMB} MB; RSS after ≤ idle × 1.2 + ${TARGETS.rssSlackMB} MB a process (a gate with workers: RSS of all its processes, shared file pages once); fds after ≤ idle + ${TARGETS.fdSlack}. (4) and (5) are yes/no checks. Node ${process.version}, ${Math.round((Date.now() - t0) / 1000)} s in all. ${passed}/${rows.length} rows pass.`, '',
   HEADER, ...rows.map(row), '', '## Attack summaries', '',
   ...rows.map((r) => `- ${r.attack} (${r.component}): ${JSON.stringify(r.notes)}`), '',
 ].join('\n'))

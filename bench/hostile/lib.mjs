@@ -103,22 +103,28 @@ function children(pid) {
   return out
 }
 
-/** RSS in MB (VmRSS) and open descriptors of a PID and its children (a gate's workers), from /proc; null once it is gone. */
+/**
+ * RSS in MB and open descriptors of a PID and its children (a gate's workers), from /proc; null
+ * once it is gone. For one process RSS is VmRSS. The workers map the same node binary and
+ * libraries: their file-backed pages are counted once (the largest), their own (anonymous and
+ * shared memory) pages each. `procs`: how many processes that is (each heap keeps its own slack
+ * after a burst: the RSS slack of the targets is per process).
+ */
 export function stats(pid) {
   const one = (p) => {
-    const m = readFileSync(`/proc/${p}/status`, 'utf8').match(/VmRSS:\s+(\d+) kB/)
-    return {rss: m ? Number(m[1]) / 1024 : 0, fds: readdirSync(`/proc/${p}/fd`).length}
+    const kb = (name, text) => Number(text.match(new RegExp(`${name}:\\s+(\\d+) kB`))?.[1] ?? 0)
+    const t = readFileSync(`/proc/${p}/status`, 'utf8')
+    return {own: kb('RssAnon', t) + kb('RssShmem', t), file: kb('RssFile', t), fds: readdirSync(`/proc/${p}/fd`).length}
   }
   try {
-    const own = one(pid)
+    const all = [one(pid)]
     for (const c of children(pid)) {
       try {
-        const k = one(c)
-        own.rss += k.rss
-        own.fds += k.fds
+        all.push(one(c))
       } catch { /* gone */ }
     }
-    return own
+    const own = all.reduce((n, x) => n + x.own, 0)
+    return {rss: (own + Math.max(...all.map((x) => x.file))) / 1024, fds: all.reduce((n, x) => n + x.fds, 0), procs: all.length}
   } catch {
     return null
   }

@@ -26,7 +26,7 @@ export async function measure({label, procs, request, attack, targets, cfg, gapM
   const peak = smp.stop()
   const logBytes = Object.fromEntries(procs.map((p) => [p.tag, p.stderrBytes - logBefore[p.tag]]))
   // Settle: poll until every component is back within the targets, or the time is up.
-  const back = (p, s) => s && s.rss <= idle[p.tag].rss * (1 + TARGETS.rssReturnFrac) + TARGETS.rssSlackMB && s.fds <= idle[p.tag].fds + TARGETS.fdSlack
+  const back = (p, s) => s && s.rss <= idle[p.tag].rss * (1 + TARGETS.rssReturnFrac) + TARGETS.rssSlackMB * (s.procs ?? 1) && s.fds <= idle[p.tag].fds + TARGETS.fdSlack
   const settleEnd = Date.now() + cfg.settleMs
   let after
   for (;;) {
@@ -48,7 +48,8 @@ export async function measure({label, procs, request, attack, targets, cfg, gapM
     if (attackWork.failures > 0 || attackWork.ok === 0) why.push(`legit requests: ${attackWork.failures} of ${attackWork.n} failed (${attackWork.errors.join(', ')})`)
     if (!(attackWork.p99 < limit)) why.push(`legit p99 ${fmt(attackWork.p99)} ms ≥ ${fmt(limit)} ms (${ratio} × max(idle p99 ${fmt(idleWork.p99)}, floor ${TARGETS.p99FloorMs}))`)
     if (!(pk.rss < TARGETS.rssMaxMB)) why.push(`${p.tag} RSS peak ${fmt(pk.rss)} MB ≥ ${TARGETS.rssMaxMB} MB`)
-    if (!(af.rss <= i.rss * (1 + TARGETS.rssReturnFrac) + TARGETS.rssSlackMB)) why.push(`${p.tag} RSS ${fmt(af.rss)} MB ${cfg.settleMs / 1000} s after the attack, idle ${fmt(i.rss)} MB (limit +20 % +${TARGETS.rssSlackMB} MB)`)
+    const slack = TARGETS.rssSlackMB * (af.procs ?? 1)
+    if (!(af.rss <= i.rss * (1 + TARGETS.rssReturnFrac) + slack)) why.push(`${p.tag} RSS ${fmt(af.rss)} MB ${cfg.settleMs / 1000} s after the attack, idle ${fmt(i.rss)} MB (limit +20 % +${slack} MB: ${TARGETS.rssSlackMB} MB a process)`)
     if (!(af.fds <= i.fds + TARGETS.fdSlack)) why.push(`${p.tag} ${af.fds} descriptors ${cfg.settleMs / 1000} s after the attack, idle ${i.fds} (slack ${TARGETS.fdSlack})`)
     why.push(...extraWhy)
     return {
