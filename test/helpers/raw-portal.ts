@@ -67,11 +67,45 @@ export async function rawPortal(gatePort: number, dir: string, name: string, use
   return p
 }
 
-/** A process's resident set and its peak so far, in MB, and its open descriptors (from /proc). */
-export function procStats(pid: number): {rss: number; peak: number; fds: number} {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8')
-  const kb = (field: string): number => Number(new RegExp(`^${field}:\\s+(\\d+)`, 'm').exec(status)![1])
-  return {rss: kb('VmRSS') / 1024, peak: kb('VmHWM') / 1024, fds: readdirSync(`/proc/${pid}/fd`).length}
+/**
+ * A process's resident set and its peak so far, in MB, and its open descriptors (from /proc), with
+ * those of its children: a gate's workers. The workers map the same binary, so file-backed pages
+ * count once (the largest); `fdsMax` is the most any one process holds (each has its own limit).
+ */
+export function procStats(pid: number): {rss: number; peak: number; fds: number; fdsMax: number} {
+  const one = (p: number): {own: number; file: number; hwm: number; fds: number} => {
+    const status = readFileSync(`/proc/${p}/status`, 'utf8')
+    const kb = (field: string): number => Number(new RegExp(`^${field}:\\s+(\\d+)`, 'm').exec(status)?.[1] ?? 0)
+    return {own: kb('RssAnon') + kb('RssShmem'), file: kb('RssFile'), hwm: kb('VmHWM'), fds: readdirSync(`/proc/${p}/fd`).length}
+  }
+  const all = [one(pid)]
+  for (const c of childPids(pid)) {
+    try {
+      all.push(one(c))
+    } catch { /* gone */ }
+  }
+  const file = Math.max(...all.map((x) => x.file))
+  const total = (f: (x: (typeof all)[number]) => number): number => all.reduce((n, x) => n + f(x), 0)
+  return {
+    rss: (total((x) => x.own) + file) / 1024,
+    // Each peak less its file pages, plus the shared ones once.
+    peak: (total((x) => x.hwm - x.file) + file) / 1024,
+    fds: total((x) => x.fds),
+    fdsMax: Math.max(...all.map((x) => x.fds)),
+  }
+}
+
+/** The PIDs whose parent is `pid`. */
+function childPids(pid: number): number[] {
+  const out: number[] = []
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8')
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) out.push(Number(d))
+    } catch { /* gone */ }
+  }
+  return out
 }
 
 /**
