@@ -90,17 +90,13 @@ export async function stopProc(p, sig = 'SIGTERM') {
   return c
 }
 
-/** Child PIDs of a PID (a gate's workers), from /proc. */
+/** Child PIDs of a PID (a gate's workers): forked by its main thread, so listed under it. */
 function children(pid) {
-  const out = []
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue
-    try {
-      const stat = readFileSync(`/proc/${d}/stat`, 'utf8')
-      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) out.push(Number(d))
-    } catch { /* gone */ }
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number)
+  } catch {
+    return []
   }
-  return out
 }
 
 /**

@@ -95,17 +95,13 @@ export function procStats(pid: number): {rss: number; peak: number; fds: number;
   }
 }
 
-/** The PIDs whose parent is `pid`. */
+/** The PIDs whose parent is `pid` (a gate's workers): forked by its main thread, so listed under it. */
 function childPids(pid: number): number[] {
-  const out: number[] = []
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue
-    try {
-      const stat = readFileSync(`/proc/${d}/stat`, 'utf8')
-      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) out.push(Number(d))
-    } catch { /* gone */ }
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number)
+  } catch {
+    return []
   }
-  return out
 }
 
 /**
