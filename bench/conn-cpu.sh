@@ -15,7 +15,8 @@ per_conn() { echo $(( ($2 - $1) * 1000000 / $(getconf CLK_TCK) / N )); }
 
 "${TK[@]}" pki init --dir "$W/pki" --client bench --san 127.0.0.1 >/dev/null 2>&1
 node "$HERE/echo.mjs" $BASE & PIDS+=($!)
-"${TK[@]}" gate --listen 127.0.0.1:$((BASE+1)) --pki-dir "$W/pki" --log-level warn & G=$!; PIDS+=($G)
+# One process (--workers 1): the CPU read from /proc is then all the gate's.
+"${TK[@]}" gate --listen 127.0.0.1:$((BASE+1)) --pki-dir "$W/pki" --log-level warn --workers 1 & G=$!; PIDS+=($G)
 node "$HERE/node-proxy.mjs" $((BASE+3)) $BASE & X=$!; PIDS+=($X)
 sleep 1.5
 "${TK[@]}" portal --gate 127.0.0.1:$((BASE+1)) --pki-dir "$W/pki" --log-level warn -L 127.0.0.1:$((BASE+2)):127.0.0.1:$BASE & P=$!; PIDS+=($P)
