@@ -1,14 +1,25 @@
 # Shared by the bench scripts.
 
-# rss_while PID CMD...: sets RSS0 (kB) of PID now, then runs CMD, which opens its connections,
-# prints one line when they are all up (kept in READY) and holds them until its stdin closes;
-# RSS1 is PID's RSS while they are held.
+# group_rss PID: RSS (kB) of PID and its children (a gate's workers). For one process, VmRSS; the
+# workers map the same binary, so file-backed pages count once (the largest), their own each.
+group_rss() {
+  local p own=0 file=0 a f s
+  for p in "$1" $(cat "/proc/$1/task/$1/children" 2>/dev/null); do
+    read -r a f s < <(awk '/^RssAnon/ {a=$2} /^RssFile/ {f=$2} /^RssShmem/ {s=$2} END {print a+0, f+0, s+0}' "/proc/$p/status" 2>/dev/null || echo 0 0 0)
+    own=$((own + a + s)); [ "$f" -gt "$file" ] && file=$f
+  done
+  echo $((own + file))
+}
+
+# rss_while PID CMD...: sets RSS0 (kB) of PID (with its children: group_rss) now, then runs CMD,
+# which opens its connections, prints one line when they are all up (kept in READY) and holds them
+# until its stdin closes; RSS1 is the RSS while they are held.
 rss_while() {
   local pid=$1; shift
-  RSS0=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
+  RSS0=$(group_rss "$pid")
   coproc HOLD { "$@"; }
   read -r READY <&"${HOLD[0]}"; sleep 1
-  RSS1=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
+  RSS1=$(group_rss "$pid")
   eval "exec ${HOLD[1]}>&-"; wait "$HOLD_PID" 2>/dev/null || true
 }
 

@@ -81,10 +81,9 @@ for rep in $(seq "$REPS"); do
   done
 done
 
-# Gate memory with 1000 idle sessions open through the tunnel: the process that holds them (with
-# one portal, the gate's one worker started; the primary holds none of them).
-GATE_NODE=$(pgrep -P "$GATE_PID" -n node 2>/dev/null || echo "$GATE_PID")
-rss_while "$GATE_NODE" node "$HERE/idle-sessions.mjs" "${FWD_ECHO[tunkit]}" 1000
+# Gate memory with 1000 idle sessions open through the tunnel: all its processes (the primary and,
+# with one portal, its one worker).
+rss_while "$GATE_PID" node "$HERE/idle-sessions.mjs" "${FWD_ECHO[tunkit]}" 1000
 printf 'tunkit\tgate-rss-idle-kB\t%s\ntunkit\tgate-rss-1000-sessions-kB\t%s\n' "$RSS0" "$RSS1" >>"$RES"
 log "gate RSS: ${RSS0} kB idle, ${RSS1} kB with 1000 open sessions ($READY)"
 

@@ -27,7 +27,7 @@ Remote forwards (portal -R) listen where --allow-listen rules allow. Without any
 
 A client that has not authenticated yet holds one of the --max-startups slots (at most --max-startups-per-source from one address) for at most --handshake-timeout; --max-tunnels counts authenticated tunnels only.
 
-With more than one worker (the default on a host with more than one CPU: --workers auto, one per CPU), this process accepts the connections, screens them by source (--max-startups) and hands each to a worker process, which runs its tunnels; the first worker starts at once and the others when a second connection comes. Limits per identity and --max-tunnels hold across all workers, --metrics adds up their figures, and a worker that dies is restarted (its tunnels end). --vpn runs in one process: it takes --workers 1, and is the default's exception.
+With more than one worker (the default on a host with more than one CPU: --workers auto, one per CPU), this process accepts the connections, screens them by source (--max-startups) and hands each to a worker process, which runs its tunnels; the first worker starts at once and the others once a second portal's tunnel is up. Limits per identity and --max-tunnels hold across all workers, --metrics adds up their figures, and a worker that dies is restarted (its tunnels end). --vpn runs in one process: it takes --workers 1, and is the default's exception.
 
 SIGHUP re-reads the --policy file, --allow and --allow-listen from the --config file, and the certificate, key, CA and --crl: established tunnels stay up, except those of a certificate now revoked; a reload that fails keeps the running configuration (docs/deploy.md).`
   static override examples = [
@@ -188,7 +188,7 @@ SIGHUP re-reads the --policy file, --allow and --allow-listen from the --config 
       await primary.close()
       throw e
     }
-    this.logger.log('info', `gate listening on ${where} with ${workers} workers${lazy ? ' (one now, the others at the second connection)' : ''} (pids ${primary.pids.filter(Boolean).join(', ')})${policy.open ? ' (no access rules: every authenticated client may open anything)' : ` with ${policy.rules.length} access rule(s)`}` +
+    this.logger.log('info', `gate listening on ${where} with ${workers} workers${lazy ? ' (one now, the others once a second tunnel is up)' : ''} (pids ${primary.pids.filter(Boolean).join(', ')})${policy.open ? ' (no access rules: every authenticated client may open anything)' : ` with ${policy.rules.length} access rule(s)`}` +
       (policy.listenRules.length ? `, ${policy.listenRules.length} listen rule(s)` : '; remote forwards on loopback only'))
     if (metrics) this.logger.log('info', `metrics on http://${hostPort(metrics.address, metrics.port)}/metrics`)
     this.logger.event('listening', {address: where, port: bound.port, workers: primary.pids.filter(Boolean), ...(metrics ? {metrics: hostPort(metrics.address, metrics.port)} : {})})

@@ -226,14 +226,15 @@ const sum = (m: Record<string, number>, name: string): number => Object.entries(
 
 const settledWithin = <T>(p: Promise<T>, ms: number): Promise<boolean> => Promise.race([p.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), ms))])
 
-t('the default: one worker, the others at the second connection; the primary screens sources (--max-startups) across workers, evicting through the worker that holds the connection', async (ctx) => {
+t('the default: one worker, the others once a second tunnel is up (not for connections that never authenticate); the primary screens sources (--max-startups) across workers, evicting through the worker that holds the connection', async (ctx) => {
   const cpus = availableParallelism()
   const gate = await startGate(ctx.pki, ['--max-startups', '4', '--max-startups-per-source', '3', '--handshake-timeout', '60', '--metrics', '127.0.0.1:0'])
   const at = gate.events.find((e) => e.event === 'listening')!.metrics as string
   const conns: Array<ReturnType<typeof idle>> = []
   let p: Proc | undefined
+  let p2: Proc | undefined
   try {
-    if (cpus > 1) assert.is((gate.events.find((e) => e.event === 'listening')!.workers as number[]).length, 1, 'one worker until a second connection')
+    if (cpus > 1) assert.is((gate.events.find((e) => e.event === 'listening')!.workers as number[]).length, 1, 'one worker until a second tunnel')
     // Three idle connections from 127.0.0.2: its share; a fourth from it is reset at once.
     for (let i = 0; i < 3; i++) conns.push(idle(gate.port, '127.0.0.2'))
     await waitFor('3 in their handshake', async () => sum(await scrape(at), 'tunkit_preauth_connections') === 3 || undefined, 5000)
@@ -247,7 +248,11 @@ t('the default: one worker, the others at the second connection; the primary scr
     assert.match(gate.stderr, /dropped an unauthenticated connection from 127\.0\.0\.2 to make room for 127\.0\.0\.1/)
     const m = await scrape(at)
     assert.ok((m['tunkit_limit_hits_total{limit="max-startups",role="gate"}'] ?? 0) >= 1, JSON.stringify(m))
-    if (cpus > 1) await waitFor('every worker up', async () => sum(await scrape(at), 'tunkit_worker_up') === Math.min(cpus, 64) || undefined, 10000)
+    assert.is(sum(m, 'tunkit_worker_up'), 1, 'connections that never authenticate start no worker')
+    if (cpus > 1) {
+      p2 = await startPortal(ctx.pki, gate.port, ['--socks', '127.0.0.1:0'], 1)
+      await waitFor('every worker up', async () => sum(await scrape(at), 'tunkit_worker_up') === Math.min(cpus, 64) || undefined, 10000)
+    }
     // Closed, their slots come back: 127.0.0.2 may hold three again.
     for (const c of conns) c.s.destroy()
     await Promise.all(conns.map((c) => c.closed))
@@ -258,6 +263,7 @@ t('the default: one worker, the others at the second connection; the primary scr
   } finally {
     for (const c of conns) c.s.destroy()
     if (p) await stop(p)
+    if (p2) await stop(p2)
     await stop(gate)
   }
 })

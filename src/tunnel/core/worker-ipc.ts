@@ -33,8 +33,8 @@ export interface CountsData {
 
 export type WorkerMessage =
   | {t: 'ready'}
-  /** The connection handed over as `id` has left its handshake (authenticated or closed). */
-  | {t: 'settled'; id: number}
+  /** The connection handed over as `id` has left its handshake: a tunnel now (`up`), or closed. */
+  | {t: 'settled'; id: number; up: boolean}
   | {t: 'ask'; id: number; pool: Pool; key: string; n: number}
   | {t: 'give'; pool: Pool; key: string; n: number}
   | {t: 'counts'; id: number; counts: CountsData}
@@ -79,7 +79,7 @@ export function parseWorkerMessage(m: unknown): WorkerMessage | string {
     case 'ready':
       return {t: 'ready'}
     case 'settled':
-      return isCount(m.id, MAX_ID) ? {t: 'settled', id: m.id} : 'settled: bad id'
+      return isCount(m.id, MAX_ID) && typeof m.up === 'boolean' ? {t: 'settled', id: m.id, up: m.up} : 'settled: malformed'
     case 'ask':
     case 'give': {
       if (m.t === 'ask' && !isCount(m.id, MAX_ID)) return `${m.t}: bad id`

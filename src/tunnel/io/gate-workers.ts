@@ -49,7 +49,7 @@ export interface PrimaryOptions {
   host: string
   port: number
   workers: number
-  /** Start one worker, and the others when a second connection comes (a gate with one portal needs one). */
+  /** Start one worker, and the others when a second tunnel is up (a gate with one portal needs one). */
   lazy?: boolean
   /** Caps of the shared pools: tunnels and sessions per identity, the gate's tunnels. */
   caps: Record<Pool, number>
@@ -94,9 +94,10 @@ export class GatePrimary implements Counted {
   private handshakeId = 0
   private readonly waiting: Handshake[] = []
   private next = 0
-  /** Workers not started yet (lazy): they start with the second connection. */
+  /** Workers not started yet (lazy): they start with the second tunnel. */
   private idle: Slot[] = []
-  private dispatched = 0
+  /** Tunnels authenticated so far, counted while workers wait to start. */
+  private authenticated = 0
   private closing = false
   private countId = 0
   private readonly countWaiters = new Map<number, () => void>()
@@ -342,7 +343,10 @@ export class GatePrimary implements Counted {
       }
       case 'settled': {
         const h = this.handshakes.get(m.id)
-        if (h?.slot === s) this.settle(h)
+        if (h?.slot !== s) return
+        this.settle(h)
+        // A second portal: the other workers start (a probe or a failed handshake starts none).
+        if (m.up && this.idle.length && this.authenticated++ > 0) for (const w of this.idle.splice(0)) this.spawn(w)
         return
       }
       case 'counts':
@@ -390,7 +394,6 @@ export class GatePrimary implements Counted {
   /** Round robin over the ready workers; none ready (all restarting): the connection waits. */
   private dispatch(sock: Socket, h: Handshake): void {
     sock.on('error', () => {})
-    if (this.idle.length && this.dispatched++ > 0) for (const s of this.idle.splice(0)) this.spawn(s)
     const n = this.slots.length
     for (let i = 0; i < n; i++) {
       const s = this.slots[(this.next + i) % n]
@@ -516,17 +519,17 @@ export class WorkerChannel implements SharedQuota {
         if (!s || typeof s.destroy !== 'function' || typeof s.remoteAddress !== 'string') {
           this.log.log('warn', 'a connection from the gate primary came without a socket', {key: 'primary message'})
           // Its startup slot goes back all the same.
-          return this.send({t: 'settled', id})
+          return this.send({t: 'settled', id, up: false})
         }
         if (!this.gate || this.handshaking.has(id)) {
           s.destroy()
-          return this.send({t: 'settled', id})
+          return this.send({t: 'settled', id, up: false})
         }
         this.handshaking.set(id, s)
-        return this.gate.adopt(s, () => {
+        return this.gate.adopt(s, (up) => {
           if (this.handshaking.get(id) !== s) return
           this.handshaking.delete(id)
-          this.send({t: 'settled', id})
+          this.send({t: 'settled', id, up})
         })
       }
       case 'evict':

@@ -129,7 +129,7 @@ interface Pending {
   source: string
   socket?: Socket
   /** A worker's connection: tells the primary, which holds its --max-startups slot. */
-  settled?: () => void
+  settled?: (authenticated: boolean) => void
 }
 
 /** How long a tunnel over its open rate goes unread (a quarter second: a few refusals, not 300 000 a second). */
@@ -204,7 +204,7 @@ export class Gate implements Counted {
    * the primary admitted it (its --max-startups budget spans the workers) and hears `settled` once
    * the connection authenticates or closes.
    */
-  adopt(s: Socket, settled: () => void): void {
+  adopt(s: Socket, settled: (authenticated: boolean) => void): void {
     this.accept(s, {source: sourceKey(s.remoteAddress ?? '?'), settled})
   }
 
@@ -351,12 +351,12 @@ export class Gate implements Counted {
     })
   }
 
-  private leavePending(raw: Socket): void {
+  private leavePending(raw: Socket, authenticated = false): void {
     const p = this.pending.get(raw)
     if (p === undefined) return
     this.pending.delete(raw)
     this.startups.remove(p.source, p)
-    p.settled?.()
+    p.settled?.(authenticated)
   }
 
   private startTls(raw: Socket, peer: string, origin: string, timer: NodeJS.Timeout): void {
@@ -491,7 +491,7 @@ export class Gate implements Counted {
         }
         authorized = true
         clearTimeout(timer)
-        this.leavePending(raw)
+        this.leavePending(raw, true)
         this.links.set(link, {identity, peer, serial: normalSerial(tls.getPeerCertificate().serialNumber), raw})
         this.startSessions(link, identity, peer, req.earlyData, admitted)
         if (vpn) this.o.vpn!.attach(vpn, link, tls, req.vpnOffload === true)

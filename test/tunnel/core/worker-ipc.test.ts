@@ -6,7 +6,7 @@ const counts = {tunnels: 1, preauth: 0, sessions: 2, bytes: {out: 10, back: 20},
 
 test('well-formed worker messages come back typed', () => {
   assert.equal(parseWorkerMessage({t: 'ready'}), {t: 'ready'})
-  assert.equal(parseWorkerMessage({t: 'settled', id: 9}), {t: 'settled', id: 9})
+  assert.equal(parseWorkerMessage({t: 'settled', id: 9, up: true}), {t: 'settled', id: 9, up: true})
   assert.equal(parseWorkerMessage({t: 'ask', id: 7, pool: 'sessions', key: 'alice', n: 16, extra: 'ignored'}), {t: 'ask', id: 7, pool: 'sessions', key: 'alice', n: 16})
   assert.equal(parseWorkerMessage({t: 'give', pool: 'gate', key: '', n: 3}), {t: 'give', pool: 'gate', key: '', n: 3})
   assert.equal(parseWorkerMessage({t: 'counts', id: 1, counts}), {t: 'counts', id: 1, counts})
@@ -27,7 +27,7 @@ test('hostile worker messages are refused with a reason, never thrown', () => {
     {t: 'counts', id: 1, counts: {...counts, limitHits: [['a{b="c"}', 1]]}}, {t: 'counts', id: 1, counts: {...counts, limitHits: Array.from({length: 65}, (_, i) => [`l${i}`, 1])}},
     {t: 'counts', id: 1, counts: {...counts, opensRefused: [['x', 1, 2]]}}, {t: 'counts', id: 1, counts: {...counts, opensRefused: {x: 1}}},
     {t: 'reloaded', id: 1, changed: 'CA'}, {t: 'reloaded', id: 1, changed: [1]}, {t: 'reloaded', id: 1, changed: Array(33).fill('x')},
-    {t: 'reloaded', id: 1, changed: ['x'.repeat(1001)]}, {t: 'settled'}, {t: 'settled', id: -1}, {t: 'settled', id: 1.5}, {t: 'reload-failed', id: 1}, {t: 'reload-failed', id: 1, message: 'm'.repeat(5000)},
+    {t: 'reloaded', id: 1, changed: ['x'.repeat(1001)]}, {t: 'settled', up: false}, {t: 'settled', id: -1, up: false}, {t: 'settled', id: 1.5, up: true}, {t: 'settled', id: 1}, {t: 'reload-failed', id: 1}, {t: 'reload-failed', id: 1, message: 'm'.repeat(5000)},
   ]
   for (const m of bad) {
     const r = parseWorkerMessage(m)
