@@ -394,6 +394,8 @@ export class GatePrimary implements Counted {
   /** Round robin over the ready workers; none ready (all restarting): the connection waits. */
   private dispatch(sock: Socket, h: Handshake): void {
     sock.on('error', () => {})
+    // Evicted while it waited for a worker.
+    if (!this.handshakes.has(h.id)) return void sock.destroy()
     const n = this.slots.length
     for (let i = 0; i < n; i++) {
       const s = this.slots[(this.next + i) % n]
@@ -411,7 +413,7 @@ export class GatePrimary implements Counted {
       })
       return
     }
-    if (this.closing || this.waiting.length >= MAX_WAITING || !this.handshakes.has(h.id)) {
+    if (this.closing || this.waiting.length >= MAX_WAITING) {
       this.dropped.add('workers')
       this.o.log.log('warn', `refused ${sock.remoteAddress ?? '?'}: no gate worker is ready`, {key: 'no worker'})
       this.settle(h)
