@@ -190,7 +190,12 @@ export async function openFlood(t, durationMs, ctl) {
     const recs = []
     for (let j = 0; j < 512; j++) recs.push(encodeUsher({kind: 'open', session: (sent + j) & 0x7fff, protocol: 'tcp', host: '127.0.0.1', port: t.closedPort}))
     sent += 512
-    await write(tun.tls, Buffer.concat(recs))
+    // A gate that stops reading (its open-rate hold) leaves the write waiting: the attack still
+    // ends on time, and reports (it was killed before, and its summary lost).
+    const w = write(tun.tls, Buffer.concat(recs))
+    let drained = !w
+    w?.then(() => (drained = true))
+    while (!drained && !ctl.stopped()) await new Promise((r) => setTimeout(r, 20))
     await new Promise((r) => setImmediate(r))
   }
   const secs = (Date.now() - t0) / 1000
