@@ -40,6 +40,8 @@ export abstract class TunkitCommand extends Command {
   private signalled: NodeJS.Signals | null = null
   private signalWaiters = 0
   private stoppedSaid = false
+  /** The level of the "stopped on SIGNAL" line (a gate worker's is debug). */
+  protected stopLevel: Level = 'info'
   private onStopSignal!: (sig: NodeJS.Signals) => void
   private readonly signalled$ = new Promise<NodeJS.Signals>((r) => (this.onStopSignal = r))
   /** The command line as given: oclif keeps the one with --config's flags added in this.argv. */
@@ -74,7 +76,7 @@ export abstract class TunkitCommand extends Command {
   private sayStopped(): void {
     if (!this.signalled || this.stoppedSaid) return
     this.stoppedSaid = true
-    if (this.logger) this.logger.log('info', `stopped on ${this.signalled}`)
+    if (this.logger) this.logger.log(this.stopLevel, `stopped on ${this.signalled}`)
     else process.stderr.write(this.output?.logFormat === 'json' ? jsonLogLine('info', `stopped on ${this.signalled}`, {}) + '\n' : `info  stopped on ${this.signalled}\n`)
   }
 

@@ -101,6 +101,8 @@ SIGHUP re-reads the --policy file, --allow and --allow-listen from the --config 
     if (channel) {
       if (f.vpn) throw new UsageError('--vpn: VPN mode runs in a single process; use --workers 1')
       this.logger = workerLogger(this.logger, Number(worker))
+      // The primary says "stopped" for the whole gate.
+      this.stopLevel = 'debug'
     }
     let vpn: GateVpn | undefined
     if (f.vpn) {
@@ -188,10 +190,10 @@ SIGHUP re-reads the --policy file, --allow and --allow-listen from the --config 
       await primary.close()
       throw e
     }
-    this.logger.log('info', `gate listening on ${where} with ${workers} workers${lazy ? ' (one now, the others once a second tunnel is up)' : ''} (pids ${primary.pids.filter(Boolean).join(', ')})${policy.open ? ' (no access rules: every authenticated client may open anything)' : ` with ${policy.rules.length} access rule(s)`}` +
+    this.logger.log('info', `gate listening on ${where} with ${workers} workers${lazy ? ' (one now, the others once a second tunnel is up)' : ''} (pids ${primary.pids.join(', ')})${policy.open ? ' (no access rules: every authenticated client may open anything)' : ` with ${policy.rules.length} access rule(s)`}` +
       (policy.listenRules.length ? `, ${policy.listenRules.length} listen rule(s)` : '; remote forwards on loopback only'))
     if (metrics) this.logger.log('info', `metrics on http://${hostPort(metrics.address, metrics.port)}/metrics`)
-    this.logger.event('listening', {address: where, port: bound.port, workers: primary.pids.filter(Boolean), ...(metrics ? {metrics: hostPort(metrics.address, metrics.port)} : {})})
+    this.logger.event('listening', {address: where, port: bound.port, workers: primary.pids, ...(metrics ? {metrics: hostPort(metrics.address, metrics.port)} : {})})
     const reloadable = ['allow', 'allow-listen', 'policy', 'cert', 'key', 'ca', 'crl', 'pki-dir', 'config']
     // Checked here first: a configuration that cannot load is not sent to the workers.
     const noHangup = this.onHangup(GateCommand, f, reloadable, (g) => {
@@ -202,7 +204,7 @@ SIGHUP re-reads the --policy file, --allow and --allow-listen from the --config 
     const sig = await this.waitForSignal()
     noHangup()
     await metrics?.close()
-    this.logger.log('info', `${sig}: stopping ${primary.pids.filter(Boolean).length} workers and their ${primary.tunnels} tunnel(s)`)
+    this.logger.log('info', `${sig}: stopping ${primary.pids.length} workers and their ${primary.tunnels} tunnel(s)`)
     await primary.close()
     this.logger.event('stopped', {signal: sig})
   }
@@ -264,12 +266,11 @@ type GateFlags = Interfaces.InferredFlags<typeof GateCommand.flags & typeof Gate
 
 /**
  * A worker's log lines and events carry its index (JSON lines and --json events). Text lines stay
- * as a one-process gate's (audit lines are parsed); a worker's own "stopped" line is debug: the
- * primary says it for the gate.
+ * as a one-process gate's: audit lines are parsed.
  */
 function workerLogger(base: Logger, worker: number): Logger {
   return {
-    log: (level, msg, fields) => base.log(level === 'info' && /^stopped on SIG[A-Z]+$/.test(msg) ? 'debug' : level, msg, {...fields, worker}),
+    log: (level, msg, fields) => base.log(level, msg, {...fields, worker}),
     event: (name, fields) => base.event(name, {...fields, worker}),
   }
 }

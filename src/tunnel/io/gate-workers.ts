@@ -17,7 +17,7 @@ import {listenScreened, startListener, type Bound, type ScreenedListener} from '
 import {ShareError, ShareLedger, ShareWallet} from '../core/shares.js'
 import {sourceKey, Startups, type StartupLimits} from '../core/startups.js'
 import {parsePrimaryMessage, parseWorkerMessage, type CountsData, type Pool, type PrimaryMessage, type Tallies} from '../core/worker-ipc.js'
-import type {Gate, SharedQuota} from './gate.js'
+import {admitStartup, type Gate, type SharedQuota} from './gate.js'
 
 /** The environment variable that makes a forked gate a worker (its value: the worker's index). */
 export const WORKER_ENV = 'TUNKIT_GATE_WORKER'
@@ -143,9 +143,9 @@ export class GatePrimary implements Counted {
     return bound
   }
 
-  /** Worker PIDs by index (undefined while one restarts). */
-  get pids(): Array<number | undefined> {
-    return this.slots.map((s) => (s.ready ? s.pid : undefined))
+  /** PIDs of the workers up (by index; one restarting or not started yet is left out). */
+  get pids(): number[] {
+    return this.slots.flatMap((s) => (s.ready && s.pid !== undefined ? [s.pid] : []))
   }
 
   get tunnels(): number {
@@ -368,15 +368,10 @@ export class GatePrimary implements Counted {
    */
   private admit(address: string, port: number): Handshake | undefined {
     const h: Handshake = {id: (this.handshakeId = (this.handshakeId + 1) % 2 ** 31), source: sourceKey(address)}
-    const admitted = this.startups.admit(h.source, h)
-    if (!admitted.ok) {
-      this.dropped.add('max-startups')
-      this.o.log.log('warn', `refused ${hostPort(address, port)}: ${admitted.why} (--max-startups)`, {key: 'startups refused'})
-      return undefined
-    }
-    if (admitted.evict) {
-      const e = admitted.evict
-      this.o.log.log('warn', `dropped an unauthenticated connection from ${e.source} to make room for ${hostPort(address, port)} (--max-startups)`, {key: 'startups evicted'})
+    const admitted = admitStartup(this.startups, h, hostPort(address, port), this.o.log, this.dropped)
+    if (!admitted) return undefined
+    const e = admitted.evicted
+    if (e) {
       this.handshakes.delete(e.id)
       if (e.slot) this.sendTo(e.slot, {t: 'evict', id: e.id})
       else e.socket?.destroy()
@@ -384,6 +379,7 @@ export class GatePrimary implements Counted {
     this.handshakes.set(h.id, h)
     return h
   }
+
 
   /** Its slot back: authenticated, closed, evicted, or its worker gone. */
   private settle(h: Handshake): void {

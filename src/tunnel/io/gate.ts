@@ -145,6 +145,21 @@ interface TunnelInfo {
   raw: Socket
 }
 
+/**
+ * A connection's --max-startups decision by its source, logged and counted alike in a gate and in
+ * a workers' primary: undefined refuses it; `evicted` is an older connection to close for it.
+ */
+export function admitStartup<T extends {source: string}>(startups: Startups<T>, h: T, from: string, log: Logger, hits: Tally): {evicted?: T} | undefined {
+  const admitted = startups.admit(h.source, h)
+  if (!admitted.ok) {
+    hits.add('max-startups')
+    log.log('warn', `refused ${from}: ${admitted.why} (--max-startups)`, {key: 'startups refused'})
+    return undefined
+  }
+  if (admitted.evict) log.log('warn', `dropped an unauthenticated connection from ${admitted.evict.source} to make room for ${from} (--max-startups)`, {key: 'startups evicted'})
+  return {evicted: admitted.evict}
+}
+
 /** The gate (seed 001) / tunnel server (seed 000, Fig. 12). */
 export class Gate implements Counted {
   private server: Server
@@ -283,18 +298,12 @@ export class Gate implements Counted {
    */
   private admit(address: string, port: number): Pending | undefined {
     const p: Pending = {source: sourceKey(address)}
-    const admitted = this.startups.admit(p.source, p)
-    if (!admitted.ok) {
-      this.stats.limitHits.add('max-startups')
-      this.o.log.log('warn', `refused ${hostPort(address, port)}: ${admitted.why} (--max-startups)`, {key: 'startups refused'})
-      return undefined
-    }
-    if (admitted.evict) {
-      this.o.log.log('warn', `dropped an unauthenticated connection from ${admitted.evict.source} to make room for ${hostPort(address, port)} (--max-startups)`, {key: 'startups evicted'})
-      admitted.evict.socket?.destroy()
-    }
+    const admitted = admitStartup(this.startups, p, hostPort(address, port), this.o.log, this.stats.limitHits)
+    if (!admitted) return undefined
+    admitted.evicted?.socket?.destroy()
     return p
   }
+
 
   /** Accept Wait → Receive Relay (Fig. 12). */
   private accept(raw: Socket, p: Pending): void {
