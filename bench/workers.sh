@@ -8,11 +8,13 @@
 # each round, with how busy the machine's CPUs were.
 # Loopback only; ports below the ephemeral range; only processes started here are stopped.
 # Knobs: TK_REPS (7: one round moves by ±15 % on this shared machine), TK_SECS (6), TK_STREAMS (8), TK_PORT_BASE (27800),
+#   TK_REVERSE=1: the streams run gate → portal (iperf3 -R),
 #   TK_GATE_CPUS / TK_LOAD_CPUS: taskset CPU lists for the gates and for the load (default: none).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd); ROOT=$(dirname "$HERE")
 . "$HERE/lib.sh"
 REPS=${TK_REPS:-7}; SECS=${TK_SECS:-6}; N=${TK_STREAMS:-8}; BASE=${TK_PORT_BASE:-27800}
+REV=(); [ "${TK_REVERSE:-0}" = 1 ] && REV=(-R)
 W=$(mktemp -d /tmp/tkbench-workers.XXXXXX); PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; sleep 1.5; for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done; rm -rf "$W"; }
 trap cleanup EXIT INT TERM
@@ -58,7 +60,7 @@ round() { # WORKERS
   # shellcheck disable=SC2086 # a list of PIDs
   g0=$(ticks "${GATE_PID[$w]}"); p0=$(ticks ${PORTAL_PIDS[$w]}); a0=$(all_ticks); t0=$(date +%s%N)
   for i in $(seq 0 $((N-1))); do
-    "${PIN_L[@]}" iperf3 -c 127.0.0.1 -p $((${LPORT[$w]}+i)) -t "$SECS" -O 1 -J >"$W/r$w-$i.json" 2>/dev/null & cl+=($!)
+    "${PIN_L[@]}" iperf3 -c 127.0.0.1 -p $((${LPORT[$w]}+i)) -t "$SECS" -O 1 "${REV[@]}" -J >"$W/r$w-$i.json" 2>/dev/null & cl+=($!)
   done
   wait "${cl[@]}" || true
   # shellcheck disable=SC2086

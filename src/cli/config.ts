@@ -1,6 +1,6 @@
-import {existsSync, readFileSync} from 'node:fs'
 import {homedir} from 'node:os'
 import {join} from 'node:path'
+import {configFileExists, readConfigFile} from '../lib/io/config-files.js'
 import {UsageError} from './parse.js'
 import {nearest} from './suggest.js'
 
@@ -37,7 +37,7 @@ export function configArgs(argv: string[], commandId: string, flags: FlagDefs): 
     label = `--config: ${file}`
   } else {
     file = defaultConfigFile(commandId)
-    if (!existsSync(file)) return []
+    if (!configFileExists(file)) return []
     label = file
   }
   return toArgs(readConfig(file, label), label, opts, flags)
@@ -46,7 +46,7 @@ export function configArgs(argv: string[], commandId: string, flags: FlagDefs): 
 function readConfig(file: string, label: string): Record<string, unknown> {
   let text: string
   try {
-    text = readFileSync(file, 'utf8')
+    text = readConfigFile(file)
   } catch (e) {
     throw new UsageError(`${label}: cannot read it: ${(e as Error).message}`)
   }

@@ -1,5 +1,4 @@
 import {Flags, Interfaces} from '@oclif/core'
-import {readFileSync} from 'node:fs'
 import {TunkitCommand} from '../cli/base.js'
 import {UsageError} from '../cli/parse.js'
 import * as F from '../cli/flags.js'
@@ -7,11 +6,12 @@ import {crlFlag, tlsFlags, tlsFromFlags} from '../cli/tls-flags.js'
 import {parseListenRule, parseRule, Policy, PolicyError, type Rule} from '../tunnel/core/policy.js'
 import {parseStartups} from '../tunnel/core/startups.js'
 import {hostPort} from '../lib/io/connect.js'
+import {filesRead, readConfigFile} from '../lib/io/config-files.js'
 import {Gate, GATE_DEFAULTS as D} from '../tunnel/io/gate.js'
 import type {DataPath} from '../tunnel/io/native-path.js'
 import {GateVpn} from '../vpn/io/gate-vpn.js'
 import {serveMetrics} from '../lib/io/metrics.js'
-import {autoWorkers, GatePrimary, MAX_WORKERS, WORKER_ENV, WorkerChannel} from '../tunnel/io/gate-workers.js'
+import {autoWorkers, GatePrimary, MAX_WORKERS, receiveFiles, WORKER_ENV, WorkerChannel} from '../tunnel/io/gate-workers.js'
 import type {Logger} from '../lib/log.js'
 
 const MiB = 1024 * 1024
@@ -90,9 +90,11 @@ SIGHUP re-reads the --policy file, --allow and --allow-listen from the --config 
   }
 
   async run(): Promise<void> {
+    const worker = process.env[WORKER_ENV]
+    // A worker loads the files its primary loaded, whatever they hold on disk by now.
+    if (worker !== undefined) await receiveFiles()
     const {flags: f} = await this.parse(GateCommand)
     const policy = this.policy(f.allow ?? [], f['allow-listen'] ?? [], f.policy)
-    const worker = process.env[WORKER_ENV]
     // One TUN device and one address pool cannot be split between processes.
     if (f.vpn && (f.workers ?? 1) > 1) throw new UsageError(`--vpn: VPN mode runs in a single process; use --workers 1 (not ${f.workers})`)
     const workers = f.workers ?? (f.vpn ? 1 : autoWorkers())
@@ -175,7 +177,7 @@ SIGHUP re-reads the --policy file, --allow and --allow-listen from the --config 
     // Certificates and keys that cannot work fail here, once, before any worker starts.
     tlsFromFlags('gate', f, this.logger)
     const primary = new GatePrimary({
-      host: f.listen.host, port: f.listen.port, workers, lazy, log: this.logger,
+      host: f.listen.host, port: f.listen.port, workers, lazy, log: this.logger, files: filesRead(),
       startups: {...parseStartups(f['max-startups']), perSource: f['max-startups-per-source']},
       caps: {tunnels: f['max-tunnels-per-identity'], sessions: f['max-sessions-per-identity'], gate: f['max-tunnels']},
       script: process.argv[1], args: process.argv.slice(2),
@@ -199,7 +201,7 @@ SIGHUP re-reads the --policy file, --allow and --allow-listen from the --config 
     const noHangup = this.onHangup(GateCommand, f, reloadable, (g) => {
       this.policy(g.allow ?? [], g['allow-listen'] ?? [], g.policy)
       tlsFromFlags('gate', g)
-      return primary.reload()
+      return primary.reload(filesRead())
     })
     const sig = await this.waitForSignal()
     noHangup()
@@ -240,7 +242,7 @@ SIGHUP re-reads the --policy file, --allow and --allow-listen from the --config 
     if (file) {
       let text: string
       try {
-        text = readFileSync(file, 'utf8')
+        text = readConfigFile(file)
       } catch (e) {
         throw new UsageError(`--policy: cannot read ${file}: ${(e as Error).message}`)
       }

@@ -1,6 +1,8 @@
 import {request} from 'node:http'
 import {connect, createServer, type Socket} from 'node:net'
+import {readFileSync, writeFileSync} from 'node:fs'
 import {availableParallelism} from 'node:os'
+import {join} from 'node:path'
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
 import {event, runCli, tunkit, waitFor, type Proc} from '../helpers/procs.js'
@@ -210,6 +212,69 @@ t('policy before the lease: on the other worker, an identity at its shared sessi
     held?.destroy()
     for (const p of portals) await stop(p)
     await stop(gate)
+  }
+})
+
+t('every worker runs the configuration the primary loaded: files edited on disk reach a restarted worker only through SIGHUP, and one that no longer loads keeps the running one', async (ctx) => {
+  const pki = await makePki('workers-files', 'alice')
+  const policyFile = join(pki.dir, 'policy')
+  const allow = (port: number): void => writeFileSync(policyFile, `alice=127.0.0.1:${port}\n`)
+  allow(ctx.http.port)
+  const gate = await startGate(pki, ['--workers', '2', '--policy', policyFile])
+  const portals: Array<Proc & {ports: Record<string, number>}> = []
+  const rep = async (p: Proc & {ports: Record<string, number>}, port: number): Promise<number> => {
+    const s = await socksConnect(p.ports.socks, '127.0.0.1', port)
+    s.socket.destroy()
+    return s.rep
+  }
+  /** Kills worker `index` and waits for its successor and for both portals' tunnels to be up again. */
+  const restart = async (index: number): Promise<void> => {
+    const old = [...gate.events].reverse().find((e) => e.event === 'worker-up' && e.worker === index)?.pid as number | undefined ??
+      (gate.events.find((e) => e.event === 'listening')!.workers as number[])[index]
+    const ups = gate.events.filter((e) => e.event === 'tunnel-up').length
+    process.kill(old, 'SIGKILL')
+    await event(gate, 'worker-up', (e) => e.worker === index && e.pid !== old)
+    // The portal that was on it reconnects (to either worker).
+    await waitFor('the portal back', () => gate.events.filter((e) => e.event === 'tunnel-up').length > ups || undefined, 20000)
+  }
+  try {
+    for (let i = 0; i < 2; i++) portals.push(await startPortal(pki, gate.port, ['--socks', '127.0.0.1:0'], 1))
+    await waitFor('both tunnels up', () => gate.events.filter((e) => e.event === 'tunnel-up').length >= 2)
+    for (const p of portals) assert.is(await rep(p, ctx.http.port), 0)
+
+    // Edited, not reloaded; the gate's key replaced by garbage too. A restarted worker reads neither.
+    allow(ctx.echo.port)
+    const key = readFileSync(join(pki.dir, 'gate.key'))
+    writeFileSync(join(pki.dir, 'gate.key'), 'not a key\n')
+    await restart(0)
+    for (const [i, p] of portals.entries()) {
+      assert.is(await waitFor(`portal ${i} through`, async () => (await rep(p, ctx.http.port).catch(() => -1)) === 0 || undefined, 20000), true, 'the running policy still allows http')
+      assert.is(await rep(p, ctx.echo.port), 2, 'the edited policy is not applied yet')
+    }
+    // SIGHUP with the broken key: refused, the running configuration stays everywhere.
+    gate.child.kill('SIGHUP')
+    const failed = await event(gate, 'reload-failed')
+    assert.match(failed.message as string, /--key: .*gate\.key is not a PEM private key/)
+    writeFileSync(join(pki.dir, 'gate.key'), key, {mode: 0o600})
+    gate.child.kill('SIGHUP')
+    await event(gate, 'reloaded')
+    for (const p of portals) {
+      assert.is(await rep(p, ctx.echo.port), 0, 'reloaded: echo allowed')
+      assert.is(await rep(p, ctx.http.port), 2, 'reloaded: http denied')
+    }
+    // Broken on disk again, not reloaded: the other worker, restarted, runs the reloaded policy.
+    writeFileSync(policyFile, 'this is no rule\n')
+    await restart(1)
+    for (const [i, p] of portals.entries()) {
+      assert.is(await waitFor(`portal ${i} through`, async () => (await rep(p, ctx.echo.port).catch(() => -1)) === 0 || undefined, 20000), true)
+      assert.is(await rep(p, ctx.http.port), 2)
+    }
+    assert.not.match(gate.stderr, /not among the configuration files/)
+    assert.is(gate.events.filter((e) => e.event === 'worker-down').length, 2, 'no worker failed to start')
+  } finally {
+    for (const p of portals) await stop(p)
+    await stop(gate)
+    pki.cleanup()
   }
 })
 

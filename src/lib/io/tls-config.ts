@@ -1,7 +1,8 @@
 import {createPrivateKey, X509Certificate, type KeyObject} from 'node:crypto'
-import {closeSync, existsSync, fstatSync, openSync, readFileSync} from 'node:fs'
+import {closeSync, fstatSync, openSync, readFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {TunkitError} from '../errors.js'
+import {configFileExists, noteFile, servedFile} from './config-files.js'
 import {CRL_FILE, defaultPkiDir, subjectName} from '../../pki/names.js'
 import {crlProblem} from '../../pki/crl.js'
 
@@ -56,8 +57,12 @@ export function loadTls(files: TlsFiles, role: 'gate' | 'client' = 'gate', warn:
   const bad = (flag: keyof TlsFiles, why: string): TunkitError => new TunkitError('TK_TLS_CONFIG', `--${flag}: ${files[flag]} ${why}`)
   const read = (flag: keyof TlsFiles): string => {
     const p = flag === 'crl' ? files.crl!.file : files[flag]
+    // A gate worker's: the primary read it (and warned of loose modes) already.
+    const served = servedFile(p)
+    if (typeof served === 'string') return served
     let fd: number
     try {
+      if (served === null) throw Object.assign(new Error('absent'), {code: 'ENOENT'})
       fd = openSync(p, 'r')
     } catch (e) {
       const code = (e as {code?: string}).code
@@ -70,7 +75,9 @@ export function loadTls(files: TlsFiles, role: 'gate' | 'client' = 'gate', warn:
       const mode = fstatSync(fd).mode
       const loose = flag === 'key' ? secretModeProblem('--key', p, mode) : undefined
       if (loose) warn(loose)
-      return readFileSync(fd, 'utf8')
+      const text = readFileSync(fd, 'utf8')
+      noteFile(p, text)
+      return text
     } catch (e) {
       throw bad(flag, `cannot be read: ${(e as Error).message}`)
     } finally {
@@ -120,7 +127,7 @@ export function loadTls(files: TlsFiles, role: 'gate' | 'client' = 'gate', warn:
     }
     if (!c.ca) throw bad('ca', `holds a certificate that is not a CA (${c.subject.replace(/\n/g, ', ')}); give the CA certificate (ca.crt)`)
   }
-  const crl = files.crl && !(files.crl.optional && !existsSync(files.crl.file)) ? read('crl') : undefined
+  const crl = files.crl && !(files.crl.optional && !configFileExists(files.crl.file)) ? read('crl') : undefined
   if (crl !== undefined) {
     let problem
     try {

@@ -17,6 +17,13 @@ const MAX_LABEL_LENGTH = 64
 /** What a reload report may hold: a few lines of text. */
 const MAX_LINES = 32
 const MAX_LINE_LENGTH = 1000
+/** A configuration's files (lib/io/config-files.ts): a handful of paths, each file a few MiB at most. */
+const MAX_FILES = 64
+const MAX_PATH_LENGTH = 4096
+const MAX_FILE_LENGTH = 32 * 1024 * 1024
+
+/** Path → text, or null: absent (lib/io/config-files.ts FileSet). */
+export type FileSet = Record<string, string | null>
 
 export type Tallies = Array<[string, number]>
 
@@ -32,6 +39,8 @@ export interface CountsData {
 }
 
 export type WorkerMessage =
+  /** Listening: send the configuration's files (`config`). */
+  | {t: 'hello'}
   | {t: 'ready'}
   /** The connection handed over as `id` has left its handshake: a tunnel now (`up`), or closed. */
   | {t: 'settled'; id: number; up: boolean}
@@ -49,7 +58,10 @@ export type PrimaryMessage =
   | {t: 'grant'; id: number; granted: number; tight: boolean}
   | {t: 'recall'; pool: Pool; key: string}
   | {t: 'count'; id: number}
-  | {t: 'reload'; id: number}
+  /** The files of the configuration the primary runs: a worker's --config, --policy, certificates. */
+  | {t: 'config'; files: FileSet}
+  /** SIGHUP: load the configuration of these files (the primary has checked it). */
+  | {t: 'reload'; id: number; files: FileSet}
 
 const isObj = (m: unknown): m is Record<string, unknown> => typeof m === 'object' && m !== null && !Array.isArray(m)
 const isCount = (n: unknown, max = Number.MAX_SAFE_INTEGER): n is number => typeof n === 'number' && Number.isInteger(n) && n >= 0 && n <= max
@@ -64,6 +76,16 @@ function tallies(v: unknown): Tallies | undefined {
   return v as Tallies
 }
 
+function fileSet(v: unknown): FileSet | undefined {
+  if (!isObj(v)) return undefined
+  const e = Object.entries(v)
+  if (e.length > MAX_FILES) return undefined
+  for (const [path, text] of e) {
+    if (!path || path.length > MAX_PATH_LENGTH || !(text === null || (typeof text === 'string' && text.length <= MAX_FILE_LENGTH))) return undefined
+  }
+  return v as FileSet
+}
+
 function counts(v: unknown): CountsData | undefined {
   if (!isObj(v) || !isObj(v.bytes)) return undefined
   const {tunnels, preauth, sessions, bytes} = v
@@ -76,8 +98,9 @@ function counts(v: unknown): CountsData | undefined {
 export function parseWorkerMessage(m: unknown): WorkerMessage | string {
   if (!isObj(m) || typeof m.t !== 'string') return 'not a message object'
   switch (m.t) {
+    case 'hello':
     case 'ready':
-      return {t: 'ready'}
+      return {t: m.t}
     case 'settled':
       return isCount(m.id, MAX_ID) && typeof m.up === 'boolean' ? {t: 'settled', id: m.id, up: m.up} : 'settled: malformed'
     case 'ask':
@@ -121,8 +144,14 @@ export function parsePrimaryMessage(m: unknown): PrimaryMessage | string {
       if (!isPool(m.pool) || !isKey(m.key)) return 'recall: malformed'
       return {t: 'recall', pool: m.pool, key: m.key}
     case 'count':
-    case 'reload':
       return isCount(m.id, MAX_ID) ? {t: m.t, id: m.id} : `${m.t}: bad id`
+    case 'config':
+    case 'reload': {
+      const files = fileSet(m.files)
+      if (!files) return `${m.t}: malformed files`
+      if (m.t === 'config') return {t: 'config', files}
+      return isCount(m.id, MAX_ID) ? {t: 'reload', id: m.id, files} : 'reload: bad id'
+    }
     default:
       return `unknown message type ${JSON.stringify(m.t.slice(0, 20))}`
   }

@@ -10,6 +10,7 @@ import {fork, type ChildProcess} from 'node:child_process'
 import {availableParallelism} from 'node:os'
 import {createServer, type Server, type Socket} from 'node:net'
 import {TunkitError} from '../../lib/errors.js'
+import {serveFiles, type FileSet} from '../../lib/io/config-files.js'
 import type {Logger} from '../../lib/log.js'
 import {Tally, type Counted, type EngineCounts} from '../../lib/metrics.js'
 import {hostPort} from '../../lib/io/connect.js'
@@ -56,6 +57,8 @@ export interface PrimaryOptions {
   /** --max-startups and --max-startups-per-source, for the whole gate: the primary screens. */
   startups: StartupLimits
   log: Logger
+  /** The files of the configuration this process loaded (config-files.ts): every worker runs it. */
+  files: FileSet
   /** The CLI entry and arguments a worker is started with (the primary's own). */
   script: string
   args: string[]
@@ -71,6 +74,8 @@ interface Slot {
   crashes: number
   restart?: NodeJS.Timeout
   last?: CountsData
+  /** The configuration's files it was sent (`config`): a reload while it started sends the new ones. */
+  files?: FileSet
 }
 
 /** A connection admitted and not yet authenticated or closed: it holds a --max-startups slot. */
@@ -102,6 +107,8 @@ export class GatePrimary implements Counted {
   private countId = 0
   private readonly countWaiters = new Map<number, () => void>()
   private readonly reloadWaiters = new Map<number, (r: {changed?: string[]; failed?: string}) => void>()
+  /** The configuration's files: sent to each worker as it starts, replaced by a reload. */
+  private files: FileSet
   /** Counters of workers that are gone, so totals never go down. */
   private readonly retired = {bytes: {out: 0, back: 0}, opensRefused: new Tally(), handshakeFailures: new Tally(), limitHits: new Tally()}
   private readonly connections = new Tally()
@@ -112,6 +119,7 @@ export class GatePrimary implements Counted {
     this.slots = Array.from({length: o.workers}, (_, index) => ({index, ready: false, startedAt: 0, crashes: 0}))
     this.ledger = new ShareLedger(o.caps, o.workers)
     this.startups = new Startups(o.startups)
+    this.files = o.files
     // Paused: the worker, not this process, reads the first byte.
     this.server = createServer({pauseOnConnect: true, noDelay: true}, (s) => {
       const h = this.admit(s.remoteAddress ?? '?', s.remotePort ?? 0)
@@ -153,23 +161,14 @@ export class GatePrimary implements Counted {
   }
 
   /**
-   * SIGHUP: each worker re-reads its configuration as a single gate does and reports what changed;
-   * the reports become one: the same lines once, tunnels closed for revoked certificates added up.
-   * A worker that fails makes the reload fail (it keeps its configuration; the message says why).
+   * SIGHUP, once this process has loaded `files` without error: each worker loads them as a single
+   * gate does and reports what changed; the reports become one: the same lines once, tunnels closed
+   * for revoked certificates added up. A worker that fails makes the reload fail (it keeps its
+   * configuration; the message says why); workers that start from now on get `files`.
    */
-  async reload(): Promise<string[]> {
-    const reports = await Promise.all(this.slots.filter((s) => s.ready).map((s) => new Promise<{changed?: string[]; failed?: string}>((r) => {
-      const id = (this.countId = (this.countId + 1) % 2 ** 31)
-      const t = setTimeout(() => {
-        this.reloadWaiters.delete(id)
-        r({failed: `gate worker ${s.index} did not answer within ${RELOAD_TIMEOUT_MS / 1000} s`})
-      }, RELOAD_TIMEOUT_MS)
-      this.reloadWaiters.set(id, (rep) => {
-        clearTimeout(t)
-        r(rep)
-      })
-      this.sendTo(s, {t: 'reload', id})
-    })))
+  async reload(files: FileSet): Promise<string[]> {
+    this.files = files
+    const reports = await Promise.all(this.slots.filter((s) => s.ready).map((s) => this.reloadOne(s)))
     const failed = reports.filter((r) => r.failed).map((r) => r.failed)
     if (failed.length) throw new TunkitError('TK_FAILED', [...new Set(failed)].join('; '))
     const lines: string[] = []
@@ -316,9 +315,16 @@ export class GatePrimary implements Counted {
       return
     }
     switch (m.t) {
+      case 'hello':
+        s.files = this.files
+        return this.sendTo(s, {t: 'config', files: this.files})
       case 'ready':
         if (s.ready) return
         s.ready = true
+        // A reload came while it was starting from the files before: it loads them now.
+        if (s.files !== this.files) {
+          void this.reloadOne(s).then((r) => r.failed && this.o.log.log('error', `${r.failed}; it runs the configuration it started with`))
+        }
         this.o.log.log('debug', `gate worker ${s.index} ready (pid ${s.pid})`)
         this.o.log.event('worker-up', {worker: s.index, pid: s.pid ?? null})
         for (const w of this.waiting.splice(0)) if (w.socket) this.dispatch(w.socket, w)
@@ -424,6 +430,23 @@ export class GatePrimary implements Counted {
     })
   }
 
+  /** Worker `s` loads the configuration's current files: what changed, or why it failed. */
+  private reloadOne(s: Slot): Promise<{changed?: string[]; failed?: string}> {
+    return new Promise((r) => {
+      const id = (this.countId = (this.countId + 1) % 2 ** 31)
+      const t = setTimeout(() => {
+        this.reloadWaiters.delete(id)
+        r({failed: `gate worker ${s.index} did not answer within ${RELOAD_TIMEOUT_MS / 1000} s`})
+      }, RELOAD_TIMEOUT_MS)
+      this.reloadWaiters.set(id, (rep) => {
+        clearTimeout(t)
+        r(rep)
+      })
+      s.files = this.files
+      this.sendTo(s, {t: 'reload', id, files: this.files})
+    })
+  }
+
   private sendTo(s: Slot, m: PrimaryMessage): void {
     if (!s.child?.connected) return
     s.child.send(m, (e: Error | null) => {
@@ -444,6 +467,32 @@ function addTallies(t: Tally, from: Tallies): void {
 
 function tallies(t: Tally | undefined): Tallies {
   return t ? [...t.entries()] : []
+}
+
+/**
+ * A worker, before it parses its flags: the primary's configuration files (`hello`, then
+ * `config`), which it reads from then on instead of the disk (lib/io/config-files.ts).
+ */
+export function receiveFiles(): Promise<void> {
+  if (!process.send) return Promise.reject(new TunkitError('TK_INTERNAL', `${WORKER_ENV} is set but this process has no IPC channel: a gate worker is started by gate --workers`))
+  return new Promise((resolve, reject) => {
+    const done = (e?: Error): void => {
+      clearTimeout(timer)
+      process.off('message', on)
+      if (e) reject(e)
+      else resolve()
+    }
+    const on = (raw: unknown): void => {
+      const m = parsePrimaryMessage(raw)
+      if (typeof m === 'string') return done(new TunkitError('TK_INTERNAL', `the gate primary sent no configuration: ${m}`))
+      if (m.t !== 'config') return
+      serveFiles(m.files)
+      done()
+    }
+    const timer = setTimeout(() => done(new TunkitError('TK_INTERNAL', `the gate primary sent no configuration within ${START_TIMEOUT_MS / 1000} s`)), START_TIMEOUT_MS)
+    process.on('message', on)
+    process.send!({t: 'hello'})
+  })
 }
 
 /**
@@ -561,8 +610,12 @@ export class WorkerChannel implements SharedQuota {
         this.send({t: 'counts', id: m.id, counts})
         return
       }
+      case 'config':
+        // Sent once, before this channel listens (receiveFiles).
+        return
       case 'reload': {
         const id = m.id
+        serveFiles(m.files)
         const run = this.onReload ?? (() => Promise.resolve([]))
         run().then((changed) => this.send({t: 'reloaded', id, changed: changed.slice(0, 32).map((l) => l.slice(0, 1000))}), (e: Error) => {
           this.send({t: 'reload-failed', id, message: e.message.replace(/\s*\n\s*/g, ' ').slice(0, 1000)})

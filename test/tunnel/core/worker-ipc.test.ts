@@ -6,6 +6,7 @@ const counts = {tunnels: 1, preauth: 0, sessions: 2, bytes: {out: 10, back: 20},
 
 test('well-formed worker messages come back typed', () => {
   assert.equal(parseWorkerMessage({t: 'ready'}), {t: 'ready'})
+  assert.equal(parseWorkerMessage({t: 'hello', x: 1}), {t: 'hello'})
   assert.equal(parseWorkerMessage({t: 'settled', id: 9, up: true}), {t: 'settled', id: 9, up: true})
   assert.equal(parseWorkerMessage({t: 'ask', id: 7, pool: 'sessions', key: 'alice', n: 16, extra: 'ignored'}), {t: 'ask', id: 7, pool: 'sessions', key: 'alice', n: 16})
   assert.equal(parseWorkerMessage({t: 'give', pool: 'gate', key: '', n: 3}), {t: 'give', pool: 'gate', key: '', n: 3})
@@ -41,7 +42,12 @@ test('primary messages are checked by the worker too', () => {
   assert.equal(parsePrimaryMessage({t: 'recall', pool: 'tunnels', key: 'bob'}), {t: 'recall', pool: 'tunnels', key: 'bob'})
   assert.equal(parsePrimaryMessage({t: 'conn', id: 4}), {t: 'conn', id: 4})
   assert.equal(parsePrimaryMessage({t: 'evict', id: 4}), {t: 'evict', id: 4})
-  for (const m of [null, {t: 'conn'}, {t: 'evict', id: 2 ** 40}, {t: 'grant', id: 1, granted: -1, tight: true}, {t: 'grant', id: 1, granted: 1}, {t: 'recall', pool: 'x', key: 'a'}, {t: 'count', id: 'a'}, {t: 'kill'}]) {
+  const files = {'/etc/tunkit/policy': 'alice=198.18.0.0/15', '/root/.config/tunkit/gate.json': null}
+  assert.equal(parsePrimaryMessage({t: 'config', files}), {t: 'config', files})
+  assert.equal(parsePrimaryMessage({t: 'reload', id: 5, files}), {t: 'reload', id: 5, files})
+  const badFiles = [undefined, null, [], 'x', {'': 'x'}, {a: 1}, {a: {}}, {['p'.repeat(4097)]: 'x'}, Object.fromEntries(Array.from({length: 65}, (_, i) => [`f${i}`, null]))]
+  for (const m of [null, {t: 'conn'}, {t: 'evict', id: 2 ** 40}, {t: 'grant', id: 1, granted: -1, tight: true}, {t: 'grant', id: 1, granted: 1}, {t: 'recall', pool: 'x', key: 'a'}, {t: 'count', id: 'a'}, {t: 'kill'},
+    {t: 'reload', id: 1}, {t: 'reload', files}, ...badFiles.map((f) => ({t: 'config', files: f})), ...badFiles.map((f) => ({t: 'reload', id: 1, files: f}))]) {
     assert.type(parsePrimaryMessage(m), 'string')
   }
 })
