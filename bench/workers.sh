@@ -8,13 +8,14 @@
 # each round, with how busy the machine's CPUs were.
 # Loopback only; ports below the ephemeral range; only processes started here are stopped.
 # Knobs: TK_REPS (7: one round moves by ±15 % on this shared machine), TK_SECS (6), TK_STREAMS (8), TK_PORT_BASE (27800),
-#   TK_REVERSE=1: the streams run gate → portal (iperf3 -R),
+#   TK_REVERSE=1: the streams run gate → portal (iperf3 -R), TK_DATA_PATH (tls; native: gates and portals say --data-path native),
 #   TK_GATE_CPUS / TK_LOAD_CPUS: taskset CPU lists for the gates and for the load (default: none).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd); ROOT=$(dirname "$HERE")
 . "$HERE/lib.sh"
 REPS=${TK_REPS:-7}; SECS=${TK_SECS:-6}; N=${TK_STREAMS:-8}; BASE=${TK_PORT_BASE:-27800}
 REV=(); [ "${TK_REVERSE:-0}" = 1 ] && REV=(-R)
+DP=(--data-path "${TK_DATA_PATH:-tls}")
 W=$(mktemp -d /tmp/tkbench-workers.XXXXXX); PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; sleep 1.5; for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done; rm -rf "$W"; }
 trap cleanup EXIT INT TERM
@@ -35,13 +36,13 @@ $TK pki init --dir "$W/pki" --client bench --san localhost --san 127.0.0.1 >/dev
 for i in $(seq 0 $((N-1))); do bg "iperf$i" "${PIN_L[@]}" iperf3 -s -B 127.0.0.1 -p $((BASE+i)); done
 declare -A GATE_PORT=([1]=$((BASE+50)) [2]=$((BASE+51))) LPORT=([1]=$((BASE+100)) [2]=$((BASE+200))) GATE_PID=() PORTAL_PIDS=()
 for w in 1 2; do
-  bg "gate$w" "${PIN_G[@]}" $TK gate --listen 127.0.0.1:${GATE_PORT[$w]} --pki-dir "$W/pki" --log-level warn --workers $w
+  bg "gate$w" "${PIN_G[@]}" $TK gate --listen 127.0.0.1:${GATE_PORT[$w]} --pki-dir "$W/pki" --log-level warn "${DP[@]}" --workers $w
   GATE_PID[$w]=${PIDS[-1]}
 done
 for w in 1 2; do
   wait_port "${GATE_PORT[$w]}"
   for i in $(seq 0 $((N-1))); do
-    bg "portal$w-$i" "${PIN_L[@]}" $TK portal --gate 127.0.0.1:${GATE_PORT[$w]} --pki-dir "$W/pki" --log-level warn -L 127.0.0.1:$((${LPORT[$w]}+i)):127.0.0.1:$((BASE+i))
+    bg "portal$w-$i" "${PIN_L[@]}" $TK portal --gate 127.0.0.1:${GATE_PORT[$w]} --pki-dir "$W/pki" --log-level warn "${DP[@]}" -L 127.0.0.1:$((${LPORT[$w]}+i)):127.0.0.1:$((BASE+i))
     PORTAL_PIDS[$w]="${PORTAL_PIDS[$w]:-} ${PIDS[-1]}"
   done
 done
@@ -87,11 +88,15 @@ const line = (w) => {
   const gbit = med(g) * (Number(secs) + 1)
   // Busy: the share of the machine's CPU time (all CPUs, all processes) used during the rounds.
   const busy = med(r.map((x) => (x[2] + x[3]) / hz / (cpus * x[5] / 1000)))
-  return {gbit: med(g), busy,
+  return {gbit: med(g), busy, perGbit: (gate + portals + rest) / gbit, gateCpu: med(r.map((x) => x[2] / hz / (x[5] / 1000))),
     text: `| ${w} | ${med(g).toFixed(2)} [${Math.min(...g).toFixed(2)}–${Math.max(...g).toFixed(2)}] | ${gate.toFixed(1)} | ${portals.toFixed(1)} | ${rest.toFixed(1)} | ${(1000 * gate / gbit).toFixed(0)} / ${(1000 * (portals + rest) / gbit).toFixed(0)} | ${(100 * busy).toFixed(0)} % |`}
 }
 const [a, b] = [line(1), line(2)]
 console.log([`# gate --workers benchmark (${new Date().toISOString()}, ${n} portals × 1 iperf3 stream, -t ${secs}, ${reps} rounds each, median; gate CPUs: ${gcpu}, load CPUs: ${lcpu}, ${cpus} CPUs)`, '',
   '| workers | Gbit/s (sum of the streams) [range] | gate CPU s per round | portals CPU s | other CPU s (iperf3, kernel, rest) | CPU ms per Gbit: gate / load | machine busy |', '|---|---|---|---|---|---|---|',
-  a.text, b.text, '', `Ratio 2 workers / 1 worker: ${(b.gbit / a.gbit).toFixed(2)}×`].join('\n'))
+  a.text, b.text, '', `Ratio 2 workers / 1 worker: ${(b.gbit / a.gbit).toFixed(2)}×`, '',
+  // The load shares the gate's CPUs: once all are busy, no number of workers goes faster. What
+  // all of them carry at the 2-worker cost per Gbit, against the 1-worker figure; and how much of
+  // one CPU the 1-worker gate itself used (under 1: the gate was not what limited it).
+  `Machine-bound: ${cpus} CPUs at ${(1000 * b.perGbit).toFixed(0)} CPU ms per Gbit (gate and load, 2 workers) carry ${(cpus / b.perGbit).toFixed(2)} Gbit/s, ${(cpus / b.perGbit / a.gbit).toFixed(2)}× the 1-worker figure; the 1-worker gate used ${a.gateCpu.toFixed(2)} of a CPU.`].join('\n'))
 EOF
