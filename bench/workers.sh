@@ -31,12 +31,13 @@ dpkg-query -W -f='${Status}' iperf3 2>/dev/null | grep -q 'ok installed' || { lo
 TK="$ROOT/bin/run.js"
 $TK pki init --dir "$W/pki" --client bench --san localhost --san 127.0.0.1 >/dev/null 2>&1
 
-# Ports: iperf3 servers BASE..BASE+N-1; gates BASE+50 (1 worker), BASE+51 (2 workers);
+# Ports: iperf3 servers BASE..BASE+N-1; gates BASE+50 (1 worker), BASE+51 (2 workers), their --metrics
+# BASE+61 and BASE+62 (the report says how the 2-worker gate spread its tunnels);
 # portal -L ports BASE+100+i (gate 1) and BASE+200+i (gate 2).
 for i in $(seq 0 $((N-1))); do bg "iperf$i" "${PIN_L[@]}" iperf3 -s -B 127.0.0.1 -p $((BASE+i)); done
 declare -A GATE_PORT=([1]=$((BASE+50)) [2]=$((BASE+51))) LPORT=([1]=$((BASE+100)) [2]=$((BASE+200))) GATE_PID=() PORTAL_PIDS=()
 for w in 1 2; do
-  bg "gate$w" "${PIN_G[@]}" $TK gate --listen 127.0.0.1:${GATE_PORT[$w]} --pki-dir "$W/pki" --log-level warn "${DP[@]}" --workers $w
+  bg "gate$w" "${PIN_G[@]}" $TK gate --listen 127.0.0.1:${GATE_PORT[$w]} --metrics 127.0.0.1:$((BASE+60+w)) --pki-dir "$W/pki" --log-level warn "${DP[@]}" --workers $w
   GATE_PID[$w]=${PIDS[-1]}
 done
 for w in 1 2; do
@@ -48,7 +49,9 @@ for w in 1 2; do
 done
 for w in 1 2; do for i in $(seq 0 $((N-1))); do wait_port $((${LPORT[$w]}+i)); done; done
 sleep 2
-log "gates: 1 worker pid ${GATE_PID[1]}, 2 workers pid ${GATE_PID[2]} (workers $(pgrep -P "${GATE_PID[2]}" | tr '\n' ' '))"
+# Tunnels never move between workers: the 2-worker figure means something only if they are spread.
+SPREAD=$(node -e 'fetch(process.argv[1]).then((r) => r.text()).then((t) => console.log([...t.matchAll(/^tunkit_worker_tunnels\{worker="(\d+)"[^}]*\} (\d+)/gm)].map((m) => `worker ${m[1]}: ${m[2]}`).join(", ")))' "http://127.0.0.1:$((BASE+62))/metrics")
+log "gates: 1 worker pid ${GATE_PID[1]}, 2 workers pid ${GATE_PID[2]} (workers $(pgrep -P "${GATE_PID[2]}" | tr '\n' ' '); tunnels $SPREAD)"
 
 # CPU ticks (utime + stime) of a process and its children (gate workers).
 ticks() { local t=0 p; for p in "$@" $(for q in "$@"; do pgrep -P "$q" || true; done); do [ -r "/proc/$p/stat" ] && t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo $t; }
@@ -75,8 +78,8 @@ for rep in $(seq "$REPS"); do
   if [ $((rep % 2)) = 1 ]; then round 1; round 2; else round 2; round 1; fi
 done
 
-node - "$RES" "$REPS" "$SECS" "$N" "$HZ" "${TK_GATE_CPUS:-all}" "${TK_LOAD_CPUS:-all}" <<'EOF' | tee "$HERE/results/workers-$(date +%Y%m%d-%H%M%S).md"
-const [file, reps, secs, n, hz, gcpu, lcpu] = process.argv.slice(2)
+node - "$RES" "$REPS" "$SECS" "$N" "$HZ" "${TK_GATE_CPUS:-all}" "${TK_LOAD_CPUS:-all}" "$SPREAD" <<'EOF' | tee "$HERE/results/workers-$(date +%Y%m%d-%H%M%S).md"
+const [file, reps, secs, n, hz, gcpu, lcpu, spread] = process.argv.slice(2)
 const cpus = require('os').availableParallelism()
 const rows = require('fs').readFileSync(file, 'utf8').trim().split('\n').map((l) => l.split('\t').map(Number))
 const med = (a) => { const s = [...a].sort((x, y) => x - y); return s[Math.floor(s.length / 2)] }
@@ -94,7 +97,7 @@ const line = (w) => {
 const [a, b] = [line(1), line(2)]
 console.log([`# gate --workers benchmark (${new Date().toISOString()}, ${n} portals × 1 iperf3 stream, -t ${secs}, ${reps} rounds each, median; gate CPUs: ${gcpu}, load CPUs: ${lcpu}, ${cpus} CPUs)`, '',
   '| workers | Gbit/s (sum of the streams) [range] | gate CPU s per round | portals CPU s | other CPU s (iperf3, kernel, rest) | CPU ms per Gbit: gate / load | machine busy |', '|---|---|---|---|---|---|---|',
-  a.text, b.text, '', `Ratio 2 workers / 1 worker: ${(b.gbit / a.gbit).toFixed(2)}×`, '',
+  a.text, b.text, '', `Tunnels of the 2-worker gate: ${spread}.`, '', `Ratio 2 workers / 1 worker: ${(b.gbit / a.gbit).toFixed(2)}×`, '',
   // The load shares the gate's CPUs: once all are busy, no number of workers goes faster. What
   // all of them carry at the 2-worker cost per Gbit, against the 1-worker figure; and how much of
   // one CPU the 1-worker gate itself used (under 1: the gate was not what limited it).

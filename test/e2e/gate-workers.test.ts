@@ -333,6 +333,33 @@ t('the default: one worker, the others once a second tunnel is up (not for conne
   }
 })
 
+t('workers started together are waited for: connections that come while the second one starts are spread over both, not all handed to the first', async (ctx) => {
+  if (availableParallelism() < 2) return void console.log('  (one CPU: the default runs one process, nothing to spread)')
+  const gate = await startGate(ctx.pki, ['--metrics', '127.0.0.1:0'])
+  const at = gate.events.find((e) => e.event === 'listening')!.metrics as string
+  const portals: Proc[] = []
+  const conns: Socket[] = []
+  try {
+    portals.push(await startPortal(ctx.pki, gate.port, ['--socks', '127.0.0.1:0'], 1))
+    // The second tunnel starts worker 1; four connections come at once, while it boots.
+    const second = startPortal(ctx.pki, gate.port, ['--socks', '127.0.0.1:0'], 1)
+    await waitFor('the second tunnel', () => gate.events.filter((e) => e.event === 'tunnel-up').length >= 2 || undefined, 20000)
+    for (let i = 0; i < 4; i++) conns.push(connect(gate.port, '127.0.0.1').on('error', () => {}))
+    portals.push(await second)
+    await event(gate, 'worker-up', (e) => e.worker === 1)
+    const m = await waitFor('the four handed over', async () => {
+      const x = await scrape(at)
+      return sum(x, 'tunkit_worker_connections_total') >= 6 ? x : undefined
+    }, 10000)
+    assert.is(m['tunkit_worker_connections_total{worker="0",role="gate"}'], 4, 'the two portals and two of the four')
+    assert.is(m['tunkit_worker_connections_total{worker="1",role="gate"}'], 2, 'two of the four waited for worker 1')
+  } finally {
+    for (const c of conns) c.destroy()
+    for (const p of portals) await stop(p)
+    await stop(gate)
+  }
+})
+
 t('a primary killed outright leaves no worker behind', async (ctx) => {
   const gate = await startGate(ctx.pki, ['--workers', '2'])
   const pids = gate.events.find((e) => e.event === 'listening')!.workers as number[]

@@ -32,6 +32,13 @@ const STABLE_MS = 60_000
 const START_TIMEOUT_MS = 30_000
 /** Connections held while no worker is ready (all restarting); more are reset. */
 const MAX_WAITING = 256
+/**
+ * Workers started together (at start, or the lazy ones at the second tunnel) are waited for
+ * until all are ready, one exits, or this long has passed, before connections go to those that
+ * are ready: tunnels never move between workers, and a burst of portals (all reconnecting to a
+ * restarted gate, say) handed to the first one up would all stay there.
+ */
+const HOLD_MS = 10_000
 /** A worker that does not answer a scrape within this is counted with its last figures. */
 const COUNT_TIMEOUT_MS = 1000
 /** Workers have this long to close their tunnels on SIGTERM before SIGKILL. */
@@ -98,6 +105,9 @@ export class GatePrimary implements Counted {
   private readonly handshakes = new Map<number, Handshake>()
   private handshakeId = 0
   private readonly waiting: Handshake[] = []
+  /** Workers started together and not ready yet: connections wait for them (HOLD_MS). */
+  private readonly together = new Set<Slot>()
+  private holdTimer?: NodeJS.Timeout
   private next = 0
   /** Workers not started yet (lazy): they start with the second tunnel. */
   private idle: Slot[] = []
@@ -138,7 +148,7 @@ export class GatePrimary implements Counted {
     const bound = this.screened ?? await startListener(this.server, host, port, log)
     const now = this.o.lazy ? this.slots.slice(0, 1) : this.slots
     this.idle = this.slots.slice(now.length)
-    for (const s of now) this.spawn(s)
+    this.spawnTogether(now)
     const end = Date.now() + START_TIMEOUT_MS
     while (!now.every((s) => s.ready)) {
       if (Date.now() > end) {
@@ -293,6 +303,7 @@ export class GatePrimary implements Counted {
     s.child = undefined
     s.ready = false
     s.last = undefined
+    this.release(s)
     const reclaimed = this.ledger.drop(s.index)
     for (const h of this.handshakes.values()) if (h.slot === s) this.settle(h)
     const how = signal ? `on ${signal}` : `with status ${code}`
@@ -327,7 +338,7 @@ export class GatePrimary implements Counted {
         }
         this.o.log.log('debug', `gate worker ${s.index} ready (pid ${s.pid})`)
         this.o.log.event('worker-up', {worker: s.index, pid: s.pid ?? null})
-        for (const w of this.waiting.splice(0)) if (w.socket) this.dispatch(w.socket, w)
+        this.release(s)
         return
       case 'ask': {
         let g
@@ -352,7 +363,7 @@ export class GatePrimary implements Counted {
         if (h?.slot !== s) return
         this.settle(h)
         // A second portal: the other workers start (a probe or a failed handshake starts none).
-        if (m.up && this.idle.length && this.authenticated++ > 0) for (const w of this.idle.splice(0)) this.spawn(w)
+        if (m.up && this.idle.length && this.authenticated++ > 0) this.spawnTogether(this.idle.splice(0))
         return
       }
       case 'counts':
@@ -394,11 +405,31 @@ export class GatePrimary implements Counted {
   }
 
   /** Round robin over the ready workers; none ready (all restarting): the connection waits. */
+  private spawnTogether(slots: Slot[]): void {
+    for (const s of slots) {
+      this.spawn(s)
+      this.together.add(s)
+    }
+    clearTimeout(this.holdTimer)
+    this.holdTimer = setTimeout(() => this.release(), HOLD_MS).unref()
+  }
+
+  /** Worker `s` (undefined: all of them) is no longer waited for; connections go on once none is. */
+  private release(s?: Slot): void {
+    if (s) this.together.delete(s)
+    else this.together.clear()
+    if (this.together.size) return
+    clearTimeout(this.holdTimer)
+    for (const w of this.waiting.splice(0)) if (w.socket) this.dispatch(w.socket, w)
+  }
+
   private dispatch(sock: Socket, h: Handshake): void {
-    sock.on('error', () => {})
+    // A socket back from `waiting` has its listeners already.
+    const fresh = h.socket !== sock
+    if (fresh) sock.on('error', () => {})
     // Evicted while it waited for a worker.
     if (!this.handshakes.has(h.id)) return void sock.destroy()
-    const n = this.slots.length
+    const n = this.together.size ? 0 : this.slots.length
     for (let i = 0; i < n; i++) {
       const s = this.slots[(this.next + i) % n]
       if (!s.ready || !s.child?.connected) continue
@@ -421,8 +452,9 @@ export class GatePrimary implements Counted {
       this.settle(h)
       return void sock.resetAndDestroy()
     }
-    h.socket = sock
     this.waiting.push(h)
+    if (!fresh) return
+    h.socket = sock
     sock.once('close', () => {
       const i = this.waiting.indexOf(h)
       if (i >= 0) this.waiting.splice(i, 1)
