@@ -13,7 +13,7 @@ import type {Dir, Tracer} from '../../lib/trace/tracer.js'
 
 /** Beyond this much unsent data the peer is not reading and the tunnel is dropped. */
 const MAX_WRITE_BACKLOG = TUNNEL_CAP + 8 * 1024 * 1024
-/** A chunk this big fills TLS records by itself: not worth batching. */
+/** The native wire: a chunk this big is sealed by itself, not batched with the tick's others. */
 const DIRECT_WRITE = 16 * 1024
 /**
  * On TLS, frames go out packed into buffers of at least this much (or what there is), one buffer
@@ -181,10 +181,6 @@ export class Link {
     const old = this.socket
     // Whatever waits for TLS (our SWITCH) goes out now, before the first native record.
     this.flush(true)
-    if (this.corked) {
-      this.corked = false
-      old.uncork()
-    }
     for (const [ev, fn] of Object.entries(this.handlers)) old.removeListener(ev, fn as Listener)
     // Anything more from TLS broke the protocol: the peer promised SWITCH was its last there.
     old.on('data', () => this.protocolError(new CodecError('UNEXPECTED', 'data in TLS after the SWITCH frame')))
@@ -298,16 +294,14 @@ export class Link {
         process.nextTick(this.flushTick)
       }
     } else if (!this.corked && chunks.length === 1 && chunks[0].length >= DIRECT_WRITE) {
-      // Nothing waiting to be batched with it: written as it is. Batched, Node's TLS copies every
-      // chunk into one buffer first (a VPN super-packet is 64 KiB).
+      // The native wire: a lone big chunk is sealed as it is, smaller ones in one batch a tick.
       this.socket.write(chunks[0])
     } else if (!this.corked) {
       this.corked = true
       const s = this.socket
       s.cork()
       process.nextTick(() => {
-        // After a swap to the native wire this TLS socket was uncorked already.
-        if (s === this.socket) this.corked = false
+        this.corked = false
         s.uncork()
       })
     }
