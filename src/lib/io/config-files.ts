@@ -47,10 +47,15 @@ export function configFileExists(path: string): boolean {
   return there
 }
 
+/** A served file that was absent fails as the disk's would: ENOENT. */
+export function absent(path: string): Error {
+  return Object.assign(new Error(`ENOENT: no such file or directory, open '${path}'`), {code: 'ENOENT'})
+}
+
 /** The file's text; a read that fails throws as readFileSync does (an absent served file: ENOENT). */
 export function readConfigFile(path: string): string {
   const s = servedFile(path)
-  if (s === null) throw Object.assign(new Error(`ENOENT: no such file or directory, open '${path}'`), {code: 'ENOENT'})
+  if (s === null) throw absent(path)
   if (s !== undefined) return s
   const text = readFileSync(path, 'utf8')
   noteFile(path, text)

@@ -2,7 +2,7 @@ import {createPrivateKey, X509Certificate, type KeyObject} from 'node:crypto'
 import {closeSync, fstatSync, openSync, readFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {TunkitError} from '../errors.js'
-import {configFileExists, noteFile, servedFile} from './config-files.js'
+import {absent, configFileExists, noteFile, servedFile} from './config-files.js'
 import {CRL_FILE, defaultPkiDir, subjectName} from '../../pki/names.js'
 import {crlProblem} from '../../pki/crl.js'
 
@@ -62,7 +62,7 @@ export function loadTls(files: TlsFiles, role: 'gate' | 'client' = 'gate', warn:
     if (typeof served === 'string') return served
     let fd: number
     try {
-      if (served === null) throw Object.assign(new Error('absent'), {code: 'ENOENT'})
+      if (served === null) throw absent(p)
       fd = openSync(p, 'r')
     } catch (e) {
       const code = (e as {code?: string}).code

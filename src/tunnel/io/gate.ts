@@ -304,7 +304,6 @@ export class Gate implements Counted {
     return p
   }
 
-
   /** Accept Wait → Receive Relay (Fig. 12). */
   private accept(raw: Socket, p: Pending): void {
     const peer = hostPort(raw.remoteAddress ?? '?', raw.remotePort ?? 0)
