@@ -1,4 +1,5 @@
 import {spawn} from 'node:child_process'
+import {createServer} from 'node:net'
 import {get as httpGet} from 'node:http'
 import {suite} from 'uvu'
 import * as assert from 'uvu/assert'
@@ -7,7 +8,7 @@ import {encodeUsher, UsherType} from '../../src/tunnel/codec/usher.js'
 import {CloseStatus} from '../../src/tunnel/codec/tunnel.js'
 import {issue, loadCa, writePair} from '../../src/pki/pki.js'
 import {BIN, event, freePort, stop, waitFor, type Proc} from '../helpers/procs.js'
-import {blackHole, helloHttp} from '../helpers/servers.js'
+import {blackHole, helloHttp, listening} from '../helpers/servers.js'
 import {hangingPort, procStats, rawPortal, type RawPortal} from '../helpers/raw-portal.js'
 import {makePki, startGate, startPortal, type Pki} from '../helpers/tunnel.js'
 
@@ -164,6 +165,53 @@ t('an open flood on one tunnel: another portal\'s requests stay within 10× of t
   } finally {
     clearInterval(flood)
     await stop(alice)
+    await stop(gate)
+  }
+})
+
+t('a portal that stops reading: what the gate holds for it stays within the flow-control window, the sources are paused, and another portal still gets through', async (ctx) => {
+  // A source that writes as fast as it may, to every session opened to it.
+  let sent = 0
+  const source = await listening(createServer((c) => {
+    c.on('error', () => {})
+    const chunk = Buffer.alloc(64 * 1024, 0x62)
+    const pump = (): void => {
+      while (c.write(chunk)) sent += chunk.length
+      sent += chunk.length
+    }
+    c.on('drain', pump)
+    pump()
+  }))
+  const gate = await startGate(ctx.pki, ['--workers', '1'])
+  let alice: Proc | undefined
+  try {
+    const pid = gate.child.pid!
+    const idle = procStats(pid)
+    const m = await rawPortal(gate.port, ctx.pki.dir, 'mallory', 'mallory')
+    for (let id = 0; id < 32; id++) await m.write(encodeUsher({kind: 'open', session: id, protocol: 'tcp', host: '127.0.0.1', port: source.port}))
+    await waitFor('the opens answered', () => m.answered.size >= 32, 10000)
+    // From now on mallory reads nothing (nor acknowledges): TCP fills, then the gate must stop.
+    m.tls.pause()
+    let last = -1
+    await waitFor('the sources stalled', async () => {
+      const now = sent
+      await new Promise((r) => setTimeout(r, 500))
+      const still = sent === now && now === last
+      last = sent
+      return still
+    }, 30000)
+    const held = procStats(pid)
+    fig(`sources wrote ${(sent / MB).toFixed(0)} MB before stalling; gate RSS idle ${idle.rss.toFixed(0)} MB, with the stalled tunnel ${held.rss.toFixed(0)} MB`)
+    // The sources' figure counts the kernel's buffers of 32 connections too; what the gate holds is
+    // at most the 32 MiB a tunnel may have unacknowledged (TUNNEL_CAP) plus its read buffers.
+    assert.ok(held.rss - idle.rss < 100, `gate RSS ${held.rss} MB vs idle ${idle.rss} MB`)
+    alice = await startPortal(ctx.pki, gate.port, ['-L', '127.0.0.1:0:127.0.0.1:' + ctx.http.port], 1)
+    await get((alice as Proc & {ports: Record<string, number>}).ports.local)
+    m.destroy()
+    await waitFor('descriptors back', () => procStats(pid).fds <= idle.fds + 2, 30000)
+  } finally {
+    if (alice) await stop(alice)
+    source.close()
     await stop(gate)
   }
 })
